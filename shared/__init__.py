@@ -1,0 +1,1 @@
+"""Workflow engine core: models, engine, ports, adapters and use cases."""

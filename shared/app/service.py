@@ -1,0 +1,204 @@
+"""Use cases of the management API, the trigger handler and the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.app.stats import execution_stats
+from shared.engine.runtime import Engine, HopResult
+from shared.engine.validation import validate_definition
+from shared.errors import InputInvalid, InvalidState, NotFound
+from shared.models import (
+    ExecutionEvent,
+    ExecutionStatus,
+    StepRun,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+from shared.ports import (
+    ExecutionQuery,
+    ExecutionStore,
+    Page,
+    StepTask,
+    WorkflowQuery,
+    WorkflowStore,
+)
+
+_SERVER_FIELDS = ("id", "version", "createdAt", "updatedAt", "lastExecuted", "executionStats",
+                  "owner")
+
+
+@dataclass
+class StartRequest:
+    """Input of ``start_execution``: one object so fields can be added compatibly."""
+
+    workflow_id: str
+    input: dict[str, Any]
+    version: int | None = None
+    trigger: dict[str, Any] | None = None
+    execution_id: str | None = None
+    """Set by triggers for deduplication: a second start with the same id is a no-op."""
+    require_active: bool = False
+
+
+class WorkflowApp:
+    """Workflow management and execution control over the ports."""
+
+    def __init__(self, *, workflows: WorkflowStore, executions: ExecutionStore,
+                 engine: Engine, tenant: str = "default") -> None:
+        self.workflows = workflows
+        self.executions = executions
+        self.engine = engine
+        self.tenant = tenant
+
+    # -- definitions -----------------------------------------------------------------
+
+    def validate(self, raw: Mapping[str, Any]) -> WorkflowDefinition:
+        """Validate without storing (``wfe validate``, dry runs)."""
+        body = {k: v for k, v in raw.items() if k not in _SERVER_FIELDS}
+        return validate_definition(body, self.engine.registry)
+
+    async def create_workflow(self, raw: Mapping[str, Any], owner: str = "") -> WorkflowDefinition:
+        definition = self.validate(raw)
+        now = self.engine.clock.now()
+        definition.id = str(uuid.uuid4())
+        definition.version = 1
+        definition.owner = owner
+        definition.created_at = definition.updated_at = now
+        await self.workflows.create_workflow(definition, self.tenant)
+        return definition
+
+    async def update_workflow(self, workflow_id: str, raw: Mapping[str, Any],
+                              expected_version: int | None = None) -> WorkflowDefinition:
+        """Write a new immutable version; running executions keep theirs."""
+        head = await self.get_workflow(workflow_id)
+        if expected_version is not None and expected_version != head.version:
+            from shared.errors import Conflict
+
+            raise Conflict(f"workflow is at version {head.version}, not {expected_version}",
+                           code="VERSION_MISMATCH", retryable=False)
+        definition = self.validate(raw)
+        definition.id = head.id
+        definition.version = head.version + 1
+        definition.owner = head.owner
+        definition.created_at = head.created_at
+        definition.updated_at = self.engine.clock.now()
+        definition.last_executed = head.last_executed
+        await self.workflows.save_version(definition, head.version, self.tenant)
+        return definition
+
+    async def set_active(self, workflow_id: str, active: bool) -> WorkflowDefinition:
+        head = await self.get_workflow(workflow_id)
+        if head.is_active == active:
+            return head
+        raw = head.to_json_dict()
+        raw["isActive"] = active
+        return await self.update_workflow(workflow_id, raw, head.version)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowDefinition:
+        definition = await self.workflows.get_workflow(workflow_id, self.tenant)
+        if definition is None:
+            raise NotFound(f"workflow {workflow_id} not found")
+        return definition
+
+    async def get_workflow_with_stats(self, workflow_id: str) -> WorkflowDefinition:
+        definition = await self.get_workflow(workflow_id)
+        page = await self.executions.list_executions(
+            ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000))
+        definition.execution_stats = execution_stats(page.items)
+        return definition
+
+    async def get_version(self, workflow_id: str, version: int) -> WorkflowDefinition:
+        definition = await self.workflows.get_version(workflow_id, version, self.tenant)
+        if definition is None:
+            raise NotFound(f"workflow {workflow_id} version {version} not found")
+        return definition
+
+    async def list_versions(self, workflow_id: str) -> list[WorkflowDefinition]:
+        versions = await self.workflows.list_versions(workflow_id, self.tenant)
+        if not versions:
+            raise NotFound(f"workflow {workflow_id} not found")
+        return versions
+
+    async def list_workflows(self, *, active_only: bool = False, tags: tuple[str, ...] = (),
+                             limit: int = 50, cursor: str | None = None
+                             ) -> Page[WorkflowDefinition]:
+        return await self.workflows.list_workflows(WorkflowQuery(
+            tenant=self.tenant, active_only=active_only, tags=tags, limit=limit,
+            cursor=cursor))
+
+    async def delete_workflow(self, workflow_id: str) -> None:
+        if not await self.workflows.delete_workflow(workflow_id, self.tenant):
+            raise NotFound(f"workflow {workflow_id} not found")
+
+    # -- executions ------------------------------------------------------------------
+
+    async def start_execution(self, request: StartRequest) -> WorkflowExecution:
+        if not isinstance(request.input, dict):
+            raise InputInvalid("execution input must be a JSON object", path="/input")
+        if request.version is None:
+            definition = await self.get_workflow(request.workflow_id)
+        else:
+            definition = await self.get_version(request.workflow_id, request.version)
+        if request.require_active and not definition.is_active:
+            raise InvalidState(f"workflow {definition.id} is inactive",
+                               code="WORKFLOW_INACTIVE")
+        execution, created = await self.engine.start_execution(
+            definition, input=request.input, trigger=request.trigger,
+            execution_id=request.execution_id, tenant=self.tenant)
+        if created:
+            await self.workflows.touch_executed(definition.id, execution.started_at)
+        return execution
+
+    async def get_execution(self, execution_id: str) -> WorkflowExecution:
+        execution = await self.executions.get_execution(execution_id)
+        if execution is None or execution.tenant != self.tenant:
+            raise NotFound(f"execution {execution_id} not found")
+        return execution
+
+    async def list_executions(self, *, workflow_id: str | None = None,
+                              status: ExecutionStatus | None = None, limit: int = 50,
+                              cursor: str | None = None) -> Page[WorkflowExecution]:
+        return await self.executions.list_executions(ExecutionQuery(
+            tenant=self.tenant, workflow_id=workflow_id, status=status, limit=limit,
+            cursor=cursor))
+
+    async def step_history(self, execution_id: str) -> list[StepRun]:
+        await self.get_execution(execution_id)
+        return await self.executions.list_runs(execution_id)
+
+    async def events(self, execution_id: str, after_seq: int = 0,
+                     limit: int = 1000) -> list[ExecutionEvent]:
+        await self.get_execution(execution_id)
+        return await self.executions.list_events(execution_id, after_seq, limit)
+
+    async def send_event(self, execution_id: str, name: str, payload: Any = None
+                         ) -> dict[str, Any]:
+        await self.get_execution(execution_id)
+        signal, delivered = await self.engine.send_signal(execution_id, name, payload)
+        return {"signalId": signal.id, "delivered": delivered}
+
+    async def cancel(self, execution_id: str, reason: str = "") -> WorkflowExecution:
+        await self.get_execution(execution_id)
+        return await self.engine.cancel(execution_id, reason)
+
+    async def pause(self, execution_id: str) -> WorkflowExecution:
+        await self.get_execution(execution_id)
+        return await self.engine.pause(execution_id)
+
+    async def resume(self, execution_id: str) -> WorkflowExecution:
+        await self.get_execution(execution_id)
+        return await self.engine.resume(execution_id)
+
+    async def redrive(self, execution_id: str) -> WorkflowExecution:
+        await self.get_execution(execution_id)
+        return await self.engine.redrive(execution_id)
+
+    # -- workers ---------------------------------------------------------------------
+
+    async def execute_step(self, task: StepTask) -> HopResult:
+        """The task-queue target: run one delivery of a step task."""
+        return await self.engine.handle_task(task)

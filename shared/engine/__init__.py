@@ -1,0 +1,1 @@
+"""The engine: executor, transitions, validation and the step plug-in API."""

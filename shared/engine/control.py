@@ -1,0 +1,315 @@
+"""Starting executions and operating them: signals, cancel, pause, resume, redrive,
+and the sweeper that re-enqueues runs whose task was lost."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.engine import policy
+from shared.engine.transitions import ACTIVE_RUN, Commit, wake_run
+from shared.errors import InvalidState, NotFound
+from shared.models import (
+    ExecutionStatus,
+    Signal,
+    StepRun,
+    StepRunStatus,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+from shared.ports import ExecutionTx, StepTask
+
+if TYPE_CHECKING:
+    from shared.engine.runtime import Engine
+
+log = logging.getLogger(__name__)
+
+FAR_FUTURE = datetime(9999, 1, 1).astimezone()
+
+
+class ControlMixin:
+    """Execution lifecycle operations of the ``Engine``."""
+
+    def _new_execution(
+        self: Engine,
+        definition: WorkflowDefinition,
+        *,
+        input: dict[str, Any],
+        trigger: dict[str, Any],
+        execution_id: str | None,
+        tenant: str,
+        now: datetime,
+    ) -> tuple[WorkflowExecution, list[StepRun]]:
+        """An execution and its first run(s), not yet stored."""
+        execution = WorkflowExecution(
+            id=execution_id or str(uuid.uuid4()),
+            workflow_id=definition.id,
+            workflow_version=definition.version,
+            status=ExecutionStatus.RUNNING,
+            variables={**definition.variables, **input},
+            input=input,
+            started_at=now,
+            updated_at=now,
+            trigger=trigger,
+            tenant=tenant,
+        )
+        if definition.timeout_seconds:
+            execution.deadline = now + timedelta(seconds=definition.timeout_seconds)
+        commit = Commit(_Sink(), execution, definition, self.registry, now)
+        first = commit.new_run(definition.first_step(), scope="", context={"prev": None},
+                               visits={}, generation=0, predecessor=None)
+        runs = [first]
+        if execution.deadline is not None:
+            runs.append(StepRun(
+                id=policy.run_id(execution.id, "", "$deadline", 1, 1, 0),
+                execution_id=execution.id, workflow_id=definition.id, step_id="$deadline",
+                step_type="$deadline", status=StepRunStatus.WAITING,
+                due_at=execution.deadline, created_at=now,
+            ))
+        execution.event_seq = 0
+        return execution, runs
+
+    async def start_execution(
+        self: Engine,
+        definition: WorkflowDefinition,
+        *,
+        input: dict[str, Any] | None = None,
+        trigger: dict[str, Any] | None = None,
+        execution_id: str | None = None,
+        tenant: str = "default",
+    ) -> tuple[WorkflowExecution, bool]:
+        """Create and enqueue an execution. With a given id, a second call returns the
+        first execution and ``False`` (the dedup of triggers relies on this)."""
+        now = self.clock.now()
+        execution, runs = self._new_execution(
+            definition, input=dict(input or {}), trigger=trigger or {"type": "manual"},
+            execution_id=execution_id, tenant=tenant, now=now,
+        )
+        self.definitions.put(definition, tenant)
+
+        async def create(tx: ExecutionTx) -> tuple[WorkflowExecution, bool]:
+            existing = await tx.get_execution(execution.id)
+            if existing is not None:
+                return existing, False
+            commit = Commit(tx, execution, definition, self.registry, now)
+            for run in runs:
+                commit.put_run(run)
+            commit.event("execution.started", None, workflowVersion=definition.version,
+                         trigger=execution.trigger)
+            commit.finalize()
+            return execution, True
+
+        stored, created = await self.executions.run_transaction(create)
+        if created:
+            for run in runs:
+                await self._enqueue(run)
+        return stored, created
+
+    async def _enqueue(self: Engine, run: StepRun) -> None:
+        if run.due_at is None:
+            return
+        try:
+            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at,
+                                              run.wake_seq))
+        except Exception:
+            log.warning("enqueue of run %s failed; the sweeper will retry", run.id,
+                        exc_info=True)
+
+    async def _operate(
+        self: Engine, execution_id: str, fn: Any
+    ) -> tuple[WorkflowExecution, list[StepRun]]:
+        """Run ``fn(commit)`` on an execution in a transaction; enqueue what it returns."""
+        now = self.clock.now()
+
+        async def operate(tx: ExecutionTx) -> tuple[WorkflowExecution, list[StepRun]]:
+            execution = await tx.get_execution(execution_id)
+            if execution is None:
+                raise NotFound(f"execution {execution_id} not found")
+            definition = await self.definitions.get(execution)
+            commit = Commit(tx, execution, definition, self.registry, now)
+            extra: list[StepRun] = await fn(commit) or []
+            await commit.close_execution()
+            commit.finalize()
+            return execution, [*commit.outbox, *commit.woken_parents, *extra]
+
+        execution, runs = await self.executions.run_transaction(operate)
+        for run in runs:
+            await self._enqueue(run)
+        return execution, runs
+
+    async def send_signal(
+        self: Engine, execution_id: str, name: str, payload: Any = None,
+        signal_id: str | None = None,
+    ) -> tuple[Signal, bool]:
+        """Deliver an event to an execution; returns the signal and whether a waiting step
+        took it now (else it is kept for the step that waits for it later)."""
+        signal = Signal(id=signal_id or uuid.uuid4().hex, execution_id=execution_id,
+                        name=name, payload=payload, created_at=self.clock.now())
+        delivered = False
+
+        async def deliver(commit: Commit) -> list[StepRun]:
+            nonlocal delivered
+            if commit.execution.status.terminal:
+                raise InvalidState(f"execution is {commit.execution.status.value}")
+            for run in await commit.tx.list_runs(commit.execution.id,
+                                                 frozenset({StepRunStatus.WAITING})):
+                if run.state.get("signal") == name:
+                    signal.consumed_by = run.id
+                    wake_run(run, {"ok": True, "value": payload, "signal": name}, commit.now)
+                    commit.schedule(run)
+                    commit.event("step.woken", run, signal=name)
+                    delivered = True
+                    break
+            commit.tx.put_signal(signal)
+            commit.event("execution.signal", None, name=name, delivered=delivered)
+            return []
+
+        await self._operate(execution_id, deliver)
+        return signal, delivered
+
+    async def cancel(self: Engine, execution_id: str, reason: str = "") -> WorkflowExecution:
+        children: list[str] = []
+
+        async def do(commit: Commit) -> list[StepRun]:
+            if commit.execution.status.terminal:
+                raise InvalidState(f"execution is {commit.execution.status.value}")
+            for run in await commit.tx.list_runs(commit.execution.id, ACTIVE_RUN):
+                if run.state.get("childExecutionId"):
+                    children.append(run.state["childExecutionId"])
+            from shared.models import ErrorInfo
+
+            commit.finish_execution(ExecutionStatus.CANCELLED, error=ErrorInfo(
+                code="CANCELLED", message=reason or "cancelled by an operator"))
+            return []
+
+        execution, _ = await self._operate(execution_id, do)
+        for child in children:
+            try:
+                await self.cancel(child, f"parent {execution_id} cancelled")
+            except (InvalidState, NotFound):
+                pass
+        return execution
+
+    async def pause(self: Engine, execution_id: str) -> WorkflowExecution:
+        async def do(commit: Commit) -> list[StepRun]:
+            if commit.execution.status.terminal or commit.execution.status == ExecutionStatus.PAUSED:
+                raise InvalidState(f"execution is {commit.execution.status.value}")
+            commit.execution.status = ExecutionStatus.PAUSED
+            commit.event("execution.paused", None)
+            return []
+
+        execution, _ = await self._operate(execution_id, do)
+        return execution
+
+    async def resume(self: Engine, execution_id: str) -> WorkflowExecution:
+        async def do(commit: Commit) -> list[StepRun]:
+            if commit.execution.status != ExecutionStatus.PAUSED:
+                raise InvalidState(f"execution is {commit.execution.status.value}, not paused")
+            commit.execution.status = ExecutionStatus.RUNNING
+            commit.event("execution.resumed", None)
+            runs = await commit.tx.list_runs(commit.execution.id, ACTIVE_RUN)
+            return [r for r in runs if r.due_at is not None]
+
+        execution, _ = await self._operate(execution_id, do)
+        return execution
+
+    async def redrive(self: Engine, execution_id: str) -> WorkflowExecution:
+        """Re-run a failed execution from its failed step, on its pinned version."""
+
+        async def do(commit: Commit) -> list[StepRun]:
+            execution = commit.execution
+            if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
+                raise InvalidState(f"execution is {execution.status.value}; only failed or "
+                                   "timed-out executions can be redriven")
+            runs = await commit.tx.list_runs(execution.id)
+            by_id = {r.id: r for r in runs}
+            failed = by_id.get(execution.failed_run_id or "")
+            if failed is None:
+                candidates = [r for r in runs if r.status in (StepRunStatus.FAILED,
+                              StepRunStatus.CANCELLED) and r.step_type != "$deadline"]
+                if not candidates:
+                    raise InvalidState("no failed step to redrive from")
+                failed = candidates[-1]
+            execution.redrive_count += 1
+            generation = execution.redrive_count
+            execution.status = ExecutionStatus.RUNNING
+            execution.error = execution.error_info = execution.failed_run_id = None
+            execution.completed_at = execution.duration = None
+            if execution.deadline is not None and commit.definition.timeout_seconds:
+                execution.deadline = commit.now + timedelta(
+                    seconds=commit.definition.timeout_seconds)
+            revived = _revive_owners(commit, failed, by_id)
+            restart = [failed, *[r for r in runs if r.status == StepRunStatus.CANCELLED
+                                 and any(r.scope.startswith(o) for o in revived)
+                                 and r.id != failed.id]]
+            commit.event("execution.redriven", None, fromStep=failed.step_id,
+                         generation=generation)
+            for old in restart:
+                run = commit.new_run(old.step_id, scope=old.scope, context=old.context,
+                                     visits={k: v - (1 if k == old.step_id else 0)
+                                             for k, v in old.visits.items()},
+                                     generation=generation, predecessor=old.predecessor_id)
+                commit.schedule(run)
+            return []
+
+        execution, _ = await self._operate(execution_id, do)
+        return execution
+
+    async def sweep(self: Engine, grace_seconds: float = 60.0, limit: int = 500) -> int:
+        """Re-enqueue runs whose task should have run by now (lost enqueue, dead worker)."""
+        due = await self.executions.due_runs(self.clock.now(), grace_seconds, limit)
+        for run in due:
+            await self.queue.enqueue(StepTask(run.execution_id, run.id,
+                                              run.due_at or self.clock.now(), run.wake_seq))
+        return len(due)
+
+    async def recover(self: Engine) -> int:
+        """Local mode after a restart: no other worker exists, so every live run is ours
+        to re-enqueue (leases held by the dead process are released)."""
+        now = self.clock.now()
+        runs = await self.executions.due_runs(FAR_FUTURE, 0.0, 1_000_000)
+
+        async def release(tx: ExecutionTx, run_id: str) -> None:
+            stored = await tx.get_run(run_id)
+            if stored is not None and stored.status == StepRunStatus.RUNNING:
+                stored.lease_expires_at = now
+                tx.put_run(stored)
+
+        for run in runs:
+            if run.status == StepRunStatus.RUNNING:
+                await self.executions.run_transaction(lambda tx, rid=run.id: release(tx, rid))
+            await self.queue.enqueue(StepTask(run.execution_id, run.id,
+                                              run.due_at or now, run.wake_seq))
+        return len(runs)
+
+
+def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -> list[str]:
+    """Reopen the fan-out owners a failed body closed, innermost first."""
+    revived: list[str] = []
+    scope = failed.scope
+    while scope:
+        outer, owner_id, index = policy.parse_scope(scope)
+        owner = by_id.get(owner_id)
+        if owner is None:
+            break
+        if owner.status == StepRunStatus.FAILED:
+            owner.status = StepRunStatus.WAITING
+            owner.error = None
+            owner.finished_at = None
+            commit.put_run(owner)
+        commit.tx.delete_join(owner_id, index)
+        revived.append(owner_id)
+        scope = outer
+    return revived
+
+
+class _Sink:
+    """A transaction stand-in that drops writes (building runs before a commit)."""
+
+    def put_run(self, run: StepRun) -> None:
+        pass
+
+    def add_event(self, event: Any) -> None:
+        pass

@@ -1,0 +1,430 @@
+"""What a step's outcome does to the stored state, inside one transaction.
+
+A ``Commit`` wraps one store transaction for one execution: it holds the fresh
+execution document, buffers run writes and events (with gap-free sequence
+numbers), and collects the runs to enqueue once the transaction has committed
+(the outbox). Scope ends and failures propagate from parallel branches and map
+items up to their owner run, and from the main flow to the execution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.engine import policy
+from shared.engine.steps import Complete, StepRegistry
+from shared.expressions import render
+from shared.models import (
+    ErrorInfo,
+    ErrorStrategy,
+    ExecutionEvent,
+    ExecutionStatus,
+    JoinMark,
+    StepRun,
+    StepRunStatus,
+    WorkflowDefinition,
+    WorkflowExecution,
+    WorkflowStep,
+)
+from shared.ports import ExecutionTx
+
+ACTIVE_RUN = frozenset(
+    {StepRunStatus.SCHEDULED, StepRunStatus.RUNNING, StepRunStatus.WAITING}
+)
+EXECUTION_EVENT = {
+    ExecutionStatus.SUCCEEDED: "execution.succeeded",
+    ExecutionStatus.FAILED: "execution.failed",
+    ExecutionStatus.CANCELLED: "execution.cancelled",
+    ExecutionStatus.TIMED_OUT: "execution.timed_out",
+}
+
+
+@dataclass
+class Commit:
+    """One transaction's worth of changes to one execution."""
+
+    tx: ExecutionTx
+    execution: WorkflowExecution
+    definition: WorkflowDefinition
+    registry: StepRegistry
+    now: datetime
+    max_steps: int = 10_000
+    outbox: list[StepRun] = field(default_factory=list)
+    woken_parents: list[StepRun] = field(default_factory=list)
+    children: list[WorkflowExecution] = field(default_factory=list)
+    child_runs: list[StepRun] = field(default_factory=list)
+    pending_signal: tuple[StepRun, str] | None = None
+    """A run parked on a signal: a signal that arrived earlier completes it at once."""
+    _runs: dict[str, StepRun] = field(default_factory=dict)
+    _pending_joins: list[tuple[str, int, Any, tuple[ErrorInfo, StepRun] | None]] = field(
+        default_factory=list
+    )
+    _origin: StepRun | None = None
+    """The innermost failed run when a body failure ends the execution."""
+    ended: bool = False
+    """Whether this commit ended the execution."""
+
+    # -- buffering -------------------------------------------------------------------
+
+    def event(self, kind: str, run: StepRun | None = None, **data: Any) -> None:
+        self.execution.event_seq += 1
+        self.tx.add_event(
+            ExecutionEvent(
+                execution_id=self.execution.id,
+                workflow_id=self.execution.workflow_id,
+                seq=self.execution.event_seq,
+                type=kind,
+                step_id=run.step_id if run else None,
+                run_id=run.id if run else None,
+                status=run.status.value if run else self.execution.status.value,
+                data=data,
+                at=self.now,
+            )
+        )
+
+    def put_run(self, run: StepRun) -> None:
+        self._runs[run.id] = run
+        self.tx.put_run(run)
+
+    def schedule(self, run: StepRun) -> None:
+        """Write a new or woken run and enqueue it after the commit."""
+        self.put_run(run)
+        self.outbox.append(run)
+
+    def finalize(self) -> None:
+        """Write the execution document; call once, last."""
+        self.execution.updated_at = self.now
+        self.tx.put_execution(self.execution)
+
+    # -- new runs --------------------------------------------------------------------
+
+    def new_run(
+        self,
+        step_id: str,
+        *,
+        scope: str,
+        context: dict[str, Any],
+        visits: dict[str, int],
+        generation: int,
+        predecessor: str | None,
+        due_at: datetime | None = None,
+        attempt: int = 1,
+    ) -> StepRun:
+        """A scheduled run for the next visit of ``step_id`` (raises on a loop overrun)."""
+        step = self.definition.step(step_id)
+        visits = dict(visits)
+        iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
+        visits[step_id] = iteration
+        if step.max_iterations is not None and iteration > step.max_iterations:
+            raise LoopLimit(step_id, step.max_iterations)
+        rid = policy.run_id(self.execution.id, scope, step_id, iteration, attempt, generation)
+        return StepRun(
+            id=rid,
+            execution_id=self.execution.id,
+            workflow_id=self.execution.workflow_id,
+            step_id=step_id,
+            step_type=step.type,
+            scope=scope,
+            iteration=iteration,
+            attempt=attempt,
+            status=StepRunStatus.SCHEDULED,
+            due_at=due_at or self.now,
+            context=context,
+            visits=visits,
+            generation=generation,
+            predecessor_id=predecessor,
+            idempotency_key=rid,
+            created_at=self.now,
+        )
+
+    # -- outcomes --------------------------------------------------------------------
+
+    def successors(self, run: StepRun, targets: list[str], prev: Any) -> list[StepRun]:
+        """Schedule the next steps of ``run`` in its scope, or end the scope."""
+        if not targets:
+            self.scope_succeeded(run, prev)
+            return []
+        context = {k: v for k, v in run.context.items() if k in ("item", "index")}
+        context["prev"] = prev
+        created: list[StepRun] = []
+        for target in targets:
+            try:
+                nxt = self.new_run(
+                    target,
+                    scope=run.scope,
+                    context=context,
+                    visits=run.visits,
+                    generation=run.generation,
+                    predecessor=run.id,
+                )
+            except LoopLimit as exc:
+                self.scope_failed(run, exc.error)
+                return created
+            self.schedule(nxt)
+            created.append(nxt)
+        return created
+
+    def complete(self, run: StepRun, outcome: Complete, step: WorkflowStep) -> list[StepRun]:
+        """Record a successful run and schedule what follows it."""
+        if outcome.set_vars:
+            self.execution.variables.update(outcome.set_vars)
+        if step.output_var:
+            self.execution.variables[step.output_var] = outcome.output
+        self.finish_run(run, StepRunStatus.SUCCEEDED, output=outcome.output)
+        targets = outcome.next_steps if outcome.next_steps is not None else step.next_steps
+        return self.successors(run, list(targets), outcome.output)
+
+    def finish_run(
+        self,
+        run: StepRun,
+        status: StepRunStatus,
+        *,
+        output: Any = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        run.status = status
+        run.output, run.output_truncated = policy.cap_output(output, 256 * 1024)
+        run.error = error
+        run.finished_at = self.now
+        run.lease_owner = None
+        run.lease_expires_at = None
+        started = run.started_at or run.created_at
+        run.duration_ms = max(0.0, (self.now - started).total_seconds() * 1000)
+        self.execution.steps_run += 1
+        self.execution.current_step = run.step_id
+        self.put_run(run)
+        kind = {
+            StepRunStatus.SUCCEEDED: "step.succeeded",
+            StepRunStatus.FAILED: "step.failed",
+            StepRunStatus.SKIPPED: "step.skipped",
+            StepRunStatus.CANCELLED: "step.cancelled",
+        }[status]
+        data: dict[str, Any] = {"attempt": run.attempt, "durationMs": run.duration_ms}
+        if error is not None:
+            data["error"] = error.to_json_dict()
+        self.event(kind, run, **data)
+        if self.execution.steps_run > self.max_steps and not self.execution.status.terminal:
+            self.finish_execution(
+                ExecutionStatus.FAILED,
+                error=ErrorInfo(
+                    code="MAX_STEPS_EXCEEDED",
+                    message=f"execution ran more than {self.max_steps} steps",
+                    step_id=run.step_id,
+                ),
+                failed_run=run,
+            )
+
+    def failed(self, run: StepRun, step: WorkflowStep, error: ErrorInfo) -> list[StepRun]:
+        """Record a failed attempt and apply the step's retry policy and error strategy."""
+        error.step_id = error.step_id or step.id
+        retry = step.on_error.effective_retry()
+        if policy.should_retry(retry, run.attempt, error):
+            assert retry is not None
+            delay = policy.backoff_seconds(retry, run.attempt, run.id)
+            self.finish_run(run, StepRunStatus.FAILED, error=error)
+            nxt = self.new_run(
+                step.id,
+                scope=run.scope,
+                context=run.context,
+                visits=run.visits,
+                generation=run.generation,
+                predecessor=run.predecessor_id,
+                due_at=self.now + timedelta(seconds=delay),
+                attempt=run.attempt + 1,
+            )
+            self.schedule(nxt)
+            self.event("step.retrying", nxt, delaySeconds=delay, attempt=nxt.attempt)
+            return [nxt]
+        self.finish_run(run, StepRunStatus.FAILED, error=error)
+        strategy = step.on_error.strategy
+        prev = {"error": error.to_json_dict(), "input": run.input}
+        if strategy == ErrorStrategy.CONTINUE:
+            return self.successors(run, step.next_steps[:1], prev)
+        if strategy == ErrorStrategy.FALLBACK and step.on_error.fallback_step:
+            return self.successors(run, [step.on_error.fallback_step], prev)
+        self.scope_failed(run, error)
+        return []
+
+    # -- scopes ----------------------------------------------------------------------
+
+    def scope_succeeded(self, run: StepRun, output: Any) -> None:
+        if not run.scope:
+            result = output
+            if self.definition.output is not None:
+                env = {"vars": self.execution.variables, "input": self.execution.input,
+                       "prev": output, "item": None, "index": None,
+                       "execution": {"id": self.execution.id}}
+                result = render(self.definition.output, env)
+            self.finish_execution(ExecutionStatus.SUCCEEDED, result=result)
+            return
+        _, owner_id, index = policy.parse_scope(run.scope)
+        self.tx.put_join(
+            JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.SUCCEEDED,
+                     output=output)
+        )
+        self._pending_joins.append((owner_id, index, output, None))
+
+    def scope_failed(self, run: StepRun, error: ErrorInfo) -> None:
+        if not run.scope:
+            self.finish_execution(ExecutionStatus.FAILED, error=error, failed_run=run)
+            return
+        _, owner_id, index = policy.parse_scope(run.scope)
+        self.tx.put_join(
+            JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.FAILED,
+                     error=error)
+        )
+        self._pending_joins.append((owner_id, index, None, (error, run)))
+
+    async def settle_joins(self) -> None:
+        """Resolve branch/item ends recorded by this commit against their owners (reads)."""
+        while self._pending_joins:
+            owner_id, index, _output, failure = self._pending_joins.pop(0)
+            owner = self._runs.get(owner_id) or await self.tx.get_run(owner_id)
+            if owner is None or owner.status != StepRunStatus.WAITING:
+                continue  # the owner already ended (a sibling failed, or cancelled)
+            step = self.definition.step(owner.step_id)
+            step_type = self.registry.get(step.type)
+            config = step_type.parse_config(step.config)
+            if failure is not None:
+                error, origin = failure
+                wrapped = ErrorInfo(
+                    code=error.code,
+                    message=f"{step.id}[{index}] failed at {error.step_id}: {error.message}",
+                    retryable=error.retryable,
+                    step_id=step.id,
+                )
+                self._origin = self._origin or origin
+                self.failed(owner, step, wrapped)
+                continue
+            marks = [m for m in await self.tx.list_joins(owner_id) if m.index != index]
+            marks.append(JoinMark(owner_run_id=owner_id, index=index,
+                                  status=StepRunStatus.SUCCEEDED, output=_output))
+            total = int(owner.state.get("total", 0))
+            window = int(owner.state.get("window", total))
+            if len(marks) >= total:
+                outcome = step_type.join(owner, config, sorted(marks, key=lambda m: m.index))
+                self.complete(owner, outcome, step)
+            elif index + window < total:
+                self.start_body(owner, step_type, config, index + window)
+
+    def start_body(self, owner: StepRun, step_type: Any, config: Any, index: int) -> None:
+        body = step_type.body(owner, config, index)
+        scope = f"{owner.scope}/{owner.id}/{index}" if owner.scope else f"{owner.id}/{index}"
+        try:
+            run = self.new_run(
+                body.start_step,
+                scope=scope,
+                context=body.context,
+                visits={},
+                generation=owner.generation,
+                predecessor=owner.id,
+            )
+        except LoopLimit as exc:  # pragma: no cover - a body start is visited once
+            self.scope_failed(owner, exc.error)
+            return
+        self.schedule(run)
+
+    async def settle_signal(self) -> None:
+        """Consume a signal that arrived before its ``wait_for_event`` step parked."""
+        if self.pending_signal is None:
+            return
+        run, name = self.pending_signal
+        signal = await self.tx.find_signal(self.execution.id, name)
+        if signal is None:
+            return
+        signal.consumed_by = run.id
+        self.tx.put_signal(signal)
+        wake_run(run, {"ok": True, "value": signal.payload, "signal": name}, self.now)
+        self.outbox = [r for r in self.outbox if r.id != run.id]
+        self.schedule(run)
+        self.event("step.woken", run, signal=name)
+
+    def write_children(self) -> None:
+        """Create child executions (subworkflows) started by this commit."""
+        for child in self.children:
+            self.tx.put_execution(child)
+        for run in self.child_runs:
+            self.tx.put_run(run)
+
+    # -- execution end ---------------------------------------------------------------
+
+    def finish_execution(
+        self,
+        status: ExecutionStatus,
+        *,
+        result: Any = None,
+        error: ErrorInfo | None = None,
+        failed_run: StepRun | None = None,
+    ) -> None:
+        exe = self.execution
+        if exe.status.terminal:
+            return
+        exe.status = status
+        exe.completed_at = self.now
+        exe.duration = max(0.0, (self.now - exe.started_at).total_seconds() * 1000)
+        if status == ExecutionStatus.SUCCEEDED:
+            exe.result, _ = policy.cap_output(result, 512 * 1024)
+        if error is not None:
+            exe.error = f"{error.code}: {error.message}"
+            exe.error_info = error
+        origin = self._origin or failed_run
+        if origin is not None and status == ExecutionStatus.FAILED:
+            exe.failed_run_id = origin.id
+        data: dict[str, Any] = {"durationMs": exe.duration}
+        if error is not None:
+            data["error"] = error.to_json_dict()
+        self.event(EXECUTION_EVENT[status], None, **data)
+        self.ended = True
+
+    async def close_execution(self) -> None:
+        """After an execution ended in this commit: cancel its live runs, wake its parent."""
+        if not self.ended:
+            return
+        exe = self.execution
+        for run in await self.tx.list_runs(exe.id, ACTIVE_RUN):
+            if run.id in self._runs and self._runs[run.id].status not in ACTIVE_RUN:
+                continue
+            run = self._runs.get(run.id, run)
+            run.status = StepRunStatus.CANCELLED
+            run.finished_at = self.now
+            run.lease_owner = None
+            self.put_run(run)
+        self.outbox = [r for r in self.outbox if r.status == StepRunStatus.SCHEDULED
+                       and r.execution_id != exe.id]
+        if exe.parent is None:
+            return
+        parent_run = await self.tx.get_run(exe.parent.run_id)
+        if parent_run is None or parent_run.status != StepRunStatus.WAITING:
+            return
+        if exe.status == ExecutionStatus.SUCCEEDED:
+            wake: dict[str, Any] = {"ok": True, "value": exe.result}
+        else:
+            wake = {"ok": False, "error": {
+                "code": "CHILD_" + exe.status.value.upper(),
+                "message": f"child execution {exe.id} ended {exe.status.value}: {exe.error}",
+            }}
+        wake_run(parent_run, wake, self.now)
+        self.tx.put_run(parent_run)
+        self.woken_parents.append(parent_run)
+
+
+class LoopLimit(Exception):
+    """A step was visited more often than its ``maxIterations``."""
+
+    def __init__(self, step_id: str, limit: int) -> None:
+        super().__init__(step_id)
+        self.error = ErrorInfo(
+            code="LOOP_LIMIT_EXCEEDED",
+            message=f"step {step_id!r} visited more than maxIterations={limit} times",
+            step_id=step_id,
+        )
+
+
+def wake_run(run: StepRun, wake: dict[str, Any], now: datetime) -> None:
+    """Turn a parked run back into a scheduled one carrying ``wake`` (signal, child end)."""
+    run.state = {**run.state, "wake": wake}
+    run.status = StepRunStatus.SCHEDULED
+    run.due_at = now
+    run.wake_seq += 1

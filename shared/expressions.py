@@ -1,0 +1,146 @@
+"""CEL expressions and ``${...}`` templates, compiled once and never ``eval``-ed.
+
+Expressions see these roots: ``vars`` (execution variables), ``input`` (execution
+input), ``prev`` (output of the previous step in the scope), ``item`` and ``index``
+(inside a map body), ``execution`` (id, workflowId, version), and in trigger
+filters ``data`` and ``attributes``. The CEL runtime is the Rust core of the
+``common-expression-language`` package; Python objects are passed as values only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+from shared.errors import Issue, StepFailed
+
+STEP_ROOTS = frozenset({"vars", "input", "prev", "item", "index", "execution"})
+"""Variables a step expression may reference."""
+TRIGGER_ROOTS = frozenset({"data", "attributes", "topic"})
+MAX_EXPRESSION_LENGTH = 4096
+_TEMPLATE = re.compile(r"\$\{(.+?)\}(?!\})", re.DOTALL)
+_MACRO_VAR = re.compile(r"\.(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled CEL expression."""
+
+    source: str
+    program: Any
+
+    def evaluate(self, env: Mapping[str, Any]) -> Any:
+        """Evaluate against ``env``; runtime errors become a non-retryable step failure."""
+        try:
+            return self.program.execute(dict(env))
+        except Exception as exc:  # the CEL runtime raises several builtin types
+            raise StepFailed(
+                f"expression {self.source!r} failed: {exc}",
+                code="EXPRESSION_ERROR",
+                retryable=False,
+            ) from exc
+
+
+@lru_cache(maxsize=4096)
+def _compile_cached(source: str) -> Expression:
+    return Expression(source, cel.compile(source))
+
+
+def compile_expression(
+    source: str, path: str = "", roots: frozenset[str] = STEP_ROOTS
+) -> tuple[Expression | None, list[Issue]]:
+    """Compile ``source`` and check the variables it references against ``roots``."""
+    if not isinstance(source, str) or not source.strip():
+        return None, [Issue("EXPRESSION_EMPTY", "expression must be a non-empty string", path)]
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        return None, [
+            Issue(
+                "EXPRESSION_TOO_LONG",
+                f"expression longer than {MAX_EXPRESSION_LENGTH} characters",
+                path,
+            )
+        ]
+    try:
+        expression = _compile_cached(source)
+    except Exception as exc:
+        message = str(exc).splitlines()[0]
+        return None, [Issue("EXPRESSION_SYNTAX", f"invalid CEL: {message}", path)]
+    bound = set(_MACRO_VAR.findall(source))
+    unknown = sorted(set(expression.program.variables()) - roots - bound)
+    if unknown:
+        return None, [
+            Issue(
+                "EXPRESSION_UNKNOWN_VARIABLE",
+                f"unknown variable(s) {', '.join(unknown)}; allowed: {', '.join(sorted(roots))}",
+                path,
+            )
+        ]
+    return expression, []
+
+
+def expression(source: str, roots: frozenset[str] = STEP_ROOTS) -> Expression:
+    """Compile an expression already validated at save time (raises on bad input)."""
+    compiled, issues = compile_expression(source, roots=roots)
+    if compiled is None:
+        raise StepFailed(issues[0].message, code=issues[0].code, retryable=False)
+    return compiled
+
+
+def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk_strings(item, f"{path}/{_escape(str(key))}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_strings(item, f"{path}/{index}")
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def check_template(value: Any, path: str, roots: frozenset[str] = STEP_ROOTS) -> list[Issue]:
+    """Compile every ``${...}`` inside ``value`` (any JSON); return the problems found."""
+    issues: list[Issue] = []
+    for sub_path, text in _walk_strings(value, path):
+        for match in _TEMPLATE.finditer(text):
+            _, found = compile_expression(match.group(1), sub_path, roots)
+            issues.extend(found)
+        if "${" in text and not _TEMPLATE.search(text):
+            issues.append(Issue("TEMPLATE_SYNTAX", "unterminated ${ in template", sub_path))
+    return issues
+
+
+def render(value: Any, env: Mapping[str, Any]) -> Any:
+    """Substitute templates in ``value``.
+
+    A string that is exactly one ``${expr}`` becomes the expression's typed value; a
+    string with text around expressions gets their string forms spliced in.
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        whole = _TEMPLATE.fullmatch(value)
+        if whole:
+            return expression(whole.group(1)).evaluate(env)
+        return _TEMPLATE.sub(lambda m: _to_text(expression(m.group(1)).evaluate(env)), value)
+    if isinstance(value, Mapping):
+        return {key: render(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, env) for item in value]
+    return value
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,53 @@
+"""Pydantic models: definitions, executions, step runs, events."""
+
+from shared.models.definition import (
+    ErrorHandling,
+    ErrorStrategy,
+    EventTrigger,
+    ExecutionStats,
+    ManualTrigger,
+    RetryPolicy,
+    ScheduleTrigger,
+    StepCondition,
+    TriggerKind,
+    WebhookTrigger,
+    WorkflowDefinition,
+    WorkflowStep,
+    WorkflowTrigger,
+)
+from shared.models.execution import (
+    ErrorInfo,
+    ExecutionEvent,
+    ExecutionStatus,
+    JoinMark,
+    ParentLink,
+    Signal,
+    StepRun,
+    StepRunStatus,
+    WorkflowExecution,
+)
+
+__all__ = [
+    "ErrorHandling",
+    "ErrorInfo",
+    "ErrorStrategy",
+    "EventTrigger",
+    "ExecutionEvent",
+    "ExecutionStats",
+    "ExecutionStatus",
+    "JoinMark",
+    "ManualTrigger",
+    "ParentLink",
+    "RetryPolicy",
+    "ScheduleTrigger",
+    "Signal",
+    "StepCondition",
+    "StepRun",
+    "StepRunStatus",
+    "TriggerKind",
+    "WebhookTrigger",
+    "WorkflowDefinition",
+    "WorkflowExecution",
+    "WorkflowStep",
+    "WorkflowTrigger",
+]

@@ -1,0 +1,178 @@
+"""Workflow definitions: the seed's WorkflowDefinition and WorkflowStep, extended."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from shared.models._base import ApiModel, utcnow
+
+
+class ErrorStrategy(StrEnum):
+    """What happens when a step fails for good (after its retries)."""
+
+    FAIL = "fail"
+    RETRY = "retry"
+    CONTINUE = "continue"
+    FALLBACK = "fallback"
+
+
+class RetryPolicy(ApiModel):
+    """Retry schedule of a step. Delays grow by ``multiplier`` up to ``max_delay_seconds``."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    """Total attempts including the first one."""
+    initial_delay_seconds: float = Field(default=1.0, ge=0, le=86_400)
+    """Delay before the second attempt."""
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    """Factor applied to the delay after each attempt."""
+    max_delay_seconds: float = Field(default=300.0, ge=0, le=30 * 86_400)
+    """Upper bound of any single delay."""
+    jitter: float = Field(default=0.1, ge=0, le=1.0)
+    """Fraction of the delay randomised (deterministically per step run) to spread retries."""
+    retry_on: list[str] | None = None
+    """Error codes that may be retried; ``None`` retries every retryable error."""
+
+
+class ErrorHandling(ApiModel):
+    """The seed's ``onError``: strategy, retry policy and fallback step."""
+
+    strategy: ErrorStrategy = ErrorStrategy.FAIL
+    """fail the execution, retry then fail, continue to nextSteps, or go to ``fallback_step``."""
+    retry: RetryPolicy | None = None
+    """Retry policy; applies to every strategy. ``strategy: retry`` without one uses defaults."""
+    fallback_step: str | None = None
+    """Step to run when the strategy is ``fallback``; it receives the error as ``prev``."""
+
+    @model_validator(mode="after")
+    def _fallback_needs_step(self) -> ErrorHandling:
+        if self.strategy == ErrorStrategy.FALLBACK and not self.fallback_step:
+            raise ValueError("strategy 'fallback' needs fallbackStep")
+        return self
+
+    def effective_retry(self) -> RetryPolicy | None:
+        """The retry policy in force, with the defaults of ``strategy: retry``."""
+        if self.retry is not None:
+            return self.retry
+        if self.strategy == ErrorStrategy.RETRY:
+            return RetryPolicy()
+        return None
+
+
+class StepCondition(ApiModel):
+    """A CEL guard: the step runs only when every condition is true, else it is skipped."""
+
+    expression: str = Field(min_length=1, max_length=4096)
+    description: str | None = None
+
+
+class WorkflowStep(ApiModel):
+    """One step of a workflow (the seed's WorkflowStep)."""
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+    """Unique id within the definition; used in nextSteps and expressions."""
+    name: str = Field(default="", max_length=200)
+    type: str = Field(min_length=1, max_length=64)
+    """A registered step type: http, transform, branch, wait, wait_for_event, parallel, map,
+    subworkflow, publish, decision, llm, or a custom one."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Type-specific configuration, validated by the step type."""
+    conditions: list[StepCondition] | None = None
+    next_steps: list[str] = Field(default_factory=list)
+    """Possible next steps. Non-branching types take at most one."""
+    on_error: ErrorHandling = Field(default_factory=ErrorHandling)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    """Time limit of one attempt of this step (waits have their own limits)."""
+    max_iterations: int | None = Field(default=None, ge=1, le=10_000)
+    """Visits allowed to this step in one scope; bounds loops that pass through it."""
+    output_var: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    """Store the step's output in ``vars.<output_var>``."""
+
+
+class TriggerKind(StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    EVENT = "event"
+    WEBHOOK = "webhook"
+
+
+class ManualTrigger(ApiModel):
+    type: Literal["manual"] = "manual"
+
+
+class ScheduleTrigger(ApiModel):
+    type: Literal["schedule"] = "schedule"
+    cron: str = Field(min_length=1, max_length=200)
+    """Five-field cron expression."""
+    timezone: str = "UTC"
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventTrigger(ApiModel):
+    type: Literal["event"] = "event"
+    topic: str = Field(min_length=1, max_length=255)
+    filter: str | None = Field(default=None, max_length=4096)
+    """CEL over ``attributes`` and ``data`` of the message."""
+
+
+class WebhookTrigger(ApiModel):
+    type: Literal["webhook"] = "webhook"
+    secret_ref: str = Field(min_length=1, max_length=512)
+    """Reference to the HMAC secret (a Secret Manager name, or ``env:VAR`` locally)."""
+
+
+WorkflowTrigger = Annotated[
+    ManualTrigger | ScheduleTrigger | EventTrigger | WebhookTrigger, Field(discriminator="type")
+]
+
+
+class ExecutionStats(ApiModel):
+    """Counts and durations of a workflow's executions."""
+
+    total: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+    duration_p50_ms: float | None = None
+    duration_p95_ms: float | None = None
+    duration_p99_ms: float | None = None
+    last_error: str | None = None
+
+
+class WorkflowDefinition(ApiModel):
+    """A workflow as stored: the seed's WorkflowDefinition plus start step and limits."""
+
+    id: str = ""
+    """UUID, assigned on create."""
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    version: int = 1
+    is_active: bool = True
+    trigger: WorkflowTrigger = Field(default_factory=ManualTrigger)
+    steps: list[WorkflowStep] = Field(min_length=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    """Initial execution variables; the execution input is merged over them."""
+    owner: str = ""
+    tags: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_executed: datetime | None = None
+    execution_stats: ExecutionStats = Field(default_factory=ExecutionStats)
+    start_step: str | None = None
+    """First step; defaults to the first entry of ``steps``."""
+    timeout_seconds: float | None = Field(default=None, gt=0, le=365 * 86_400)
+    """Time limit of a whole execution; it ends ``timed_out`` when exceeded."""
+    output: Any = None
+    """Template of the execution result (``${...}`` expressions); defaults to the last output."""
+
+    _index: dict[str, WorkflowStep] | None = PrivateAttr(default=None)
+
+    def step(self, step_id: str) -> WorkflowStep:
+        """The step with this id (KeyError if absent)."""
+        if self._index is None:
+            self._index = {step.id: step for step in self.steps}
+        return self._index[step_id]
+
+    def first_step(self) -> str:
+        return self.start_step or self.steps[0].id

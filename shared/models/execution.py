@@ -1,0 +1,185 @@
+"""Executions, step runs and the events streamed about them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from shared.models._base import ApiModel, RecordModel, utcnow
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_EXECUTION
+
+
+_TERMINAL_EXECUTION = {
+    ExecutionStatus.SUCCEEDED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.CANCELLED,
+    ExecutionStatus.TIMED_OUT,
+}
+
+
+class StepRunStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    """Created and due at ``due_at``; a task for it is (or will be) on the queue."""
+    RUNNING = "running"
+    """Claimed by a worker holding a lease."""
+    WAITING = "waiting"
+    """Parked: a durable wait, an event, branches or a child execution to finish."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_RUN
+
+
+_TERMINAL_RUN = {
+    StepRunStatus.SUCCEEDED,
+    StepRunStatus.FAILED,
+    StepRunStatus.SKIPPED,
+    StepRunStatus.CANCELLED,
+}
+
+
+class ErrorInfo(RecordModel):
+    code: str
+    message: str
+    retryable: bool = False
+    step_id: str | None = None
+
+
+class ParentLink(RecordModel):
+    """Where a child execution reports back (a subworkflow step run)."""
+
+    execution_id: str
+    run_id: str
+
+
+class WorkflowExecution(ApiModel):
+    """One run of a workflow (the seed's WorkflowExecution, extended)."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    """The definition version this execution is pinned to."""
+    status: ExecutionStatus = ExecutionStatus.PENDING
+    current_step: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    error_info: ErrorInfo | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+    duration: float | None = None
+    """Milliseconds from start to completion."""
+    deadline: datetime | None = None
+    trigger: dict[str, Any] = Field(default_factory=lambda: {"type": "manual"})
+    """How it started: type plus trigger-specific fields (message id, schedule time...)."""
+    parent: ParentLink | None = None
+    tenant: str = "default"
+    redrive_count: int = 0
+    event_seq: int = 0
+    """Sequence number of the last event emitted for this execution."""
+    steps_run: int = 0
+    """Step runs finished so far (guards against runaway executions)."""
+    failed_run_id: str | None = None
+
+
+class StepRun(RecordModel):
+    """One attempt of one step in one scope: the unit of exactly-once recording."""
+
+    id: str
+    execution_id: str
+    workflow_id: str = ""
+    step_id: str
+    step_type: str
+    scope: str = ""
+    """'' for the main flow; '<owner run id>/<index>' inside a parallel branch or map item."""
+    iteration: int = 1
+    attempt: int = 1
+    status: StepRunStatus = StepRunStatus.SCHEDULED
+    due_at: datetime | None = Field(default_factory=utcnow)
+    """When the run's task is due; ``None`` for a parked run with no timer."""
+    generation: int = 0
+    """Redrive generation the run belongs to (part of its id)."""
+    visits: dict[str, int] = Field(default_factory=dict)
+    """Visits per step along this run's path in its scope (bounds loops)."""
+    context: dict[str, Any] = Field(default_factory=dict)
+    """Values the step sees besides vars: ``prev`` output, map ``item`` and ``index``."""
+    input: Any = None
+    """The step's resolved configuration, as recorded when it ran."""
+    output: Any = None
+    output_truncated: bool = False
+    error: ErrorInfo | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+    """Durable state of a parked step (wait target, wake payload, branch count...)."""
+    wake_seq: int = 0
+    """Bumped each time the run is re-queued while parked; part of the task name."""
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    idempotency_key: str = ""
+    predecessor_id: str | None = None
+    deliveries: int = 0
+    """How many task deliveries claimed this run."""
+
+
+class ExecutionEvent(RecordModel):
+    """A change streamed to clients; ``seq`` is gap-free per execution."""
+
+    execution_id: str
+    workflow_id: str
+    seq: int
+    type: str
+    """execution.started|step.started|step.succeeded|step.failed|step.retrying|step.waiting|
+    step.skipped|execution.waiting|execution.paused|execution.resumed|execution.succeeded|
+    execution.failed|execution.cancelled|execution.timed_out"""
+    step_id: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class JoinMark(RecordModel):
+    """A finished branch or map item of a fan-out step run."""
+
+    owner_run_id: str
+    index: int
+    status: StepRunStatus
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+class Signal(RecordModel):
+    """An event sent to an execution, consumed by a ``wait_for_event`` step."""
+
+    id: str
+    execution_id: str
+    name: str
+    payload: Any = None
+    consumed_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,184 @@
+"""Ports: what the core needs from the outside world, as Protocols.
+
+Adapters live in ``shared/adapters``: SQLite and in-process ones for local mode and
+tests, Google ones (Firestore, Cloud Tasks, Pub/Sub, Scheduler) for the cloud. Every
+port has one conformance suite in ``tests/contract`` run against every adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from shared.models import (
+    ExecutionEvent,
+    ExecutionStatus,
+    JoinMark,
+    Signal,
+    StepRun,
+    StepRunStatus,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """Wall-clock time, injectable so tests can move it."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; pass ``next_cursor`` back to get the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowQuery:
+    tenant: str = "default"
+    active_only: bool = False
+    tags: tuple[str, ...] = ()
+    """Workflows carrying every one of these tags."""
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    tenant: str = "default"
+    workflow_id: str | None = None
+    status: ExecutionStatus | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+class WorkflowStore(Protocol):
+    """Workflow heads and their immutable versions."""
+
+    async def create_workflow(self, definition: WorkflowDefinition, tenant: str) -> None:
+        """Store a new workflow and its version 1 atomically; Conflict if the id exists."""
+
+    async def save_version(
+        self, definition: WorkflowDefinition, expected_version: int, tenant: str
+    ) -> None:
+        """Store ``definition`` (version = expected + 1) as the new head, atomically.
+
+        Raises Conflict when the head is no longer at ``expected_version``.
+        """
+
+    async def get_workflow(self, workflow_id: str, tenant: str) -> WorkflowDefinition | None:
+        """The head (latest version) of a workflow that is not deleted."""
+
+    async def get_version(
+        self, workflow_id: str, version: int, tenant: str
+    ) -> WorkflowDefinition | None:
+        """An immutable version; still readable after the workflow is deleted."""
+
+    async def list_versions(self, workflow_id: str, tenant: str) -> list[WorkflowDefinition]: ...
+
+    async def list_workflows(self, query: WorkflowQuery) -> Page[WorkflowDefinition]: ...
+
+    async def delete_workflow(self, workflow_id: str, tenant: str) -> bool:
+        """Hide the head; versions stay for the executions pinned to them."""
+
+    async def touch_executed(self, workflow_id: str, at: datetime) -> None:
+        """Record ``lastExecuted`` on the head without writing a new version."""
+
+
+class ExecutionTx(Protocol):
+    """One atomic unit of work over executions. All reads come before any write."""
+
+    async def get_execution(self, execution_id: str) -> WorkflowExecution | None: ...
+
+    async def get_run(self, run_id: str) -> StepRun | None: ...
+
+    async def list_runs(
+        self, execution_id: str, statuses: frozenset[StepRunStatus] | None = None
+    ) -> list[StepRun]: ...
+
+    async def list_joins(self, owner_run_id: str) -> list[JoinMark]: ...
+
+    async def find_signal(self, execution_id: str, name: str) -> Signal | None:
+        """The oldest unconsumed signal of that name, if any."""
+
+    def put_execution(self, execution: WorkflowExecution) -> None: ...
+
+    def put_run(self, run: StepRun) -> None: ...
+
+    def put_join(self, mark: JoinMark) -> None: ...
+
+    def delete_join(self, owner_run_id: str, index: int) -> None: ...
+
+    def put_signal(self, signal: Signal) -> None: ...
+
+    def add_event(self, event: ExecutionEvent) -> None: ...
+
+
+class ExecutionStore(Protocol):
+    """Executions, step runs, join marks, signals and events."""
+
+    async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction; it may be called again on contention."""
+
+    async def get_execution(self, execution_id: str) -> WorkflowExecution | None: ...
+
+    async def list_executions(self, query: ExecutionQuery) -> Page[WorkflowExecution]: ...
+
+    async def get_run(self, run_id: str) -> StepRun | None: ...
+
+    async def list_runs(self, execution_id: str) -> list[StepRun]:
+        """Every step run of an execution, oldest first."""
+
+    async def list_events(
+        self, execution_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[ExecutionEvent]: ...
+
+    async def due_runs(self, now: datetime, grace_seconds: float, limit: int) -> list[StepRun]:
+        """Runs the queue should have delivered: scheduled and due more than ``grace``
+        ago, or running with an expired lease. The sweeper re-enqueues them."""
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """The payload of one task: ids only, the store holds the rest."""
+
+    execution_id: str
+    run_id: str
+    due_at: datetime
+    wake_seq: int = 0
+
+    @property
+    def name(self) -> str:
+        """Deterministic task name: one task per run and wake-up."""
+        return f"{self.run_id}-{self.wake_seq}"
+
+
+class TaskQueue(Protocol):
+    """Moves step runs forward (Cloud Tasks in the cloud, a local dispatcher locally)."""
+
+    async def enqueue(self, task: StepTask) -> None:
+        """Deliver ``task`` at or after ``due_at``, at least once."""
+
+
+@dataclass(frozen=True)
+class PublishedMessage:
+    topic: str
+    data: Any
+    attributes: dict[str, str] = field(default_factory=dict)
+    message_id: str = ""
+
+
+class EventBus(Protocol):
+    """Publishes messages to topics (Pub/Sub in the cloud, in-process locally)."""
+
+    async def publish(
+        self, topic: str, data: Any, attributes: dict[str, str], dedup_key: str
+    ) -> str:
+        """Publish and return the message id; ``dedup_key`` names the logical message."""

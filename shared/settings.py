@@ -1,0 +1,56 @@
+"""Settings from the environment (``WFE_*`` variables), validated once at startup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.errors import InputInvalid
+
+
+class Settings(BaseModel):
+    """Everything the bootstrap needs to pick and configure adapters."""
+
+    backend: Literal["local", "gcp"] = "local"
+    """``local``: SQLite + in-process queue and bus. ``gcp``: Firestore, Cloud Tasks, Pub/Sub."""
+    db_path: str = ".wfe/wfe.db"
+    """SQLite file of local mode (``:memory:`` for a throwaway store)."""
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    """NORMAL survives a process crash; FULL also an OS crash or power loss."""
+    workers: int = Field(default=8, ge=1, le=256)
+    """Concurrent deliveries of the local task dispatcher."""
+    duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Local dispatcher: probability of an injected duplicate delivery (testing)."""
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    sweep_grace_seconds: float = Field(default=30.0, ge=0)
+    http_allowed_hosts: list[str] = Field(default_factory=list)
+    """Hosts http steps may call even over plain http or on private addresses."""
+    chain_commit_steps: int = Field(default=50, ge=1, le=500)
+    max_chain_steps: int = Field(default=500, ge=1, le=10_000)
+    default_step_timeout_seconds: float = Field(default=300.0, gt=0)
+    tenant: str = "default"
+    event_topic: str = "workflow-events"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``WFE_<FIELD>`` variables (lists comma-separated), then apply overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(f"WFE_{name.upper()}")
+            if raw is None:
+                continue
+            if field.annotation == list[str]:
+                values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputInvalid(f"setting WFE_{str(first['loc'][0]).upper()}: {first['msg']}",
+                               code="INVALID_SETTINGS") from exc
