@@ -1,0 +1,134 @@
+"""The SQLite connection setup, its transaction object and the execution row readers."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from shared.adapters._sqlite_schema import DELETE_JOIN, Write, ensure_schema, write_for
+from shared.errors import Conflict
+from shared.models import (
+    ExecutionEvent,
+    JoinMark,
+    Signal,
+    StepRun,
+    StepRunStatus,
+    WorkflowExecution,
+)
+
+__all__ = [
+    "SqliteTx",
+    "begin",
+    "connect",
+    "get_execution_row",
+    "get_run_row",
+    "list_run_rows",
+    "rollback",
+]
+
+
+class SqliteTx:
+    """An ExecutionTx inside ``BEGIN IMMEDIATE``: reads now, writes buffered until the end."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.writes: list[Write] = []
+        self.events: list[ExecutionEvent] = []
+
+    async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
+        return get_execution_row(self._conn, execution_id)
+
+    async def get_run(self, run_id: str) -> StepRun | None:
+        return get_run_row(self._conn, run_id)
+
+    async def list_runs(
+        self, execution_id: str, statuses: frozenset[StepRunStatus] | None = None
+    ) -> list[StepRun]:
+        return list_run_rows(self._conn, execution_id, statuses)
+
+    async def list_joins(self, owner_run_id: str) -> list[JoinMark]:
+        rows = self._conn.execute(
+            "SELECT doc FROM joins WHERE owner_run_id = ? ORDER BY idx", (owner_run_id,)
+        )
+        return [JoinMark.model_validate_json(doc) for (doc,) in rows]
+
+    async def find_signal(self, execution_id: str, name: str) -> Signal | None:
+        row = self._conn.execute(
+            "SELECT doc FROM signals WHERE execution_id = ? AND name = ? AND consumed = 0"
+            " ORDER BY created_seq LIMIT 1",
+            (execution_id, name),
+        ).fetchone()
+        return None if row is None else Signal.model_validate_json(row[0])
+
+    def put_execution(self, execution: WorkflowExecution) -> None:
+        self.writes.append(write_for(execution))
+
+    def put_run(self, run: StepRun) -> None:
+        self.writes.append(write_for(run))
+
+    def put_join(self, mark: JoinMark) -> None:
+        self.writes.append(write_for(mark))
+
+    def delete_join(self, owner_run_id: str, index: int) -> None:
+        self.writes.append((DELETE_JOIN, (owner_run_id, index)))
+
+    def put_signal(self, signal: Signal) -> None:
+        self.writes.append(write_for(signal))
+
+    def add_event(self, event: ExecutionEvent) -> None:
+        self.writes.append(write_for(event))
+        self.events.append(event.model_copy(deep=True))
+
+
+def connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode with WAL, the busy timeout and the schema."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        ensure_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def begin(conn: sqlite3.Connection) -> None:
+    """Start a write transaction; Conflict when the database stays locked too long."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise Conflict(f"database busy: {exc}") from exc
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def get_execution_row(conn: sqlite3.Connection, execution_id: str) -> WorkflowExecution | None:
+    """The committed execution ``execution_id``, if any."""
+    row = conn.execute("SELECT doc FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    return None if row is None else WorkflowExecution.model_validate_json(row[0])
+
+
+def get_run_row(conn: sqlite3.Connection, run_id: str) -> StepRun | None:
+    """The committed step run ``run_id``, if any."""
+    row = conn.execute("SELECT doc FROM step_runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else StepRun.model_validate_json(row[0])
+
+
+def list_run_rows(
+    conn: sqlite3.Connection, execution_id: str, statuses: frozenset[StepRunStatus] | None
+) -> list[StepRun]:
+    """Step runs of an execution (optionally with one of ``statuses``), oldest first."""
+    sql = "SELECT doc FROM step_runs WHERE execution_id = ?"
+    params: list[Any] = [execution_id]
+    if statuses is not None:
+        sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+        params += [str(status) for status in sorted(statuses)]
+    rows = conn.execute(sql + " ORDER BY created_seq", params)
+    return [StepRun.model_validate_json(doc) for (doc,) in rows]

@@ -1,0 +1,342 @@
+"""SQLite WorkflowStore and ExecutionStore for the embedded (local) mode.
+
+One connection in WAL mode, guarded by an asyncio lock so coroutines never interleave
+inside a transaction; other processes (a CLI listing executions) may open the same
+file. Documents are the models' JSON; the indexed columns are copied from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.adapters._sqlite_tx import (
+    SqliteTx,
+    begin,
+    connect,
+    get_execution_row,
+    get_run_row,
+    list_run_rows,
+    rollback,
+)
+from shared.adapters._store_common import (
+    Listeners,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    epoch,
+    epoch_or_none,
+)
+from shared.adapters.clock import SystemClock
+from shared.errors import Conflict, InputInvalid, NotFound
+from shared.models import (
+    ExecutionEvent,
+    StepRun,
+    StepRunStatus,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+_SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+_KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
+"""Rows after a cursor in (time desc, id asc) order; ``{t}`` is the time column."""
+
+
+class SqliteStore(Listeners):
+    """WorkflowStore and ExecutionStore on one SQLite database file (or ``:memory:``)."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "NORMAL", clock: Clock | None = None
+    ) -> None:
+        """Open (and create or migrate) the database.
+
+        Args:
+            path: the database file, or ``":memory:"``.
+            synchronous: ``NORMAL`` survives a process crash; ``FULL`` also a power loss.
+            clock: time source for bookkeeping columns (deletion time).
+        """
+        super().__init__()
+        mode = synchronous.upper()
+        if mode not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        self._clock = clock or SystemClock()
+        self._lock = asyncio.Lock()
+        self._conn = connect(str(path), mode)
+
+    async def close(self) -> None:
+        """Close the connection once no transaction is running."""
+        async with self._lock:
+            self._conn.close()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one write transaction (nothing awaited inside)."""
+        async with self._lock:
+            begin(self._conn)
+            try:
+                result = body(self._conn)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                rollback(self._conn)
+                raise
+            return result
+
+    async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        """Run ``fn`` after ``BEGIN IMMEDIATE``; apply its buffered writes, then commit.
+
+        ``fn`` runs once: a busy database or an existing event seq raises Conflict
+        (retryable) and leaves nothing written. ``fn`` must use ``tx``, not this store,
+        whose lock it holds.
+        """
+        async with self._lock:
+            begin(self._conn)
+            tx = SqliteTx(self._conn)
+            try:
+                result = await fn(tx)
+                for sql, params in tx.writes:
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                rollback(self._conn)
+                raise Conflict(f"write refused: {exc}") from exc
+            except BaseException:
+                rollback(self._conn)
+                raise
+        self.notify(tx.events)
+        return result
+
+    # -- workflows -----------------------------------------------------------------
+
+    async def create_workflow(self, definition: WorkflowDefinition, tenant: str) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM workflows WHERE id = ?", (definition.id,)).fetchone():
+                raise Conflict(f"workflow {definition.id!r} already exists")
+            conn.execute(
+                "INSERT INTO workflows (id, tenant, created_at, name, is_active, tags,"
+                " latest_version, updated_at, last_executed, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (definition.id, tenant, epoch(definition.created_at), *_head_columns(definition)),
+            )
+            _insert_version(conn, definition)
+
+        await self._write(body)
+
+    async def save_version(
+        self, definition: WorkflowDefinition, expected_version: int, tenant: str
+    ) -> None:
+        if definition.version != expected_version + 1:
+            raise InputInvalid(
+                f"version {definition.version} does not follow {expected_version}",
+                path="/version",
+            )
+
+        def body(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT latest_version, doc FROM workflows"
+                " WHERE id = ? AND tenant = ? AND deleted = 0",
+                (definition.id, tenant),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"workflow {definition.id!r} not found")
+            if row[0] != expected_version:
+                raise Conflict(
+                    f"workflow {definition.id!r} is at version {row[0]}, not {expected_version}"
+                )
+            head = definition.model_copy()
+            if head.last_executed is None:
+                head.last_executed = WorkflowDefinition.model_validate_json(row[1]).last_executed
+            _insert_version(conn, definition)
+            _update_head(conn, head)
+
+        await self._write(body)
+
+    async def get_workflow(self, workflow_id: str, tenant: str) -> WorkflowDefinition | None:
+        rows = await self._read(
+            "SELECT doc FROM workflows WHERE id = ? AND tenant = ? AND deleted = 0",
+            (workflow_id, tenant),
+        )
+        return WorkflowDefinition.model_validate_json(rows[0][0]) if rows else None
+
+    async def get_version(
+        self, workflow_id: str, version: int, tenant: str
+    ) -> WorkflowDefinition | None:
+        rows = await self._read(
+            "SELECT v.doc FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id"
+            " WHERE v.workflow_id = ? AND v.version = ? AND w.tenant = ?",
+            (workflow_id, version, tenant),
+        )
+        return WorkflowDefinition.model_validate_json(rows[0][0]) if rows else None
+
+    async def list_versions(self, workflow_id: str, tenant: str) -> list[WorkflowDefinition]:
+        rows = await self._read(
+            "SELECT v.doc FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id"
+            " WHERE v.workflow_id = ? AND w.tenant = ? ORDER BY v.version",
+            (workflow_id, tenant),
+        )
+        return [WorkflowDefinition.model_validate_json(doc) for (doc,) in rows]
+
+    async def list_workflows(self, query: WorkflowQuery) -> Page[WorkflowDefinition]:
+        where = ["tenant = ?", "deleted = 0"]
+        params: list[Any] = [query.tenant]
+        if query.active_only:
+            where.append("is_active = 1")
+        tags = sorted(set(query.tags))
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            where.append(
+                f"(SELECT COUNT(DISTINCT value) FROM json_each(workflows.tags)"
+                f" WHERE value IN ({marks})) = ?"
+            )
+            params += [*tags, len(tags)]
+        rows = await self._page("workflows", "created_at", where, params, query)
+        return _to_page(rows, query.limit, WorkflowDefinition.model_validate_json)
+
+    async def delete_workflow(self, workflow_id: str, tenant: str) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE workflows SET deleted = 1, deleted_at = ?"
+                " WHERE id = ? AND tenant = ? AND deleted = 0",
+                (epoch(self._clock.now()), workflow_id, tenant),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(body)
+
+    async def touch_executed(self, workflow_id: str, at: datetime) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT doc FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            if row is None:
+                return
+            head = WorkflowDefinition.model_validate_json(row[0])
+            head.last_executed = at
+            conn.execute(
+                "UPDATE workflows SET last_executed = ?, doc = ? WHERE id = ?",
+                (epoch(at), head.model_dump_json(by_alias=True), workflow_id),
+            )
+
+        await self._write(body)
+
+    # -- executions ----------------------------------------------------------------
+
+    async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
+        async with self._lock:
+            return get_execution_row(self._conn, execution_id)
+
+    async def list_executions(self, query: ExecutionQuery) -> Page[WorkflowExecution]:
+        where = ["tenant = ?"]
+        params: list[Any] = [query.tenant]
+        if query.workflow_id is not None:
+            where.append("workflow_id = ?")
+            params.append(query.workflow_id)
+        if query.status is not None:
+            where.append("status = ?")
+            params.append(str(query.status))
+        rows = await self._page("executions", "started_at", where, params, query)
+        return _to_page(rows, query.limit, WorkflowExecution.model_validate_json)
+
+    async def get_run(self, run_id: str) -> StepRun | None:
+        async with self._lock:
+            return get_run_row(self._conn, run_id)
+
+    async def list_runs(self, execution_id: str) -> list[StepRun]:
+        async with self._lock:
+            return list_run_rows(self._conn, execution_id, None)
+
+    async def list_events(
+        self, execution_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[ExecutionEvent]:
+        rows = await self._read(
+            "SELECT doc FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (execution_id, after_seq, check_limit(limit)),
+        )
+        return [ExecutionEvent.model_validate_json(doc) for (doc,) in rows]
+
+    async def due_runs(self, now: datetime, grace_seconds: float, limit: int) -> list[StepRun]:
+        rows = await self._read(
+            "SELECT doc FROM step_runs WHERE (status IN (?, ?) AND due_at <= ?)"
+            " OR (status = ? AND lease_expires_at <= ?)"
+            " ORDER BY due_at, created_seq LIMIT ?",
+            (
+                str(StepRunStatus.SCHEDULED),
+                str(StepRunStatus.WAITING),
+                epoch(now) - grace_seconds,
+                str(StepRunStatus.RUNNING),
+                epoch(now),
+                check_limit(limit),
+            ),
+        )
+        return [StepRun.model_validate_json(doc) for (doc,) in rows]
+
+    async def _page(
+        self,
+        table: str,
+        time_column: str,
+        where: list[str],
+        params: list[Any],
+        query: WorkflowQuery | ExecutionQuery,
+    ) -> list[Any]:
+        """Rows (doc, time, id) of one page plus one, to tell whether more follow."""
+        check_limit(query.limit)
+        if query.cursor:
+            moment, ident = decode_cursor(query.cursor)
+            where = [*where, _KEYSET.format(t=time_column)]
+            params = [*params, moment, moment, ident]
+        sql = (
+            f"SELECT doc, {time_column}, id FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY {time_column} DESC, id LIMIT ?"
+        )
+        return await self._read(sql, [*params, query.limit + 1])
+
+
+def _to_page(rows: list[Any], limit: int, parse: Callable[[str], T]) -> Page[T]:
+    """The page of ``limit`` items out of (doc, time, id) rows, with a cursor if more."""
+    page = rows[:limit]
+    more = len(rows) > limit
+    cursor = encode_cursor((page[-1][1], page[-1][2])) if more else None
+    return Page([parse(row[0]) for row in page], cursor)
+
+
+def _head_columns(definition: WorkflowDefinition) -> tuple[Any, ...]:
+    """name, is_active, tags, latest_version, updated_at, last_executed, doc."""
+    return (
+        definition.name,
+        int(definition.is_active),
+        json.dumps(definition.tags),
+        definition.version,
+        epoch(definition.updated_at),
+        epoch_or_none(definition.last_executed),
+        definition.model_dump_json(by_alias=True),
+    )
+
+
+def _insert_version(conn: sqlite3.Connection, definition: WorkflowDefinition) -> None:
+    """Write an immutable version row; Conflict if that version already exists."""
+    try:
+        conn.execute(
+            "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)",
+            (definition.id, definition.version, definition.model_dump_json(by_alias=True)),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(f"version {definition.version} of {definition.id!r} exists") from exc
+
+
+def _update_head(conn: sqlite3.Connection, head: WorkflowDefinition) -> None:
+    """Point the head row at ``head`` (its creation time stays)."""
+    conn.execute(
+        "UPDATE workflows SET name = ?, is_active = ?, tags = ?, latest_version = ?,"
+        " updated_at = ?, last_executed = ?, doc = ? WHERE id = ?",
+        (*_head_columns(head), head.id),
+    )

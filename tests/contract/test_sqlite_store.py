@@ -1,0 +1,178 @@
+"""What only the SQLite store promises: several connections on one file, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from _builders import T0, at, definition, dumped, event, execution, ids, join, put, run, signal
+
+from shared.adapters.sqlite_store import SqliteStore
+from shared.models import StepRunStatus
+from shared.ports import ExecutionTx, WorkflowQuery
+
+RUN_IDS = [f"r{i}" for i in range(10)]
+
+
+async def _claim(store: SqliteStore, run_id: str, owner: str) -> bool:
+    """Claim ``run_id`` for ``owner`` if it is still scheduled."""
+
+    async def body(tx: ExecutionTx) -> bool:
+        current = await tx.get_run(run_id)
+        time.sleep(0.002)  # hold the write lock so the other connection has to wait
+        if current is None or current.status != StepRunStatus.SCHEDULED:
+            return False
+        current.status = StepRunStatus.RUNNING
+        current.lease_owner = owner
+        current.lease_expires_at = T0 + timedelta(minutes=5)
+        tx.put_run(current)
+        return True
+
+    return await store.run_transaction(body)
+
+
+def test_two_connections_on_one_file_claim_each_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+
+    async def seed() -> None:
+        store = SqliteStore(path)
+        await put(store, *(run(run_id) for run_id in RUN_IDS))
+        await store.close()
+
+    asyncio.run(seed())
+    barrier = threading.Barrier(2)
+    won: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    async def claim_all(owner: str) -> list[str]:
+        store = SqliteStore(path)
+        try:
+            barrier.wait(timeout=10)
+            return [run_id for run_id in RUN_IDS if await _claim(store, run_id, owner)]
+        finally:
+            await store.close()
+
+    def worker(owner: str) -> None:
+        try:
+            won[owner] = asyncio.run(claim_all(owner))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(owner,)) for owner in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(won["a"] + won["b"]) == sorted(RUN_IDS)
+    assert not set(won["a"]) & set(won["b"])
+
+    async def owners() -> dict[str, str | None]:
+        store = SqliteStore(path)
+        try:
+            runs = await store.list_runs("ex-1")
+            return {r.id: r.lease_owner for r in runs}
+        finally:
+            await store.close()
+
+    expected = {run_id: owner for owner, run_ids in won.items() for run_id in run_ids}
+    assert asyncio.run(owners()) == expected
+
+
+async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    first = SqliteStore(path, synchronous="FULL")
+    await first.create_workflow(definition("wf-1", tags=["x"]), "t1")
+    await first.save_version(definition("wf-1", version=2, tags=["x"]), 1, "t1")
+    await first.touch_executed("wf-1", at(77))
+    await first.create_workflow(definition("wf-gone", created=5), "t1")
+    await first.delete_workflow("wf-gone", "t1")
+    ex = execution("ex-1")
+    await put(first, ex, run("r2"), run("r1"), join("r1", 0, "out"), signal("s1"))
+    await put(first, event("ex-1", 1), event("ex-1", 2))
+    await first.close()
+
+    second = SqliteStore(path)
+    try:
+        head = await second.get_workflow("wf-1", "t1")
+        assert head is not None and (head.version, head.last_executed) == (2, at(77))
+        assert [v.version for v in await second.list_versions("wf-1", "t1")] == [1, 2]
+        assert await second.get_workflow("wf-gone", "t1") is None
+        assert (await second.get_version("wf-gone", 1, "t1")) is not None
+        listed = await second.list_workflows(WorkflowQuery(tenant="t1", tags=("x",)))
+        assert ids(listed.items) == ["wf-1"]
+
+        assert dumped(await second.get_execution("ex-1")) == dumped(ex)
+        assert [e.seq for e in await second.list_events("ex-1")] == [1, 2]
+        await put(second, run("r0"))
+        assert ids(await second.list_runs("ex-1")) == ["r2", "r1", "r0"]
+
+        async def parked(tx: ExecutionTx) -> tuple[object, object]:
+            marks = await tx.list_joins("r1")
+            found = await tx.find_signal("ex-1", "approval")
+            return [m.output for m in marks], found.id if found else None
+
+        assert await second.run_transaction(parked) == (["out"], "s1")
+    finally:
+        await second.close()
+
+
+async def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "pragmas.db"
+    store = SqliteStore(path)
+    await store.close()
+
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        expected = {"workflows", "workflow_versions", "executions", "step_runs", "joins"}
+        assert expected | {"signals", "events"} <= tables
+    finally:
+        raw.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteStore(path)
+
+
+def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path / "x.db", synchronous="NORMAL; DROP TABLE workflows")
+
+
+async def test_in_memory_database_works() -> None:
+    store = SqliteStore(":memory:")
+    try:
+        await store.create_workflow(definition("wf-1"), "default")
+        await put(store, execution("ex-1"), event("ex-1", 1))
+        assert ids((await store.list_workflows(WorkflowQuery())).items) == ["wf-1"]
+        assert [e.seq for e in await store.list_events("ex-1")] == [1]
+    finally:
+        await store.close()
+
+
+async def test_another_connection_sees_commits_while_the_store_is_open(tmp_path: Path) -> None:
+    path = tmp_path / "cli.db"
+    server = SqliteStore(path)
+    cli = SqliteStore(path)
+    try:
+        await put(server, execution("ex-1"))
+        got = await cli.get_execution("ex-1")
+        assert got is not None and got.id == "ex-1"
+    finally:
+        await cli.close()
+        await server.close()
