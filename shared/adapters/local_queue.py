@@ -1,0 +1,275 @@
+"""An in-process task dispatcher that behaves like Cloud Tasks, for local mode and tests.
+
+What it shares with Cloud Tasks: a task is never delivered before its schedule time
+(``StepTask.due_at``); a handler that raises is a failed delivery (like a 5xx) retried
+with exponential backoff up to ``max_attempts``; a second task with the same name is
+refused while the first is pending; delivery is at least once, and ``duplicate_rate``
+injects extra deliveries so consumers must be idempotent.
+
+What it does not: Cloud Tasks remembers a task name for about an hour after the task
+finished or was deleted; this queue forgets it as soon as the task is acknowledged or
+dropped, so the same name can be enqueued again right away. Nothing is persisted:
+``stop()`` drops pending tasks, because the store is the source of truth and the
+engine's sweeper re-enqueues step runs that were left scheduled.
+
+Times are compared against the injected clock's ``now()`` while the waiting itself is
+real (``asyncio`` sleeps). With a ``ManualClock``, a worker re-reads the clock at least
+every ``_MAX_SLEEP`` seconds; call ``wake()`` after moving the clock to react at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.adapters.clock import SystemClock, as_utc
+from shared.ports import Clock, StepTask
+
+__all__ = ["LocalTaskQueue", "QueueStats", "TaskHandler", "backoff_seconds"]
+
+logger = logging.getLogger(__name__)
+
+TaskHandler = Callable[[StepTask], Awaitable[None]]
+
+_MAX_SLEEP = 0.5
+"""Longest a worker sleeps before re-reading the clock (seconds of real time)."""
+
+
+def backoff_seconds(failures: int, min_backoff: float, max_backoff: float) -> float:
+    """Delay before the next attempt after ``failures`` (>= 1) failed deliveries."""
+    exponent = min(max(failures - 1, 0), 64)
+    return float(min(max_backoff, min_backoff * 2**exponent))
+
+
+@dataclass
+class QueueStats:
+    """Counters of what the queue did since it was created."""
+
+    enqueued: int = 0
+    """Tasks accepted by ``enqueue``."""
+    deduplicated: int = 0
+    """Enqueues ignored because a task with the same name was pending or in flight."""
+    delivered: int = 0
+    """Handler calls, retries and injected duplicates included."""
+    acknowledged: int = 0
+    """Handler calls that returned normally."""
+    retried: int = 0
+    """Failed deliveries rescheduled with backoff."""
+    duplicated: int = 0
+    """Extra deliveries injected by ``duplicate_rate``."""
+    dropped: int = 0
+    """Tasks given up after ``max_attempts`` failed deliveries."""
+    discarded: int = 0
+    """Tasks pending or in flight when ``stop()`` was called."""
+
+
+@dataclass
+class _Entry:
+    """One pending delivery."""
+
+    task: StepTask
+    failures: int = 0
+    duplicate: bool = False
+
+
+class LocalTaskQueue:
+    """A ``TaskQueue`` that dispatches to an async handler in this process."""
+
+    def __init__(
+        self,
+        handler: TaskHandler,
+        *,
+        clock: Clock | None = None,
+        workers: int = 8,
+        max_attempts: int = 100,
+        min_backoff: float = 0.1,
+        max_backoff: float = 60.0,
+        duplicate_rate: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0 <= min_backoff <= max_backoff:
+            raise ValueError("backoff must satisfy 0 <= min_backoff <= max_backoff")
+        if not 0.0 <= duplicate_rate <= 1.0:
+            raise ValueError("duplicate_rate must be between 0 and 1")
+        self._handler = handler
+        self._clock: Clock = clock or SystemClock()
+        self._worker_count = workers
+        self._max_attempts = max_attempts
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._duplicate_rate = duplicate_rate
+        self._rng = random.Random(seed)
+        self._heap: list[tuple[datetime, int, _Entry]] = []
+        self._seq = itertools.count()
+        self._names: set[str] = set()
+        self._in_flight = 0
+        self._workers: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stats = QueueStats()
+
+    async def enqueue(self, task: StepTask) -> None:
+        """Deliver ``task`` at or after ``task.due_at``; ignored if its name is pending."""
+        if task.name in self._names:
+            self.stats.deduplicated += 1
+            logger.debug("task %s already pending; enqueue ignored", task.name)
+            return
+        self._names.add(task.name)
+        self.stats.enqueued += 1
+        self._push(as_utc(task.due_at), _Entry(task))
+
+    async def start(self) -> None:
+        """Spawn the workers in the running loop; a no-op if already started."""
+        if self._workers:
+            return
+        self._changed = asyncio.Event()  # bind to this loop even after a stop()
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"local-task-queue-{i}")
+            for i in range(self._worker_count)
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the workers and drop every pending or in-flight task."""
+        workers, self._workers = self._workers, []
+        discarded = len(self._heap) + self._in_flight
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self.stats.discarded += discarded
+        self._heap.clear()
+        self._names.clear()
+        self._in_flight = 0
+        self._update_idle()
+
+    async def join(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending or in flight; False if ``timeout`` ran out first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._outstanding():
+                    await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def wake(self) -> None:
+        """Make sleeping workers re-read the clock (call after moving a ManualClock)."""
+        self._changed.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the workers are started."""
+        return bool(self._workers)
+
+    def pending_count(self) -> int:
+        """Deliveries waiting in the queue (scheduled retries and duplicates included)."""
+        return len(self._heap)
+
+    def in_flight_count(self) -> int:
+        """Deliveries whose handler is running now."""
+        return self._in_flight
+
+    def next_due(self) -> datetime | None:
+        """The earliest due time among pending deliveries, or None if there are none."""
+        return self._heap[0][0] if self._heap else None
+
+    async def __aenter__(self) -> LocalTaskQueue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _push(self, due_at: datetime, entry: _Entry) -> None:
+        heapq.heappush(self._heap, (due_at, next(self._seq), entry))
+        self._idle.clear()
+        self._changed.set()
+
+    def _outstanding(self) -> int:
+        return len(self._heap) + self._in_flight
+
+    def _update_idle(self) -> None:
+        if self._outstanding() == 0:
+            self._idle.set()
+
+    async def _work(self) -> None:
+        while True:
+            entry = await self._take()
+            try:
+                await self._deliver(entry)
+            finally:
+                self._in_flight -= 1
+                self._update_idle()
+
+    async def _take(self) -> _Entry:
+        """Wait for the earliest pending delivery to fall due and claim it."""
+        while True:
+            # Clearing and checking happen without an await in between: no lost wake-ups.
+            self._changed.clear()
+            timeout: float | None = None
+            if self._heap:
+                delay = (self._heap[0][0] - self._clock.now()).total_seconds()
+                if delay <= 0:
+                    _, _, entry = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    return entry
+                timeout = min(delay, _MAX_SLEEP)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
+
+    async def _deliver(self, entry: _Entry) -> None:
+        """Call the handler once and record the outcome."""
+        self.stats.delivered += 1
+        if (
+            not entry.duplicate
+            and self._duplicate_rate > 0
+            and self._rng.random() < self._duplicate_rate
+        ):
+            self.stats.duplicated += 1
+            self._push(self._clock.now(), _Entry(entry.task, entry.failures, duplicate=True))
+        try:
+            await self._handler(entry.task)
+        except Exception as exc:
+            self._on_failure(entry, exc)
+            return
+        self.stats.acknowledged += 1
+        if not entry.duplicate:
+            self._names.discard(entry.task.name)
+
+    def _on_failure(self, entry: _Entry, exc: Exception) -> None:
+        """Reschedule a failed delivery with backoff, or drop it when out of attempts."""
+        name = entry.task.name
+        if entry.duplicate:
+            # The original delivery owns the retries; a failed extra copy is just noise.
+            logger.warning("duplicate delivery of task %s failed: %r", name, exc)
+            return
+        failures = entry.failures + 1
+        if failures >= self._max_attempts:
+            self.stats.dropped += 1
+            self._names.discard(name)
+            logger.error("task %s dropped after %d failed attempts", name, failures, exc_info=exc)
+            return
+        delay = backoff_seconds(failures, self._min_backoff, self._max_backoff)
+        self.stats.retried += 1
+        logger.warning(
+            "task %s failed (attempt %d/%d), retrying in %.3fs: %r",
+            name,
+            failures,
+            self._max_attempts,
+            delay,
+            exc,
+        )
+        due_at = self._clock.now() + timedelta(seconds=delay)
+        self._push(due_at, _Entry(entry.task, failures))
