@@ -127,14 +127,14 @@ class ControlMixin:
             execution = await tx.get_execution(execution_id)
             if execution is None:
                 raise NotFound(f"execution {execution_id} not found")
-            definition = await self.definitions.get(execution)
+            definition = self.definitions.require(execution)
             commit = Commit(tx, execution, definition, self.registry, now)
             extra: list[StepRun] = await fn(commit) or []
             await commit.close_execution()
             commit.finalize()
             return execution, [*commit.outbox, *commit.woken_parents, *extra]
 
-        execution, runs = await self.executions.run_transaction(operate)
+        execution, runs = await self.transaction(operate)
         for run in runs:
             await self._enqueue(run)
         return execution, runs

@@ -35,5 +35,22 @@ class DefinitionCache:
             self._items.popitem(last=False)
         return definition
 
+    def require(self, execution: WorkflowExecution) -> WorkflowDefinition:
+        """The cached definition, for use inside a transaction (no store call there:
+        a nested store call would deadlock an embedded store). Raises ``NotCached``."""
+        key = (execution.tenant, execution.workflow_id, execution.workflow_version)
+        found = self._items.get(key)
+        if found is None:
+            raise NotCached(execution)
+        return found
+
     def put(self, definition: WorkflowDefinition, tenant: str) -> None:
         self._items[(tenant, definition.id, definition.version)] = definition
+
+
+class NotCached(Exception):
+    """A transaction needs a definition that is not cached yet: load it and retry."""
+
+    def __init__(self, execution: WorkflowExecution) -> None:
+        super().__init__(execution.workflow_id)
+        self.execution = execution

@@ -15,10 +15,11 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from shared.engine.control import ControlMixin
-from shared.engine.definitions import DefinitionCache
+from shared.engine.definitions import DefinitionCache, NotCached
 from shared.engine.steps import (
     Complete,
     FanOut,
@@ -43,6 +44,7 @@ from shared.models import (
 from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,16 @@ class HopResult:
 
 class Engine(ControlMixin):
     """Runs executions over the store and task-queue ports."""
+
+    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        """A store transaction whose body may need definitions: they are loaded outside
+        the transaction and the body is run again."""
+        for _ in range(3):
+            try:
+                return await self.executions.run_transaction(fn)
+            except NotCached as missing:
+                await self.definitions.get(missing.execution)
+        return await self.executions.run_transaction(fn)
 
     def __init__(
         self,
@@ -154,7 +166,7 @@ class Engine(ControlMixin):
                     run.finished_at = now
                     tx.put_run(run)
                     return HopResult("cancelled")
-            definition = await self.definitions.get(execution)
+            definition = self.definitions.require(execution)
             commit = Commit(tx, execution, definition, self.registry, now)
             if run.step_type == "$deadline" and (
                 execution.deadline is None or now < execution.deadline
@@ -183,7 +195,7 @@ class Engine(ControlMixin):
             commit.finalize()
             return run, execution
 
-        result = await self.executions.run_transaction(claim)
+        result = await self.transaction(claim)
         if isinstance(result, HopResult) and result.status == "early":
             await self._requeue_early(task)
         return result

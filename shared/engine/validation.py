@@ -80,6 +80,21 @@ def parse_document(text: str, source: str = "<input>") -> dict[str, Any]:
     return value
 
 
+def parse_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
+    """Parse a file that may hold several YAML documents (``---``); JSON holds one."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")) or source.endswith(".json"):
+        return [parse_document(text, source)]
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InputInvalid(f"{source} is not valid JSON or YAML: {exc}".splitlines()[0],
+                           code="INVALID_FORMAT") from exc
+    if not documents or not all(isinstance(d, dict) for d in documents):
+        raise InputInvalid(f"{source} must hold one or more objects", code="INVALID_FORMAT")
+    return documents
+
+
 def _depth(value: Any, limit: int, level: int = 0) -> bool:
     if level > limit:
         return True

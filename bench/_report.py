@@ -1,0 +1,181 @@
+"""Machine info, medians, ratios and the human-readable table of the engine benchmark."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+from importlib import metadata
+from typing import Any
+
+from _workloads import Shape
+
+__all__ = ["FIGURES", "TARGETS", "figures", "machine_info", "ratios", "table"]
+
+TARGETS: dict[str, float] = {"speedup_step": 5, "speedup_throughput": 5}
+
+FIGURES: dict[str, tuple[str, str]] = {
+    "linear_ms_per_step": ("linear", "ms"),
+    "fanout_ms_per_workflow": ("fanout", "ms"),
+    "fanout_ms_per_step": ("fanout", "ms"),
+    "throughput_exec_per_s": ("throughput", "executions/s"),
+}
+"""Figure name -> (the workload it comes from, its unit)."""
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(directory: str) -> dict[str, Any]:
+    """What the numbers depend on: cores, versions, load when the run started."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "python_implementation": sys.implementation.name,
+        "sqlite": sqlite3.sqlite_version,
+        "langgraph": _version("langgraph"),
+        "langgraph_checkpoint": _version("langgraph-checkpoint"),
+        "langgraph_checkpoint_sqlite": _version("langgraph-checkpoint-sqlite"),
+        "aiosqlite": _version("aiosqlite"),
+        "database_directory": directory,
+    }
+
+
+def _stat(values: list[float], unit: str) -> dict[str, Any]:
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "samples": [round(value, 4) for value in values],
+        "unit": unit,
+    }
+
+
+def figures(samples: dict[str, list[float]], shape: Shape) -> dict[str, Any]:
+    """Per-figure medians from a variant's timed seconds per workload."""
+    scale = {
+        "linear_ms_per_step": lambda s: s * 1000 / shape.linear_steps,
+        "fanout_ms_per_workflow": lambda s: s * 1000,
+        "fanout_ms_per_step": lambda s: s * 1000 / shape.fanout_steps,
+        "throughput_exec_per_s": lambda s: shape.throughput_executions / s,
+    }
+    out: dict[str, Any] = {}
+    for name, (workload, unit) in FIGURES.items():
+        if samples.get(workload):
+            out[name] = _stat([scale[name](s) for s in samples[workload]], unit)
+    return out
+
+
+def _median(variants: dict[str, Any], key: str, figure: str) -> float:
+    return float(variants[key][figure]["median"])
+
+
+def _best(variants: dict[str, Any], figure: str, system: str, lowest: bool) -> str:
+    """The key of the best ``system`` variant on ``figure`` (lowest time or highest rate)."""
+    keys = [k for k, v in variants.items() if v["config"]["system"] == system and figure in v]
+    pick = min if lowest else max
+    return pick(keys, key=lambda k: _median(variants, k, figure))
+
+
+def ratios(
+    variants: dict[str, Any],
+    ours_equal: str,
+    ours_per_commit: str,
+    ours_default: str,
+    floor_equal: str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The speedups over LangGraph's best variant (and the reference keys used)."""
+    lg_step = _best(variants, "linear_ms_per_step", "langgraph", lowest=True)
+    lg_fan = _best(variants, "fanout_ms_per_workflow", "langgraph", lowest=True)
+    lg_rate = _best(variants, "throughput_exec_per_s", "langgraph", lowest=False)
+
+    def per_step(ours: str) -> float:
+        return round(
+            _median(variants, lg_step, "linear_ms_per_step")
+            / _median(variants, ours, "linear_ms_per_step"),
+            3,
+        )
+
+    def rate(ours: str) -> float:
+        return round(
+            _median(variants, ours, "throughput_exec_per_s")
+            / _median(variants, lg_rate, "throughput_exec_per_s"),
+            3,
+        )
+
+    out = {
+        "speedup_step": per_step(ours_equal),
+        "speedup_step_per_commit": per_step(ours_per_commit),
+        "speedup_throughput": rate(ours_equal),
+        "speedup_throughput_per_commit": rate(ours_per_commit),
+        "speedup_fanout": round(
+            _median(variants, lg_fan, "fanout_ms_per_workflow")
+            / _median(variants, ours_equal, "fanout_ms_per_workflow"),
+            3,
+        ),
+        "speedup_step_default_not_equal_durability": per_step(ours_default),
+        "speedup_throughput_default_not_equal_durability": rate(ours_default),
+        "per_step_commit_over_floor": round(
+            _median(variants, ours_per_commit, "linear_ms_per_step")
+            / _median(variants, floor_equal, "linear_ms_per_step"),
+            3,
+        ),
+    }
+    reference = {
+        "langgraph_step": lg_step,
+        "langgraph_fanout": lg_fan,
+        "langgraph_throughput": lg_rate,
+        "ours_equal_durability": ours_equal,
+        "ours_equal_durability_per_step_commit": ours_per_commit,
+        "ours_default": ours_default,
+        "floor_equal_durability": floor_equal,
+    }
+    return out, reference
+
+
+def table(report: dict[str, Any]) -> str:
+    """The figures and ratios as aligned text."""
+    head = ("variant", "linear ms/step", "fan-out ms/wf", "fan-out ms/step", "exec/s")
+    rows = [head]
+    for variant in report["variants"].values():
+        cells = [variant["label"]]
+        for name in FIGURES:
+            cells.append(f"{variant[name]['median']:.3f}" if name in variant else "-")
+        rows.append(tuple(cells))
+    width = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(c.ljust(width[0]) if i == 0 else c.rjust(width[i]) for i, c in enumerate(row))
+        for row in rows
+    ]
+    machine, shape = report["machine"], report["shape"]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(
+        0,
+        f"medians of {shape['repeats']} repeats; {machine['cpu_count']} cpus,"
+        f" python {machine['python']}, sqlite {machine['sqlite']},"
+        f" langgraph {machine['langgraph']}",
+    )
+    lines.append("")
+    durability = report["durability"]
+    lines.append(
+        f"LangGraph saver: journal_mode={durability['langgraph_saver']['journal_mode']}"
+        f" synchronous={durability['langgraph_saver']['synchronous']}"
+        f" -> equal durability = synchronous {durability['equal_synchronous']}"
+    )
+    for name, value in report["ratios"].items():
+        target = report["targets"].get(name)
+        suffix = (
+            f"  (target {target:g}: {'met' if value >= target else 'MISSED'})" if target else ""
+        )
+        lines.append(f"{name:<48} {value:>8.2f}x{suffix}")
+    lines.append(f"references: {report['reference']}")
+    return "\n".join(lines)

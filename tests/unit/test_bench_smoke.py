@@ -1,0 +1,96 @@
+"""bench/engine.py --quick --json runs end to end and reports every figure.
+
+Only the shape of the report is checked (keys present, numbers positive): the speed
+targets belong to the benchmark itself, not to a timed test on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "engine.py"
+
+FIGURES = ("linear_ms_per_step", "fanout_ms_per_workflow", "fanout_ms_per_step")
+VARIANTS = (
+    "ours_equal_chained",
+    "ours_equal_per_step_commit",
+    "ours_default",
+    "langgraph_sqlite_saver",
+    "langgraph_sqlite_saver_sync",
+    "langgraph_async_saver_gather",
+    "floor_equal",
+    "floor_normal",
+)
+RATIOS = ("speedup_step", "speedup_step_per_commit", "speedup_throughput", "speedup_fanout")
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "linear ms/step" in done.stderr  # the human-readable table
+    parsed: dict[str, Any] = json.loads(done.stdout)
+    return parsed
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def test_machine_and_durability_are_reported(report: dict[str, Any]) -> None:
+    machine = report["machine"]
+    for key in ("cpu_count", "python", "sqlite", "langgraph"):
+        assert machine[key], key
+    saver = report["durability"]["langgraph_saver"]
+    assert saver["journal_mode"] == "wal"
+    assert saver["synchronous"] in ("OFF", "NORMAL", "FULL", "EXTRA")
+    assert report["durability"]["equal_synchronous"] == saver["synchronous"]
+    assert report["quick"] is True
+    assert report["shape"]["repeats"] >= 1
+
+
+def test_every_variant_has_positive_medians(report: dict[str, Any]) -> None:
+    variants = report["variants"]
+    assert set(VARIANTS) <= set(variants)
+    repeats = report["shape"]["repeats"]
+    for key in VARIANTS:
+        variant = variants[key]
+        assert variant["label"] and variant["config"]["system"], key
+        names = (
+            FIGURES if key == "langgraph_sqlite_saver_sync" else (*FIGURES, "throughput_exec_per_s")
+        )
+        for name in names:
+            figure = variant[name]
+            assert _positive(figure["median"]), (key, name)
+            assert len(figure["samples"]) == repeats, (key, name)
+            assert all(_positive(sample) for sample in figure["samples"]), (key, name)
+
+
+def test_equal_durability_variants_use_the_saver_level(report: dict[str, Any]) -> None:
+    level = report["durability"]["equal_synchronous"]
+    variants = report["variants"]
+    for key in ("ours_equal_chained", "ours_equal_per_step_commit", "floor_equal"):
+        assert variants[key]["config"]["synchronous"] == level, key
+    assert variants["ours_equal_per_step_commit"]["config"]["chain_commit_steps"] == 1
+
+
+def test_ratios_and_targets(report: dict[str, Any]) -> None:
+    for name in RATIOS:
+        assert _positive(report["ratios"][name]), name
+    assert report["targets"] == {"speedup_step": 5, "speedup_throughput": 5}
+    assert set(report["meets_targets"]) == set(report["targets"])
+    assert all(isinstance(met, bool) for met in report["meets_targets"].values())
