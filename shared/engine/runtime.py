@@ -424,6 +424,8 @@ class Engine(ControlMixin):
             run.state["signal"] = outcome.signal
         run.lease_owner = None
         run.lease_expires_at = None
+        if outcome.until is not None:
+            run.wake_seq += 1  # a new task name: the current delivery still holds the old one
         commit.put_run(run)
         data: dict[str, Any] = {}
         if outcome.until:
@@ -434,7 +436,6 @@ class Engine(ControlMixin):
         if not run.scope:
             commit.execution.status = ExecutionStatus.WAITING
         if outcome.until is not None:
-            run.wake_seq += 1  # a new task name: the current delivery still holds the old one
             commit.outbox.append(run)
         if outcome.signal:
             commit.pending_signal = (run, outcome.signal)
