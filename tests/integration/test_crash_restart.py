@@ -59,7 +59,7 @@ def test_killed_process_is_finished_by_the_next_one(tmp_path: Path, kill_after: 
     assert first.stdout.readline().strip() == "started", first.stderr.read() if first.stderr else ""
     time.sleep(kill_after)
     os.killpg(first.pid, signal.SIGKILL)
-    first.wait(10)
+    first.communicate(timeout=10)
     _, before = asyncio.run(_records(db))
     assert len(before) == 20
     assert any(status != "succeeded" for status, _, _ in before), "killed too late to test"
