@@ -77,7 +77,7 @@ class SqliteTx:
 
     def add_event(self, event: ExecutionEvent) -> None:
         self.writes.append(write_for(event))
-        self.events.append(event.model_copy(deep=True))
+        self.events.append(event)  # events are never changed after they are added
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:

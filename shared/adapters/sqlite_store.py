@@ -70,6 +70,7 @@ class SqliteStore(Listeners):
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
         self._clock = clock or SystemClock()
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._conn = connect(str(path), mode)
 
     async def close(self) -> None:
@@ -96,28 +97,63 @@ class SqliteStore(Listeners):
             return result
 
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
-        """Run ``fn`` after ``BEGIN IMMEDIATE``; apply its buffered writes, then commit.
+        """Run ``fn`` in a write transaction; apply its buffered writes, then commit.
 
-        ``fn`` runs once: a busy database or an existing event seq raises Conflict
-        (retryable) and leaves nothing written. ``fn`` must use ``tx``, not this store,
-        whose lock it holds.
+        Group commit: transactions that arrive while another one holds the database are
+        run one after another inside one SQLite transaction, each in its own savepoint,
+        and share one COMMIT (one fsync). Each still sees the writes of those before it
+        and fails alone. ``fn`` runs once: a busy database or an existing event seq
+        raises Conflict (retryable) and leaves nothing of it written. ``fn`` must use
+        ``tx``, not this store, whose lock it holds.
         """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
         async with self._lock:
+            if not future.done():
+                batch, self._pending = self._pending, []
+                await self._commit_batch(batch)
+        return await future
+
+    async def _commit_batch(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        try:
             begin(self._conn)
-            tx = SqliteTx(self._conn)
-            try:
-                result = await fn(tx)
-                for sql, params in tx.writes:
-                    self._conn.execute(sql, params)
-                self._conn.execute("COMMIT")
-            except sqlite3.IntegrityError as exc:
-                rollback(self._conn)
-                raise Conflict(f"write refused: {exc}") from exc
-            except BaseException:
-                rollback(self._conn)
-                raise
-        self.notify(tx.events)
-        return result
+        except BaseException as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Any]]] = []
+        try:
+            for fn, future in batch:
+                tx = SqliteTx(self._conn)
+                self._conn.execute("SAVEPOINT tx")
+                try:
+                    result = await fn(tx)
+                    for sql, params in tx.writes:
+                        self._conn.execute(sql, params)
+                except Exception as exc:
+                    self._conn.execute("ROLLBACK TO tx")
+                    self._conn.execute("RELEASE tx")
+                    if isinstance(exc, sqlite3.IntegrityError):
+                        exc = Conflict(f"write refused: {exc}")
+                    done.append((future, None, exc, []))
+                    continue
+                self._conn.execute("RELEASE tx")
+                done.append((future, result, None, tx.events))
+            # The commit (the fsync) runs off the event loop: transactions arriving
+            # meanwhile queue up and share the next commit.
+            await asyncio.to_thread(self._conn.execute, "COMMIT")
+        except BaseException as exc:
+            rollback(self._conn)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        for future, result, error, events in done:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+                self.notify(events)
 
     # -- workflows -----------------------------------------------------------------
 

@@ -109,6 +109,8 @@ class WorkflowApp:
         page = await self.executions.list_executions(
             ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000))
         definition.execution_stats = execution_stats(page.items)
+        if page.items:  # newest first; derived on read so starts do not rewrite the head
+            definition.last_executed = page.items[0].started_at
         return definition
 
     async def get_version(self, workflow_id: str, version: int) -> WorkflowDefinition:
@@ -146,11 +148,9 @@ class WorkflowApp:
         if request.require_active and not definition.is_active:
             raise InvalidState(f"workflow {definition.id} is inactive",
                                code="WORKFLOW_INACTIVE")
-        execution, created = await self.engine.start_execution(
+        execution, _ = await self.engine.start_execution(
             definition, input=request.input, trigger=request.trigger,
             execution_id=request.execution_id, tenant=self.tenant)
-        if created:
-            await self.workflows.touch_executed(definition.id, execution.started_at)
         return execution
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution:

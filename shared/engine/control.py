@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.engine import policy
-from shared.engine.transitions import ACTIVE_RUN, Commit, wake_run
+from shared.engine.transitions import ACTIVE_RUN, Commit, make_run, wake_run
 from shared.errors import InvalidState, NotFound
 from shared.models import (
     ExecutionStatus,
@@ -57,9 +57,9 @@ class ControlMixin:
         )
         if definition.timeout_seconds:
             execution.deadline = now + timedelta(seconds=definition.timeout_seconds)
-        commit = Commit(_Sink(), execution, definition, self.registry, now)
-        first = commit.new_run(definition.first_step(), scope="", context={"prev": None},
-                               visits={}, generation=0, predecessor=None)
+        first = make_run(definition, execution, definition.first_step(), scope="",
+                         context={"prev": None}, visits={}, generation=0, predecessor=None,
+                         due_at=now, attempt=1, now=now)
         runs = [first]
         if execution.deadline is not None:
             runs.append(StepRun(
@@ -303,13 +303,3 @@ def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -
         revived.append(owner_id)
         scope = outer
     return revived
-
-
-class _Sink:
-    """A transaction stand-in that drops writes (building runs before a commit)."""
-
-    def put_run(self, run: StepRun) -> None:
-        pass
-
-    def add_event(self, event: Any) -> None:
-        pass

@@ -31,7 +31,7 @@ from shared.engine.steps import (
     StepServices,
 )
 from shared.engine.policy import child_execution_id
-from shared.engine.transitions import Commit
+from shared.engine.transitions import Commit, LoopLimit, make_run
 from shared.errors import InvalidState, WorkflowError
 from shared.models import (
     ErrorInfo,
@@ -256,23 +256,22 @@ class Engine(ControlMixin):
         self, item: _Done, execution: WorkflowExecution, definition: Any, token: str
     ) -> StepRun | None:
         """Build the next run in memory (its id and visits as a commit would)."""
-        scratch = Commit(_NullTx(), execution.model_copy(deep=True), definition,
-                         self.registry, self.clock.now())
         assert isinstance(item.outcome, Complete)
         step = definition.step(item.run.step_id)
         targets = item.outcome.next_steps if item.outcome.next_steps is not None else step.next_steps
         context = {k: v for k, v in item.run.context.items() if k in ("item", "index")}
         context["prev"] = item.outcome.output
+        now = self.clock.now()
         try:
-            nxt = scratch.new_run(
-                targets[0], scope=item.run.scope, context=context, visits=item.run.visits,
-                generation=item.run.generation, predecessor=item.run.id,
-            )
-        except Exception:
+            nxt = make_run(definition, execution, targets[0], scope=item.run.scope,
+                           context=context, visits=item.run.visits,
+                           generation=item.run.generation, predecessor=item.run.id,
+                           due_at=now, attempt=1, now=now)
+        except LoopLimit:
             return None
         nxt.status = StepRunStatus.RUNNING
         nxt.lease_owner = token
-        nxt.started_at = self.clock.now()
+        nxt.started_at = now
         nxt.deliveries = 1
         return nxt
 
@@ -298,6 +297,8 @@ class Engine(ControlMixin):
             wake = run.state.get("wake")
             if wake is not None:
                 outcome = step_type.resume(ctx, wake)
+            elif step_type.inline:  # no I/O: nothing to time out, no task to create
+                outcome = await step_type.execute(ctx)
             else:
                 outcome = await asyncio.wait_for(step_type.execute(ctx), timeout)
         except TimeoutError:
@@ -342,16 +343,12 @@ class Engine(ControlMixin):
                 commit.finish_run(stored, StepRunStatus.CANCELLED)
                 commit.finalize()
                 return commit
+            last = len(done) - 1
             for index, item in enumerate(done):
-                run = item.run
-                if index > 0:
-                    commit.event("step.started", run, attempt=run.attempt, delivery=1)
-                created = self._record(commit, item, definition)
+                created = self._record(commit, item, definition, chained=index < last)
                 if execution.status.terminal:
                     break
-                if index + 1 < len(done):
-                    # the inline successor already ran; its run is written when recorded
-                    commit.outbox = [r for r in commit.outbox if r.id != done[index + 1].run.id]
+                if index < last:
                     continue
                 follow.clear()
                 follow.extend(self._continue_inline(created, commit, budget, token))
@@ -371,7 +368,9 @@ class Engine(ControlMixin):
             return follow[0], commit.execution, names
         return None, commit.execution, names
 
-    def _record(self, commit: Commit, item: _Done, definition: Any) -> list[StepRun]:
+    def _record(self, commit: Commit, item: _Done, definition: Any,
+                chained: bool = False) -> list[StepRun]:
+        """Write one finished step; ``chained``: its successor is the next entry."""
         run = item.run
         step = definition.step(run.step_id)
         if item.error is not None:
@@ -380,9 +379,11 @@ class Engine(ControlMixin):
         if item.skipped:
             assert isinstance(outcome, Complete)
             commit.finish_run(run, StepRunStatus.SKIPPED, output=outcome.output)
+            if chained:
+                return []
             return commit.successors(run, list(outcome.next_steps or []), outcome.output)
         if isinstance(outcome, Complete):
-            return commit.complete(run, outcome, step)
+            return commit.complete(run, outcome, step, chained=chained)
         if isinstance(outcome, Park):
             return self._park(commit, run, outcome)
         if isinstance(outcome, FanOut):
@@ -490,11 +491,3 @@ class Engine(ControlMixin):
                             exc_info=True)
 
 
-class _NullTx:
-    """A transaction that records nothing: lets run ids be computed outside a commit."""
-
-    def put_run(self, run: StepRun) -> None:
-        pass
-
-    def add_event(self, event: Any) -> None:
-        pass

@@ -113,31 +113,9 @@ class Commit:
         attempt: int = 1,
     ) -> StepRun:
         """A scheduled run for the next visit of ``step_id`` (raises on a loop overrun)."""
-        step = self.definition.step(step_id)
-        visits = dict(visits)
-        iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
-        visits[step_id] = iteration
-        if step.max_iterations is not None and iteration > step.max_iterations:
-            raise LoopLimit(step_id, step.max_iterations)
-        rid = policy.run_id(self.execution.id, scope, step_id, iteration, attempt, generation)
-        return StepRun(
-            id=rid,
-            execution_id=self.execution.id,
-            workflow_id=self.execution.workflow_id,
-            step_id=step_id,
-            step_type=step.type,
-            scope=scope,
-            iteration=iteration,
-            attempt=attempt,
-            status=StepRunStatus.SCHEDULED,
-            due_at=due_at or self.now,
-            context=context,
-            visits=visits,
-            generation=generation,
-            predecessor_id=predecessor,
-            idempotency_key=rid,
-            created_at=self.now,
-        )
+        return make_run(self.definition, self.execution, step_id, scope=scope, context=context,
+                        visits=visits, generation=generation, predecessor=predecessor,
+                        due_at=due_at or self.now, attempt=attempt, now=self.now)
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -166,13 +144,20 @@ class Commit:
             created.append(nxt)
         return created
 
-    def complete(self, run: StepRun, outcome: Complete, step: WorkflowStep) -> list[StepRun]:
-        """Record a successful run and schedule what follows it."""
+    def complete(self, run: StepRun, outcome: Complete, step: WorkflowStep,
+                 *, chained: bool = False) -> list[StepRun]:
+        """Record a successful run and schedule what follows it.
+
+        ``chained``: the successor already ran inline in this commit and is recorded
+        by its own entry, so nothing is scheduled here.
+        """
         if outcome.set_vars:
             self.execution.variables.update(outcome.set_vars)
         if step.output_var:
             self.execution.variables[step.output_var] = outcome.output
         self.finish_run(run, StepRunStatus.SUCCEEDED, output=outcome.output)
+        if chained:
+            return []
         targets = outcome.next_steps if outcome.next_steps is not None else step.next_steps
         return self.successors(run, list(targets), outcome.output)
 
@@ -428,3 +413,33 @@ def wake_run(run: StepRun, wake: dict[str, Any], now: datetime) -> None:
     run.status = StepRunStatus.SCHEDULED
     run.due_at = now
     run.wake_seq += 1
+
+
+def make_run(
+    definition: WorkflowDefinition,
+    execution: WorkflowExecution,
+    step_id: str,
+    *,
+    scope: str,
+    context: dict[str, Any],
+    visits: dict[str, int],
+    generation: int,
+    predecessor: str | None,
+    due_at: datetime,
+    attempt: int,
+    now: datetime,
+) -> StepRun:
+    """The run of the next visit of ``step_id``: its id is a pure function of the path."""
+    step = definition.step(step_id)
+    visits = dict(visits)
+    iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
+    visits[step_id] = iteration
+    if step.max_iterations is not None and iteration > step.max_iterations:
+        raise LoopLimit(step_id, step.max_iterations)
+    rid = policy.run_id(execution.id, scope, step_id, iteration, attempt, generation)
+    return StepRun(
+        id=rid, execution_id=execution.id, workflow_id=execution.workflow_id, step_id=step_id,
+        step_type=step.type, scope=scope, iteration=iteration, attempt=attempt,
+        status=StepRunStatus.SCHEDULED, due_at=due_at, context=context, visits=visits,
+        generation=generation, predecessor_id=predecessor, idempotency_key=rid, created_at=now,
+    )

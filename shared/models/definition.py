@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from shared.models._base import ApiModel, utcnow
 
@@ -166,13 +167,14 @@ class WorkflowDefinition(ApiModel):
     output: Any = None
     """Template of the execution result (``${...}`` expressions); defaults to the last output."""
 
-    _index: dict[str, WorkflowStep] | None = PrivateAttr(default=None)
+    @cached_property
+    def step_index(self) -> dict[str, WorkflowStep]:
+        """Steps by id (computed once; definitions are immutable once stored)."""
+        return {step.id: step for step in self.steps}
 
     def step(self, step_id: str) -> WorkflowStep:
         """The step with this id (KeyError if absent)."""
-        if self._index is None:
-            self._index = {step.id: step for step in self.steps}
-        return self._index[step_id]
+        return self.step_index[step_id]
 
     def first_step(self) -> str:
         return self.start_step or self.steps[0].id

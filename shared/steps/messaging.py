@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.engine.steps import (
     Complete,
@@ -17,6 +17,7 @@ from shared.engine.steps import (
 from shared.errors import Issue, StepFailed
 from shared.expressions import check_template
 from shared.models import WorkflowStep
+from shared.ports import WorkflowQuery
 
 
 class PublishConfig(StepConfig):
@@ -50,11 +51,21 @@ MAX_DEPTH = 8
 
 
 class SubworkflowConfig(StepConfig):
-    workflow_id: str = Field(min_length=1)
+    workflow_id: str | None = Field(default=None, min_length=1)
+    workflow_name: str | None = Field(default=None, min_length=1)
+    """Alternative to ``workflow_id``: the active workflow with this name."""
     version: int | None = Field(default=None, ge=1)
     """Pinned version of the child; the latest when absent (resolved when the step runs)."""
     input: Any = Field(default_factory=dict)
     """Template of the child's input (must render to an object)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SubworkflowConfig:
+        if (self.workflow_id is None) == (self.workflow_name is None):
+            raise ValueError("give exactly one of 'workflowId' or 'workflowName'")
+        if self.workflow_name is not None and self.version is not None:
+            raise ValueError("'version' needs 'workflowId'")
+        return self
 
 
 class SubworkflowStep(StepType):
@@ -65,14 +76,10 @@ class SubworkflowStep(StepType):
         return check_template(config.input, f"{path}/config/input")
 
     async def execute(self, ctx: StepContext) -> Outcome:
-        store = ctx.services.workflows
-        tenant = ctx.execution.tenant
-        if ctx.config.version is not None:
-            child = await store.get_version(ctx.config.workflow_id, ctx.config.version, tenant)
-        else:
-            child = await store.get_workflow(ctx.config.workflow_id, tenant)
+        child = await _find_child(ctx.services.workflows, ctx.config, ctx.execution.tenant)
         if child is None:
-            raise StepFailed(f"workflow {ctx.config.workflow_id} not found",
+            target = ctx.config.workflow_id or ctx.config.workflow_name
+            raise StepFailed(f"workflow {target} not found",
                              code="SUBWORKFLOW_NOT_FOUND", retryable=False)
         if int(ctx.execution.trigger.get("depth", 0)) >= MAX_DEPTH:
             raise StepFailed(f"subworkflows nested deeper than {MAX_DEPTH}",
@@ -90,3 +97,20 @@ class SubworkflowStep(StepType):
         error = payload.get("error") or {}
         raise StepFailed(error.get("message", "child execution failed"),
                          code=error.get("code", "CHILD_FAILED"), retryable=False)
+
+
+async def _find_child(store: Any, config: SubworkflowConfig, tenant: str) -> Any:
+    if config.workflow_id is not None:
+        if config.version is not None:
+            return await store.get_version(config.workflow_id, config.version, tenant)
+        return await store.get_workflow(config.workflow_id, tenant)
+    cursor = None
+    while True:
+        page = await store.list_workflows(
+            WorkflowQuery(tenant=tenant, active_only=True, limit=200, cursor=cursor))
+        for definition in page.items:
+            if definition.name == config.workflow_name:
+                return definition
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
