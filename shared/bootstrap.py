@@ -85,8 +85,13 @@ def build_registry() -> StepRegistry:
     return default_registry()
 
 
-def build_local(settings: Settings | None = None, *, clock: Clock | None = None,
-                registry: StepRegistry | None = None, memory: bool = False) -> LocalRuntime:
+def build_local(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    registry: StepRegistry | None = None,
+    memory: bool = False,
+) -> LocalRuntime:
     """Wire the local backend: SQLite (or memory) store, local queue, local bus."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
@@ -106,11 +111,16 @@ def build_local(settings: Settings | None = None, *, clock: Clock | None = None,
     async def deliver(task: StepTask) -> None:
         await holder["engine"].handle_task(task)
 
-    queue = LocalTaskQueue(deliver, clock=clock, workers=settings.workers,
-                           duplicate_rate=settings.duplicate_rate)
+    queue = LocalTaskQueue(
+        deliver, clock=clock, workers=settings.workers, duplicate_rate=settings.duplicate_rate
+    )
     engine = Engine(
-        executions=store, definitions=DefinitionCache(store), queue=queue, registry=registry,
-        services=services, clock=clock,
+        executions=store,
+        definitions=DefinitionCache(store),
+        queue=queue,
+        registry=registry,
+        services=services,
+        clock=clock,
         settings=EngineSettings(
             chain_commit_steps=settings.chain_commit_steps,
             max_chain_steps=settings.max_chain_steps,

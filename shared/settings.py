@@ -52,5 +52,7 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise InputInvalid(f"setting WFE_{str(first['loc'][0]).upper()}: {first['msg']}",
-                               code="INVALID_SETTINGS") from exc
+            raise InputInvalid(
+                f"setting WFE_{str(first['loc'][0]).upper()}: {first['msg']}",
+                code="INVALID_SETTINGS",
+            ) from exc

@@ -27,8 +27,15 @@ from shared.ports import (
     WorkflowStore,
 )
 
-_SERVER_FIELDS = ("id", "version", "createdAt", "updatedAt", "lastExecuted", "executionStats",
-                  "owner")
+_SERVER_FIELDS = (
+    "id",
+    "version",
+    "createdAt",
+    "updatedAt",
+    "lastExecuted",
+    "executionStats",
+    "owner",
+)
 
 
 @dataclass
@@ -47,8 +54,14 @@ class StartRequest:
 class WorkflowApp:
     """Workflow management and execution control over the ports."""
 
-    def __init__(self, *, workflows: WorkflowStore, executions: ExecutionStore,
-                 engine: Engine, tenant: str = "default") -> None:
+    def __init__(
+        self,
+        *,
+        workflows: WorkflowStore,
+        executions: ExecutionStore,
+        engine: Engine,
+        tenant: str = "default",
+    ) -> None:
         self.workflows = workflows
         self.executions = executions
         self.engine = engine
@@ -71,15 +84,19 @@ class WorkflowApp:
         await self.workflows.create_workflow(definition, self.tenant)
         return definition
 
-    async def update_workflow(self, workflow_id: str, raw: Mapping[str, Any],
-                              expected_version: int | None = None) -> WorkflowDefinition:
+    async def update_workflow(
+        self, workflow_id: str, raw: Mapping[str, Any], expected_version: int | None = None
+    ) -> WorkflowDefinition:
         """Write a new immutable version; running executions keep theirs."""
         head = await self.get_workflow(workflow_id)
         if expected_version is not None and expected_version != head.version:
             from shared.errors import Conflict
 
-            raise Conflict(f"workflow is at version {head.version}, not {expected_version}",
-                           code="VERSION_MISMATCH", retryable=False)
+            raise Conflict(
+                f"workflow is at version {head.version}, not {expected_version}",
+                code="VERSION_MISMATCH",
+                retryable=False,
+            )
         definition = self.validate(raw)
         definition.id = head.id
         definition.version = head.version + 1
@@ -107,7 +124,8 @@ class WorkflowApp:
     async def get_workflow_with_stats(self, workflow_id: str) -> WorkflowDefinition:
         definition = await self.get_workflow(workflow_id)
         page = await self.executions.list_executions(
-            ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000))
+            ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000)
+        )
         definition.execution_stats = execution_stats(page.items)
         if page.items:  # newest first; derived on read so starts do not rewrite the head
             definition.last_executed = page.items[0].started_at
@@ -125,12 +143,19 @@ class WorkflowApp:
             raise NotFound(f"workflow {workflow_id} not found")
         return versions
 
-    async def list_workflows(self, *, active_only: bool = False, tags: tuple[str, ...] = (),
-                             limit: int = 50, cursor: str | None = None
-                             ) -> Page[WorkflowDefinition]:
-        return await self.workflows.list_workflows(WorkflowQuery(
-            tenant=self.tenant, active_only=active_only, tags=tags, limit=limit,
-            cursor=cursor))
+    async def list_workflows(
+        self,
+        *,
+        active_only: bool = False,
+        tags: tuple[str, ...] = (),
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WorkflowDefinition]:
+        return await self.workflows.list_workflows(
+            WorkflowQuery(
+                tenant=self.tenant, active_only=active_only, tags=tags, limit=limit, cursor=cursor
+            )
+        )
 
     async def delete_workflow(self, workflow_id: str) -> None:
         if not await self.workflows.delete_workflow(workflow_id, self.tenant):
@@ -146,11 +171,14 @@ class WorkflowApp:
         else:
             definition = await self.get_version(request.workflow_id, request.version)
         if request.require_active and not definition.is_active:
-            raise InvalidState(f"workflow {definition.id} is inactive",
-                               code="WORKFLOW_INACTIVE")
+            raise InvalidState(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
         execution, _ = await self.engine.start_execution(
-            definition, input=request.input, trigger=request.trigger,
-            execution_id=request.execution_id, tenant=self.tenant)
+            definition,
+            input=request.input,
+            trigger=request.trigger,
+            execution_id=request.execution_id,
+            tenant=self.tenant,
+        )
         return execution
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution:
@@ -159,24 +187,35 @@ class WorkflowApp:
             raise NotFound(f"execution {execution_id} not found")
         return execution
 
-    async def list_executions(self, *, workflow_id: str | None = None,
-                              status: ExecutionStatus | None = None, limit: int = 50,
-                              cursor: str | None = None) -> Page[WorkflowExecution]:
-        return await self.executions.list_executions(ExecutionQuery(
-            tenant=self.tenant, workflow_id=workflow_id, status=status, limit=limit,
-            cursor=cursor))
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WorkflowExecution]:
+        return await self.executions.list_executions(
+            ExecutionQuery(
+                tenant=self.tenant,
+                workflow_id=workflow_id,
+                status=status,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
 
     async def step_history(self, execution_id: str) -> list[StepRun]:
         await self.get_execution(execution_id)
         return await self.executions.list_runs(execution_id)
 
-    async def events(self, execution_id: str, after_seq: int = 0,
-                     limit: int = 1000) -> list[ExecutionEvent]:
+    async def events(
+        self, execution_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[ExecutionEvent]:
         await self.get_execution(execution_id)
         return await self.executions.list_events(execution_id, after_seq, limit)
 
-    async def send_event(self, execution_id: str, name: str, payload: Any = None
-                         ) -> dict[str, Any]:
+    async def send_event(self, execution_id: str, name: str, payload: Any = None) -> dict[str, Any]:
         await self.get_execution(execution_id)
         signal, delivered = await self.engine.send_signal(execution_id, name, payload)
         return {"signalId": signal.id, "delivered": delivered}

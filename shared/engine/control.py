@@ -3,12 +3,16 @@ and the sweeper that re-enqueues runs whose task was lost."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from shared.engine import policy
+from shared.engine.definitions import DefinitionCache
+from shared.engine.steps import StepRegistry
 from shared.engine.transitions import ACTIVE_RUN, Commit, make_run, wake_run
 from shared.errors import InvalidState, NotFound
 from shared.models import (
@@ -19,10 +23,9 @@ from shared.models import (
     WorkflowDefinition,
     WorkflowExecution,
 )
-from shared.ports import ExecutionTx, StepTask
+from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
 
-if TYPE_CHECKING:
-    from shared.engine.runtime import Engine
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,17 @@ FAR_FUTURE = datetime(9999, 1, 1).astimezone()
 class ControlMixin:
     """Execution lifecycle operations of the ``Engine``."""
 
+    executions: ExecutionStore
+    definitions: DefinitionCache
+    queue: TaskQueue
+    registry: StepRegistry
+    clock: Clock
+
+    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        raise NotImplementedError  # provided by Engine
+
     def _new_execution(
-        self: Engine,
+        self,
         definition: WorkflowDefinition,
         *,
         input: dict[str, Any],
@@ -57,22 +69,38 @@ class ControlMixin:
         )
         if definition.timeout_seconds:
             execution.deadline = now + timedelta(seconds=definition.timeout_seconds)
-        first = make_run(definition, execution, definition.first_step(), scope="",
-                         context={"prev": None}, visits={}, generation=0, predecessor=None,
-                         due_at=now, attempt=1, now=now)
+        first = make_run(
+            definition,
+            execution,
+            definition.first_step(),
+            scope="",
+            context={"prev": None},
+            visits={},
+            generation=0,
+            predecessor=None,
+            due_at=now,
+            attempt=1,
+            now=now,
+        )
         runs = [first]
         if execution.deadline is not None:
-            runs.append(StepRun(
-                id=policy.run_id(execution.id, "", "$deadline", 1, 1, 0),
-                execution_id=execution.id, workflow_id=definition.id, step_id="$deadline",
-                step_type="$deadline", status=StepRunStatus.WAITING,
-                due_at=execution.deadline, created_at=now,
-            ))
+            runs.append(
+                StepRun(
+                    id=policy.run_id(execution.id, "", "$deadline", 1, 1, 0),
+                    execution_id=execution.id,
+                    workflow_id=definition.id,
+                    step_id="$deadline",
+                    step_type="$deadline",
+                    status=StepRunStatus.WAITING,
+                    due_at=execution.deadline,
+                    created_at=now,
+                )
+            )
         execution.event_seq = 0
         return execution, runs
 
     async def start_execution(
-        self: Engine,
+        self,
         definition: WorkflowDefinition,
         *,
         input: dict[str, Any] | None = None,
@@ -84,8 +112,12 @@ class ControlMixin:
         first execution and ``False`` (the dedup of triggers relies on this)."""
         now = self.clock.now()
         execution, runs = self._new_execution(
-            definition, input=dict(input or {}), trigger=trigger or {"type": "manual"},
-            execution_id=execution_id, tenant=tenant, now=now,
+            definition,
+            input=dict(input or {}),
+            trigger=trigger or {"type": "manual"},
+            execution_id=execution_id,
+            tenant=tenant,
+            now=now,
         )
         self.definitions.put(definition, tenant)
 
@@ -96,8 +128,12 @@ class ControlMixin:
             commit = Commit(tx, execution, definition, self.registry, now)
             for run in runs:
                 commit.put_run(run)
-            commit.event("execution.started", None, workflowVersion=definition.version,
-                         trigger=execution.trigger)
+            commit.event(
+                "execution.started",
+                None,
+                workflowVersion=definition.version,
+                trigger=execution.trigger,
+            )
             commit.finalize()
             return execution, True
 
@@ -107,19 +143,15 @@ class ControlMixin:
                 await self._enqueue(run)
         return stored, created
 
-    async def _enqueue(self: Engine, run: StepRun) -> None:
+    async def _enqueue(self, run: StepRun) -> None:
         if run.due_at is None:
             return
         try:
-            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at,
-                                              run.wake_seq))
+            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at, run.wake_seq))
         except Exception:
-            log.warning("enqueue of run %s failed; the sweeper will retry", run.id,
-                        exc_info=True)
+            log.warning("enqueue of run %s failed; the sweeper will retry", run.id, exc_info=True)
 
-    async def _operate(
-        self: Engine, execution_id: str, fn: Any
-    ) -> tuple[WorkflowExecution, list[StepRun]]:
+    async def _operate(self, execution_id: str, fn: Any) -> tuple[WorkflowExecution, list[StepRun]]:
         """Run ``fn(commit)`` on an execution in a transaction; enqueue what it returns."""
         now = self.clock.now()
 
@@ -140,21 +172,30 @@ class ControlMixin:
         return execution, runs
 
     async def send_signal(
-        self: Engine, execution_id: str, name: str, payload: Any = None,
+        self,
+        execution_id: str,
+        name: str,
+        payload: Any = None,
         signal_id: str | None = None,
     ) -> tuple[Signal, bool]:
         """Deliver an event to an execution; returns the signal and whether a waiting step
         took it now (else it is kept for the step that waits for it later)."""
-        signal = Signal(id=signal_id or uuid.uuid4().hex, execution_id=execution_id,
-                        name=name, payload=payload, created_at=self.clock.now())
+        signal = Signal(
+            id=signal_id or uuid.uuid4().hex,
+            execution_id=execution_id,
+            name=name,
+            payload=payload,
+            created_at=self.clock.now(),
+        )
         delivered = False
 
         async def deliver(commit: Commit) -> list[StepRun]:
             nonlocal delivered
             if commit.execution.status.terminal:
                 raise InvalidState(f"execution is {commit.execution.status.value}")
-            for run in await commit.tx.list_runs(commit.execution.id,
-                                                 frozenset({StepRunStatus.WAITING})):
+            for run in await commit.tx.list_runs(
+                commit.execution.id, frozenset({StepRunStatus.WAITING})
+            ):
                 if run.state.get("signal") == name:
                     signal.consumed_by = run.id
                     wake_run(run, {"ok": True, "value": payload, "signal": name}, commit.now)
@@ -169,7 +210,7 @@ class ControlMixin:
         await self._operate(execution_id, deliver)
         return signal, delivered
 
-    async def cancel(self: Engine, execution_id: str, reason: str = "") -> WorkflowExecution:
+    async def cancel(self, execution_id: str, reason: str = "") -> WorkflowExecution:
         children: list[str] = []
 
         async def do(commit: Commit) -> list[StepRun]:
@@ -180,21 +221,24 @@ class ControlMixin:
                     children.append(run.state["childExecutionId"])
             from shared.models import ErrorInfo
 
-            commit.finish_execution(ExecutionStatus.CANCELLED, error=ErrorInfo(
-                code="CANCELLED", message=reason or "cancelled by an operator"))
+            commit.finish_execution(
+                ExecutionStatus.CANCELLED,
+                error=ErrorInfo(code="CANCELLED", message=reason or "cancelled by an operator"),
+            )
             return []
 
         execution, _ = await self._operate(execution_id, do)
         for child in children:
-            try:
+            with contextlib.suppress(InvalidState, NotFound):  # already ended or gone
                 await self.cancel(child, f"parent {execution_id} cancelled")
-            except (InvalidState, NotFound):
-                pass
         return execution
 
-    async def pause(self: Engine, execution_id: str) -> WorkflowExecution:
+    async def pause(self, execution_id: str) -> WorkflowExecution:
         async def do(commit: Commit) -> list[StepRun]:
-            if commit.execution.status.terminal or commit.execution.status == ExecutionStatus.PAUSED:
+            if (
+                commit.execution.status.terminal
+                or commit.execution.status == ExecutionStatus.PAUSED
+            ):
                 raise InvalidState(f"execution is {commit.execution.status.value}")
             commit.execution.status = ExecutionStatus.PAUSED
             commit.event("execution.paused", None)
@@ -203,7 +247,7 @@ class ControlMixin:
         execution, _ = await self._operate(execution_id, do)
         return execution
 
-    async def resume(self: Engine, execution_id: str) -> WorkflowExecution:
+    async def resume(self, execution_id: str) -> WorkflowExecution:
         async def do(commit: Commit) -> list[StepRun]:
             if commit.execution.status != ExecutionStatus.PAUSED:
                 raise InvalidState(f"execution is {commit.execution.status.value}, not paused")
@@ -215,20 +259,26 @@ class ControlMixin:
         execution, _ = await self._operate(execution_id, do)
         return execution
 
-    async def redrive(self: Engine, execution_id: str) -> WorkflowExecution:
+    async def redrive(self, execution_id: str) -> WorkflowExecution:
         """Re-run a failed execution from its failed step, on its pinned version."""
 
         async def do(commit: Commit) -> list[StepRun]:
             execution = commit.execution
             if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
-                raise InvalidState(f"execution is {execution.status.value}; only failed or "
-                                   "timed-out executions can be redriven")
+                raise InvalidState(
+                    f"execution is {execution.status.value}; only failed or "
+                    "timed-out executions can be redriven"
+                )
             runs = await commit.tx.list_runs(execution.id)
             by_id = {r.id: r for r in runs}
             failed = by_id.get(execution.failed_run_id or "")
             if failed is None:
-                candidates = [r for r in runs if r.status in (StepRunStatus.FAILED,
-                              StepRunStatus.CANCELLED) and r.step_type != "$deadline"]
+                candidates = [
+                    r
+                    for r in runs
+                    if r.status in (StepRunStatus.FAILED, StepRunStatus.CANCELLED)
+                    and r.step_type != "$deadline"
+                ]
                 if not candidates:
                     raise InvalidState("no failed step to redrive from")
                 failed = candidates[-1]
@@ -239,49 +289,65 @@ class ControlMixin:
             execution.completed_at = execution.duration = None
             if execution.deadline is not None and commit.definition.timeout_seconds:
                 execution.deadline = commit.now + timedelta(
-                    seconds=commit.definition.timeout_seconds)
+                    seconds=commit.definition.timeout_seconds
+                )
             revived = _revive_owners(commit, failed, by_id)
-            restart = [failed, *[r for r in runs if r.status == StepRunStatus.CANCELLED
-                                 and any(r.scope.startswith(o) for o in revived)
-                                 and r.id != failed.id]]
-            commit.event("execution.redriven", None, fromStep=failed.step_id,
-                         generation=generation)
+            restart = [
+                failed,
+                *[
+                    r
+                    for r in runs
+                    if r.status == StepRunStatus.CANCELLED
+                    and any(r.scope.startswith(o) for o in revived)
+                    and r.id != failed.id
+                ],
+            ]
+            commit.event("execution.redriven", None, fromStep=failed.step_id, generation=generation)
             for old in restart:
-                run = commit.new_run(old.step_id, scope=old.scope, context=old.context,
-                                     visits={k: v - (1 if k == old.step_id else 0)
-                                             for k, v in old.visits.items()},
-                                     generation=generation, predecessor=old.predecessor_id)
+                run = commit.new_run(
+                    old.step_id,
+                    scope=old.scope,
+                    context=old.context,
+                    visits={k: v - (1 if k == old.step_id else 0) for k, v in old.visits.items()},
+                    generation=generation,
+                    predecessor=old.predecessor_id,
+                )
                 commit.schedule(run)
             return []
 
         execution, _ = await self._operate(execution_id, do)
         return execution
 
-    async def sweep(self: Engine, grace_seconds: float = 60.0, limit: int = 500) -> int:
+    async def sweep(self, grace_seconds: float = 60.0, limit: int = 500) -> int:
         """Re-enqueue runs whose task should have run by now (lost enqueue, dead worker)."""
         due = await self.executions.due_runs(self.clock.now(), grace_seconds, limit)
         for run in due:
-            await self.queue.enqueue(StepTask(run.execution_id, run.id,
-                                              run.due_at or self.clock.now(), run.wake_seq))
+            await self.queue.enqueue(
+                StepTask(run.execution_id, run.id, run.due_at or self.clock.now(), run.wake_seq)
+            )
         return len(due)
 
-    async def recover(self: Engine) -> int:
+    async def recover(self) -> int:
         """Local mode after a restart: no other worker exists, so every live run is ours
         to re-enqueue (leases held by the dead process are released)."""
         now = self.clock.now()
         runs = await self.executions.due_runs(FAR_FUTURE, 0.0, 1_000_000)
 
-        async def release(tx: ExecutionTx, run_id: str) -> None:
-            stored = await tx.get_run(run_id)
-            if stored is not None and stored.status == StepRunStatus.RUNNING:
-                stored.lease_expires_at = now
-                tx.put_run(stored)
+        def release(run_id: str) -> Callable[[ExecutionTx], Awaitable[None]]:
+            async def fn(tx: ExecutionTx) -> None:
+                stored = await tx.get_run(run_id)
+                if stored is not None and stored.status == StepRunStatus.RUNNING:
+                    stored.lease_expires_at = now
+                    tx.put_run(stored)
+
+            return fn
 
         for run in runs:
             if run.status == StepRunStatus.RUNNING:
-                await self.executions.run_transaction(lambda tx, rid=run.id: release(tx, rid))
-            await self.queue.enqueue(StepTask(run.execution_id, run.id,
-                                              run.due_at or now, run.wake_seq))
+                await self.executions.run_transaction(release(run.id))
+            await self.queue.enqueue(
+                StepTask(run.execution_id, run.id, run.due_at or now, run.wake_seq)
+            )
         return len(runs)
 
 

@@ -18,8 +18,9 @@ class DefinitionCache:
         self._items: OrderedDict[tuple[str, str, int], WorkflowDefinition] = OrderedDict()
 
     async def get(self, execution: WorkflowExecution) -> WorkflowDefinition:
-        return await self.version(execution.workflow_id, execution.workflow_version,
-                                  execution.tenant)
+        return await self.version(
+            execution.workflow_id, execution.workflow_version, execution.tenant
+        )
 
     async def version(self, workflow_id: str, version: int, tenant: str) -> WorkflowDefinition:
         key = (tenant, workflow_id, version)

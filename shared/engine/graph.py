@@ -38,12 +38,17 @@ def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
     return seen
 
 
-def check_graph(definition: WorkflowDefinition, registry: StepRegistry,
-                configs: dict[str, Any], ids: dict[str, int]) -> list[Issue]:
+def check_graph(
+    definition: WorkflowDefinition,
+    registry: StepRegistry,
+    configs: dict[str, Any],
+    ids: dict[str, int],
+) -> list[Issue]:
     issues: list[Issue] = []
     edges = _edges(definition)
-    bodies = {step.id: registry.get(step.type).bodies(configs[step.id])
-              for step in definition.steps}
+    bodies = {
+        step.id: registry.get(step.type).bodies(configs[step.id]) for step in definition.steps
+    }
     owner_of: dict[str, str] = {}
     depth: dict[str, int] = {}
     scopes: list[tuple[str, int, set[str]]] = []
@@ -63,26 +68,39 @@ def check_graph(definition: WorkflowDefinition, registry: StepRegistry,
     for start, level, members in scopes:
         for member in sorted(members, key=ids.__getitem__):
             if member in owner_of and owner_of[member] != start:
-                issues.append(Issue(
-                    "STEP_IN_MULTIPLE_SCOPES",
-                    f"step {member!r} is reached from {owner_of[member]!r} and from {start!r}; "
-                    "a branch or map body must not flow into steps outside it",
-                    f"/steps/{ids[member]}"))
+                issues.append(
+                    Issue(
+                        "STEP_IN_MULTIPLE_SCOPES",
+                        f"step {member!r} is reached from {owner_of[member]!r} and from {start!r}; "
+                        "a branch or map body must not flow into steps outside it",
+                        f"/steps/{ids[member]}",
+                    )
+                )
             owner_of.setdefault(member, start)
         if level > MAX_NESTING:
-            issues.append(Issue("TOO_DEEP_NESTING", f"fan-out nested deeper than {MAX_NESTING}",
-                                f"/steps/{ids[start]}"))
+            issues.append(
+                Issue(
+                    "TOO_DEEP_NESTING",
+                    f"fan-out nested deeper than {MAX_NESTING}",
+                    f"/steps/{ids[start]}",
+                )
+            )
     for step in definition.steps:
         if step.id not in owner_of:
-            issues.append(Issue("UNREACHABLE_STEP",
-                                f"step {step.id!r} is not reachable from the start step",
-                                f"/steps/{ids[step.id]}"))
+            issues.append(
+                Issue(
+                    "UNREACHABLE_STEP",
+                    f"step {step.id!r} is not reachable from the start step",
+                    f"/steps/{ids[step.id]}",
+                )
+            )
     issues.extend(_unbounded_loops(definition, edges, ids))
     return issues
 
 
-def _unbounded_loops(definition: WorkflowDefinition, edges: dict[str, list[str]],
-                     ids: dict[str, int]) -> list[Issue]:
+def _unbounded_loops(
+    definition: WorkflowDefinition, edges: dict[str, list[str]], ids: dict[str, int]
+) -> list[Issue]:
     """Each strongly connected component with a cycle needs a step with maxIterations."""
     issues = []
     for component in _strongly_connected(edges):
@@ -92,11 +110,14 @@ def _unbounded_loops(definition: WorkflowDefinition, edges: dict[str, list[str]]
         if any(definition.step(s).max_iterations for s in component):
             continue
         first = min(component, key=ids.__getitem__)
-        issues.append(Issue(
-            "UNBOUNDED_LOOP",
-            f"steps {', '.join(sorted(component, key=ids.__getitem__))} form a loop with no "
-            "maxIterations; set maxIterations on one of them",
-            f"/steps/{ids[first]}/nextSteps"))
+        issues.append(
+            Issue(
+                "UNBOUNDED_LOOP",
+                f"steps {', '.join(sorted(component, key=ids.__getitem__))} form a loop with no "
+                "maxIterations; set maxIterations on one of them",
+                f"/steps/{ids[first]}/nextSteps",
+            )
+        )
     return issues
 
 

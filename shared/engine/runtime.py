@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache, NotCached
+from shared.engine.policy import child_execution_id
 from shared.engine.steps import (
     Complete,
     FanOut,
@@ -30,9 +31,8 @@ from shared.engine.steps import (
     StepRegistry,
     StepServices,
 )
-from shared.engine.policy import child_execution_id
 from shared.engine.transitions import Commit, LoopLimit, make_run
-from shared.errors import InvalidState, WorkflowError
+from shared.errors import WorkflowError
 from shared.models import (
     ErrorInfo,
     ExecutionStatus,
@@ -122,12 +122,15 @@ class Engine(ControlMixin):
         claimed = await self._claim(task, token)
         if isinstance(claimed, HopResult):
             return claimed
-        run, execution = claimed
+        current: StepRun | None = claimed[0]
+        execution = claimed[1]
         definition = await self.definitions.get(execution)
         names: list[str] = []
         budget = self.settings.max_chain_steps
-        while run is not None:
-            run, execution, ran = await self._run_segment(run, execution, definition, token, budget)
+        while current is not None:
+            current, execution, ran = await self._run_segment(
+                current, execution, definition, token, budget
+            )
             names.extend(ran)
             budget -= len(ran)
             if not ran:
@@ -246,7 +249,9 @@ class Engine(ControlMixin):
         if item.error is not None or not isinstance(item.outcome, Complete):
             return False
         step = definition.step(item.run.step_id)
-        targets = item.outcome.next_steps if item.outcome.next_steps is not None else step.next_steps
+        targets = (
+            item.outcome.next_steps if item.outcome.next_steps is not None else step.next_steps
+        )
         if len(targets) != 1:
             return False
         nxt = definition.step(targets[0])
@@ -258,15 +263,26 @@ class Engine(ControlMixin):
         """Build the next run in memory (its id and visits as a commit would)."""
         assert isinstance(item.outcome, Complete)
         step = definition.step(item.run.step_id)
-        targets = item.outcome.next_steps if item.outcome.next_steps is not None else step.next_steps
+        targets = (
+            item.outcome.next_steps if item.outcome.next_steps is not None else step.next_steps
+        )
         context = {k: v for k, v in item.run.context.items() if k in ("item", "index")}
         context["prev"] = item.outcome.output
         now = self.clock.now()
         try:
-            nxt = make_run(definition, execution, targets[0], scope=item.run.scope,
-                           context=context, visits=item.run.visits,
-                           generation=item.run.generation, predecessor=item.run.id,
-                           due_at=now, attempt=1, now=now)
+            nxt = make_run(
+                definition,
+                execution,
+                targets[0],
+                scope=item.run.scope,
+                context=context,
+                visits=item.run.visits,
+                generation=item.run.generation,
+                predecessor=item.run.id,
+                due_at=now,
+                attempt=1,
+                now=now,
+            )
         except LoopLimit:
             return None
         nxt.status = StepRunStatus.RUNNING
@@ -284,15 +300,17 @@ class Engine(ControlMixin):
     ) -> _Done:
         step = definition.step(run.step_id)
         step_type = self.registry.get(step.type)
-        ctx = StepContext(run, step, definition, execution, variables, self.clock.now(),
-                          self.services)
+        ctx = StepContext(
+            run, step, definition, execution, variables, self.clock.now(), self.services
+        )
         try:
             ctx.config = step_type.parse_config(step.config)
-            if step.conditions and "wake" not in run.state:
-                if not all(ctx.evaluate(c.expression) is True for c in step.conditions):
-                    prev = run.context.get("prev")
-                    return _Done(run, Complete(output=prev, next_steps=step.next_steps[:1]),
-                                 None, skipped=True)
+            guarded = bool(step.conditions) and "wake" not in run.state
+            conditions = step.conditions or []
+            if guarded and not all(ctx.evaluate(c.expression) is True for c in conditions):
+                prev = run.context.get("prev")
+                skip = Complete(output=prev, next_steps=step.next_steps[:1])
+                return _Done(run, skip, None, skipped=True)
             timeout = step.timeout_seconds or self.settings.default_step_timeout
             wake = run.state.get("wake")
             if wake is not None:
@@ -302,15 +320,24 @@ class Engine(ControlMixin):
             else:
                 outcome = await asyncio.wait_for(step_type.execute(ctx), timeout)
         except TimeoutError:
-            return _Done(run, None, ErrorInfo(code="STEP_TIMEOUT", retryable=True,
-                                              message=f"step exceeded {timeout}s"))
+            return _Done(
+                run,
+                None,
+                ErrorInfo(code="STEP_TIMEOUT", retryable=True, message=f"step exceeded {timeout}s"),
+            )
         except WorkflowError as exc:
-            return _Done(run, None, ErrorInfo(code=exc.code, message=exc.message,
-                                              retryable=exc.retryable))
+            return _Done(
+                run, None, ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable)
+            )
         except Exception as exc:  # a bug or an unexpected library error in a step
             log.exception("step %s raised", step.id)
-            return _Done(run, None, ErrorInfo(code="STEP_ERROR", retryable=True,
-                                              message=f"{type(exc).__name__}: {exc}"))
+            return _Done(
+                run,
+                None,
+                ErrorInfo(
+                    code="STEP_ERROR", retryable=True, message=f"{type(exc).__name__}: {exc}"
+                ),
+            )
         if isinstance(outcome, Complete) and outcome.set_vars:
             variables.update(outcome.set_vars)
         if isinstance(outcome, Complete) and step.output_var:
@@ -331,14 +358,17 @@ class Engine(ControlMixin):
 
         async def apply(tx: ExecutionTx) -> Commit | None:
             stored = await tx.get_run(first.id)
-            if stored is None or stored.status != StepRunStatus.RUNNING or (
-                stored.lease_owner != token
+            if (
+                stored is None
+                or stored.status != StepRunStatus.RUNNING
+                or (stored.lease_owner != token)
             ):
                 return None
             execution = await tx.get_execution(first.execution_id)
             assert execution is not None
-            commit = Commit(tx, execution, definition, self.registry, now,
-                            self.settings.max_steps_per_execution)
+            commit = Commit(
+                tx, execution, definition, self.registry, now, self.settings.max_steps_per_execution
+            )
             if execution.status.terminal:
                 commit.finish_run(stored, StepRunStatus.CANCELLED)
                 commit.finalize()
@@ -368,8 +398,9 @@ class Engine(ControlMixin):
             return follow[0], commit.execution, names
         return None, commit.execution, names
 
-    def _record(self, commit: Commit, item: _Done, definition: Any,
-                chained: bool = False) -> list[StepRun]:
+    def _record(
+        self, commit: Commit, item: _Done, definition: Any, chained: bool = False
+    ) -> list[StepRun]:
         """Write one finished step; ``chained``: its successor is the next entry."""
         run = item.run
         step = definition.step(run.step_id)
@@ -466,8 +497,11 @@ class Engine(ControlMixin):
         child, first = self._new_execution(
             outcome.definition,
             input=outcome.input,
-            trigger={"type": "subworkflow", "parentExecutionId": run.execution_id,
-                     "depth": int(commit.execution.trigger.get("depth", 0)) + 1},
+            trigger={
+                "type": "subworkflow",
+                "parentExecutionId": run.execution_id,
+                "depth": int(commit.execution.trigger.get("depth", 0)) + 1,
+            },
             execution_id=child_id,
             tenant=commit.execution.tenant,
             now=commit.now,
@@ -487,7 +521,6 @@ class Engine(ControlMixin):
                     StepTask(run.execution_id, run.id, run.due_at, run.wake_seq)
                 )
             except Exception:
-                log.warning("enqueue of run %s failed; the sweeper will retry", run.id,
-                            exc_info=True)
-
-
+                log.warning(
+                    "enqueue of run %s failed; the sweeper will retry", run.id, exc_info=True
+                )

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from shared.errors import Issue, WorkflowError
-from shared.expressions import render
 from shared.expressions import expression as compile_expr
+from shared.expressions import render
 
 if TYPE_CHECKING:
     from shared.models import JoinMark, StepRun, WorkflowDefinition, WorkflowExecution, WorkflowStep

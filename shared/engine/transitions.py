@@ -30,9 +30,7 @@ from shared.models import (
 )
 from shared.ports import ExecutionTx
 
-ACTIVE_RUN = frozenset(
-    {StepRunStatus.SCHEDULED, StepRunStatus.RUNNING, StepRunStatus.WAITING}
-)
+ACTIVE_RUN = frozenset({StepRunStatus.SCHEDULED, StepRunStatus.RUNNING, StepRunStatus.WAITING})
 EXECUTION_EVENT = {
     ExecutionStatus.SUCCEEDED: "execution.succeeded",
     ExecutionStatus.FAILED: "execution.failed",
@@ -113,9 +111,19 @@ class Commit:
         attempt: int = 1,
     ) -> StepRun:
         """A scheduled run for the next visit of ``step_id`` (raises on a loop overrun)."""
-        return make_run(self.definition, self.execution, step_id, scope=scope, context=context,
-                        visits=visits, generation=generation, predecessor=predecessor,
-                        due_at=due_at or self.now, attempt=attempt, now=self.now)
+        return make_run(
+            self.definition,
+            self.execution,
+            step_id,
+            scope=scope,
+            context=context,
+            visits=visits,
+            generation=generation,
+            predecessor=predecessor,
+            due_at=due_at or self.now,
+            attempt=attempt,
+            now=self.now,
+        )
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -144,8 +152,9 @@ class Commit:
             created.append(nxt)
         return created
 
-    def complete(self, run: StepRun, outcome: Complete, step: WorkflowStep,
-                 *, chained: bool = False) -> list[StepRun]:
+    def complete(
+        self, run: StepRun, outcome: Complete, step: WorkflowStep, *, chained: bool = False
+    ) -> list[StepRun]:
         """Record a successful run and schedule what follows it.
 
         ``chained``: the successor already ran inline in this commit and is recorded
@@ -238,16 +247,22 @@ class Commit:
         if not run.scope:
             result = output
             if self.definition.output is not None:
-                env = {"vars": self.execution.variables, "input": self.execution.input,
-                       "prev": output, "item": None, "index": None,
-                       "execution": {"id": self.execution.id}}
+                env = {
+                    "vars": self.execution.variables,
+                    "input": self.execution.input,
+                    "prev": output,
+                    "item": None,
+                    "index": None,
+                    "execution": {"id": self.execution.id},
+                }
                 result = render(self.definition.output, env)
             self.finish_execution(ExecutionStatus.SUCCEEDED, result=result)
             return
         _, owner_id, index = policy.parse_scope(run.scope)
         self.tx.put_join(
-            JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.SUCCEEDED,
-                     output=output)
+            JoinMark(
+                owner_run_id=owner_id, index=index, status=StepRunStatus.SUCCEEDED, output=output
+            )
         )
         self._pending_joins.append((owner_id, index, output, None))
 
@@ -257,8 +272,7 @@ class Commit:
             return
         _, owner_id, index = policy.parse_scope(run.scope)
         self.tx.put_join(
-            JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.FAILED,
-                     error=error)
+            JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.FAILED, error=error)
         )
         self._pending_joins.append((owner_id, index, None, (error, run)))
 
@@ -284,8 +298,14 @@ class Commit:
                 self.failed(owner, step, wrapped)
                 continue
             marks = [m for m in await self.tx.list_joins(owner_id) if m.index != index]
-            marks.append(JoinMark(owner_run_id=owner_id, index=index,
-                                  status=StepRunStatus.SUCCEEDED, output=_output))
+            marks.append(
+                JoinMark(
+                    owner_run_id=owner_id,
+                    index=index,
+                    status=StepRunStatus.SUCCEEDED,
+                    output=_output,
+                )
+            )
             total = int(owner.state.get("total", 0))
             window = int(owner.state.get("window", total))
             if len(marks) >= total:
@@ -376,8 +396,11 @@ class Commit:
             run.finished_at = self.now
             run.lease_owner = None
             self.put_run(run)
-        self.outbox = [r for r in self.outbox if r.status == StepRunStatus.SCHEDULED
-                       and r.execution_id != exe.id]
+        self.outbox = [
+            r
+            for r in self.outbox
+            if r.status == StepRunStatus.SCHEDULED and r.execution_id != exe.id
+        ]
         if exe.parent is None:
             return
         parent_run = await self.tx.get_run(exe.parent.run_id)
@@ -386,10 +409,13 @@ class Commit:
         if exe.status == ExecutionStatus.SUCCEEDED:
             wake: dict[str, Any] = {"ok": True, "value": exe.result}
         else:
-            wake = {"ok": False, "error": {
-                "code": "CHILD_" + exe.status.value.upper(),
-                "message": f"child execution {exe.id} ended {exe.status.value}: {exe.error}",
-            }}
+            wake = {
+                "ok": False,
+                "error": {
+                    "code": "CHILD_" + exe.status.value.upper(),
+                    "message": f"child execution {exe.id} ended {exe.status.value}: {exe.error}",
+                },
+            }
         wake_run(parent_run, wake, self.now)
         self.tx.put_run(parent_run)
         self.woken_parents.append(parent_run)
@@ -438,8 +464,20 @@ def make_run(
         raise LoopLimit(step_id, step.max_iterations)
     rid = policy.run_id(execution.id, scope, step_id, iteration, attempt, generation)
     return StepRun(
-        id=rid, execution_id=execution.id, workflow_id=execution.workflow_id, step_id=step_id,
-        step_type=step.type, scope=scope, iteration=iteration, attempt=attempt,
-        status=StepRunStatus.SCHEDULED, due_at=due_at, context=context, visits=visits,
-        generation=generation, predecessor_id=predecessor, idempotency_key=rid, created_at=now,
+        id=rid,
+        execution_id=execution.id,
+        workflow_id=execution.workflow_id,
+        step_id=step_id,
+        step_type=step.type,
+        scope=scope,
+        iteration=iteration,
+        attempt=attempt,
+        status=StepRunStatus.SCHEDULED,
+        due_at=due_at,
+        context=context,
+        visits=visits,
+        generation=generation,
+        predecessor_id=predecessor,
+        idempotency_key=rid,
+        created_at=now,
     )

@@ -52,8 +52,11 @@ def issues_from_pydantic(error: ValidationError, prefix: str = "") -> list[Issue
         kind = item["type"]
         code = _PYDANTIC_CODES.get(kind)
         if code is None:
-            code = "FIELD_TYPE" if kind.endswith("_type") or kind.endswith("_parsing") \
+            code = (
+                "FIELD_TYPE"
+                if kind.endswith("_type") or kind.endswith("_parsing")
                 else "INVALID_VALUE"
+            )
         loc = [p for p in item["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
         message = item["msg"].removeprefix("Value error, ")
         issues.append(Issue(code, message, prefix + pointer(*loc)))
@@ -72,11 +75,13 @@ def parse_document(text: str, source: str = "<input>") -> dict[str, Any]:
         else:
             value = yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InputInvalid(f"{source} is not valid JSON or YAML: {exc}".splitlines()[0],
-                           code="INVALID_FORMAT") from exc
+        raise InputInvalid(
+            f"{source} is not valid JSON or YAML: {exc}".splitlines()[0], code="INVALID_FORMAT"
+        ) from exc
     if not isinstance(value, dict):
-        raise InputInvalid(f"{source} must hold an object, not {type(value).__name__}",
-                           code="INVALID_FORMAT")
+        raise InputInvalid(
+            f"{source} must hold an object, not {type(value).__name__}", code="INVALID_FORMAT"
+        )
     return value
 
 
@@ -88,8 +93,9 @@ def parse_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise InputInvalid(f"{source} is not valid JSON or YAML: {exc}".splitlines()[0],
-                           code="INVALID_FORMAT") from exc
+        raise InputInvalid(
+            f"{source} is not valid JSON or YAML: {exc}".splitlines()[0], code="INVALID_FORMAT"
+        ) from exc
     if not documents or not all(isinstance(d, dict) for d in documents):
         raise InputInvalid(f"{source} must hold one or more objects", code="INVALID_FORMAT")
     return documents
@@ -110,17 +116,18 @@ def validate_definition(raw: Mapping[str, Any], registry: StepRegistry) -> Workf
     try:
         size = len(json.dumps(raw, default=str).encode())
     except (TypeError, ValueError) as exc:
-        raise DefinitionInvalid([Issue("INVALID_FORMAT", f"not JSON-serialisable: {exc}")]) \
-            from exc
+        raise DefinitionInvalid([Issue("INVALID_FORMAT", f"not JSON-serialisable: {exc}")]) from exc
     if size > MAX_DEFINITION_BYTES:
-        raise DefinitionInvalid([Issue("DEFINITION_TOO_LARGE",
-                                       f"{size} bytes exceed {MAX_DEFINITION_BYTES}", "")])
+        raise DefinitionInvalid(
+            [Issue("DEFINITION_TOO_LARGE", f"{size} bytes exceed {MAX_DEFINITION_BYTES}", "")]
+        )
     if _depth(raw, MAX_JSON_DEPTH):
         raise DefinitionInvalid([Issue("TOO_DEEP", f"nesting deeper than {MAX_JSON_DEPTH}")])
     steps_raw = raw.get("steps")
     if isinstance(steps_raw, list) and len(steps_raw) > MAX_STEPS:
-        raise DefinitionInvalid([Issue("TOO_MANY_STEPS",
-                                       f"{len(steps_raw)} steps exceed {MAX_STEPS}", "/steps")])
+        raise DefinitionInvalid(
+            [Issue("TOO_MANY_STEPS", f"{len(steps_raw)} steps exceed {MAX_STEPS}", "/steps")]
+        )
     try:
         definition = WorkflowDefinition.model_validate(dict(raw))
     except ValidationError as exc:
@@ -137,15 +144,25 @@ def check_definition(definition: WorkflowDefinition, registry: StepRegistry) -> 
     ids: dict[str, int] = {}
     for index, step in enumerate(definition.steps):
         if step.id in ids:
-            issues.append(Issue("DUPLICATE_STEP_ID", f"step id {step.id!r} is used twice",
-                                pointer("steps", index, "id")))
+            issues.append(
+                Issue(
+                    "DUPLICATE_STEP_ID",
+                    f"step id {step.id!r} is used twice",
+                    pointer("steps", index, "id"),
+                )
+            )
         else:
             ids[step.id] = index
     if definition.start_step is not None and definition.start_step not in ids:
-        issues.append(Issue("UNKNOWN_START_STEP",
-                            f"startStep {definition.start_step!r} is not a step", "/startStep"))
+        issues.append(
+            Issue(
+                "UNKNOWN_START_STEP",
+                f"startStep {definition.start_step!r} is not a step",
+                "/startStep",
+            )
+        )
     configs: dict[str, Any] = {}
-    for index, step in enumerate(definition.steps):
+    for index in range(len(definition.steps)):
         issues.extend(_check_step(definition, index, ids, registry, configs))
     issues.extend(check_template(definition.output, "/output"))
     issues.extend(_check_trigger(definition))
@@ -154,33 +171,54 @@ def check_definition(definition: WorkflowDefinition, registry: StepRegistry) -> 
     return issues
 
 
-def _check_step(definition: WorkflowDefinition, index: int, ids: dict[str, int],
-                registry: StepRegistry, configs: dict[str, Any]) -> list[Issue]:
+def _check_step(
+    definition: WorkflowDefinition,
+    index: int,
+    ids: dict[str, int],
+    registry: StepRegistry,
+    configs: dict[str, Any],
+) -> list[Issue]:
     step = definition.steps[index]
     path = pointer("steps", index)
     issues: list[Issue] = []
     for j, target in enumerate(step.next_steps):
         if target not in ids:
-            issues.append(Issue("UNKNOWN_NEXT_STEP", f"nextSteps names unknown step {target!r}",
-                                f"{path}/nextSteps/{j}"))
+            issues.append(
+                Issue(
+                    "UNKNOWN_NEXT_STEP",
+                    f"nextSteps names unknown step {target!r}",
+                    f"{path}/nextSteps/{j}",
+                )
+            )
     if len(set(step.next_steps)) != len(step.next_steps):
-        issues.append(Issue("DUPLICATE_NEXT_STEP", "nextSteps lists a step twice",
-                            f"{path}/nextSteps"))
+        issues.append(
+            Issue("DUPLICATE_NEXT_STEP", "nextSteps lists a step twice", f"{path}/nextSteps")
+        )
     fallback = step.on_error.fallback_step
     if fallback is not None and fallback not in ids:
-        issues.append(Issue("UNKNOWN_FALLBACK_STEP", f"fallbackStep {fallback!r} is not a step",
-                            f"{path}/onError/fallbackStep"))
+        issues.append(
+            Issue(
+                "UNKNOWN_FALLBACK_STEP",
+                f"fallbackStep {fallback!r} is not a step",
+                f"{path}/onError/fallbackStep",
+            )
+        )
     for k, condition in enumerate(step.conditions or []):
-        issues.extend(compile_expression(condition.expression,
-                                         f"{path}/conditions/{k}/expression")[1])
+        issues.extend(
+            compile_expression(condition.expression, f"{path}/conditions/{k}/expression")[1]
+        )
     try:
         step_type = registry.get(step.type)
     except WorkflowError as exc:
         return [*issues, Issue(exc.code, exc.message, f"{path}/type")]
     if len(step.next_steps) > 1 and not step_type.branching:
-        issues.append(Issue("MULTIPLE_NEXT_STEPS",
-                            f"a {step.type} step has one next step; fan out with parallel",
-                            f"{path}/nextSteps"))
+        issues.append(
+            Issue(
+                "MULTIPLE_NEXT_STEPS",
+                f"a {step.type} step has one next step; fan out with parallel",
+                f"{path}/nextSteps",
+            )
+        )
     try:
         config = step_type.parse_config(step.config)
     except ValidationError as exc:
@@ -189,8 +227,13 @@ def _check_step(definition: WorkflowDefinition, index: int, ids: dict[str, int],
     issues.extend(step_type.check(step, config, path))
     for target, suffix in step_type.referenced_steps(config):
         if target not in ids:
-            issues.append(Issue("UNKNOWN_STEP_REFERENCE", f"config names unknown step {target!r}",
-                                f"{path}/config/{suffix}"))
+            issues.append(
+                Issue(
+                    "UNKNOWN_STEP_REFERENCE",
+                    f"config names unknown step {target!r}",
+                    f"{path}/config/{suffix}",
+                )
+            )
     return issues
 
 
@@ -199,13 +242,23 @@ def _check_trigger(definition: WorkflowDefinition) -> list[Issue]:
     issues: list[Issue] = []
     if isinstance(trigger, ScheduleTrigger):
         if not croniter.is_valid(trigger.cron) or len(trigger.cron.split()) != 5:
-            issues.append(Issue("INVALID_CRON", f"{trigger.cron!r} is not a 5-field cron "
-                                "expression", "/trigger/cron"))
+            issues.append(
+                Issue(
+                    "INVALID_CRON",
+                    f"{trigger.cron!r} is not a 5-field cron expression",
+                    "/trigger/cron",
+                )
+            )
         try:
             ZoneInfo(trigger.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            issues.append(Issue("INVALID_TIMEZONE", f"unknown time zone {trigger.timezone!r}",
-                                "/trigger/timezone"))
+            issues.append(
+                Issue(
+                    "INVALID_TIMEZONE",
+                    f"unknown time zone {trigger.timezone!r}",
+                    "/trigger/timezone",
+                )
+            )
     if isinstance(trigger, EventTrigger) and trigger.filter:
         issues.extend(compile_expression(trigger.filter, "/trigger/filter", TRIGGER_ROOTS)[1])
     return issues

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator

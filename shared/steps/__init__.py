@@ -2,7 +2,7 @@
 
 from shared.engine.steps import StepRegistry
 from shared.steps.branch import BranchStep
-from shared.steps.control import ParallelStep, MapStep
+from shared.steps.control import MapStep, ParallelStep
 from shared.steps.http import HttpStep
 from shared.steps.messaging import PublishStep, SubworkflowStep
 from shared.steps.transform import TransformStep

@@ -38,9 +38,13 @@ class BranchStep(StepType):
             issues.extend(found)
         for target, pointer in self.referenced_steps(config):
             if target not in step.next_steps:
-                issues.append(Issue("BRANCH_TARGET_NOT_IN_NEXT_STEPS",
-                                    f"branch target {target!r} is not listed in nextSteps",
-                                    f"{path}/config/{pointer}"))
+                issues.append(
+                    Issue(
+                        "BRANCH_TARGET_NOT_IN_NEXT_STEPS",
+                        f"branch target {target!r} is not listed in nextSteps",
+                        f"{path}/config/{pointer}",
+                    )
+                )
         return issues
 
     def referenced_steps(self, config: Any) -> list[tuple[str, str]]:
@@ -53,13 +57,18 @@ class BranchStep(StepType):
         for index, case in enumerate(ctx.config.cases):
             value = ctx.evaluate(case.when)
             if not isinstance(value, bool):
-                raise StepFailed(f"case {index} condition returned {type(value).__name__}, "
-                                 "not bool", code="EXPRESSION_TYPE", retryable=False)
+                raise StepFailed(
+                    f"case {index} condition returned {type(value).__name__}, not bool",
+                    code="EXPRESSION_TYPE",
+                    retryable=False,
+                )
             if value:
-                return Complete(output={"case": index, "next": case.next},
-                                next_steps=[case.next])
+                return Complete(output={"case": index, "next": case.next}, next_steps=[case.next])
         if ctx.config.default:
-            return Complete(output={"case": "default", "next": ctx.config.default},
-                            next_steps=[ctx.config.default])
-        raise StepFailed("no branch case matched and no default", code="NO_BRANCH_MATCHED",
-                         retryable=False)
+            return Complete(
+                output={"case": "default", "next": ctx.config.default},
+                next_steps=[ctx.config.default],
+            )
+        raise StepFailed(
+            "no branch case matched and no default", code="NO_BRANCH_MATCHED", retryable=False
+        )

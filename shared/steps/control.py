@@ -91,16 +91,23 @@ class MapStep(StepType):
     async def execute(self, ctx: StepContext) -> Outcome:
         items = ctx.evaluate(ctx.config.items)
         if not isinstance(items, list):
-            raise StepFailed(f"map items gave {type(items).__name__}, not a list",
-                             code="EXPRESSION_TYPE", retryable=False)
+            raise StepFailed(
+                f"map items gave {type(items).__name__}, not a list",
+                code="EXPRESSION_TYPE",
+                retryable=False,
+            )
         if len(items) > ctx.config.max_items:
-            raise StepFailed(f"{len(items)} items exceed maxItems={ctx.config.max_items}",
-                             code="TOO_MANY_ITEMS", retryable=False)
+            raise StepFailed(
+                f"{len(items)} items exceed maxItems={ctx.config.max_items}",
+                code="TOO_MANY_ITEMS",
+                retryable=False,
+            )
         ctx.run.input = {"items": len(items), "concurrency": ctx.config.concurrency}
         if not items:
             return Complete(output=[])
-        return FanOut(total=len(items), window=min(ctx.config.concurrency, len(items)),
-                      state={"items": items})
+        return FanOut(
+            total=len(items), window=min(ctx.config.concurrency, len(items)), state={"items": items}
+        )
 
     def body(self, owner: StepRun, config: Any, index: int) -> Body:
         item = owner.state["items"][index]

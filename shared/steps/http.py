@@ -94,11 +94,9 @@ async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddre
     except ValueError:
         pass
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port,
-                                                             type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise StepFailed(f"cannot resolve {host}: {exc}", code="HTTP_DNS",
-                         retryable=True) from exc
+        raise StepFailed(f"cannot resolve {host}: {exc}", code="HTTP_DNS", retryable=True) from exc
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
@@ -108,8 +106,12 @@ class HttpStep(StepType):
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         return check_template(
-            {"url": config.url, "headers": config.headers, "query": config.query,
-             "body": config.body},
+            {
+                "url": config.url,
+                "headers": config.headers,
+                "query": config.query,
+                "body": config.body,
+            },
             f"{path}/config",
         )
 
@@ -124,8 +126,11 @@ class HttpStep(StepType):
         query = ctx.render(config.query)
         body = ctx.render(config.body)
         ctx.run.input = {"method": config.method, "url": url, "query": query, "body": body}
-        kwargs: dict[str, Any] = {"headers": headers, "params": query,
-                                  "timeout": config.timeout_seconds}
+        kwargs: dict[str, Any] = {
+            "headers": headers,
+            "params": query,
+            "timeout": config.timeout_seconds,
+        }
         if body is not None:
             kwargs["json"] = body
         try:
@@ -142,14 +147,26 @@ class HttpStep(StepType):
             payload: Any = json.loads(content) if content else None
         except ValueError:
             payload = content.decode(errors="replace")
-        output = {"status": response.status_code, "body": payload,
-                  "headers": {k: v for k, v in response.headers.items()
-                              if k.lower() in ("content-type", "location", "etag")}}
-        ok = (response.status_code in config.success_codes if config.success_codes
-              else 200 <= response.status_code < 300)
+        output = {
+            "status": response.status_code,
+            "body": payload,
+            "headers": {
+                k: v
+                for k, v in response.headers.items()
+                if k.lower() in ("content-type", "location", "etag")
+            },
+        }
+        ok = (
+            response.status_code in config.success_codes
+            if config.success_codes
+            else 200 <= response.status_code < 300
+        )
         if ok:
             return Complete(output=output)
         retryable = response.status_code in RETRYABLE_STATUS
-        raise StepFailed(f"HTTP {response.status_code} from {response.request.url}",
-                         code=f"HTTP_{response.status_code}", retryable=retryable,
-                         details=output)
+        raise StepFailed(
+            f"HTTP {response.status_code} from {response.request.url}",
+            code=f"HTTP_{response.status_code}",
+            retryable=retryable,
+            details=output,
+        )

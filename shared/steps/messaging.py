@@ -32,8 +32,9 @@ class PublishStep(StepType):
     config_model = PublishConfig
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return check_template({"data": config.data, "attributes": config.attributes},
-                              f"{path}/config")
+        return check_template(
+            {"data": config.data, "attributes": config.attributes}, f"{path}/config"
+        )
 
     async def execute(self, ctx: StepContext) -> Outcome:
         bus = ctx.services.event_bus
@@ -79,15 +80,20 @@ class SubworkflowStep(StepType):
         child = await _find_child(ctx.services.workflows, ctx.config, ctx.execution.tenant)
         if child is None:
             target = ctx.config.workflow_id or ctx.config.workflow_name
-            raise StepFailed(f"workflow {target} not found",
-                             code="SUBWORKFLOW_NOT_FOUND", retryable=False)
+            raise StepFailed(
+                f"workflow {target} not found", code="SUBWORKFLOW_NOT_FOUND", retryable=False
+            )
         if int(ctx.execution.trigger.get("depth", 0)) >= MAX_DEPTH:
-            raise StepFailed(f"subworkflows nested deeper than {MAX_DEPTH}",
-                             code="SUBWORKFLOW_TOO_DEEP", retryable=False)
+            raise StepFailed(
+                f"subworkflows nested deeper than {MAX_DEPTH}",
+                code="SUBWORKFLOW_TOO_DEEP",
+                retryable=False,
+            )
         data = ctx.render(ctx.config.input)
         if not isinstance(data, dict):
-            raise StepFailed("subworkflow input must be an object", code="INVALID_INPUT",
-                             retryable=False)
+            raise StepFailed(
+                "subworkflow input must be an object", code="INVALID_INPUT", retryable=False
+            )
         ctx.run.input = {"workflowId": child.id, "version": child.version, "input": data}
         return StartChild(definition=child, input=data)
 
@@ -95,8 +101,11 @@ class SubworkflowStep(StepType):
         if payload.get("ok"):
             return Complete(output=payload.get("value"))
         error = payload.get("error") or {}
-        raise StepFailed(error.get("message", "child execution failed"),
-                         code=error.get("code", "CHILD_FAILED"), retryable=False)
+        raise StepFailed(
+            error.get("message", "child execution failed"),
+            code=error.get("code", "CHILD_FAILED"),
+            retryable=False,
+        )
 
 
 async def _find_child(store: Any, config: SubworkflowConfig, tenant: str) -> Any:
@@ -107,7 +116,8 @@ async def _find_child(store: Any, config: SubworkflowConfig, tenant: str) -> Any
     cursor = None
     while True:
         page = await store.list_workflows(
-            WorkflowQuery(tenant=tenant, active_only=True, limit=200, cursor=cursor))
+            WorkflowQuery(tenant=tenant, active_only=True, limit=200, cursor=cursor)
+        )
         for definition in page.items:
             if definition.name == config.workflow_name:
                 return definition

@@ -29,9 +29,13 @@ class TransformStep(StepType):
         issues += check_template(config.output, f"{path}/config/output")
         for name in config.set:
             if not name.isidentifier():
-                issues.append(Issue("INVALID_VARIABLE_NAME",
-                                    f"{name!r} is not a valid variable name",
-                                    f"{path}/config/set/{name}"))
+                issues.append(
+                    Issue(
+                        "INVALID_VARIABLE_NAME",
+                        f"{name!r} is not a valid variable name",
+                        f"{path}/config/set/{name}",
+                    )
+                )
         return issues
 
     async def execute(self, ctx: StepContext) -> Outcome:

@@ -37,8 +37,9 @@ def _parse_time(value: Any) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as exc:
-            raise StepFailed(f"'until' is not an RFC 3339 time: {value!r}",
-                             code="INVALID_TIME", retryable=False) from exc
+            raise StepFailed(
+                f"'until' is not an RFC 3339 time: {value!r}", code="INVALID_TIME", retryable=False
+            ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -47,8 +48,7 @@ class WaitStep(StepType):
     config_model = WaitConfig
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return check_template({"seconds": config.seconds, "until": config.until},
-                              f"{path}/config")
+        return check_template({"seconds": config.seconds, "until": config.until}, f"{path}/config")
 
     async def execute(self, ctx: StepContext) -> Outcome:
         target_text = ctx.run.state.get("until")
@@ -58,8 +58,11 @@ class WaitStep(StepType):
             else:
                 seconds = ctx.render(ctx.config.seconds)
                 if not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_WAIT_SECONDS:
-                    raise StepFailed(f"wait seconds must be a number in [0, {MAX_WAIT_SECONDS}]",
-                                     code="INVALID_DURATION", retryable=False)
+                    raise StepFailed(
+                        f"wait seconds must be a number in [0, {MAX_WAIT_SECONDS}]",
+                        code="INVALID_DURATION",
+                        retryable=False,
+                    )
                 target = ctx.now + timedelta(seconds=float(seconds))
         else:
             target = _parse_time(target_text)
@@ -88,10 +91,12 @@ class WaitForEventStep(StepType):
             if ctx.now >= deadline:
                 raise StepFailed(
                     f"no {ctx.config.event!r} event within {ctx.config.timeout_seconds}s",
-                    code="EVENT_TIMEOUT", retryable=False,
+                    code="EVENT_TIMEOUT",
+                    retryable=False,
                 )
-        return Park(until=deadline, state={"deadline": deadline.isoformat()},
-                    signal=ctx.config.event)
+        return Park(
+            until=deadline, state={"deadline": deadline.isoformat()}, signal=ctx.config.event
+        )
 
     def resume(self, ctx: StepContext, payload: Any) -> Outcome:
         return Complete(output={"event": ctx.config.event, "payload": payload.get("value")})

@@ -66,16 +66,20 @@ class CountingStep(StepType):
             await asyncio.sleep(self.delay)
         failure = self.fail_codes.get(ctx.step.id)
         if failure is not None:
-            raise StepFailed(f"{ctx.step.id} told to fail", code=failure[0],
-                             retryable=failure[1])
+            raise StepFailed(f"{ctx.step.id} told to fail", code=failure[0], retryable=failure[1])
         return Complete(output={"step": ctx.step.id, "prev": ctx.run.context.get("prev")})
 
 
 class Harness:
     """Engine + app over a chosen store, with a recording queue and a manual clock."""
 
-    def __init__(self, store: MemoryStore | SqliteStore, *, chain_commit_steps: int = 50,
-                 http: HttpGateway | None = None) -> None:
+    def __init__(
+        self,
+        store: MemoryStore | SqliteStore,
+        *,
+        chain_commit_steps: int = 50,
+        http: HttpGateway | None = None,
+    ) -> None:
         self.store = store
         self.clock = ManualClock(START)
         self.queue = RecordingQueue()
@@ -86,8 +90,12 @@ class Harness:
         self.registry = registry
         services = StepServices(event_bus=self.bus, workflows=store, http=http)
         self.engine = Engine(
-            executions=store, definitions=DefinitionCache(store), queue=self.queue,
-            registry=registry, services=services, clock=self.clock,
+            executions=store,
+            definitions=DefinitionCache(store),
+            queue=self.queue,
+            registry=registry,
+            services=services,
+            clock=self.clock,
             settings=EngineSettings(chain_commit_steps=chain_commit_steps),
         )
         self.app = WorkflowApp(workflows=store, executions=store, engine=self.engine)
@@ -96,21 +104,27 @@ class Harness:
     async def create(self, raw: dict[str, Any]) -> str:
         return (await self.app.create_workflow(raw)).id
 
-    async def start(self, workflow_id: str, data: dict[str, Any] | None = None,
-                    **kwargs: Any) -> WorkflowExecution:
+    async def start(
+        self, workflow_id: str, data: dict[str, Any] | None = None, **kwargs: Any
+    ) -> WorkflowExecution:
         return await self.app.start_execution(StartRequest(workflow_id, data or {}, **kwargs))
 
     async def deliver(self, task: StepTask, times: int = 1, concurrent: bool = False) -> None:
         if concurrent:
-            results = await asyncio.gather(*(self.engine.handle_task(task)
-                                             for _ in range(times)))
+            results = await asyncio.gather(*(self.engine.handle_task(task) for _ in range(times)))
             self.results.extend(results)
         else:
             for _ in range(times):
                 self.results.append(await self.engine.handle_task(task))
 
-    async def drain(self, *, times: int = 1, concurrent: bool = False,
-                    advance: bool = True, max_rounds: int = 10_000) -> None:
+    async def drain(
+        self,
+        *,
+        times: int = 1,
+        concurrent: bool = False,
+        advance: bool = True,
+        max_rounds: int = 10_000,
+    ) -> None:
         """Deliver due tasks until none is left; move the clock to timers when allowed."""
         for _ in range(max_rounds):
             due = self.queue.take_due(self.clock.now())
@@ -124,8 +138,9 @@ class Harness:
             self.clock.set(upcoming)
         raise AssertionError("drain did not settle")
 
-    async def run(self, raw: dict[str, Any], data: dict[str, Any] | None = None,
-                  **drain: Any) -> WorkflowExecution:
+    async def run(
+        self, raw: dict[str, Any], data: dict[str, Any] | None = None, **drain: Any
+    ) -> WorkflowExecution:
         workflow_id = await self.create(raw)
         execution = await self.start(workflow_id, data)
         await self.drain(**drain)

@@ -9,20 +9,31 @@ from harness import Harness, linear
 
 from shared.models import ExecutionStatus
 
-MIXED = {"name": "mixed", "steps": [
-    {"id": "a", "type": "count", "nextSteps": ["t"]},
-    {"id": "t", "type": "transform", "config": {"set": {"x": 1}}, "nextSteps": ["fan"]},
-    {"id": "fan", "type": "parallel", "nextSteps": ["w"], "config": {"branches": [
-        {"name": "l", "start": "l1"}, {"name": "r", "start": "r1"}]}},
-    {"id": "l1", "type": "count", "nextSteps": ["l2"]},
-    {"id": "l2", "type": "count"},
-    {"id": "r1", "type": "count"},
-    {"id": "w", "type": "wait", "config": {"seconds": 10}, "nextSteps": ["m"]},
-    {"id": "m", "type": "map", "nextSteps": ["z"],
-     "config": {"items": "[1, 2, 3]", "start": "mi", "concurrency": 2}},
-    {"id": "mi", "type": "count"},
-    {"id": "z", "type": "count"},
-]}
+MIXED = {
+    "name": "mixed",
+    "steps": [
+        {"id": "a", "type": "count", "nextSteps": ["t"]},
+        {"id": "t", "type": "transform", "config": {"set": {"x": 1}}, "nextSteps": ["fan"]},
+        {
+            "id": "fan",
+            "type": "parallel",
+            "nextSteps": ["w"],
+            "config": {"branches": [{"name": "l", "start": "l1"}, {"name": "r", "start": "r1"}]},
+        },
+        {"id": "l1", "type": "count", "nextSteps": ["l2"]},
+        {"id": "l2", "type": "count"},
+        {"id": "r1", "type": "count"},
+        {"id": "w", "type": "wait", "config": {"seconds": 10}, "nextSteps": ["m"]},
+        {
+            "id": "m",
+            "type": "map",
+            "nextSteps": ["z"],
+            "config": {"items": "[1, 2, 3]", "start": "mi", "concurrency": 2},
+        },
+        {"id": "mi", "type": "count"},
+        {"id": "z", "type": "count"},
+    ],
+}
 
 
 async def _assert_recorded_once(h: Harness, execution_id: str) -> None:
@@ -30,8 +41,11 @@ async def _assert_recorded_once(h: Harness, execution_id: str) -> None:
     keys = Counter((r.scope, r.step_id, r.iteration, r.attempt) for r in runs)
     assert max(keys.values()) == 1, "a step visit recorded twice"
     assert all(n == 1 for n in h.counter.calls.values()), h.counter.calls
-    finished = Counter(e.run_id for e in await h.store.list_events(execution_id)
-                       if e.type in ("step.succeeded", "step.failed"))
+    finished = Counter(
+        e.run_id
+        for e in await h.store.list_events(execution_id)
+        if e.type in ("step.succeeded", "step.failed")
+    )
     assert max(finished.values()) == 1, "a step finished twice"
     seqs = [e.seq for e in await h.store.list_events(execution_id)]
     assert seqs == list(range(1, len(seqs) + 1)), "event sequence has gaps or repeats"
@@ -74,14 +88,20 @@ async def test_start_with_the_same_execution_id_is_idempotent(h: Harness) -> Non
 
 
 async def test_execution_pinned_to_its_version(h: Harness) -> None:
-    v1 = {"name": "pinned", "steps": [
-        {"id": "w", "type": "wait", "config": {"seconds": 60}, "nextSteps": ["out"]},
-        {"id": "out", "type": "transform", "config": {"output": "v1"}}]}
+    v1 = {
+        "name": "pinned",
+        "steps": [
+            {"id": "w", "type": "wait", "config": {"seconds": 60}, "nextSteps": ["out"]},
+            {"id": "out", "type": "transform", "config": {"output": "v1"}},
+        ],
+    }
     workflow_id = await h.create(v1)
     old = await h.start(workflow_id)
     await h.drain(advance=False)
-    v2 = {**v1, "steps": [v1["steps"][0], {"id": "out", "type": "transform",
-                                          "config": {"output": "v2"}}]}
+    v2 = {
+        **v1,
+        "steps": [v1["steps"][0], {"id": "out", "type": "transform", "config": {"output": "v2"}}],
+    }
     updated = await h.app.update_workflow(workflow_id, v2)
     assert updated.version == 2
     new = await h.start(workflow_id)
@@ -95,8 +115,12 @@ async def test_execution_pinned_to_its_version(h: Harness) -> None:
 
 
 async def test_deleted_workflow_keeps_versions_for_running_executions(h: Harness) -> None:
-    workflow_id = await h.create(linear({"id": "w", "type": "wait", "config": {"seconds": 5}},
-                                        {"id": "x", "type": "transform", "config": {"output": 1}}))
+    workflow_id = await h.create(
+        linear(
+            {"id": "w", "type": "wait", "config": {"seconds": 5}},
+            {"id": "x", "type": "transform", "config": {"output": 1}},
+        )
+    )
     execution = await h.start(workflow_id)
     await h.drain(advance=False)
     await h.app.delete_workflow(workflow_id)

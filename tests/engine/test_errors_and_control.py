@@ -16,8 +16,9 @@ RETRY = {"maxAttempts": 3, "initialDelaySeconds": 10, "multiplier": 3, "jitter":
 
 async def test_retry_policy_backs_off_then_fails(h: Harness) -> None:
     h.counter.fail_codes["flaky"] = ("UPSTREAM", True)
-    workflow_id = await h.create(linear(
-        {"id": "flaky", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}}))
+    workflow_id = await h.create(
+        linear({"id": "flaky", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}})
+    )
     execution = await h.start(workflow_id)
     started = h.clock.now()
     delivered_at = []
@@ -30,31 +31,41 @@ async def test_retry_policy_backs_off_then_fails(h: Harness) -> None:
     assert done.error_info is not None and done.error_info.code == "UPSTREAM"
     assert delivered_at == [0, 10, 40], "delays 10 s then 30 s (multiplier 3)"
     runs = await h.runs(execution.id)
-    assert [(r.attempt, r.status.value) for r in runs] == [(1, "failed"), (2, "failed"),
-                                                          (3, "failed")]
+    assert [(r.attempt, r.status.value) for r in runs] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
     assert "step.retrying" in await h.event_types(execution.id)
 
 
 async def test_non_retryable_error_is_not_retried(h: Harness) -> None:
     h.counter.fail_codes["bad"] = ("INVALID", False)
-    execution = await h.run(linear(
-        {"id": "bad", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}}))
+    execution = await h.run(
+        linear({"id": "bad", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}})
+    )
     assert execution.status == ExecutionStatus.FAILED
     assert len(await h.runs(execution.id)) == 1
 
 
 async def test_retry_on_limits_codes(h: Harness) -> None:
     h.counter.fail_codes["s"] = ("OTHER", True)
-    execution = await h.run(linear({"id": "s", "type": "count", "onError": {
-        "retry": {**RETRY, "retryOn": ["UPSTREAM"]}}}))
+    execution = await h.run(
+        linear(
+            {"id": "s", "type": "count", "onError": {"retry": {**RETRY, "retryOn": ["UPSTREAM"]}}}
+        )
+    )
     assert len(await h.runs(execution.id)) == 1
     assert execution.status == ExecutionStatus.FAILED
 
 
 async def test_retry_then_success(h: Harness) -> None:
-    workflow_id = await h.create(linear(
-        {"id": "flaky", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}},
-        {"id": "after", "type": "transform", "config": {"output": "${prev.step}"}}))
+    workflow_id = await h.create(
+        linear(
+            {"id": "flaky", "type": "count", "onError": {"strategy": "retry", "retry": RETRY}},
+            {"id": "after", "type": "transform", "config": {"output": "${prev.step}"}},
+        )
+    )
     h.counter.fail_codes["flaky"] = ("UPSTREAM", True)
     execution = await h.start(workflow_id)
     await h.drain(advance=False)
@@ -62,26 +73,41 @@ async def test_retry_then_success(h: Harness) -> None:
     await h.drain()
     done = await h.app.get_execution(execution.id)
     assert done.status == ExecutionStatus.SUCCEEDED and done.result == "flaky"
-    assert await h.statuses(execution.id) == [("flaky", "failed"), ("flaky", "succeeded"),
-                                              ("after", "succeeded")]
+    assert await h.statuses(execution.id) == [
+        ("flaky", "failed"),
+        ("flaky", "succeeded"),
+        ("after", "succeeded"),
+    ]
 
 
 async def test_continue_strategy_passes_the_error_on(h: Harness) -> None:
     h.counter.fail_codes["s"] = ("NOPE", False)
-    execution = await h.run(linear(
-        {"id": "s", "type": "count", "onError": {"strategy": "continue"}},
-        {"id": "after", "type": "transform", "config": {"output": "${prev.error.code}"}}))
+    execution = await h.run(
+        linear(
+            {"id": "s", "type": "count", "onError": {"strategy": "continue"}},
+            {"id": "after", "type": "transform", "config": {"output": "${prev.error.code}"}},
+        )
+    )
     assert execution.status == ExecutionStatus.SUCCEEDED and execution.result == "NOPE"
 
 
 async def test_fallback_strategy_runs_the_fallback_step(h: Harness) -> None:
     h.counter.fail_codes["s"] = ("NOPE", False)
-    execution = await h.run({"name": "f", "steps": [
-        {"id": "s", "type": "count", "nextSteps": ["normal"],
-         "onError": {"strategy": "fallback", "fallbackStep": "rescue"}},
-        {"id": "normal", "type": "transform", "config": {"output": "normal"}},
-        {"id": "rescue", "type": "transform", "config": {"output": "rescued"}},
-    ]})
+    execution = await h.run(
+        {
+            "name": "f",
+            "steps": [
+                {
+                    "id": "s",
+                    "type": "count",
+                    "nextSteps": ["normal"],
+                    "onError": {"strategy": "fallback", "fallbackStep": "rescue"},
+                },
+                {"id": "normal", "type": "transform", "config": {"output": "normal"}},
+                {"id": "rescue", "type": "transform", "config": {"output": "rescued"}},
+            ],
+        }
+    )
     assert execution.result == "rescued"
     assert [s for s, _ in await h.statuses(execution.id)] == ["s", "rescue"]
 
@@ -94,9 +120,16 @@ async def test_step_timeout(h: Harness) -> None:
 
 
 async def test_execution_timeout_while_waiting(h: Harness) -> None:
-    execution = await h.run(linear(
-        {"id": "ask", "type": "wait_for_event", "config": {"event": "x", "timeoutSeconds": 9999}},
-        timeoutSeconds=60))
+    execution = await h.run(
+        linear(
+            {
+                "id": "ask",
+                "type": "wait_for_event",
+                "config": {"event": "x", "timeoutSeconds": 9999},
+            },
+            timeoutSeconds=60,
+        )
+    )
     assert execution.status == ExecutionStatus.TIMED_OUT
     assert execution.error_info is not None
     assert execution.error_info.code == "EXECUTION_TIMEOUT"
@@ -104,12 +137,27 @@ async def test_execution_timeout_while_waiting(h: Harness) -> None:
 
 
 async def test_loop_bounded_by_max_iterations(h: Harness) -> None:
-    execution = await h.run({"name": "loop", "variables": {"n": 0}, "steps": [
-        {"id": "inc", "type": "transform", "config": {"set": {"n": "${vars.n + 1}"}},
-         "nextSteps": ["again"], "maxIterations": 3},
-        {"id": "again", "type": "branch", "nextSteps": ["inc"],
-         "config": {"cases": [{"when": "true", "next": "inc"}]}},
-    ]})
+    execution = await h.run(
+        {
+            "name": "loop",
+            "variables": {"n": 0},
+            "steps": [
+                {
+                    "id": "inc",
+                    "type": "transform",
+                    "config": {"set": {"n": "${vars.n + 1}"}},
+                    "nextSteps": ["again"],
+                    "maxIterations": 3,
+                },
+                {
+                    "id": "again",
+                    "type": "branch",
+                    "nextSteps": ["inc"],
+                    "config": {"cases": [{"when": "true", "next": "inc"}]},
+                },
+            ],
+        }
+    )
     assert execution.status == ExecutionStatus.FAILED
     assert execution.error_info is not None
     assert execution.error_info.code == "LOOP_LIMIT_EXCEEDED"
@@ -117,8 +165,9 @@ async def test_loop_bounded_by_max_iterations(h: Harness) -> None:
 
 
 async def test_cancel_a_waiting_execution(h: Harness) -> None:
-    workflow_id = await h.create(linear({"id": "w", "type": "wait", "config": {"seconds": 60}},
-                                        {"id": "x", "type": "count"}))
+    workflow_id = await h.create(
+        linear({"id": "w", "type": "wait", "config": {"seconds": 60}}, {"id": "x", "type": "count"})
+    )
     execution = await h.start(workflow_id)
     await h.drain(advance=False)
     cancelled = await h.app.cancel(execution.id, "no longer needed")
@@ -147,8 +196,9 @@ async def test_pause_holds_work_and_resume_releases_it(h: Harness) -> None:
 
 
 async def test_pause_keeps_timers(h: Harness) -> None:
-    workflow_id = await h.create(linear({"id": "w", "type": "wait", "config": {"seconds": 30}},
-                                        {"id": "b", "type": "count"}))
+    workflow_id = await h.create(
+        linear({"id": "w", "type": "wait", "config": {"seconds": 30}}, {"id": "b", "type": "count"})
+    )
     execution = await h.start(workflow_id)
     await h.drain(advance=False)
     await h.app.pause(execution.id)
@@ -162,9 +212,11 @@ async def test_pause_keeps_timers(h: Harness) -> None:
 
 async def test_redrive_from_the_failed_step(h: Harness) -> None:
     h.counter.fail_codes["b"] = ("BROKEN", False)
-    workflow_id = await h.create(linear({"id": "a", "type": "count"},
-                                        {"id": "b", "type": "count"},
-                                        {"id": "c", "type": "count"}))
+    workflow_id = await h.create(
+        linear(
+            {"id": "a", "type": "count"}, {"id": "b", "type": "count"}, {"id": "c", "type": "count"}
+        )
+    )
     execution = await h.start(workflow_id)
     await h.drain()
     assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.FAILED
@@ -174,10 +226,15 @@ async def test_redrive_from_the_failed_step(h: Harness) -> None:
     await h.drain()
     done = await h.app.get_execution(execution.id)
     assert done.status == ExecutionStatus.SUCCEEDED and done.redrive_count == 1
-    assert await h.statuses(execution.id) == [("a", "succeeded"), ("b", "failed"),
-                                              ("b", "succeeded"), ("c", "succeeded")]
-    calls_of_a = [n for rid, n in h.counter.calls.items()
-                  if rid == (await h.runs(execution.id))[0].id]
+    assert await h.statuses(execution.id) == [
+        ("a", "succeeded"),
+        ("b", "failed"),
+        ("b", "succeeded"),
+        ("c", "succeeded"),
+    ]
+    calls_of_a = [
+        n for rid, n in h.counter.calls.items() if rid == (await h.runs(execution.id))[0].id
+    ]
     assert calls_of_a == [1], "steps before the failure are not run again"
     with pytest.raises(InvalidState):
         await h.app.redrive(execution.id)
@@ -185,13 +242,27 @@ async def test_redrive_from_the_failed_step(h: Harness) -> None:
 
 async def test_redrive_inside_a_parallel_branch(h: Harness) -> None:
     h.counter.fail_codes["bad"] = ("BROKEN", False)
-    execution = await h.run({"name": "p", "steps": [
-        {"id": "fan", "type": "parallel", "nextSteps": ["after"], "config": {"branches": [
-            {"name": "ok", "start": "good"}, {"name": "ko", "start": "bad"}]}},
-        {"id": "good", "type": "count"},
-        {"id": "bad", "type": "count"},
-        {"id": "after", "type": "transform", "config": {"output": "${prev}"}},
-    ]})
+    execution = await h.run(
+        {
+            "name": "p",
+            "steps": [
+                {
+                    "id": "fan",
+                    "type": "parallel",
+                    "nextSteps": ["after"],
+                    "config": {
+                        "branches": [
+                            {"name": "ok", "start": "good"},
+                            {"name": "ko", "start": "bad"},
+                        ]
+                    },
+                },
+                {"id": "good", "type": "count"},
+                {"id": "bad", "type": "count"},
+                {"id": "after", "type": "transform", "config": {"output": "${prev}"}},
+            ],
+        }
+    )
     assert execution.status == ExecutionStatus.FAILED
     del h.counter.fail_codes["bad"]
     await h.app.redrive(execution.id)
@@ -216,7 +287,9 @@ async def test_concurrent_branches_do_not_lose_variable_writes(h: Harness) -> No
 
 
 async def test_long_wait_hops_are_rescheduled(h: Harness) -> None:
-    workflow_id = await h.create(linear({"id": "w", "type": "wait", "config": {"seconds": 90 * 86400}}))
+    workflow_id = await h.create(
+        linear({"id": "w", "type": "wait", "config": {"seconds": 90 * 86400}})
+    )
     execution = await h.start(workflow_id)
     await h.drain(advance=False)
     task = h.queue.tasks.pop()

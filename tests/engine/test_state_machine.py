@@ -21,21 +21,37 @@ from shared.adapters.memory_store import MemoryStore
 from shared.errors import InvalidState
 from shared.models import ExecutionStatus, StepRunStatus
 
-WORKFLOW = {"name": "sm", "steps": [
-    {"id": "a", "type": "count", "nextSteps": ["fan"]},
-    {"id": "fan", "type": "parallel", "nextSteps": ["ask"], "config": {"branches": [
-        {"name": "l", "start": "l1"}, {"name": "r", "start": "r1"}]}},
-    {"id": "l1", "type": "count", "nextSteps": ["l2"]},
-    {"id": "l2", "type": "transform", "config": {"set": {"l": True}}},
-    {"id": "r1", "type": "wait", "config": {"seconds": 5}, "nextSteps": ["r2"]},
-    {"id": "r2", "type": "count"},
-    {"id": "ask", "type": "wait_for_event", "nextSteps": ["each"],
-     "config": {"event": "go", "timeoutSeconds": 30}, "onError": {"strategy": "continue"}},
-    {"id": "each", "type": "map", "nextSteps": ["end"],
-     "config": {"items": "[1, 2, 3]", "start": "item", "concurrency": 2}},
-    {"id": "item", "type": "count"},
-    {"id": "end", "type": "count"},
-]}
+WORKFLOW = {
+    "name": "sm",
+    "steps": [
+        {"id": "a", "type": "count", "nextSteps": ["fan"]},
+        {
+            "id": "fan",
+            "type": "parallel",
+            "nextSteps": ["ask"],
+            "config": {"branches": [{"name": "l", "start": "l1"}, {"name": "r", "start": "r1"}]},
+        },
+        {"id": "l1", "type": "count", "nextSteps": ["l2"]},
+        {"id": "l2", "type": "transform", "config": {"set": {"l": True}}},
+        {"id": "r1", "type": "wait", "config": {"seconds": 5}, "nextSteps": ["r2"]},
+        {"id": "r2", "type": "count"},
+        {
+            "id": "ask",
+            "type": "wait_for_event",
+            "nextSteps": ["each"],
+            "config": {"event": "go", "timeoutSeconds": 30},
+            "onError": {"strategy": "continue"},
+        },
+        {
+            "id": "each",
+            "type": "map",
+            "nextSteps": ["end"],
+            "config": {"items": "[1, 2, 3]", "start": "item", "concurrency": 2},
+        },
+        {"id": "item", "type": "count"},
+        {"id": "end", "type": "count"},
+    ],
+}
 LIVE = {StepRunStatus.SCHEDULED, StepRunStatus.RUNNING, StepRunStatus.WAITING}
 
 
@@ -135,7 +151,9 @@ class ExecutionMachine(RuleBasedStateMachine):
 
 
 ExecutionMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=40, deadline=None,
+    max_examples=40,
+    stateful_step_count=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestExecutionStateMachine = ExecutionMachine.TestCase

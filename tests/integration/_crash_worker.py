@@ -9,21 +9,37 @@ from shared.app.service import StartRequest
 from shared.bootstrap import build_local
 from shared.settings import Settings
 
-WORKFLOW = {"name": "crashy", "variables": {"n": 0}, "steps": [
-    {"id": "t1", "type": "transform", "config": {"set": {"n": "${vars.n + 1}"}},
-     "nextSteps": ["w1"]},
-    {"id": "w1", "type": "wait", "config": {"seconds": 1.0}, "nextSteps": ["fan"]},
-    {"id": "fan", "type": "parallel", "nextSteps": ["each"], "config": {"branches": [
-        {"name": "a", "start": "a1"}, {"name": "b", "start": "b1"}]}},
-    {"id": "a1", "type": "wait", "config": {"seconds": 0.5}, "nextSteps": ["a2"]},
-    {"id": "a2", "type": "transform", "config": {"output": "a"}},
-    {"id": "b1", "type": "transform", "config": {"output": "b"}},
-    {"id": "each", "type": "map", "nextSteps": ["t2"],
-     "config": {"items": "[1, 2, 3, 4]", "start": "mw", "concurrency": 2}},
-    {"id": "mw", "type": "wait", "config": {"seconds": 0.3}, "nextSteps": ["mt"]},
-    {"id": "mt", "type": "transform", "config": {"output": "${item * 2}"}},
-    {"id": "t2", "type": "transform", "config": {"set": {"n": "${vars.n + 1}"}}},
-]}
+WORKFLOW = {
+    "name": "crashy",
+    "variables": {"n": 0},
+    "steps": [
+        {
+            "id": "t1",
+            "type": "transform",
+            "config": {"set": {"n": "${vars.n + 1}"}},
+            "nextSteps": ["w1"],
+        },
+        {"id": "w1", "type": "wait", "config": {"seconds": 1.0}, "nextSteps": ["fan"]},
+        {
+            "id": "fan",
+            "type": "parallel",
+            "nextSteps": ["each"],
+            "config": {"branches": [{"name": "a", "start": "a1"}, {"name": "b", "start": "b1"}]},
+        },
+        {"id": "a1", "type": "wait", "config": {"seconds": 0.5}, "nextSteps": ["a2"]},
+        {"id": "a2", "type": "transform", "config": {"output": "a"}},
+        {"id": "b1", "type": "transform", "config": {"output": "b"}},
+        {
+            "id": "each",
+            "type": "map",
+            "nextSteps": ["t2"],
+            "config": {"items": "[1, 2, 3, 4]", "start": "mw", "concurrency": 2},
+        },
+        {"id": "mw", "type": "wait", "config": {"seconds": 0.3}, "nextSteps": ["mt"]},
+        {"id": "mt", "type": "transform", "config": {"output": "${item * 2}"}},
+        {"id": "t2", "type": "transform", "config": {"set": {"n": "${vars.n + 1}"}}},
+    ],
+}
 
 
 async def start(db: str, count: int) -> None:
@@ -37,8 +53,9 @@ async def start(db: str, count: int) -> None:
 
 
 async def resume(db: str) -> None:
-    runtime = build_local(Settings(db_path=db, workers=4, sweep_interval_seconds=0.5,
-                                   sweep_grace_seconds=1))
+    runtime = build_local(
+        Settings(db_path=db, workers=4, sweep_interval_seconds=0.5, sweep_grace_seconds=1)
+    )
     async with runtime:
         for _ in range(600):
             page = await runtime.app.list_executions(limit=1000)

@@ -23,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(WORKER), *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
 
 
 async def _records(db: Path) -> tuple[list[str], list[tuple[str, int, int]]]:

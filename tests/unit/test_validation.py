@@ -15,12 +15,24 @@ REGISTRY = default_registry()
 GOOD: dict[str, Any] = {
     "name": "good",
     "steps": [
-        {"id": "start", "type": "transform", "config": {"set": {"x": "${input.x}"}},
-         "nextSteps": ["route"]},
-        {"id": "route", "type": "branch", "nextSteps": ["call", "done"],
-         "config": {"cases": [{"when": "vars.x > 1", "next": "call"}], "default": "done"}},
-        {"id": "call", "type": "http", "config": {"url": "https://example.com/${vars.x}"},
-         "nextSteps": ["done"]},
+        {
+            "id": "start",
+            "type": "transform",
+            "config": {"set": {"x": "${input.x}"}},
+            "nextSteps": ["route"],
+        },
+        {
+            "id": "route",
+            "type": "branch",
+            "nextSteps": ["call", "done"],
+            "config": {"cases": [{"when": "vars.x > 1", "next": "call"}], "default": "done"},
+        },
+        {
+            "id": "call",
+            "type": "http",
+            "config": {"url": "https://example.com/${vars.x}"},
+            "nextSteps": ["done"],
+        },
         {"id": "done", "type": "transform", "config": {"output": "${vars.x}"}},
     ],
 }
@@ -47,94 +59,218 @@ def _nested(depth: int) -> Any:
         value = [value]
     return value
 
-LOOP = {"name": "loop", "steps": [
-    {"id": "a", "type": "transform", "nextSteps": ["b"]},
-    {"id": "b", "type": "branch", "nextSteps": ["a", "c"],
-     "config": {"cases": [{"when": "true", "next": "a"}], "default": "c"}},
-    {"id": "c", "type": "transform"}]}
-ESCAPE = {"name": "escape", "steps": [
-    {"id": "fan", "type": "parallel", "nextSteps": ["after"],
-     "config": {"branches": [{"name": "x", "start": "x1"}]}},
-    {"id": "x1", "type": "transform", "nextSteps": ["after"]},
-    {"id": "after", "type": "transform"}]}
+
+LOOP = {
+    "name": "loop",
+    "steps": [
+        {"id": "a", "type": "transform", "nextSteps": ["b"]},
+        {
+            "id": "b",
+            "type": "branch",
+            "nextSteps": ["a", "c"],
+            "config": {"cases": [{"when": "true", "next": "a"}], "default": "c"},
+        },
+        {"id": "c", "type": "transform"},
+    ],
+}
+ESCAPE = {
+    "name": "escape",
+    "steps": [
+        {
+            "id": "fan",
+            "type": "parallel",
+            "nextSteps": ["after"],
+            "config": {"branches": [{"name": "x", "start": "x1"}]},
+        },
+        {"id": "x1", "type": "transform", "nextSteps": ["after"]},
+        {"id": "after", "type": "transform"},
+    ],
+}
 
 CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("missing name", mutate(["name"], _DELETE), "FIELD_REQUIRED", "/name"),
     ("no steps", mutate(["steps"], []), "TOO_SHORT", "/steps"),
     ("unknown top-level field", mutate(["colour"], "red"), "UNKNOWN_FIELD", "/colour"),
     ("wrong type", mutate(["tags"], "urgent"), "FIELD_TYPE", "/tags"),
-    ("bad step id", mutate(["steps", 0, "id"], "has space"), "INVALID_FORMAT",
-     "/steps/0/id"),
-    ("duplicate step id", mutate(["steps", 3, "id"], "call"), "DUPLICATE_STEP_ID",
-     "/steps/3/id"),
-    ("missing next step", mutate(["steps", 2, "nextSteps"], ["nowhere"]), "UNKNOWN_NEXT_STEP",
-     "/steps/2/nextSteps/0"),
+    ("bad step id", mutate(["steps", 0, "id"], "has space"), "INVALID_FORMAT", "/steps/0/id"),
+    ("duplicate step id", mutate(["steps", 3, "id"], "call"), "DUPLICATE_STEP_ID", "/steps/3/id"),
+    (
+        "missing next step",
+        mutate(["steps", 2, "nextSteps"], ["nowhere"]),
+        "UNKNOWN_NEXT_STEP",
+        "/steps/2/nextSteps/0",
+    ),
     ("unknown start", mutate(["startStep"], "nope"), "UNKNOWN_START_STEP", "/startStep"),
-    ("unknown type", mutate(["steps", 2, "type"], "teleport"), "UNKNOWN_STEP_TYPE",
-     "/steps/2/type"),
-    ("reserved type", mutate(["steps", 2, "type"], "decision"), "STEP_TYPE_UNAVAILABLE",
-     "/steps/2/type"),
-    ("llm reserved", mutate(["steps", 2, "type"], "llm"), "STEP_TYPE_UNAVAILABLE",
-     "/steps/2/type"),
-    ("unreachable", mutate(["steps", 0, "nextSteps"], ["done"]), "UNREACHABLE_STEP",
-     "/steps/1"),
+    (
+        "unknown type",
+        mutate(["steps", 2, "type"], "teleport"),
+        "UNKNOWN_STEP_TYPE",
+        "/steps/2/type",
+    ),
+    (
+        "reserved type",
+        mutate(["steps", 2, "type"], "decision"),
+        "STEP_TYPE_UNAVAILABLE",
+        "/steps/2/type",
+    ),
+    ("llm reserved", mutate(["steps", 2, "type"], "llm"), "STEP_TYPE_UNAVAILABLE", "/steps/2/type"),
+    ("unreachable", mutate(["steps", 0, "nextSteps"], ["done"]), "UNREACHABLE_STEP", "/steps/1"),
     ("unbounded loop", LOOP, "UNBOUNDED_LOOP", "/steps/0/nextSteps"),
-    ("two next steps on a transform", mutate(["steps", 0, "nextSteps"], ["route", "done"]),
-     "MULTIPLE_NEXT_STEPS", "/steps/0/nextSteps"),
-    ("branch target not in nextSteps", mutate(["steps", 1, "nextSteps"], ["done"]),
-     "BRANCH_TARGET_NOT_IN_NEXT_STEPS", "/steps/1/config/cases/0/next"),
-    ("CEL syntax", mutate(["steps", 1, "config", "cases", 0, "when"], "vars.x >"),
-     "EXPRESSION_SYNTAX", "/steps/1/config/cases/0/when"),
-    ("CEL unknown root", mutate(["steps", 1, "config", "cases", 0, "when"], "os.system"),
-     "EXPRESSION_UNKNOWN_VARIABLE", "/steps/1/config/cases/0/when"),
-    ("template in config", mutate(["steps", 2, "config", "url"], "https://x/${vars.}"),
-     "EXPRESSION_SYNTAX", "/steps/2/config/url"),
-    ("unterminated template", mutate(["steps", 0, "config", "set", "x"], "${input.x"),
-     "TEMPLATE_SYNTAX", "/steps/0/config/set/x"),
-    ("unknown config field", mutate(["steps", 2, "config", "verb"], "GET"), "UNKNOWN_FIELD",
-     "/steps/2/config/verb"),
-    ("missing config field", mutate(["steps", 2, "config"], {}), "FIELD_REQUIRED",
-     "/steps/2/config/url"),
-    ("bad http method", mutate(["steps", 2, "config", "method"], "FETCH"), "INVALID_VALUE",
-     "/steps/2/config/method"),
-    ("fallback without step", mutate(["steps", 2, "onError"], {"strategy": "fallback"}),
-     "INVALID_VALUE", "/steps/2/onError"),
-    ("unknown fallback", mutate(["steps", 2, "onError"],
-                                {"strategy": "fallback", "fallbackStep": "ghost"}),
-     "UNKNOWN_FALLBACK_STEP", "/steps/2/onError/fallbackStep"),
-    ("bad strategy", mutate(["steps", 2, "onError"], {"strategy": "ignore"}), "INVALID_VALUE",
-     "/steps/2/onError/strategy"),
-    ("retry attempts out of range", mutate(["steps", 2, "onError"],
-                                           {"retry": {"maxAttempts": 0}}),
-     "INVALID_VALUE", "/steps/2/onError/retry/maxAttempts"),
-    ("condition syntax", mutate(["steps", 2, "conditions"], [{"expression": "(("}]),
-     "EXPRESSION_SYNTAX", "/steps/2/conditions/0/expression"),
-    ("bad cron", mutate(["trigger"], {"type": "schedule", "cron": "every day"}),
-     "INVALID_CRON", "/trigger/cron"),
-    ("bad timezone", mutate(["trigger"], {"type": "schedule", "cron": "0 8 * * *",
-                                          "timezone": "Mars/Olympus"}),
-     "INVALID_TIMEZONE", "/trigger/timezone"),
-    ("bad trigger type", mutate(["trigger"], {"type": "telepathy"}), "INVALID_VALUE",
-     "/trigger"),
-    ("event filter root", mutate(["trigger"], {"type": "event", "topic": "t",
-                                               "filter": "vars.x == 1"}),
-     "EXPRESSION_UNKNOWN_VARIABLE", "/trigger/filter"),
+    (
+        "two next steps on a transform",
+        mutate(["steps", 0, "nextSteps"], ["route", "done"]),
+        "MULTIPLE_NEXT_STEPS",
+        "/steps/0/nextSteps",
+    ),
+    (
+        "branch target not in nextSteps",
+        mutate(["steps", 1, "nextSteps"], ["done"]),
+        "BRANCH_TARGET_NOT_IN_NEXT_STEPS",
+        "/steps/1/config/cases/0/next",
+    ),
+    (
+        "CEL syntax",
+        mutate(["steps", 1, "config", "cases", 0, "when"], "vars.x >"),
+        "EXPRESSION_SYNTAX",
+        "/steps/1/config/cases/0/when",
+    ),
+    (
+        "CEL unknown root",
+        mutate(["steps", 1, "config", "cases", 0, "when"], "os.system"),
+        "EXPRESSION_UNKNOWN_VARIABLE",
+        "/steps/1/config/cases/0/when",
+    ),
+    (
+        "template in config",
+        mutate(["steps", 2, "config", "url"], "https://x/${vars.}"),
+        "EXPRESSION_SYNTAX",
+        "/steps/2/config/url",
+    ),
+    (
+        "unterminated template",
+        mutate(["steps", 0, "config", "set", "x"], "${input.x"),
+        "TEMPLATE_SYNTAX",
+        "/steps/0/config/set/x",
+    ),
+    (
+        "unknown config field",
+        mutate(["steps", 2, "config", "verb"], "GET"),
+        "UNKNOWN_FIELD",
+        "/steps/2/config/verb",
+    ),
+    (
+        "missing config field",
+        mutate(["steps", 2, "config"], {}),
+        "FIELD_REQUIRED",
+        "/steps/2/config/url",
+    ),
+    (
+        "bad http method",
+        mutate(["steps", 2, "config", "method"], "FETCH"),
+        "INVALID_VALUE",
+        "/steps/2/config/method",
+    ),
+    (
+        "fallback without step",
+        mutate(["steps", 2, "onError"], {"strategy": "fallback"}),
+        "INVALID_VALUE",
+        "/steps/2/onError",
+    ),
+    (
+        "unknown fallback",
+        mutate(["steps", 2, "onError"], {"strategy": "fallback", "fallbackStep": "ghost"}),
+        "UNKNOWN_FALLBACK_STEP",
+        "/steps/2/onError/fallbackStep",
+    ),
+    (
+        "bad strategy",
+        mutate(["steps", 2, "onError"], {"strategy": "ignore"}),
+        "INVALID_VALUE",
+        "/steps/2/onError/strategy",
+    ),
+    (
+        "retry attempts out of range",
+        mutate(["steps", 2, "onError"], {"retry": {"maxAttempts": 0}}),
+        "INVALID_VALUE",
+        "/steps/2/onError/retry/maxAttempts",
+    ),
+    (
+        "condition syntax",
+        mutate(["steps", 2, "conditions"], [{"expression": "(("}]),
+        "EXPRESSION_SYNTAX",
+        "/steps/2/conditions/0/expression",
+    ),
+    (
+        "bad cron",
+        mutate(["trigger"], {"type": "schedule", "cron": "every day"}),
+        "INVALID_CRON",
+        "/trigger/cron",
+    ),
+    (
+        "bad timezone",
+        mutate(["trigger"], {"type": "schedule", "cron": "0 8 * * *", "timezone": "Mars/Olympus"}),
+        "INVALID_TIMEZONE",
+        "/trigger/timezone",
+    ),
+    ("bad trigger type", mutate(["trigger"], {"type": "telepathy"}), "INVALID_VALUE", "/trigger"),
+    (
+        "event filter root",
+        mutate(["trigger"], {"type": "event", "topic": "t", "filter": "vars.x == 1"}),
+        "EXPRESSION_UNKNOWN_VARIABLE",
+        "/trigger/filter",
+    ),
     ("body escapes scope", ESCAPE, "STEP_IN_MULTIPLE_SCOPES", "/steps/2"),
-    ("map items not CEL", {"name": "m", "steps": [
-        {"id": "m", "type": "map", "config": {"items": "[1,", "start": "w"}},
-        {"id": "w", "type": "transform"}]}, "EXPRESSION_SYNTAX", "/steps/0/config/items"),
-    ("map body unknown", {"name": "m", "steps": [
-        {"id": "m", "type": "map", "config": {"items": "[1]", "start": "zz"}}]},
-     "UNKNOWN_STEP_REFERENCE", "/steps/0/config/start"),
-    ("parallel duplicate branch names", {"name": "p", "steps": [
-        {"id": "p", "type": "parallel", "config": {"branches": [
-            {"name": "a", "start": "x"}, {"name": "a", "start": "x"}]}},
-        {"id": "x", "type": "transform"}]}, "INVALID_VALUE", "/steps/0/config"),
-    ("wait needs one of", mutate(["steps", 3], {"id": "done", "type": "wait", "config": {}}),
-     "INVALID_VALUE", "/steps/3/config"),
-    ("too many steps", {"name": "big", "steps": [{"id": f"s{i}", "type": "transform"}
-                                                 for i in range(501)]},
-     "TOO_MANY_STEPS", "/steps"),
+    (
+        "map items not CEL",
+        {
+            "name": "m",
+            "steps": [
+                {"id": "m", "type": "map", "config": {"items": "[1,", "start": "w"}},
+                {"id": "w", "type": "transform"},
+            ],
+        },
+        "EXPRESSION_SYNTAX",
+        "/steps/0/config/items",
+    ),
+    (
+        "map body unknown",
+        {
+            "name": "m",
+            "steps": [{"id": "m", "type": "map", "config": {"items": "[1]", "start": "zz"}}],
+        },
+        "UNKNOWN_STEP_REFERENCE",
+        "/steps/0/config/start",
+    ),
+    (
+        "parallel duplicate branch names",
+        {
+            "name": "p",
+            "steps": [
+                {
+                    "id": "p",
+                    "type": "parallel",
+                    "config": {
+                        "branches": [{"name": "a", "start": "x"}, {"name": "a", "start": "x"}]
+                    },
+                },
+                {"id": "x", "type": "transform"},
+            ],
+        },
+        "INVALID_VALUE",
+        "/steps/0/config",
+    ),
+    (
+        "wait needs one of",
+        mutate(["steps", 3], {"id": "done", "type": "wait", "config": {}}),
+        "INVALID_VALUE",
+        "/steps/3/config",
+    ),
+    (
+        "too many steps",
+        {"name": "big", "steps": [{"id": f"s{i}", "type": "transform"} for i in range(501)]},
+        "TOO_MANY_STEPS",
+        "/steps",
+    ),
     ("too large", mutate(["description"], "x" * 600_000), "DEFINITION_TOO_LARGE", ""),
     ("too deep", mutate(["variables"], {"a": _nested(40)}), "TOO_DEEP", ""),
 ]
@@ -145,8 +281,9 @@ def test_good_definition_is_valid() -> None:
     assert [s.id for s in definition.steps] == ["start", "route", "call", "done"]
 
 
-@pytest.mark.parametrize(("raw", "code", "path"), [c[1:] for c in CORPUS],
-                         ids=[c[0] for c in CORPUS])
+@pytest.mark.parametrize(
+    ("raw", "code", "path"), [c[1:] for c in CORPUS], ids=[c[0] for c in CORPUS]
+)
 def test_bad_definition_gets_code_and_path(raw: dict[str, Any], code: str, path: str) -> None:
     with pytest.raises(DefinitionInvalid) as caught:
         validate_definition(raw, REGISTRY)
