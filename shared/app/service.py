@@ -67,6 +67,13 @@ class WorkflowApp:
         self.engine = engine
         self.tenant = tenant
 
+    def for_tenant(self, tenant: str) -> WorkflowApp:
+        """The same use cases scoped to another tenant (cheap: shares every port)."""
+        if tenant == self.tenant:
+            return self
+        return WorkflowApp(workflows=self.workflows, executions=self.executions,
+                           engine=self.engine, tenant=tenant)
+
     # -- definitions -----------------------------------------------------------------
 
     def validate(self, raw: Mapping[str, Any]) -> WorkflowDefinition:
