@@ -18,6 +18,7 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/ruff check shared functions tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 test-fast: install
