@@ -33,11 +33,13 @@ class Expression:
 
     source: str
     program: Any
+    roots: frozenset[str] = frozenset()
+    """The variables it references: only those are converted into CEL values."""
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
         """Evaluate against ``env``; runtime errors become a non-retryable step failure."""
         try:
-            return self.program.execute(dict(env))
+            return self.program.execute({k: env[k] for k in self.roots if k in env})
         except Exception as exc:  # the CEL runtime raises several builtin types
             raise StepFailed(
                 f"expression {self.source!r} failed: {exc}",
@@ -48,7 +50,8 @@ class Expression:
 
 @lru_cache(maxsize=4096)
 def _compile_cached(source: str) -> Expression:
-    return Expression(source, cel.compile(source))
+    program = cel.compile(source)
+    return Expression(source, program, frozenset(program.variables()))
 
 
 def compile_expression(

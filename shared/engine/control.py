@@ -111,6 +111,7 @@ class ControlMixin:
         """Create and enqueue an execution. With a given id, a second call returns the
         first execution and ``False`` (the dedup of triggers relies on this)."""
         now = self.clock.now()
+        definition = self.definitions.put(definition, tenant)
         execution, runs = self._new_execution(
             definition,
             input=dict(input or {}),
@@ -119,7 +120,6 @@ class ControlMixin:
             tenant=tenant,
             now=now,
         )
-        self.definitions.put(definition, tenant)
 
         async def create(tx: ExecutionTx) -> tuple[WorkflowExecution, bool]:
             existing = await tx.get_execution(execution.id)

@@ -45,8 +45,11 @@ class DefinitionCache:
             raise NotCached(execution)
         return found
 
-    def put(self, definition: WorkflowDefinition, tenant: str) -> None:
-        self._items[(tenant, definition.id, definition.version)] = definition
+    def put(self, definition: WorkflowDefinition, tenant: str) -> WorkflowDefinition:
+        """Cache ``definition`` unless an equal version is cached; return the cached one
+        (its derived indexes are already computed)."""
+        key = (tenant, definition.id, definition.version)
+        return self._items.setdefault(key, definition)
 
 
 class NotCached(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 from shared.engine.steps import StepRegistry
 from shared.errors import Issue
 from shared.models import WorkflowDefinition
+from shared.models._graph import strongly_connected
 
 MAX_NESTING = 5
 
@@ -103,7 +104,7 @@ def _unbounded_loops(
 ) -> list[Issue]:
     """Each strongly connected component with a cycle needs a step with maxIterations."""
     issues = []
-    for component in _strongly_connected(edges):
+    for component in strongly_connected(edges):
         cyclic = len(component) > 1 or component[0] in edges.get(component[0], [])
         if not cyclic:
             continue
@@ -119,46 +120,3 @@ def _unbounded_loops(
             )
         )
     return issues
-
-
-def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative (definitions have at most a few hundred steps)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    result: list[list[str]] = []
-    counter = 0
-    for root in edges:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, child = work.pop()
-            if child == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            targets = edges.get(node, [])
-            if child < len(targets):
-                work.append((node, child + 1))
-                target = targets[child]
-                if target not in index:
-                    work.append((target, 0))
-                elif target in on_stack:
-                    low[node] = min(low[node], index[target])
-                continue
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                result.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return result

@@ -457,11 +457,14 @@ def make_run(
 ) -> StepRun:
     """The run of the next visit of ``step_id``: its id is a pure function of the path."""
     step = definition.step(step_id)
-    visits = dict(visits)
-    iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
-    visits[step_id] = iteration
-    if step.max_iterations is not None and iteration > step.max_iterations:
-        raise LoopLimit(step_id, step.max_iterations)
+    if step_id in definition.cyclic_steps:
+        visits = dict(visits)  # runs share the map until a loop step changes it
+        iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
+        visits[step_id] = iteration
+        if step.max_iterations is not None and iteration > step.max_iterations:
+            raise LoopLimit(step_id, step.max_iterations)
+    else:
+        iteration = 1  # a step on no cycle is visited once per scope
     rid = policy.run_id(execution.id, scope, step_id, iteration, attempt, generation)
     return StepRun(
         id=rid,

@@ -172,6 +172,17 @@ class WorkflowDefinition(ApiModel):
         """Steps by id (computed once; definitions are immutable once stored)."""
         return {step.id: step for step in self.steps}
 
+    @cached_property
+    def cyclic_steps(self) -> frozenset[str]:
+        """Steps on a cycle: only they can be visited twice in one scope (loops)."""
+        from shared.models._graph import cyclic_nodes
+
+        edges = {
+            step.id: [*step.next_steps, *filter(None, [step.on_error.fallback_step])]
+            for step in self.steps
+        }
+        return cyclic_nodes(edges)
+
     def step(self, step_id: str) -> WorkflowStep:
         """The step with this id (KeyError if absent)."""
         return self.step_index[step_id]

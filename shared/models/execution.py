@@ -123,7 +123,7 @@ class StepRun(RecordModel):
     generation: int = 0
     """Redrive generation the run belongs to (part of its id)."""
     visits: dict[str, int] = Field(default_factory=dict)
-    """Visits per step along this run's path in its scope (bounds loops)."""
+    """Visits of loop steps (steps on a cycle) along this run's path in its scope."""
     context: dict[str, Any] = Field(default_factory=dict)
     """Values the step sees besides vars: ``prev`` output, map ``item`` and ``index``."""
     input: Any = None
