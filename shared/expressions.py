@@ -130,9 +130,9 @@ def render(value: Any, env: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if "${" not in value:
             return value
-        whole = _TEMPLATE.fullmatch(value)
-        if whole:
-            return expression(whole.group(1)).evaluate(env)
+        matches = list(_TEMPLATE.finditer(value))
+        if len(matches) == 1 and matches[0].span() == (0, len(value)):
+            return expression(matches[0].group(1)).evaluate(env)
         return _TEMPLATE.sub(lambda m: _to_text(expression(m.group(1)).evaluate(env)), value)
     if isinstance(value, Mapping):
         return {key: render(item, env) for key, item in value.items()}

@@ -20,6 +20,15 @@ def run_id(
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def idempotency_key(
+    execution_id: str, scope: str, step_id: str, iteration: int, generation: int
+) -> str:
+    """The key a step sends to services: the same for every retry of one step visit,
+    so a retried call after a lost response is recognised as the same request."""
+    key = f"idem|{execution_id}|{scope}|{step_id}|{iteration}|{generation}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def child_execution_id(parent_run_id: str) -> str:
     """Id of the child execution a subworkflow step run starts (one per run)."""
     digest = hashlib.sha256(f"child|{parent_run_id}".encode()).hexdigest()

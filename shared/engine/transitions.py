@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.engine import policy
 from shared.engine.steps import Complete, StepRegistry
+from shared.errors import StepFailed
 from shared.expressions import render
 from shared.models import (
     ErrorInfo,
@@ -255,7 +256,19 @@ class Commit:
                     "index": None,
                     "execution": {"id": self.execution.id},
                 }
-                result = render(self.definition.output, env)
+                try:
+                    result = render(self.definition.output, env)
+                except StepFailed as exc:
+                    self.finish_execution(
+                        ExecutionStatus.FAILED,
+                        failed_run=run,
+                        error=ErrorInfo(
+                            code="OUTPUT_ERROR",
+                            step_id=run.step_id,
+                            message=f"the workflow output failed: {exc.message}",
+                        ),
+                    )
+                    return
             self.finish_execution(ExecutionStatus.SUCCEEDED, result=result)
             return
         _, owner_id, index = policy.parse_scope(run.scope)
@@ -349,6 +362,18 @@ class Commit:
     def write_children(self) -> None:
         """Create child executions (subworkflows) started by this commit."""
         for child in self.children:
+            child.event_seq = 1
+            self.tx.add_event(
+                ExecutionEvent(
+                    execution_id=child.id,
+                    workflow_id=child.workflow_id,
+                    seq=1,
+                    type="execution.started",
+                    status=child.status.value,
+                    at=self.now,
+                    data={"workflowVersion": child.workflow_version, "trigger": child.trigger},
+                )
+            )
             self.tx.put_execution(child)
         for run in self.child_runs:
             self.tx.put_run(run)
@@ -481,6 +506,6 @@ def make_run(
         visits=visits,
         generation=generation,
         predecessor_id=predecessor,
-        idempotency_key=rid,
+        idempotency_key=policy.idempotency_key(execution.id, scope, step_id, iteration, generation),
         created_at=now,
     )

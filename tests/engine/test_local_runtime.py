@@ -24,11 +24,18 @@ async def test_injected_duplicates_do_not_duplicate_effects(tmp_path: Path, rate
     settings = Settings(db_path=str(tmp_path / "d.db"), duplicate_rate=rate, workers=4)
     runtime = build_local(settings, registry=registry)
     async with runtime:
-        workflow = await runtime.app.create_workflow({**MIXED, "steps": [
-            {**s, "config": {"seconds": 0.05}} if s["type"] == "wait" else s
-            for s in MIXED["steps"]]})
-        ids = [(await runtime.app.start_execution(StartRequest(workflow.id, {}))).id
-               for _ in range(5)]
+        workflow = await runtime.app.create_workflow(
+            {
+                **MIXED,
+                "steps": [
+                    {**s, "config": {"seconds": 0.05}} if s["type"] == "wait" else s
+                    for s in MIXED["steps"]
+                ],
+            }
+        )
+        ids = [
+            (await runtime.app.start_execution(StartRequest(workflow.id, {}))).id for _ in range(5)
+        ]
         for _ in range(200):
             done = [await runtime.app.get_execution(i) for i in ids]
             if all(e.status.terminal for e in done):

@@ -374,3 +374,50 @@ async def test_publish_puts_one_message_on_the_bus(h: Harness) -> None:
     assert messages[0].attributes["kind"] == "created"
     assert messages[0].attributes["executionId"] == execution.id
     assert execution.result == {"messageId": messages[0].message_id, "topic": "orders"}
+
+
+async def test_template_with_two_expressions_is_interpolated(h: Harness) -> None:
+    execution = await h.run(
+        linear({"id": "a", "type": "transform", "config": {"output": "${input.a}/${input.b}"}}),
+        {"a": "x", "b": 2},
+    )
+    assert execution.result == "x/2"
+
+
+async def test_failing_output_template_fails_the_execution(h: Harness) -> None:
+    execution = await h.run(
+        linear(
+            {"id": "a", "type": "transform", "config": {"set": {"n": 1}}},
+            output="${vars.missing.field}",
+        )
+    )
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error_info is not None and execution.error_info.code == "OUTPUT_ERROR"
+
+
+async def test_retries_keep_the_idempotency_key(h: Harness) -> None:
+    h.counter.fail_codes["s"] = ("UPSTREAM", True)
+    execution = await h.run(
+        linear(
+            {
+                "id": "s",
+                "type": "count",
+                "onError": {"retry": {"maxAttempts": 3, "initialDelaySeconds": 1}},
+            }
+        )
+    )
+    runs = await h.runs(execution.id)
+    assert len({r.id for r in runs}) == 3
+    assert len({r.idempotency_key for r in runs}) == 1
+
+
+async def test_child_execution_has_a_started_event(h: Harness) -> None:
+    await h.create({"name": "child", "steps": [{"id": "c", "type": "transform"}]})
+    execution = await h.run(
+        {
+            "name": "parent",
+            "steps": [{"id": "call", "type": "subworkflow", "config": {"workflowName": "child"}}],
+        }
+    )
+    child_id = (await h.runs(execution.id))[0].state["childExecutionId"]
+    assert (await h.event_types(child_id))[0] == "execution.started"
