@@ -84,18 +84,7 @@ class ControlMixin:
         )
         runs = [first]
         if execution.deadline is not None:
-            runs.append(
-                StepRun(
-                    id=policy.run_id(execution.id, "", "$deadline", 1, 1, 0),
-                    execution_id=execution.id,
-                    workflow_id=definition.id,
-                    step_id="$deadline",
-                    step_type="$deadline",
-                    status=StepRunStatus.WAITING,
-                    due_at=execution.deadline,
-                    created_at=now,
-                )
-            )
+            runs.append(deadline_run(execution, definition.id, now, generation=0))
         execution.event_seq = 0
         return execution, runs
 
@@ -287,9 +276,14 @@ class ControlMixin:
             execution.status = ExecutionStatus.RUNNING
             execution.error = execution.error_info = execution.failed_run_id = None
             execution.completed_at = execution.duration = None
-            if execution.deadline is not None and commit.definition.timeout_seconds:
+            if commit.definition.timeout_seconds:
                 execution.deadline = commit.now + timedelta(
                     seconds=commit.definition.timeout_seconds
+                )
+                commit.schedule(
+                    deadline_run(
+                        execution, execution.workflow_id, commit.now, generation=generation
+                    )
                 )
             revived = _revive_owners(commit, failed, by_id)
             restart = [
@@ -369,3 +363,20 @@ def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -
         revived.append(owner_id)
         scope = outer
     return revived
+
+
+def deadline_run(
+    execution: WorkflowExecution, workflow_id: str, now: datetime, *, generation: int
+) -> StepRun:
+    """The timer run that ends an execution ``timed_out`` at its deadline."""
+    return StepRun(
+        id=policy.run_id(execution.id, "", "$deadline", 1, 1, generation),
+        execution_id=execution.id,
+        workflow_id=workflow_id,
+        step_id="$deadline",
+        step_type="$deadline",
+        status=StepRunStatus.WAITING,
+        due_at=execution.deadline,
+        generation=generation,
+        created_at=now,
+    )

@@ -300,3 +300,29 @@ async def test_long_wait_hops_are_rescheduled(h: Harness) -> None:
     assert len(h.queue.tasks) == 1 and h.queue.tasks[0].wake_seq == task.wake_seq + 1
     await h.drain()
     assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+
+
+async def test_redriven_execution_gets_a_new_deadline(h: Harness) -> None:
+    h.counter.fail_codes["a"] = ("BROKEN", False)
+    workflow_id = await h.create(
+        linear(
+            {"id": "a", "type": "count"},
+            {
+                "id": "ask",
+                "type": "wait_for_event",
+                "config": {"event": "x", "timeoutSeconds": 9999},
+            },
+            timeoutSeconds=60,
+        )
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.FAILED
+    del h.counter.fail_codes["a"]
+    h.clock.advance(3600)
+    await h.app.redrive(execution.id)
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.TIMED_OUT
+    assert done.completed_at is not None
+    assert (done.completed_at - done.started_at).total_seconds() == 3660
