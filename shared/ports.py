@@ -125,7 +125,13 @@ class ExecutionStore(Protocol):
     """Executions, step runs, join marks, signals and events."""
 
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction; it may be called again on contention."""
+        """Run ``fn`` in one transaction.
+
+        A store whose ``reruns_transactions`` attribute is true (Firestore) may call
+        ``fn`` again on contention, so ``fn`` must not depend on state it changed in an
+        earlier call. Writes are buffered and applied when ``fn`` returns; reads in the
+        transaction do not see its own buffered writes.
+        """
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None: ...
 

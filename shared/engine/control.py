@@ -180,6 +180,8 @@ class ControlMixin:
 
         async def deliver(commit: Commit) -> list[StepRun]:
             nonlocal delivered
+            delivered = False
+            signal.consumed_by = None
             if commit.execution.status.terminal:
                 raise InvalidState(f"execution is {commit.execution.status.value}")
             for run in await commit.tx.list_runs(
@@ -205,6 +207,7 @@ class ControlMixin:
         async def do(commit: Commit) -> list[StepRun]:
             if commit.execution.status.terminal:
                 raise InvalidState(f"execution is {commit.execution.status.value}")
+            children.clear()
             for run in await commit.tx.list_runs(commit.execution.id, ACTIVE_RUN):
                 if run.state.get("childExecutionId"):
                     children.append(run.state["childExecutionId"])

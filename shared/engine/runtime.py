@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -113,6 +113,7 @@ class Engine(ControlMixin):
         self.services = services
         self.clock = clock
         self.settings = settings or EngineSettings()
+        self._reruns = bool(getattr(executions, "reruns_transactions", False))
 
     # -- delivery --------------------------------------------------------------------
 
@@ -355,8 +356,21 @@ class Engine(ControlMixin):
     ) -> tuple[StepRun | None, WorkflowExecution, list[str]]:
         now = self.clock.now()
         follow: list[StepRun] = []
+        # Stores that may call a transaction body again (Firestore on contention) get
+        # fresh copies of the runs each time: recording mutates them.
+        pristine = [d.run.model_copy(deep=True) for d in done] if self._reruns else None
+        attempts = 0
 
         async def apply(tx: ExecutionTx) -> Commit | None:
+            nonlocal attempts
+            attempts += 1
+            items = done
+            if pristine is not None and attempts > 1:
+                items = [
+                    replace(d, run=p.model_copy(deep=True))
+                    for d, p in zip(done, pristine, strict=True)
+                ]
+            follow.clear()
             stored = await tx.get_run(first.id)
             if (
                 stored is None
@@ -373,14 +387,13 @@ class Engine(ControlMixin):
                 commit.finish_run(stored, StepRunStatus.CANCELLED)
                 commit.finalize()
                 return commit
-            last = len(done) - 1
-            for index, item in enumerate(done):
+            last = len(items) - 1
+            for index, item in enumerate(items):
                 created = self._record(commit, item, definition, chained=index < last)
                 if execution.status.terminal:
                     break
                 if index < last:
                     continue
-                follow.clear()
                 follow.extend(self._continue_inline(created, commit, budget, token))
             commit.write_children()
             await commit.settle_signal()
