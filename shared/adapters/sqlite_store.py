@@ -119,7 +119,7 @@ class SqliteStore(Listeners):
             begin(self._conn)
         except BaseException as exc:
             for _, future in batch:
-                future.set_exception(exc)
+                _settle(future, error=exc)
             return
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Any]]] = []
         try:
@@ -139,21 +139,43 @@ class SqliteStore(Listeners):
                     continue
                 self._conn.execute("RELEASE tx")
                 done.append((future, result, None, tx.events))
-            # The commit (the fsync) runs off the event loop: transactions arriving
-            # meanwhile queue up and share the next commit.
-            await asyncio.to_thread(self._conn.execute, "COMMIT")
         except BaseException as exc:
             rollback(self._conn)
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+                _settle(future, error=exc)
+            raise
+        try:
+            cancelled = await self._commit()
+        except BaseException as exc:
+            for _, future in batch:
+                _settle(future, error=exc)
             raise
         for future, result, error, events in done:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            _settle(future, result=result, error=error)
+            if error is None:
                 self.notify(events)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _commit(self) -> bool:
+        """COMMIT off the event loop (transactions arriving meanwhile share the next one).
+
+        The commit is not cancellable: a cancelled caller waits for the thread to finish
+        before anything else touches the connection. Returns whether it was cancelled.
+        """
+        task = asyncio.ensure_future(asyncio.to_thread(self._conn.execute, "COMMIT"))
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception:
+                break
+        if task.exception() is not None:
+            rollback(self._conn)
+            raise task.exception()  # type: ignore[misc]
+        return cancelled
 
     # -- workflows -----------------------------------------------------------------
 
@@ -376,3 +398,15 @@ def _update_head(conn: sqlite3.Connection, head: WorkflowDefinition) -> None:
         " updated_at = ?, last_executed = ?, doc = ? WHERE id = ?",
         (*_head_columns(head), head.id),
     )
+
+
+def _settle(
+    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve a waiting transaction's future, unless its caller gave up (cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
