@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import sys
 import uuid
@@ -391,7 +392,26 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS")
     _common(resume)
     resume.set_defaults(handler=_async(cmd_resume_all))
+
+    dev = _command(commands, "dev", "serve the four functions locally on one port (make dev)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    dev.add_argument("--demo-port", type=int, default=8099, help="0 disables the demo service")
+    dev.add_argument("--no-examples", action="store_true", help="do not load examples/")
+    _common(dev)
+    dev.set_defaults(handler=cmd_dev)
     return parser
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """``wfe dev``: REST, GraphQL, streams, triggers and tasks on one port."""
+    from shared.devserver import DevOptions, run
+
+    examples = None if args.no_examples else Path("examples")
+    options = DevOptions(
+        host=args.host, port=args.port, examples=examples, demo_port=args.demo_port or None
+    )
+    return run(_settings(args), options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

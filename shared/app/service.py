@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shared.app.stats import execution_stats
 from shared.engine.runtime import Engine, HopResult
 from shared.engine.validation import validate_definition
-from shared.errors import InputInvalid, InvalidState, NotFound
+from shared.errors import DefinitionInvalid, InputInvalid, InvalidState, Issue, NotFound
 from shared.models import (
     ExecutionEvent,
     ExecutionStatus,
@@ -27,6 +28,8 @@ from shared.ports import (
     WorkflowStore,
 )
 
+log = logging.getLogger(__name__)
+
 _SERVER_FIELDS = (
     "id",
     "version",
@@ -36,6 +39,9 @@ _SERVER_FIELDS = (
     "executionStats",
     "owner",
 )
+
+
+WorkflowChangeHook = Callable[[str, str], Awaitable[object]]
 
 
 @dataclass
@@ -51,6 +57,15 @@ class StartRequest:
     require_active: bool = False
 
 
+@dataclass(frozen=True)
+class StartResult:
+    """What ``start_execution_once`` did: the execution, and whether this call created it."""
+
+    execution: WorkflowExecution
+    created: bool
+    """False when an execution with the requested id already existed (a duplicate start)."""
+
+
 class WorkflowApp:
     """Workflow management and execution control over the ports."""
 
@@ -61,18 +76,36 @@ class WorkflowApp:
         executions: ExecutionStore,
         engine: Engine,
         tenant: str = "default",
+        change_hooks: list[WorkflowChangeHook] | None = None,
     ) -> None:
         self.workflows = workflows
         self.executions = executions
         self.engine = engine
         self.tenant = tenant
+        self.change_hooks = change_hooks if change_hooks is not None else []
+        """Called after a workflow is created, updated, (de)activated or deleted, with the
+        workflow id and tenant (the trigger manager reconciles there). Shared by the
+        tenant-scoped copies of this app."""
 
     def for_tenant(self, tenant: str) -> WorkflowApp:
         """The same use cases scoped to another tenant (cheap: shares every port)."""
         if tenant == self.tenant:
             return self
-        return WorkflowApp(workflows=self.workflows, executions=self.executions,
-                           engine=self.engine, tenant=tenant)
+        return WorkflowApp(
+            workflows=self.workflows,
+            executions=self.executions,
+            engine=self.engine,
+            tenant=tenant,
+            change_hooks=self.change_hooks,
+        )
+
+    async def _changed(self, workflow_id: str) -> None:
+        """Tell the hooks; a failing hook is logged, never raised: the change is stored."""
+        for hook in list(self.change_hooks):
+            try:
+                await hook(workflow_id, self.tenant)
+            except Exception:
+                log.exception("workflow change hook failed for %s", workflow_id)
 
     # -- definitions -----------------------------------------------------------------
 
@@ -89,6 +122,7 @@ class WorkflowApp:
         definition.owner = owner
         definition.created_at = definition.updated_at = now
         await self.workflows.create_workflow(definition, self.tenant)
+        await self._changed(definition.id)
         return definition
 
     async def update_workflow(
@@ -112,6 +146,7 @@ class WorkflowApp:
         definition.updated_at = self.engine.clock.now()
         definition.last_executed = head.last_executed
         await self.workflows.save_version(definition, head.version, self.tenant)
+        await self._changed(definition.id)
         return definition
 
     async def set_active(self, workflow_id: str, active: bool) -> WorkflowDefinition:
@@ -167,10 +202,16 @@ class WorkflowApp:
     async def delete_workflow(self, workflow_id: str) -> None:
         if not await self.workflows.delete_workflow(workflow_id, self.tenant):
             raise NotFound(f"workflow {workflow_id} not found")
+        await self._changed(workflow_id)
 
     # -- executions ------------------------------------------------------------------
 
     async def start_execution(self, request: StartRequest) -> WorkflowExecution:
+        return (await self.start_execution_once(request)).execution
+
+    async def start_execution_once(self, request: StartRequest) -> StartResult:
+        """``start_execution`` that also says whether it created the execution; triggers
+        use it to tell a first delivery (started) from a redelivery (duplicate)."""
         if not isinstance(request.input, dict):
             raise InputInvalid("execution input must be a JSON object", path="/input")
         if request.version is None:
@@ -179,14 +220,14 @@ class WorkflowApp:
             definition = await self.get_version(request.workflow_id, request.version)
         if request.require_active and not definition.is_active:
             raise InvalidState(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
-        execution, _ = await self.engine.start_execution(
+        execution, created = await self.engine.start_execution(
             definition,
             input=request.input,
             trigger=request.trigger,
             execution_id=request.execution_id,
             tenant=self.tenant,
         )
-        return execution
+        return StartResult(execution, created)
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution:
         execution = await self.executions.get_execution(execution_id)
@@ -216,6 +257,14 @@ class WorkflowApp:
         await self.get_execution(execution_id)
         return await self.executions.list_runs(execution_id)
 
+    async def get_step_run(self, execution_id: str, run_id: str) -> StepRun:
+        """One step run of an execution of this tenant (e.g. to learn its scope)."""
+        await self.get_execution(execution_id)
+        run = await self.executions.get_run(run_id)
+        if run is None or run.execution_id != execution_id:
+            raise NotFound(f"step run {run_id} not found")
+        return run
+
     async def events(
         self, execution_id: str, after_seq: int = 0, limit: int = 1000
     ) -> list[ExecutionEvent]:
@@ -242,6 +291,47 @@ class WorkflowApp:
     async def redrive(self, execution_id: str) -> WorkflowExecution:
         await self.get_execution(execution_id)
         return await self.engine.redrive(execution_id)
+
+    # -- import, export and detail (management API) --------------------------------------
+
+    async def import_workflows(
+        self, documents: Sequence[Any], owner: str = ""
+    ) -> list[WorkflowDefinition]:
+        """Create every definition of an import, or none: all are validated first.
+
+        Issues are addressed ``/<document index><pointer into that document>``.
+        """
+        if not documents:
+            raise InputInvalid("nothing to import: no definition given")
+        issues: list[Issue] = []
+        for index, document in enumerate(documents):
+            if not isinstance(document, Mapping):
+                issues.append(
+                    Issue("INVALID_FORMAT", "a definition must be an object", f"/{index}")
+                )
+                continue
+            try:
+                self.validate(document)
+            except DefinitionInvalid as exc:
+                issues.extend(Issue(i.code, i.message, f"/{index}{i.path}") for i in exc.issues)
+        if issues:
+            raise DefinitionInvalid(issues)
+        return [await self.create_workflow(document, owner) for document in documents]
+
+    async def export_workflow(self, workflow_id: str, version: int | None = None) -> dict[str, Any]:
+        """The portable definition (no server fields) that ``import_workflows`` accepts."""
+        if version is None:
+            definition = await self.get_workflow(workflow_id)
+        else:
+            definition = await self.get_version(workflow_id, version)
+        return {k: v for k, v in definition.to_json_dict().items() if k not in _SERVER_FIELDS}
+
+    async def get_execution_detail(
+        self, execution_id: str
+    ) -> tuple[WorkflowExecution, list[StepRun]]:
+        """An execution and its step history, oldest run first."""
+        execution = await self.get_execution(execution_id)
+        return execution, await self.executions.list_runs(execution_id)
 
     # -- workers ---------------------------------------------------------------------
 

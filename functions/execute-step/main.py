@@ -1,0 +1,18 @@
+"""execute-step: the Cloud Tasks target; runs one delivery of a step task.
+
+Deploy with ``--target execute_step``. The body is ``{"executionId", "runId",
+"wakeSeq"}``; see ``shared/api/tasks.py`` for the codec and the answers.
+"""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.api.tasks import handle_task_request
+
+
+@functions_framework.aio.http
+async def execute_step(request: Request) -> Response:
+    return await handle_task_request(request)

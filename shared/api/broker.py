@@ -1,0 +1,228 @@
+"""The event broker: stored events, then live ones, to every stream subscriber.
+
+One ``EventBroker`` per process is fed by the store's change notifications
+(``publish``; in the cloud the Firestore listener feeds the same method, from its
+own thread). A stream of one execution replays the stored events after the
+client's cursor and continues with live ones, without gap or duplicate: it
+subscribes before replaying, buffers, drops what it already delivered and fills
+any hole from the store. A stream of one workflow carries the live events of all
+its executions, and replays the executions named in a resume cursor
+(``<executionId>:<seq>,...``) first.
+
+Each subscriber has a bounded queue: publishing never blocks the engine, and a
+consumer that falls ``max_queue`` events behind is cut off with ``SlowConsumer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.api._event_stream import EventStream
+from shared.api._subscription import SlowConsumer, Subscription, parse_cursor
+from shared.api.runtime import get_runtime
+from shared.app import WorkflowApp
+from shared.errors import InputInvalid
+from shared.models import ExecutionEvent
+
+__all__ = [
+    "EventBroker",
+    "EventStream",
+    "SlowConsumer",
+    "current_broker",
+    "get_broker",
+    "use_broker",
+]
+
+
+class EventSource(Protocol):
+    """What feeds a broker: the embedded stores' listener registry."""
+
+    def add_listener(self, callback: Callable[[list[ExecutionEvent]], None]) -> None: ...
+
+    def remove_listener(self, callback: Callable[[list[ExecutionEvent]], None]) -> None: ...
+
+
+@dataclass
+class BrokerStats:
+    published: int = 0
+    """Events handed to ``publish``."""
+    delivered: int = 0
+    """Events buffered for a subscriber (one per subscriber)."""
+    cut_off: int = 0
+    """Subscribers disconnected for falling behind."""
+
+
+class EventBroker:
+    """Fans committed execution events out to stream subscribers."""
+
+    def __init__(self, app: WorkflowApp, *, max_queue: int = 1000, page_size: int = 500) -> None:
+        if max_queue < 1 or page_size < 1:
+            raise ValueError("max_queue and page_size must be positive")
+        self.app = app
+        self.max_queue = max_queue
+        """Live events buffered per subscriber before it is cut off."""
+        self.page_size = page_size
+        """Stored events read per query while replaying."""
+        self.stats = BrokerStats()
+        self.source: EventSource | None = None
+        self._subs: dict[tuple[str, str], set[Subscription]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- feed ----------------------------------------------------------------------
+
+    def attach(self, source: EventSource) -> None:
+        """Receive the events of every transaction ``source`` commits."""
+        self.detach()
+        source.add_listener(self.publish)
+        self.source = source
+
+    def detach(self) -> None:
+        if self.source is not None:
+            self.source.remove_listener(self.publish)
+            self.source = None
+
+    def publish(self, events: Sequence[ExecutionEvent]) -> None:
+        """Hand committed events to the subscribers; never blocks, callable from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nobody ever subscribed in this process
+        if _running_loop() is loop:
+            self._dispatch(events)
+        else:
+            loop.call_soon_threadsafe(self._dispatch, list(events))
+
+    def _dispatch(self, events: Sequence[ExecutionEvent]) -> None:
+        self.stats.published += len(events)
+        for event in events:
+            for key in (("execution", event.execution_id), ("workflow", event.workflow_id)):
+                for sub in list(self._subs.get(key, ())):
+                    if sub.offer(event):
+                        self.stats.delivered += 1
+                    else:
+                        self.stats.cut_off += 1
+                        self._unsubscribe(sub)
+
+    # -- subscribers ---------------------------------------------------------------
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subs.values())
+
+    def _subscribe(self, key: tuple[str, str]) -> Subscription:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._subs:
+                raise RuntimeError("an EventBroker serves the subscribers of one event loop")
+            self._loop = loop
+        sub = Subscription(key, self.max_queue)
+        self._subs.setdefault(key, set()).add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.key]
+
+    def open(
+        self,
+        *,
+        tenant: str,
+        execution_id: str | None = None,
+        workflow_id: str | None = None,
+        after: int = 0,
+        cursor: str | Mapping[str, int] | None = None,
+    ) -> EventStream:
+        """A stream with ``start``/``next(timeout)``/``overflowed`` for the HTTP edges.
+
+        Use it as ``async with broker.open(...) as events``; see ``stream`` for the rest.
+        """
+        if (execution_id is None) == (workflow_id is None):
+            raise InputInvalid("give exactly one of execution_id and workflow_id")
+        if after < 0:
+            raise InputInvalid("'after' must be a non-negative integer", path="/after")
+        if cursor is not None and workflow_id is None:
+            raise InputInvalid("a resume cursor applies to workflow streams", path="/after")
+        parsed = parse_cursor(cursor) if isinstance(cursor, str) else dict(cursor or {})
+        return EventStream(
+            self.app.for_tenant(tenant),
+            subscribe=self._subscribe,
+            unsubscribe=self._unsubscribe,
+            page_size=self.page_size,
+            execution_id=execution_id,
+            workflow_id=workflow_id,
+            after=after,
+            cursor=parsed,
+        )
+
+    async def stream(
+        self,
+        *,
+        tenant: str,
+        execution_id: str | None = None,
+        workflow_id: str | None = None,
+        after: int = 0,
+        cursor: str | Mapping[str, int] | None = None,
+    ) -> AsyncIterator[ExecutionEvent]:
+        """Events of one execution (from seq ``after``) or one workflow, in order.
+
+        One execution: stored events with ``seq > after``, then live ones, each
+        exactly once, ending after the execution's terminal event. One workflow:
+        live events of all its executions, after replaying those named in
+        ``cursor`` (``<executionId>:<seq>,...`` or a mapping); it never ends.
+        Raises NotFound for an unknown id or one of another tenant, InputInvalid
+        for a bad cursor, SlowConsumer when the consumer fell too far behind.
+        """
+        async with self.open(
+            tenant=tenant,
+            execution_id=execution_id,
+            workflow_id=workflow_id,
+            after=after,
+            cursor=cursor,
+        ) as events:
+            async for event in events:
+                yield event
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_broker: EventBroker | None = None
+_pinned = False
+
+
+async def get_broker() -> EventBroker:
+    """The process-wide broker, attached to the store of ``await get_runtime()``."""
+    global _broker
+    runtime = await get_runtime()
+    if _pinned and _broker is not None:
+        return _broker
+    if _broker is None or _broker.source is not runtime.store:
+        if _broker is not None:
+            _broker.detach()
+        broker = EventBroker(runtime.app)
+        broker.attach(runtime.store)
+        _broker = broker
+    return _broker
+
+
+def current_broker() -> EventBroker | None:
+    """The process-wide broker if one was built or installed (builds nothing)."""
+    return _broker
+
+
+def use_broker(broker: EventBroker | None) -> None:
+    """Install a broker ``get_broker`` returns as is (tests, the cloud feed); None resets."""
+    global _broker, _pinned
+    if _broker is not None and _broker is not broker:
+        _broker.detach()
+    _broker = broker
+    _pinned = broker is not None

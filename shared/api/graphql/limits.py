@@ -1,0 +1,61 @@
+"""Limits on what one GraphQL document may ask for (DESIGN 9).
+
+Depth, alias and token limits use strawberry's own extensions. Introspection is on
+by default (GraphiQL locally) and switched off with
+``WFE_GRAPHQL_INTROSPECTION=false``; the variable is read per operation so a
+deployment (or a test) can flip it without rebuilding the schema.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+MAX_DEPTH = 10
+"""Levels allowed below a root field (introspection fields are not counted)."""
+MAX_ALIASES = 30
+"""Aliased fields allowed in one document (stops alias-multiplied queries)."""
+MAX_TOKENS = 2000
+"""Lexer tokens allowed in one document (an introspection query needs a few hundred)."""
+MAX_BATCH = 100
+"""Items one batch mutation accepts."""
+MAX_PAGE = 200
+"""Largest ``first`` a list field accepts."""
+INTROSPECTION_VARIABLE = "WFE_GRAPHQL_INTROSPECTION"
+
+
+def introspection_enabled() -> bool:
+    """Whether ``__schema``/``__type`` queries (and GraphiQL) are allowed."""
+    value = os.environ.get(INTROSPECTION_VARIABLE, "true").strip().lower()
+    return value not in {"0", "false", "no", "off"}
+
+
+class IntrospectionSwitch(SchemaExtension):
+    """Refuses introspection while ``WFE_GRAPHQL_INTROSPECTION`` is false."""
+
+    def on_operation(self) -> Iterator[None]:
+        if not introspection_enabled():
+            context = self.execution_context
+            context.validation_rules = (
+                *context.validation_rules,
+                NoSchemaIntrospectionCustomRule,
+            )
+        yield
+
+
+def limit_extensions() -> list[Callable[[], SchemaExtension]]:
+    """Fresh limit extensions for each operation (strawberry wants factories)."""
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        IntrospectionSwitch,
+    ]

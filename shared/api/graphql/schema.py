@@ -1,0 +1,37 @@
+"""The GraphQL schema: per-feature Query/Mutation types merged, limits and error codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.tools import merge_types
+
+from shared.api.graphql.control_api import ControlMutation
+from shared.api.graphql.errors import ErrorCodes, log_errors
+from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
+from shared.api.graphql.limits import limit_extensions
+from shared.api.graphql.subscriptions import Subscription
+from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
+
+Query = merge_types("Query", (WorkflowQuery, ExecutionQuery))
+Mutation = merge_types("Mutation", (WorkflowMutation, ExecutionMutation, ControlMutation))
+
+
+class WorkflowSchema(strawberry.Schema):
+    """Logs unexpected failures only: refused operations are the client's business."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        log_errors(errors)
+
+
+schema = WorkflowSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[*limit_extensions(), ErrorCodes],
+)
+"""The schema served by ``handle_http`` and by the stream server's WebSocket app."""
+
+__all__ = ["schema"]

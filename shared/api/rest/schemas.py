@@ -1,0 +1,149 @@
+"""Request and response bodies of the REST API that are not core models.
+
+The core models (``WorkflowDefinition``, ``WorkflowExecution``, ``ExecutionEvent``)
+are used as they are; these add the envelopes (pages, errors) and the bodies of
+the control endpoints. Every one is camelCase on the wire, like the core models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.models import (
+    ErrorInfo,
+    ExecutionEvent,
+    StepRunStatus,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+
+
+class _Body(BaseModel):
+    """camelCase on the wire; unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ExecutionInput(_Body):
+    """Body of ``POST /workflows/{id}/execute`` (the seed's ExecutionInput)."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
+    """Merged over the workflow's variables."""
+    version: int | None = Field(default=None, ge=1)
+    """Run this version instead of the latest."""
+    execution_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"
+    )
+    """Idempotency id: a second start with the same id returns the first execution."""
+
+
+class CancelInput(_Body):
+    """Optional body of ``POST /executions/{id}/cancel``."""
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class EventInput(_Body):
+    """Body of ``POST /executions/{id}/events``: an event for a ``wait_for_event`` step."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    payload: Any = None
+
+
+class SignalResult(_Body):
+    """An event was recorded; ``delivered`` says whether a waiting step took it now."""
+
+    signal_id: str
+    delivered: bool
+
+
+class ValidationResult(_Body):
+    valid: bool
+
+
+class Health(_Body):
+    status: Literal["ok"]
+    service: str
+
+
+class IssueBody(_Body):
+    code: str
+    message: str
+    path: str
+    """JSON pointer into the submitted document ('' for the whole document)."""
+
+
+class ErrorDetail(_Body):
+    code: str
+    """Stable error code (NOT_FOUND, VALIDATION_FAILED, VERSION_MISMATCH...)."""
+    message: str
+    path: str | None = None
+    """JSON pointer of the first problem, for input errors."""
+    errors: list[IssueBody] | None = None
+    """Every validation problem (VALIDATION_FAILED)."""
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(_Body):
+    """The one error shape of every endpoint."""
+
+    error: ErrorDetail
+
+
+class StepRunView(_Body):
+    """One step run of an execution's history (internal bookkeeping left out)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    id: str
+    step_id: str
+    step_type: str
+    scope: str = ""
+    iteration: int = 1
+    attempt: int = 1
+    status: StepRunStatus
+    generation: int = 0
+    input: Any = None
+    output: Any = None
+    output_truncated: bool = False
+    error: ErrorInfo | None = None
+    due_at: datetime | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+
+
+class ExecutionDetail(WorkflowExecution):
+    """An execution with its step history, oldest run first."""
+
+    steps: list[StepRunView] = Field(default_factory=list)
+
+
+class WorkflowPage(_Body):
+    items: list[WorkflowDefinition]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; null on the last page."""
+
+
+class ExecutionPage(_Body):
+    items: list[WorkflowExecution]
+    next_cursor: str | None = None
+
+
+class WorkflowList(_Body):
+    items: list[WorkflowDefinition]
+
+
+class StepList(_Body):
+    items: list[StepRunView]
+
+
+class EventPage(_Body):
+    items: list[ExecutionEvent]
+    next_after: int | None = None
+    """Pass as ``after`` to read on; null when there were fewer events than ``limit``."""

@@ -1,0 +1,229 @@
+"""``make dev`` / ``wfe dev``: the four functions in one process on one port.
+
+Local mode on the embedded store: the management API (REST + GraphQL over HTTP),
+execute-step, trigger-handler and status-stream (WebSocket, GraphQL subscriptions,
+SSE) share one runtime, one in-process task dispatcher, one event bus and one local
+cron scheduler. The demo HTTP service the examples call runs beside it, and the
+examples are registered at startup.
+
+Routes: ``/api/v1/...``, ``/graphql`` (HTTP: queries and mutations; WebSocket:
+``graphql-transport-ws`` subscriptions), ``/ws/...`` and ``/sse/...`` (streams),
+``/triggers/...`` (the trigger-handler's routes: ``/triggers/pubsub``,
+``/triggers/schedule/{id}``, ``/triggers/webhooks/{id}``), ``/tasks/execute-step``,
+``/health``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from shared.api.rest import handle as rest_handle
+from shared.api.runtime import use_runtime
+from shared.api.streams import create_app as create_streams_app
+from shared.api.tasks import handle_task_request
+from shared.api.triggers import handle_trigger_request
+from shared.api.triggers.wiring import build_local_trigger_manager, use_trigger_manager
+from shared.app.trigger_manager import TriggerManager
+from shared.bootstrap import LocalRuntime, build_local
+from shared.cli_ops import register
+from shared.demo_service import DemoServer
+from shared.engine.validation import parse_documents
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    examples: Path | None = Path("examples")
+    demo_port: int | None = 8099
+    """Port of the demo service; ``None`` disables it."""
+
+
+@dataclass
+class DevServer:
+    """The combined ASGI app with its startup and shutdown."""
+
+    settings: Settings
+    options: DevOptions
+    runtime: LocalRuntime | None = None
+    triggers: TriggerManager | None = None
+    demo: DemoServer | None = None
+    demo_url: str | None = None
+    loaded: list[tuple[str, str]] = field(default_factory=list)
+    print_banner: bool = False
+    _streams: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope.get("path", "/")
+        if scope["type"] == "websocket" or path.startswith(("/ws/", "/sse/")):
+            await self._streams(scope, receive, send)
+            return
+        handler, scope = self._route(scope, path)
+        response = await handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+    def _route(self, scope: Scope, path: str) -> tuple[Handler, Scope]:
+        if path == "/triggers" or path.startswith("/triggers/"):
+            inner = path[len("/triggers") :] or "/"
+            return handle_trigger_request, {**scope, "path": inner, "raw_path": inner.encode()}
+        if path == "/tasks/execute-step":
+            return handle_task_request, scope
+        if path == "/":
+            return self._index, scope
+        return rest_handle, scope
+
+    async def _index(self, request: Request) -> Response:
+        return JSONResponse(self.links())
+
+    def links(self) -> dict[str, Any]:
+        base = f"http://{self.options.host}:{self.options.port}"
+        ws = f"ws://{self.options.host}:{self.options.port}"
+        return {
+            "api": f"{base}/api/v1/workflows",
+            "openapi": f"{base}/api/v1/openapi.json",
+            "graphql": f"{base}/graphql",
+            "graphqlSubscriptions": f"{ws}/graphql",
+            "executionEventsWebSocket": f"{ws}/ws/executions/<executionId>",
+            "executionEventsSSE": f"{base}/sse/executions/<executionId>",
+            "triggers": {
+                "pubsub": f"{base}/triggers/pubsub",
+                "schedule": f"{base}/triggers/schedule/<workflowId>",
+                "webhook": f"{base}/triggers/webhooks/<workflowId>",
+            },
+            "demoService": self.demo_url,
+            "workflows": [{"name": n, "id": i} for n, i in self.loaded],
+        }
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("dev server failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        hosts = list(self.settings.http_allowed_hosts)
+        if self.options.demo_port is not None:
+            self.demo = DemoServer(port=self.options.demo_port)
+            self.demo_url = await self.demo.astart()
+            hosts.append("127.0.0.1")
+        settings = self.settings.model_copy(update={"http_allowed_hosts": hosts})
+        self.runtime = build_local(settings)
+        await self.runtime.start()
+        use_runtime(self.runtime)
+        self._streams = create_streams_app()
+        if self.options.examples is not None:
+            await self._load_examples(self.options.examples)
+        self.triggers = build_local_trigger_manager(self.runtime)
+        await self.triggers.start()  # reconciles every workflow, then runs the cron loop
+        use_trigger_manager(self.triggers)
+        self.runtime.app.change_hooks.append(self.triggers.on_workflow_changed)
+        if self.print_banner:
+            print(banner(self), file=sys.stderr, flush=True)
+
+    async def stop(self) -> None:
+        if self.triggers is not None:
+            use_trigger_manager(None)
+            await self.triggers.stop()
+        if self.runtime is not None:
+            await self.runtime.stop()
+            use_runtime(None)
+        if self.demo is not None:
+            await self.demo.astop()
+
+    async def _load_examples(self, folder: Path) -> None:
+        assert self.runtime is not None
+        for path in sorted(folder.glob("*.y*ml")) + sorted(folder.glob("*.json")):
+            try:
+                documents = parse_documents(path.read_text(), str(path))
+                for raw in reversed(documents):  # supporting workflows first
+                    definition, _ = await register(self.runtime.app, self._with_demo(raw))
+                    self.loaded.append((definition.name, definition.id))
+            except Exception as exc:  # a broken example must not stop the server
+                log.warning("example %s not loaded: %s", path, exc)
+
+    def _with_demo(self, raw: dict[str, Any]) -> dict[str, Any]:
+        variables = raw.get("variables")
+        if self.demo_url is None or not isinstance(variables, dict) or "demoUrl" not in variables:
+            return raw
+        raw = copy.deepcopy(raw)
+        raw["variables"]["demoUrl"] = self.demo_url
+        return raw
+
+
+def banner(server: DevServer) -> str:
+    links = server.links()
+    return "\n".join(
+        [
+            "",
+            f"  Workflow engine (local mode) on {server.options.host}:{server.options.port}",
+            f"  database      {server.settings.db_path}",
+            f"  REST          curl {links['api']}",
+            f"  OpenAPI       {links['openapi']}",
+            f"  GraphQL       {links['graphql']}  (open it in a browser for GraphiQL)",
+            f"  WebSocket     {links['executionEventsWebSocket']}",
+            f"  SSE           curl -N {links['executionEventsSSE']}",
+            f"  demo service  {server.demo_url or 'off'}",
+            f"  examples      {len(server.loaded)} workflow(s) loaded: "
+            + ", ".join(sorted({name for name, _ in server.loaded})),
+            "",
+            "  Try:  curl -s -X POST "
+            f"{links['api']}/<id>/execute -H 'content-type: application/json' -d '{{}}'",
+            "",
+        ]
+    )
+
+
+def run(settings: Settings, options: DevOptions) -> int:
+    """Serve until interrupted (uvicorn, one worker)."""
+    import uvicorn
+
+    server = DevServer(settings, options, print_banner=True)
+    uvicorn.run(
+        server,
+        host=options.host,
+        port=options.port,
+        log_level="info",
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, options: DevOptions) -> AsyncIterator[DevServer]:
+    """Start and stop the dev app in-process (tests)."""
+    server = DevServer(settings, options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -1,0 +1,188 @@
+"""GraphQL subscriptions over a real socket: uvicorn in a thread, the ``gql`` client.
+
+The server thread owns its event loop and its local runtime (as the stream server
+does); the test talks to it only over HTTP and ``graphql-transport-ws``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from _graphql import TERMINAL, create, data, execute, settle, sleeper
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from shared.api.broker import use_broker
+from shared.api.graphql import handle_http
+from shared.api.graphql.asgi import graphql_app
+from shared.api.graphql.schema import schema
+from shared.api.runtime import get_authenticator, use_runtime
+from shared.bootstrap import build_local
+from shared.settings import Settings
+
+STATUS = "subscription($id: ID!) { workflowStatus(executionId: $id) }"
+EVENTS = """subscription($id: ID!, $after: Int) {
+  executionEvents(executionId: $id, after: $after) { seq type stepId status data }
+}"""
+
+
+async def _graphql_http(request: Request) -> Response:
+    return await handle_http(request, await get_authenticator().authenticate(request))
+
+
+def _app() -> Starlette:
+    """``/graphql``: queries over HTTP, subscriptions over WebSocket (the stream server's
+    way: strawberry's ASGI app with our context getter); ``/plain``: strawberry's app as is.
+    """
+    plain = GraphQL(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+    return Starlette(
+        routes=[
+            Route("/graphql", _graphql_http, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app()),
+            WebSocketRoute("/plain", plain),
+        ]
+    )
+
+
+@dataclass
+class Server:
+    port: int
+    http: str
+    ws: str
+
+
+def _serve(sock: socket.socket, db_path: Path, server: uvicorn.Server) -> None:
+    async def main() -> None:
+        runtime = build_local(Settings(db_path=str(db_path)))
+        await runtime.start()
+        use_runtime(runtime)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await settle(runtime)
+            use_broker(None)
+            use_runtime(None)
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # a free port, held until uvicorn takes the socket
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(_app(), lifespan="off", log_level="warning", ws="websockets-sansio")
+    running = uvicorn.Server(config)
+    db_path = tmp_path_factory.mktemp("gql-ws") / "wfe.db"
+    thread = threading.Thread(target=_serve, args=(sock, db_path, running), daemon=True)
+    thread.start()
+    for _ in range(500):
+        if running.started:
+            break
+        threading.Event().wait(0.01)
+    assert running.started, "uvicorn did not start"
+    try:
+        yield Server(port, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _client(url: str, tenant: str = "default") -> Client:
+    transport = WebsocketsTransport(
+        url=url,
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        headers={"X-Tenant": tenant},
+    )
+    return Client(transport=transport)
+
+
+async def _collect(
+    url: str, query: str, variables: dict[str, Any], tenant: str = "default"
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    async with asyncio.timeout(15), _client(url, tenant) as session:
+        request = GraphQLRequest(query, variable_values=variables)
+        async for result in session.subscribe(request):
+            results.append(result)
+    return results
+
+
+async def test_workflow_status_follows_an_execution(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        workflow_id = await create(http, sleeper(0.5))
+        execution_id = await execute(http, workflow_id)
+        received = await _collect(f"{server.ws}/graphql", STATUS, {"id": execution_id})
+        statuses = [r["workflowStatus"] for r in received]
+        assert statuses[-1] == "SUCCEEDED"
+        assert "WAITING" in statuses and "RUNNING" in statuses, statuses
+        assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
+        assert not TERMINAL & set(statuses[:-1])
+
+        done = await _collect(f"{server.ws}/graphql", STATUS, {"id": execution_id})
+        assert done == [{"workflowStatus": "SUCCEEDED"}]
+
+
+async def test_execution_events_replay_then_end(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        workflow_id = await create(http, sleeper(0.2))
+        execution_id = await execute(http, workflow_id)
+        live = await _collect(f"{server.ws}/graphql", EVENTS, {"id": execution_id, "after": 0})
+        events = [r["executionEvents"] for r in live]
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert events[-1]["type"] == "execution.succeeded"
+        assert {"stepId": "nap", "type": "step.waiting"}.items() <= next(
+            e for e in events if e["type"] == "step.waiting"
+        ).items()
+
+        resumed = await _collect(
+            f"{server.ws}/graphql", EVENTS, {"id": execution_id, "after": len(events) - 2}
+        )
+        assert [r["executionEvents"] for r in resumed] == events[-2:]
+        stored = await data(
+            http,
+            "query($id: ID!) { execution(id: $id) { events { seq type } } }",
+            {"id": execution_id},
+        )
+        assert [(e["seq"], e["type"]) for e in stored["execution"]["events"]] == [
+            (e["seq"], e["type"]) for e in events
+        ]
+
+
+async def test_plain_mount_authenticates_and_isolates_tenants(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        workflow_id = await create(http, sleeper(0.05), tenant="acme")
+        started = await data(
+            http,
+            "mutation($id: ID!) { executeWorkflow(id: $id, input: {}) { id } }",
+            {"id": workflow_id},
+            tenant="acme",
+        )
+        execution_id = started["executeWorkflow"]["id"]
+        mine = await _collect(f"{server.ws}/plain", STATUS, {"id": execution_id}, tenant="acme")
+        assert mine[-1] == {"workflowStatus": "SUCCEEDED"}
+
+        with pytest.raises(TransportQueryError) as refused:
+            await _collect(f"{server.ws}/plain", STATUS, {"id": execution_id}, tenant="globex")
+        assert refused.value.errors is not None
+        assert refused.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
