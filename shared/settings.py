@@ -32,6 +32,11 @@ class Settings(BaseModel):
     max_chain_steps: int = Field(default=500, ge=1, le=10_000)
     default_step_timeout_seconds: float = Field(default=300.0, gt=0)
     tenant: str = "default"
+    api_keys: list[str] = Field(default_factory=list)
+    """API keys as ``<sha256 of "salt:key">:<subject>:<tenant>:<role>`` entries; when set,
+    every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
+    development mode (no credentials, ``X-Tenant`` picks the tenant)."""
+    api_key_salt: str = ""
     event_topic: str = "workflow-events"
 
     @classmethod

@@ -107,3 +107,14 @@ class ApiKeyAuthenticator:
             if hmac.compare_digest(known, digest):
                 return principal
         raise Unauthenticated("invalid API key")
+
+
+def authenticator_from_settings(api_keys: list[str], salt: str) -> Authenticator:
+    """API keys when configured (``hash:subject:tenant:role`` entries), else local dev."""
+    if not api_keys:
+        return LocalDevAuthenticator()
+    principals: dict[str, Principal] = {}
+    for entry in api_keys:
+        digest, subject, tenant, role = entry.split(":")
+        principals[digest] = Principal(subject=subject, tenant=tenant, role=Role[role.upper()])
+    return ApiKeyAuthenticator(principals, salt)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.api.auth import Authenticator, LocalDevAuthenticator
+from shared.api.auth import Authenticator, LocalDevAuthenticator, authenticator_from_settings
 from shared.app import WorkflowApp
 from shared.bootstrap import LocalRuntime, build_local
 from shared.settings import Settings
@@ -19,8 +19,7 @@ _authenticator: Authenticator = LocalDevAuthenticator()
 _lock: asyncio.Lock | None = None
 
 
-def use_runtime(runtime: LocalRuntime | None, authenticator: Authenticator | None = None
-                ) -> None:
+def use_runtime(runtime: LocalRuntime | None, authenticator: Authenticator | None = None) -> None:
     """Install the runtime (and authenticator) the edges use; ``None`` resets."""
     global _runtime, _authenticator
     _runtime = runtime
@@ -36,9 +35,12 @@ async def get_runtime() -> LocalRuntime:
         _lock = asyncio.Lock()
     async with _lock:
         if _runtime is None:
-            runtime = build_local(Settings.from_env())
+            settings = Settings.from_env()
+            runtime = build_local(settings)
             await runtime.start()
             _runtime = runtime
+            global _authenticator
+            _authenticator = authenticator_from_settings(settings.api_keys, settings.api_key_salt)
     return _runtime
 
 
