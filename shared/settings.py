@@ -20,7 +20,7 @@ class Settings(BaseModel):
     """SQLite file of local mode (``:memory:`` for a throwaway store)."""
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     """NORMAL survives a process crash; FULL also an OS crash or power loss."""
-    workers: int = Field(default=8, ge=1, le=256)
+    workers: int = Field(default=32, ge=1, le=256)
     """Concurrent deliveries of the local task dispatcher."""
     duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Local dispatcher: probability of an injected duplicate delivery (testing)."""
@@ -38,6 +38,36 @@ class Settings(BaseModel):
     development mode (no credentials, ``X-Tenant`` picks the tenant)."""
     api_key_salt: str = ""
     event_topic: str = "workflow-events"
+
+    # -- backend = gcp (docs/gcp.md); local mode reads none of these ---------------
+    project: str = ""
+    """Google Cloud project id (default: ``GOOGLE_CLOUD_PROJECT``)."""
+    location: str = "us-central1"
+    """Region of the Cloud Tasks queue and of the Cloud Scheduler jobs."""
+    tasks_queue: str = "wfe-steps"
+    """Cloud Tasks queue id; the full name is built from project and location."""
+    execute_step_url: str = ""
+    """URL of the ``execute-step`` function: every task is an HTTP POST to it."""
+    trigger_handler_url: str = ""
+    """Base URL of the ``trigger-handler`` function, which Scheduler jobs call."""
+    tasks_service_account: str = ""
+    """Service account whose OIDC token Cloud Tasks sends (empty: no token)."""
+    tasks_audience: str = ""
+    """Audience of that token (default: ``execute_step_url``)."""
+    scheduler_service_account: str = ""
+    """Service account whose OIDC token Cloud Scheduler sends (empty: no token)."""
+    scheduler_audience: str = ""
+    """Audience of that token (default: ``trigger_handler_url``)."""
+    dispatch_deadline_seconds: float = Field(default=600.0, ge=15.0, le=1800.0)
+    """How long Cloud Tasks waits for execute-step to answer (Cloud Tasks: 15 s..30 min)."""
+    lifecycle_topic: str = ""
+    """Topic of execution lifecycle events for other services (empty: none published)."""
+    firestore_database: str = "(default)"
+    """Firestore database id."""
+    tasks_emulator_host: str = ""
+    """``host:port`` of a Cloud Tasks emulator (insecure channel, no credentials). The
+    Firestore and Pub/Sub emulators are named by the SDKs' own variables,
+    ``FIRESTORE_EMULATOR_HOST`` and ``PUBSUB_EMULATOR_HOST``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

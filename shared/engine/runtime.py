@@ -30,6 +30,7 @@ from shared.engine.steps import (
     StepContext,
     StepRegistry,
     StepServices,
+    step_config,
 )
 from shared.engine.transitions import Commit, LoopLimit, make_run
 from shared.errors import WorkflowError
@@ -305,7 +306,7 @@ class Engine(ControlMixin):
             run, step, definition, execution, variables, self.clock.now(), self.services
         )
         try:
-            ctx.config = step_type.parse_config(step.config)
+            ctx.config = step_config(step_type, definition, step)
             guarded = bool(step.conditions) and "wake" not in run.state
             conditions = step.conditions or []
             if guarded and not all(ctx.evaluate(c.expression) is True for c in conditions):
@@ -488,7 +489,7 @@ class Engine(ControlMixin):
 
     def _fan_out(self, commit: Commit, run: StepRun, outcome: FanOut, step: Any) -> list[StepRun]:
         step_type = self.registry.get(step.type)
-        config = step_type.parse_config(step.config)
+        config = step_config(step_type, commit.definition, step)
         run.status = StepRunStatus.WAITING
         run.due_at = None
         run.state = {**outcome.state, "total": outcome.total, "window": outcome.window}

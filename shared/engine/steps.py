@@ -182,6 +182,14 @@ RESERVED_TYPES = {
 }
 
 
+def step_config(step_type: StepType, definition: WorkflowDefinition, step: WorkflowStep) -> Any:
+    """The parsed config of ``step``, parsed once per definition object."""
+    cache = definition.parsed_configs
+    if step.id not in cache:
+        cache[step.id] = step_type.parse_config(step.config)
+    return cache[step.id]
+
+
 class StepRegistry:
     """Step types by name. ``decision`` and ``llm`` are reserved until registered."""
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.engine import policy
-from shared.engine.steps import Complete, StepRegistry
+from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
 from shared.expressions import render
 from shared.models import (
@@ -298,7 +298,7 @@ class Commit:
                 continue  # the owner already ended (a sibling failed, or cancelled)
             step = self.definition.step(owner.step_id)
             step_type = self.registry.get(step.type)
-            config = step_type.parse_config(step.config)
+            config = step_config(step_type, self.definition, step)
             if failure is not None:
                 error, origin = failure
                 wrapped = ErrorInfo(

@@ -173,6 +173,12 @@ class WorkflowDefinition(ApiModel):
         return {step.id: step for step in self.steps}
 
     @cached_property
+    def parsed_configs(self) -> dict[str, Any]:
+        """Step configs as their step types parsed them (filled by the engine; a stored
+        definition never changes, so each config is parsed once per process)."""
+        return {}
+
+    @cached_property
     def cyclic_steps(self) -> frozenset[str]:
         """Steps on a cycle: only they can be visited twice in one scope (loops)."""
         from shared.models._graph import cyclic_nodes
