@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 from shared.engine import policy
 from shared.engine.definitions import DefinitionCache
+from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.steps import StepRegistry
-from shared.engine.transitions import ACTIVE_RUN, Commit, make_run, wake_run
+from shared.engine.transitions import ACTIVE_RUN, Commit
 from shared.errors import InvalidState, NotFound
 from shared.models import (
     ExecutionStatus,
@@ -44,50 +45,6 @@ class ControlMixin:
     async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         raise NotImplementedError  # provided by Engine
 
-    def _new_execution(
-        self,
-        definition: WorkflowDefinition,
-        *,
-        input: dict[str, Any],
-        trigger: dict[str, Any],
-        execution_id: str | None,
-        tenant: str,
-        now: datetime,
-    ) -> tuple[WorkflowExecution, list[StepRun]]:
-        """An execution and its first run(s), not yet stored."""
-        execution = WorkflowExecution(
-            id=execution_id or str(uuid.uuid4()),
-            workflow_id=definition.id,
-            workflow_version=definition.version,
-            status=ExecutionStatus.RUNNING,
-            variables={**definition.variables, **input},
-            input=input,
-            started_at=now,
-            updated_at=now,
-            trigger=trigger,
-            tenant=tenant,
-        )
-        if definition.timeout_seconds:
-            execution.deadline = now + timedelta(seconds=definition.timeout_seconds)
-        first = make_run(
-            definition,
-            execution,
-            definition.first_step(),
-            scope="",
-            context={"prev": None},
-            visits={},
-            generation=0,
-            predecessor=None,
-            due_at=now,
-            attempt=1,
-            now=now,
-        )
-        runs = [first]
-        if execution.deadline is not None:
-            runs.append(deadline_run(execution, definition.id, now, generation=0))
-        execution.event_seq = 0
-        return execution, runs
-
     async def start_execution(
         self,
         definition: WorkflowDefinition,
@@ -101,7 +58,7 @@ class ControlMixin:
         first execution and ``False`` (the dedup of triggers relies on this)."""
         now = self.clock.now()
         definition = self.definitions.put(definition, tenant)
-        execution, runs = self._new_execution(
+        execution, runs = new_execution(
             definition,
             input=dict(input or {}),
             trigger=trigger or {"type": "manual"},
@@ -366,20 +323,3 @@ def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -
         revived.append(owner_id)
         scope = outer
     return revived
-
-
-def deadline_run(
-    execution: WorkflowExecution, workflow_id: str, now: datetime, *, generation: int
-) -> StepRun:
-    """The timer run that ends an execution ``timed_out`` at its deadline."""
-    return StepRun(
-        id=policy.run_id(execution.id, "", "$deadline", 1, 1, generation),
-        execution_id=execution.id,
-        workflow_id=workflow_id,
-        step_id="$deadline",
-        step_type="$deadline",
-        status=StepRunStatus.WAITING,
-        due_at=execution.deadline,
-        generation=generation,
-        created_at=now,
-    )

@@ -14,13 +14,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache, NotCached
-from shared.engine.policy import child_execution_id
+from shared.engine.outcomes import fan_out, park, start_child
+from shared.engine.runs import LoopLimit, make_run
 from shared.engine.steps import (
     Complete,
     FanOut,
@@ -32,17 +34,18 @@ from shared.engine.steps import (
     StepServices,
     step_config,
 )
-from shared.engine.transitions import Commit, LoopLimit, make_run
+from shared.engine.transitions import Commit
 from shared.errors import WorkflowError
 from shared.models import (
     ErrorInfo,
     ExecutionStatus,
-    ParentLink,
     StepRun,
     StepRunStatus,
     WorkflowExecution,
 )
 from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
+
+__all__ = ["Engine", "EngineSettings", "HopResult"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,16 +77,7 @@ class _Done:
     skipped: bool = False
 
 
-@dataclass
-class HopResult:
-    """What one task delivery did (for logs, tests and the HTTP edge)."""
-
-    status: str
-    """done | duplicate | busy | early | paused | cancelled | unknown | lost_lease"""
-    steps: list[str] = field(default_factory=list)
-
-
-class Engine(ControlMixin):
+class Engine(ClaimMixin, ControlMixin):
     """Runs executions over the store and task-queue ports."""
 
     async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
@@ -139,90 +133,6 @@ class Engine(ControlMixin):
                 return HopResult("lost_lease", names)
         return HopResult("done", names)
 
-    async def _claim(
-        self, task: StepTask, token: str
-    ) -> HopResult | tuple[StepRun, WorkflowExecution]:
-        now = self.clock.now()
-        lease = self.settings.lease_seconds
-        early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
-
-        async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
-            run = await tx.get_run(task.run_id)
-            if run is None:
-                return HopResult("unknown")
-            execution = await tx.get_execution(run.execution_id)
-            if execution is None:
-                return HopResult("unknown")
-            if run.status.terminal:
-                return HopResult("duplicate")
-            if execution.status.terminal:
-                return HopResult("cancelled")
-            if execution.status == ExecutionStatus.PAUSED:
-                return HopResult("paused")
-            if run.status == StepRunStatus.RUNNING:
-                if run.lease_expires_at and run.lease_expires_at > now:
-                    return HopResult("busy")
-            elif run.due_at is None or run.due_at > early_ok:
-                return HopResult("early")
-            if run.scope:
-                owner = await tx.get_run(run.scope.rsplit("/", 2)[-2])
-                if owner is not None and owner.status != StepRunStatus.WAITING:
-                    run.status = StepRunStatus.CANCELLED
-                    run.finished_at = now
-                    tx.put_run(run)
-                    return HopResult("cancelled")
-            definition = self.definitions.require(execution)
-            commit = Commit(tx, execution, definition, self.registry, now)
-            if run.step_type == "$deadline" and (
-                execution.deadline is None or now < execution.deadline
-            ):
-                return HopResult("early")
-            if execution.deadline and now >= execution.deadline:
-                commit.finish_execution(
-                    ExecutionStatus.TIMED_OUT,
-                    error=ErrorInfo(code="EXECUTION_TIMEOUT", message="execution deadline passed"),
-                )
-                await commit.close_execution()
-                commit.finalize()
-                return HopResult("cancelled")
-            step = definition.step(run.step_id)
-            timeout = step.timeout_seconds or self.settings.default_step_timeout
-            run.status = StepRunStatus.RUNNING
-            run.lease_owner = token
-            run.lease_expires_at = now + timedelta(seconds=timeout + lease)
-            run.deliveries += 1
-            run.started_at = run.started_at or now
-            commit.put_run(run)
-            if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING):
-                execution.status = ExecutionStatus.RUNNING
-            execution.current_step = run.step_id
-            commit.event("step.started", run, attempt=run.attempt, delivery=run.deliveries)
-            commit.finalize()
-            return run, execution
-
-        result = await self.transaction(claim)
-        if isinstance(result, HopResult) and result.status == "early":
-            await self._requeue_early(task)
-        return result
-
-    async def _requeue_early(self, task: StepTask) -> None:
-        """A task delivered before its run is due (waits longer than the queue's horizon):
-        enqueue it again under a new name for the run's due time."""
-
-        async def bump(tx: ExecutionTx) -> StepRun | None:
-            run = await tx.get_run(task.run_id)
-            if run is None or run.due_at is None or run.wake_seq != task.wake_seq:
-                return None
-            if run.status not in (StepRunStatus.SCHEDULED, StepRunStatus.WAITING):
-                return None
-            run.wake_seq += 1
-            tx.put_run(run)
-            return run
-
-        run = await self.executions.run_transaction(bump)
-        if run is not None and run.due_at is not None:
-            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at, run.wake_seq))
-
     # -- running steps ---------------------------------------------------------------
 
     async def _run_segment(
@@ -257,7 +167,7 @@ class Engine(ControlMixin):
         if len(targets) != 1:
             return False
         nxt = definition.step(targets[0])
-        return self.registry.get(nxt.type).inline
+        return self.registry.get(nxt.type).inline_for(nxt)
 
     def _inline_successor(
         self, item: _Done, execution: WorkflowExecution, definition: Any, token: str
@@ -317,7 +227,7 @@ class Engine(ControlMixin):
             wake = run.state.get("wake")
             if wake is not None:
                 outcome = step_type.resume(ctx, wake)
-            elif step_type.inline:  # no I/O: nothing to time out, no task to create
+            elif step_type.inline_for(step):  # no I/O: nothing to time out, no task to create
                 outcome = await step_type.execute(ctx)
             else:
                 outcome = await asyncio.wait_for(step_type.execute(ctx), timeout)
@@ -430,11 +340,11 @@ class Engine(ControlMixin):
         if isinstance(outcome, Complete):
             return commit.complete(run, outcome, step, chained=chained)
         if isinstance(outcome, Park):
-            return self._park(commit, run, outcome)
+            return park(commit, run, outcome)
         if isinstance(outcome, FanOut):
-            return self._fan_out(commit, run, outcome, step)
+            return fan_out(commit, run, outcome, step)
         if isinstance(outcome, StartChild):
-            return self._start_child(commit, run, outcome)
+            return start_child(commit, run, outcome)
         raise WorkflowError(f"unknown outcome {outcome!r}")
 
     def _continue_inline(
@@ -446,7 +356,8 @@ class Engine(ControlMixin):
         nxt = created[0]
         if nxt.status != StepRunStatus.SCHEDULED or (nxt.due_at and nxt.due_at > commit.now):
             return []
-        if not self.registry.get(nxt.step_type).inline:
+        nxt_step = commit.definition.step(nxt.step_id)
+        if not self.registry.get(nxt.step_type).inline_for(nxt_step):
             return []
         nxt.status = StepRunStatus.RUNNING
         nxt.lease_owner = token
@@ -459,71 +370,6 @@ class Engine(ControlMixin):
         commit.put_run(nxt)
         commit.event("step.started", nxt, attempt=nxt.attempt, delivery=1)
         return [nxt]
-
-    # -- parking, fan-out, children --------------------------------------------------
-
-    def _park(self, commit: Commit, run: StepRun, outcome: Park) -> list[StepRun]:
-        run.status = StepRunStatus.WAITING
-        run.due_at = outcome.until
-        run.state = {**{k: v for k, v in run.state.items() if k != "wake"}, **outcome.state}
-        if outcome.signal:
-            run.state["signal"] = outcome.signal
-        run.lease_owner = None
-        run.lease_expires_at = None
-        if outcome.until is not None:
-            run.wake_seq += 1  # a new task name: the current delivery still holds the old one
-        commit.put_run(run)
-        data: dict[str, Any] = {}
-        if outcome.until:
-            data["until"] = outcome.until.isoformat()
-        if outcome.signal:
-            data["signal"] = outcome.signal
-        commit.event("step.waiting", run, **data)
-        if not run.scope:
-            commit.execution.status = ExecutionStatus.WAITING
-        if outcome.until is not None:
-            commit.outbox.append(run)
-        if outcome.signal:
-            commit.pending_signal = (run, outcome.signal)
-        return []
-
-    def _fan_out(self, commit: Commit, run: StepRun, outcome: FanOut, step: Any) -> list[StepRun]:
-        step_type = self.registry.get(step.type)
-        config = step_config(step_type, commit.definition, step)
-        run.status = StepRunStatus.WAITING
-        run.due_at = None
-        run.state = {**outcome.state, "total": outcome.total, "window": outcome.window}
-        run.lease_owner = None
-        commit.put_run(run)
-        commit.event("step.waiting", run, bodies=outcome.total)
-        for index in range(min(outcome.window, outcome.total)):
-            commit.start_body(run, step_type, config, index)
-        return []
-
-    def _start_child(self, commit: Commit, run: StepRun, outcome: StartChild) -> list[StepRun]:
-        child_id = child_execution_id(run.id)
-        run.status = StepRunStatus.WAITING
-        run.due_at = None
-        run.state = {**run.state, "childExecutionId": child_id}
-        run.lease_owner = None
-        commit.put_run(run)
-        commit.event("step.waiting", run, childExecutionId=child_id)
-        child, first = self._new_execution(
-            outcome.definition,
-            input=outcome.input,
-            trigger={
-                "type": "subworkflow",
-                "parentExecutionId": run.execution_id,
-                "depth": int(commit.execution.trigger.get("depth", 0)) + 1,
-            },
-            execution_id=child_id,
-            tenant=commit.execution.tenant,
-            now=commit.now,
-        )
-        child.parent = ParentLink(execution_id=run.execution_id, run_id=run.id)
-        commit.children.append(child)
-        commit.child_runs.extend(first)
-        return []
 
     async def _flush(self, commit: Commit) -> None:
         """Enqueue what the commit scheduled (the outbox). Failures are left to the sweeper."""

@@ -53,6 +53,9 @@ class Park:
     state: dict[str, Any] = field(default_factory=dict)
     signal: str | None = None
     """Name of the signal (event) that completes the step; checked again at commit."""
+    pause: str | None = None
+    """Pause the execution with this reason as the run parks (an operator resumes it;
+    the run is then delivered again). Used by budgets that ask for a human decision."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class StepType:
     branching: ClassVar[bool] = False
     """May list several ``nextSteps`` and choose among them."""
     config_model: ClassVar[type[StepConfig] | None] = None
+
+    def inline_for(self, step: WorkflowStep) -> bool:
+        """Whether this step (with its config) may run inline; a type whose I/O depends on
+        its config (``decision`` with or without AI nodes) overrides this."""
+        return self.inline
 
     def parse_config(self, config: Mapping[str, Any]) -> Any:
         if self.config_model is None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.engine import policy
+from shared.engine.runs import LoopLimit, make_run, wake_run
 from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
 from shared.expressions import render
@@ -444,68 +445,3 @@ class Commit:
         wake_run(parent_run, wake, self.now)
         self.tx.put_run(parent_run)
         self.woken_parents.append(parent_run)
-
-
-class LoopLimit(Exception):
-    """A step was visited more often than its ``maxIterations``."""
-
-    def __init__(self, step_id: str, limit: int) -> None:
-        super().__init__(step_id)
-        self.error = ErrorInfo(
-            code="LOOP_LIMIT_EXCEEDED",
-            message=f"step {step_id!r} visited more than maxIterations={limit} times",
-            step_id=step_id,
-        )
-
-
-def wake_run(run: StepRun, wake: dict[str, Any], now: datetime) -> None:
-    """Turn a parked run back into a scheduled one carrying ``wake`` (signal, child end)."""
-    run.state = {**run.state, "wake": wake}
-    run.status = StepRunStatus.SCHEDULED
-    run.due_at = now
-    run.wake_seq += 1
-
-
-def make_run(
-    definition: WorkflowDefinition,
-    execution: WorkflowExecution,
-    step_id: str,
-    *,
-    scope: str,
-    context: dict[str, Any],
-    visits: dict[str, int],
-    generation: int,
-    predecessor: str | None,
-    due_at: datetime,
-    attempt: int,
-    now: datetime,
-) -> StepRun:
-    """The run of the next visit of ``step_id``: its id is a pure function of the path."""
-    step = definition.step(step_id)
-    if step_id in definition.cyclic_steps:
-        visits = dict(visits)  # runs share the map until a loop step changes it
-        iteration = visits.get(step_id, 0) + (1 if attempt == 1 else 0)
-        visits[step_id] = iteration
-        if step.max_iterations is not None and iteration > step.max_iterations:
-            raise LoopLimit(step_id, step.max_iterations)
-    else:
-        iteration = 1  # a step on no cycle is visited once per scope
-    rid = policy.run_id(execution.id, scope, step_id, iteration, attempt, generation)
-    return StepRun(
-        id=rid,
-        execution_id=execution.id,
-        workflow_id=execution.workflow_id,
-        step_id=step_id,
-        step_type=step.type,
-        scope=scope,
-        iteration=iteration,
-        attempt=attempt,
-        status=StepRunStatus.SCHEDULED,
-        due_at=due_at,
-        context=context,
-        visits=visits,
-        generation=generation,
-        predecessor_id=predecessor,
-        idempotency_key=policy.idempotency_key(execution.id, scope, step_id, iteration, generation),
-        created_at=now,
-    )

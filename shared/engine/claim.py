@@ -1,0 +1,134 @@
+"""Claiming a step run for one task delivery: the exactly-once gate.
+
+A delivery claims its run in a transaction with a lease. A duplicate finds it claimed
+or finished and does nothing; a run of a finished, paused or timed-out execution is
+not run; a delivery that comes before its run is due is re-queued for the due time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from shared.engine.definitions import DefinitionCache
+from shared.engine.steps import StepRegistry
+from shared.engine.transitions import Commit
+from shared.models import (
+    ErrorInfo,
+    ExecutionStatus,
+    StepRun,
+    StepRunStatus,
+    WorkflowExecution,
+)
+from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
+
+T = TypeVar("T")
+
+
+@dataclass
+class HopResult:
+    """What one task delivery did (for logs, tests and the HTTP edge)."""
+
+    status: str
+    """done | duplicate | busy | early | paused | cancelled | unknown | lost_lease"""
+    steps: list[str] = field(default_factory=list)
+
+
+class ClaimMixin:
+    """The claim step of the ``Engine``."""
+
+    executions: ExecutionStore
+    definitions: DefinitionCache
+    queue: TaskQueue
+    registry: StepRegistry
+    clock: Clock
+    settings: Any
+
+    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        raise NotImplementedError  # provided by Engine
+
+    async def _claim(
+        self, task: StepTask, token: str
+    ) -> HopResult | tuple[StepRun, WorkflowExecution]:
+        now = self.clock.now()
+        lease = self.settings.lease_seconds
+        early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
+
+        async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
+            run = await tx.get_run(task.run_id)
+            if run is None:
+                return HopResult("unknown")
+            execution = await tx.get_execution(run.execution_id)
+            if execution is None:
+                return HopResult("unknown")
+            if run.status.terminal:
+                return HopResult("duplicate")
+            if execution.status.terminal:
+                return HopResult("cancelled")
+            if execution.status == ExecutionStatus.PAUSED:
+                return HopResult("paused")
+            if run.status == StepRunStatus.RUNNING:
+                if run.lease_expires_at and run.lease_expires_at > now:
+                    return HopResult("busy")
+            elif run.due_at is None or run.due_at > early_ok:
+                return HopResult("early")
+            if run.scope:
+                owner = await tx.get_run(run.scope.rsplit("/", 2)[-2])
+                if owner is not None and owner.status != StepRunStatus.WAITING:
+                    run.status = StepRunStatus.CANCELLED
+                    run.finished_at = now
+                    tx.put_run(run)
+                    return HopResult("cancelled")
+            definition = self.definitions.require(execution)
+            commit = Commit(tx, execution, definition, self.registry, now)
+            if run.step_type == "$deadline" and (
+                execution.deadline is None or now < execution.deadline
+            ):
+                return HopResult("early")
+            if execution.deadline and now >= execution.deadline:
+                commit.finish_execution(
+                    ExecutionStatus.TIMED_OUT,
+                    error=ErrorInfo(code="EXECUTION_TIMEOUT", message="execution deadline passed"),
+                )
+                await commit.close_execution()
+                commit.finalize()
+                return HopResult("cancelled")
+            step = definition.step(run.step_id)
+            timeout = step.timeout_seconds or self.settings.default_step_timeout
+            run.status = StepRunStatus.RUNNING
+            run.lease_owner = token
+            run.lease_expires_at = now + timedelta(seconds=timeout + lease)
+            run.deliveries += 1
+            run.started_at = run.started_at or now
+            commit.put_run(run)
+            if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING):
+                execution.status = ExecutionStatus.RUNNING
+            execution.current_step = run.step_id
+            commit.event("step.started", run, attempt=run.attempt, delivery=run.deliveries)
+            commit.finalize()
+            return run, execution
+
+        result = await self.transaction(claim)
+        if isinstance(result, HopResult) and result.status == "early":
+            await self._requeue_early(task)
+        return result
+
+    async def _requeue_early(self, task: StepTask) -> None:
+        """A task delivered before its run is due (waits longer than the queue's horizon):
+        enqueue it again under a new name for the run's due time."""
+
+        async def bump(tx: ExecutionTx) -> StepRun | None:
+            run = await tx.get_run(task.run_id)
+            if run is None or run.due_at is None or run.wake_seq != task.wake_seq:
+                return None
+            if run.status not in (StepRunStatus.SCHEDULED, StepRunStatus.WAITING):
+                return None
+            run.wake_seq += 1
+            tx.put_run(run)
+            return run
+
+        run = await self.executions.run_transaction(bump)
+        if run is not None and run.due_at is not None:
+            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at, run.wake_seq))
