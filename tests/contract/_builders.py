@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.memory_store import MemoryStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.models import (
@@ -22,7 +23,7 @@ from shared.models import (
 )
 from shared.ports import ExecutionTx
 
-Store = MemoryStore | SqliteStore
+Store = MemoryStore | SqliteStore | FirestoreStore
 """Every store under contract; a new adapter joins this union."""
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
