@@ -1,7 +1,10 @@
 """The one place that picks adapters from settings and wires the app.
 
 Nothing connects at import time: ``build_local`` opens the SQLite store and starts
-the in-process dispatcher only when ``LocalRuntime.start`` is awaited.
+the in-process dispatcher only when ``LocalRuntime.start`` is awaited. ``build_gcp``
+(in ``shared/_bootstrap_gcp.py``, which imports the Google client libraries only when
+called) wires Firestore, Cloud Tasks and Pub/Sub; ``build_runtime`` picks by
+``settings.backend``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared._bootstrap_gcp import (
+    GcpRuntime,
+    build_gcp,
+    build_scheduler_backend,
+    keep_paused_if_inactive,
+)
 from shared.adapters.clock import SystemClock
 from shared.adapters.local_bus import LocalEventBus
 from shared.adapters.local_queue import LocalTaskQueue
@@ -132,4 +141,28 @@ def build_local(
     return LocalRuntime(settings, store, queue, bus, engine, app, http)
 
 
-__all__ = ["LocalRuntime", "WorkflowError", "build_local", "build_registry"]
+Runtime = LocalRuntime | GcpRuntime
+"""What ``build_runtime`` returns: both have ``app``, ``store``, ``bus``, ``engine``,
+``queue``, ``start()`` and ``stop()``."""
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    """The runtime ``settings.backend`` names: ``build_local`` or ``build_gcp``."""
+    settings = settings or Settings.from_env()
+    if settings.backend == "gcp":
+        return build_gcp(settings)
+    return build_local(settings)
+
+
+__all__ = [
+    "GcpRuntime",
+    "LocalRuntime",
+    "Runtime",
+    "WorkflowError",
+    "build_gcp",
+    "build_local",
+    "build_registry",
+    "build_runtime",
+    "build_scheduler_backend",
+    "keep_paused_if_inactive",
+]

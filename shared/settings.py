@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import InputInvalid
 
@@ -68,6 +69,47 @@ class Settings(BaseModel):
     """``host:port`` of a Cloud Tasks emulator (insecure channel, no credentials). The
     Firestore and Pub/Sub emulators are named by the SDKs' own variables,
     ``FIRESTORE_EMULATOR_HOST`` and ``PUBSUB_EMULATOR_HOST``."""
+
+    # -- AI steps (docs/ai.md): decision and llm; nothing here connects at startup ------
+    ai_provider: Literal["none", "vertex"] = "none"
+    """``none``: no model is configured (the offline default: AI nodes route by history,
+    llm steps replay recordings). ``vertex``: Gemini on Vertex AI."""
+    ai_model: str = "gemini-2.0-flash"
+    """Default model of AI nodes and llm steps (a step may name another)."""
+    ai_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    ai_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    """Time limit of one model call; an AI node takes its fallback when it runs out."""
+    ai_location: str = ""
+    """Vertex AI region (default: ``location``)."""
+    ai_project: str = ""
+    """Project billed for Vertex AI calls (default: ``project``, then GOOGLE_CLOUD_PROJECT)."""
+    ai_max_output_tokens: int = Field(default=2048, ge=1, le=65_536)
+    ai_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "gemini-2.0-flash": (0.10, 0.40),
+            "gemini-2.0-flash-lite": (0.075, 0.30),
+            "gemini-2.5-flash": (0.30, 2.50),
+            "gemini-2.5-pro": (1.25, 10.0),
+        }
+    )
+    """USD per million (input, output) tokens by model; JSON in ``WFE_AI_PRICES``."""
+    ai_execution_max_tokens: int | None = Field(default=None, ge=1)
+    """Default token budget of one execution's model calls (a step may set its own)."""
+    ai_execution_max_cost_usd: float | None = Field(default=None, gt=0)
+    ai_history_seed: int = 0
+    """Seed of the history router: the same seed and history give the same choices."""
+    ai_history_exploration: float = Field(default=1.0, gt=0, le=100)
+    """Prior pseudo-counts per branch of the history router: more explores longer."""
+    ai_history_window: int = Field(default=200, ge=1, le=5000)
+    """Latest finished executions of a workflow the history router learns from."""
+    ai_recordings_dir: str = ""
+    """Folder of ``*.recording.json`` model recordings replayed when no model is configured
+    (``wfe run FILE`` and ``wfe dev`` use the folder of the examples)."""
+
+    @field_validator("ai_prices", mode="before")
+    @classmethod
+    def _prices_from_json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

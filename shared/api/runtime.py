@@ -11,22 +11,22 @@ import asyncio
 
 from shared.api.auth import Authenticator, LocalDevAuthenticator, authenticator_from_settings
 from shared.app import WorkflowApp
-from shared.bootstrap import LocalRuntime, build_local
+from shared.bootstrap import Runtime, build_runtime
 from shared.settings import Settings
 
-_runtime: LocalRuntime | None = None
+_runtime: Runtime | None = None
 _authenticator: Authenticator = LocalDevAuthenticator()
 _lock: asyncio.Lock | None = None
 
 
-def use_runtime(runtime: LocalRuntime | None, authenticator: Authenticator | None = None) -> None:
+def use_runtime(runtime: Runtime | None, authenticator: Authenticator | None = None) -> None:
     """Install the runtime (and authenticator) the edges use; ``None`` resets."""
     global _runtime, _authenticator
     _runtime = runtime
     _authenticator = authenticator or LocalDevAuthenticator()
 
 
-async def get_runtime() -> LocalRuntime:
+async def get_runtime() -> Runtime:
     """The installed runtime, or one built from the environment and started now."""
     global _runtime, _lock
     if _runtime is not None:
@@ -36,7 +36,7 @@ async def get_runtime() -> LocalRuntime:
     async with _lock:
         if _runtime is None:
             settings = Settings.from_env()
-            runtime = build_local(settings)
+            runtime = build_runtime(settings)
             await runtime.start()
             _runtime = runtime
             global _authenticator

@@ -273,12 +273,17 @@ class ControlMixin:
         return execution
 
     async def sweep(self, grace_seconds: float = 60.0, limit: int = 500) -> int:
-        """Re-enqueue runs whose task should have run by now (lost enqueue, dead worker)."""
-        due = await self.executions.due_runs(self.clock.now(), grace_seconds, limit)
+        """Re-enqueue runs whose task should have run by now (lost enqueue, dead worker).
+
+        Each gets a new task name (``wake_seq`` + 1, in a transaction): a queue that
+        remembers finished task names (Cloud Tasks, about an hour) would refuse the old one.
+        """
+        now = self.clock.now()
+        due = await self.executions.due_runs(now, grace_seconds, limit)
         for run in due:
-            await self.queue.enqueue(
-                StepTask(run.execution_id, run.id, run.due_at or self.clock.now(), run.wake_seq)
-            )
+            bumped = await self.executions.run_transaction(_bump(run, now))
+            if bumped is not None:
+                await self._enqueue(bumped)
         return len(due)
 
     async def recover(self) -> int:
@@ -323,3 +328,19 @@ def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -
         revived.append(owner_id)
         scope = outer
     return revived
+
+
+def _bump(seen: StepRun, now: datetime) -> Callable[[ExecutionTx], Awaitable[StepRun | None]]:
+    """A transaction giving a run a new task name, if nobody moved it since ``seen``."""
+
+    async def bump(tx: ExecutionTx) -> StepRun | None:
+        run = await tx.get_run(seen.id)
+        if run is None or run.status != seen.status or run.wake_seq != seen.wake_seq:
+            return None
+        run.wake_seq += 1
+        if run.due_at is None or run.status == StepRunStatus.RUNNING:
+            run.due_at = run.due_at or now
+        tx.put_run(run)
+        return run
+
+    return bump
