@@ -90,8 +90,10 @@ class LocalRuntime:
 
 
 def build_registry() -> StepRegistry:
-    """Built-in step types; the AI package registers ``decision`` and ``llm`` here."""
-    return default_registry()
+    """Built-in step types, plus ``decision`` and ``llm`` registered by the AI package."""
+    from shared.ai import register_ai_steps
+
+    return register_ai_steps(default_registry())
 
 
 def build_local(

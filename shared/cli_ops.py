@@ -191,10 +191,15 @@ async def drain(runtime: LocalRuntime, timeout: float) -> bool:
             return True
 
 
-def runtime_for(db: str | None, allowed_hosts: list[str] | None = None) -> LocalRuntime:
-    """A local runtime on ``db`` (default from settings), allowing extra http hosts."""
+def runtime_for(
+    db: str | None, allowed_hosts: list[str] | None = None, recordings_dir: Path | None = None
+) -> LocalRuntime:
+    """A local runtime on ``db`` (default from settings), allowing extra http hosts, and
+    replaying the model recordings of ``recordings_dir`` unless settings name a folder."""
     settings = Settings.from_env(db_path=db)
     if allowed_hosts:
         hosts = [*settings.http_allowed_hosts, *allowed_hosts]
         settings = settings.model_copy(update={"http_allowed_hosts": hosts})
+    if recordings_dir is not None and not settings.ai_recordings_dir:
+        settings = settings.model_copy(update={"ai_recordings_dir": str(recordings_dir)})
     return build_local(settings)

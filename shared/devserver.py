@@ -6,6 +6,11 @@ SSE) share one runtime, one in-process task dispatcher, one event bus and one lo
 cron scheduler. The demo HTTP service the examples call runs beside it, and the
 examples are registered at startup.
 
+With ``WFE_BACKEND=gcp`` (``make dev-emulators``, ``shared/dev_emulators.py``) the same
+app runs on the cloud runtime (``build_runtime``): Firestore, Cloud Tasks calling back
+``/tasks/execute-step`` and Pub/Sub pushing to ``/triggers/pubsub``, the sweeper in
+process, and the local cron for schedules (no Scheduler emulator exists).
+
 Routes: ``/api/v1/...``, ``/graphql`` (HTTP: queries and mutations; WebSocket:
 ``graphql-transport-ws`` subscriptions), ``/ws/...`` and ``/sse/...`` (streams),
 ``/triggers/...`` (the trigger-handler's routes: ``/triggers/pubsub``,
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,8 +40,9 @@ from shared.api.streams import create_app as create_streams_app
 from shared.api.tasks import handle_task_request
 from shared.api.triggers import handle_trigger_request
 from shared.api.triggers.wiring import build_local_trigger_manager, use_trigger_manager
+from shared.app.local_triggers import LocalTriggerBackend
 from shared.app.trigger_manager import TriggerManager
-from shared.bootstrap import LocalRuntime, build_local
+from shared.bootstrap import GcpRuntime, LocalRuntime, Runtime, build_runtime
 from shared.cli_ops import register
 from shared.demo_service import DemoServer
 from shared.engine.validation import parse_documents
@@ -61,7 +68,7 @@ class DevServer:
 
     settings: Settings
     options: DevOptions
-    runtime: LocalRuntime | None = None
+    runtime: Runtime | None = None
     triggers: TriggerManager | None = None
     demo: DemoServer | None = None
     demo_url: str | None = None
@@ -136,13 +143,19 @@ class DevServer:
             self.demo_url = await self.demo.astart()
             hosts.append("127.0.0.1")
         settings = self.settings.model_copy(update={"http_allowed_hosts": hosts})
-        self.runtime = build_local(settings)
-        await self.runtime.start()
+        if self.options.examples is not None and not settings.ai_recordings_dir:
+            recordings = str(self.options.examples.resolve())  # the examples' model recordings
+            settings = settings.model_copy(update={"ai_recordings_dir": recordings})
+        self.runtime = build_runtime(settings)  # WFE_BACKEND=gcp: the emulators (dev-emulators)
+        if isinstance(self.runtime, GcpRuntime):
+            await self.runtime.start(sweep=True)
+        else:
+            await self.runtime.start()
         use_runtime(self.runtime)
         self._streams = create_streams_app()
         if self.options.examples is not None:
             await self._load_examples(self.options.examples)
-        self.triggers = build_local_trigger_manager(self.runtime)
+        self.triggers = dev_trigger_manager(self.runtime)
         await self.triggers.start()  # reconciles every workflow, then runs the cron loop
         use_trigger_manager(self.triggers)
         self.runtime.app.change_hooks.append(self.triggers.on_workflow_changed)
@@ -161,7 +174,9 @@ class DevServer:
 
     async def _load_examples(self, folder: Path) -> None:
         assert self.runtime is not None
-        for path in sorted(folder.glob("*.y*ml")) + sorted(folder.glob("*.json")):
+        definitions = sorted(folder.glob("*.json"))
+        definitions = [p for p in definitions if not p.name.endswith(".recording.json")]
+        for path in sorted(folder.glob("*.y*ml")) + definitions:  # recordings are model turns
             try:
                 documents = parse_documents(path.read_text(), str(path))
                 for raw in reversed(documents):  # supporting workflows first
@@ -179,13 +194,31 @@ class DevServer:
         return raw
 
 
+class _PushedByPubSub:
+    """The bus of the gcp-mode triggers: events arrive by Pub/Sub push subscriptions to
+    ``/triggers/pubsub``, so subscribing is a no-op."""
+
+    def subscribe(self, topic: str, callback: Any) -> Callable[[], None]:
+        return lambda: None
+
+
+def dev_trigger_manager(runtime: Runtime) -> TriggerManager:
+    """Local cron and bus subscriptions; in gcp mode the local cron only (no Scheduler
+    emulator exists)."""
+    if isinstance(runtime, LocalRuntime):
+        return build_local_trigger_manager(runtime)
+    backend = LocalTriggerBackend(runtime.app, _PushedByPubSub(), runtime.engine.clock)
+    return TriggerManager(runtime.app, backend)
+
+
 def banner(server: DevServer) -> str:
     links = server.links()
     return "\n".join(
         [
             "",
-            f"  Workflow engine (local mode) on {server.options.host}:{server.options.port}",
-            f"  database      {server.settings.db_path}",
+            f"  Workflow engine ({server.settings.backend} mode) on "
+            f"{server.options.host}:{server.options.port}",
+            f"  database      {_database(server.settings)}",
             f"  REST          curl {links['api']}",
             f"  OpenAPI       {links['openapi']}",
             f"  GraphQL       {links['graphql']}  (open it in a browser for GraphiQL)",
@@ -200,6 +233,13 @@ def banner(server: DevServer) -> str:
             "",
         ]
     )
+
+
+def _database(settings: Settings) -> str:
+    if settings.backend != "gcp":
+        return settings.db_path
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
+    return f"Firestore {settings.project or '?'}" + (f" on the emulator {host}" if host else "")
 
 
 def run(settings: Settings, options: DevOptions) -> int:

@@ -121,8 +121,8 @@ def check_template(value: Any, path: str, roots: frozenset[str] = STEP_ROOTS) ->
     return issues
 
 
-def render(value: Any, env: Mapping[str, Any]) -> Any:
-    """Substitute templates in ``value``.
+def render(value: Any, env: Mapping[str, Any], roots: frozenset[str] = STEP_ROOTS) -> Any:
+    """Substitute templates in ``value`` (expressions may reference ``roots``).
 
     A string that is exactly one ``${expr}`` becomes the expression's typed value; a
     string with text around expressions gets their string forms spliced in.
@@ -132,12 +132,12 @@ def render(value: Any, env: Mapping[str, Any]) -> Any:
             return value
         matches = list(_TEMPLATE.finditer(value))
         if len(matches) == 1 and matches[0].span() == (0, len(value)):
-            return expression(matches[0].group(1)).evaluate(env)
-        return _TEMPLATE.sub(lambda m: _to_text(expression(m.group(1)).evaluate(env)), value)
+            return expression(matches[0].group(1), roots).evaluate(env)
+        return _TEMPLATE.sub(lambda m: _to_text(expression(m.group(1), roots).evaluate(env)), value)
     if isinstance(value, Mapping):
-        return {key: render(item, env) for key, item in value.items()}
+        return {key: render(item, env, roots) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, env) for item in value]
+        return [render(item, env, roots) for item in value]
     return value
 
 

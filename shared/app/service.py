@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.app.stats import execution_stats
+from shared.ai import render_mermaid
+from shared.app.stats import decision_stats, execution_stats
 from shared.engine.runtime import Engine, HopResult
 from shared.engine.validation import validate_definition
 from shared.errors import DefinitionInvalid, InputInvalid, InvalidState, Issue, NotFound
@@ -169,6 +170,10 @@ class WorkflowApp:
             ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000)
         )
         definition.execution_stats = execution_stats(page.items)
+        window = getattr(self.engine.services.settings, "ai_history_window", 200)
+        definition.execution_stats.decision_stats = await decision_stats(
+            self.executions, definition, self.tenant, window
+        )
         if page.items:  # newest first; derived on read so starts do not rewrite the head
             definition.last_executed = page.items[0].started_at
         return definition
@@ -178,6 +183,21 @@ class WorkflowApp:
         if definition is None:
             raise NotFound(f"workflow {workflow_id} version {version} not found")
         return definition
+
+    async def decision_graph(
+        self, workflow_id: str, step_id: str, version: int | None = None
+    ) -> str:
+        """The Mermaid flowchart of a decision step's tree (latest version by default)."""
+        if version is None:
+            definition = await self.get_workflow(workflow_id)
+        else:
+            definition = await self.get_version(workflow_id, version)
+        step = definition.step_index.get(step_id)
+        if step is None or step.type != "decision":
+            raise NotFound(f"workflow {workflow_id} has no decision step {step_id!r}")
+        return render_mermaid(
+            self.engine.registry.get("decision").parse_config(step.config), step_id
+        )
 
     async def list_versions(self, workflow_id: str) -> list[WorkflowDefinition]:
         versions = await self.workflows.list_versions(workflow_id, self.tenant)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from shared.models import ExecutionStats, WorkflowExecution
+from shared.ai.stats import decision_stats as by_branch
+from shared.ai.stats import summaries
+from shared.models import DecisionBranchStats, ExecutionStats, WorkflowDefinition, WorkflowExecution
+from shared.ports import ExecutionStore
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float | None:
@@ -26,3 +29,13 @@ def execution_stats(executions: list[WorkflowExecution]) -> ExecutionStats:
         duration_p99_ms=_percentile(durations, 0.99),
         last_error=errors[-1].error if errors else None,
     )
+
+
+async def decision_stats(
+    store: ExecutionStore, definition: WorkflowDefinition, tenant: str, window: int
+) -> dict[str, dict[str, DecisionBranchStats]] | None:
+    """Outcomes per branch of the workflow's decision steps over its latest ``window``
+    finished executions (what the history router learns from); None without any."""
+    if not any(step.type == "decision" for step in definition.steps):
+        return None
+    return by_branch(await summaries(store, tenant, definition.id, window))

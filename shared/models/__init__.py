@@ -1,6 +1,7 @@
 """Pydantic models: definitions, executions, step runs, events."""
 
 from shared.models.definition import (
+    DecisionBranchStats,
     ErrorHandling,
     ErrorStrategy,
     EventTrigger,
@@ -28,6 +29,7 @@ from shared.models.execution import (
 )
 
 __all__ = [
+    "DecisionBranchStats",
     "ErrorHandling",
     "ErrorInfo",
     "ErrorStrategy",

@@ -130,6 +130,22 @@ WorkflowTrigger = Annotated[
 ]
 
 
+class DecisionBranchStats(ApiModel):
+    """Outcomes of the finished executions in which a decision step chose one branch."""
+
+    count: int = 0
+    """Times the branch was chosen (a step visited twice in one execution counts twice)."""
+    succeeded: int = 0
+    """Of those, how many were in executions that ended ``succeeded``."""
+    failed: int = 0
+    """...and how many in executions that ended failed, cancelled or timed out."""
+    success_rate: float | None = None
+    mean_duration_ms: float | None = None
+    """Mean duration of those executions."""
+    mean_cost_usd: float | None = None
+    """Mean model cost of those executions (token accounting of AI steps)."""
+
+
 class ExecutionStats(ApiModel):
     """Counts and durations of a workflow's executions."""
 
@@ -139,6 +155,9 @@ class ExecutionStats(ApiModel):
     duration_p95_ms: float | None = None
     duration_p99_ms: float | None = None
     last_error: str | None = None
+    decision_stats: dict[str, dict[str, DecisionBranchStats]] | None = None
+    """Per decision step id, per chosen next step: outcomes over the latest finished
+    executions (what the history router learns from). Absent without decision steps."""
 
 
 class WorkflowDefinition(ApiModel):

@@ -113,7 +113,43 @@ def check_fallback(doc: Document, path: Path) -> None:
     assert doc["result"]["profileSource"] == "default (HTTP_404)"
 
 
+def check_triage(doc: Document, path: Path) -> None:
+    triage = only(doc, "triage")["output"]
+    assert [entry["node"] for entry in triage["path"]][:4] == [
+        "is_incident",
+        "sla",
+        "is_urgent_call",
+        "classify",
+    ]
+    classify = triage["path"][3]
+    # offline: no model is configured, so the AI node fell back to the history router
+    assert classify["decidedBy"] == "history"
+    assert classify["fallbackReason"]["code"] == "NO_MODEL"
+    queues = {"billing": "billing_queue", "technical": "tech_queue", "account": "account_queue"}
+    assert triage["outcome"] == queues[classify["label"]]
+    assert only(doc, triage["outcome"])["status"] == "succeeded"
+    assert doc["result"]["slaHours"] == 4
+    assert doc["result"]["reply"].startswith("Ticket T-1042 is with our ")
+
+
+def check_content(doc: Document, path: Path) -> None:
+    for step_id in ("draft_post", "shorten_title"):
+        output = only(doc, step_id)["output"]
+        assert (output["source"], output["recorded"]) == ("recording", True)
+        assert output["recording"] == "content_pipeline.recording.json"
+        assert output["usage"]["step"]["liveCalls"] == 0
+    draft = only(doc, "draft_post")["output"]
+    assert draft["toolCalls"][0]["name"] == "read_variables"
+    assert "Workflow Engine 1.0" in draft["toolCalls"][0]["result"]  # the tool really ran
+    post = doc["result"]["post"]
+    assert post["title"] == draft["data"]["title"]
+    assert post["shortTitle"] == "Workflow Engine 1.0 is here"
+    assert doc["result"]["recorded"] is True and doc["result"]["toolCalls"] == ["read_variables"]
+
+
 CHECKS: dict[str, Callable[[Document, Path], None]] = {
+    "support_triage": check_triage,
+    "content_pipeline": check_content,
     "order_fulfilment": check_order,
     "approval": check_approval,
     "lead_enrichment": check_enrichment,

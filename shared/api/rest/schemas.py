@@ -147,3 +147,15 @@ class EventPage(_Body):
     items: list[ExecutionEvent]
     next_after: int | None = None
     """Pass as ``after`` to read on; null when there were fewer events than ``limit``."""
+
+
+class DecisionGraph(_Body):
+    """A decision step's tree as a Mermaid flowchart."""
+
+    workflow_id: str
+    step_id: str
+    version: int | None = None
+    """The version asked for; null for the latest."""
+    format: Literal["mermaid"] = "mermaid"
+    graph: str
+    """Mermaid ``flowchart TD`` source."""

@@ -20,6 +20,7 @@ from shared.api.rest._request import (
 )
 from shared.api.rest._router import API, JSON, YAML, Call, Payload, Query, router
 from shared.api.rest.schemas import (
+    DecisionGraph,
     ExecutionInput,
     ValidationResult,
     WorkflowList,
@@ -251,6 +252,26 @@ async def export_workflow(call: Call) -> Response:
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
         return Response(text, media_type=YAML)
     return JSONResponse(document)
+
+
+@router.add(
+    "GET",
+    f"{API}/workflows/{{workflow_id}}/steps/{{step_id}}/graph",
+    tag="workflows",
+    action="read",
+    response=Payload(DecisionGraph),
+    errors=(400, 404),
+    query=(_VERSION,),
+)
+async def decision_graph(call: Call) -> Response:
+    """Render a decision step's tree as a Mermaid flowchart."""
+    workflow_id, step_id = call.path("workflow_id"), call.path("step_id")
+    _, app = await authorized(call, workflow_id)
+    version = query_int(call.request, "version", default=0, low=1) or None
+    graph = await app.decision_graph(workflow_id, step_id, version)
+    return respond(
+        DecisionGraph(workflow_id=workflow_id, step_id=step_id, version=version, graph=graph)
+    )
 
 
 @router.add(
