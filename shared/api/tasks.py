@@ -60,6 +60,8 @@ async def handle_task_request(request: Request) -> JSONResponse:
             },
             status_code=405,
         )
+    if request.url.path.rstrip("/").endswith("/sweep"):
+        return await _sweep()
     fields = _delivery_fields(request)
     try:
         task = decode_task(await request.body())
@@ -96,3 +98,19 @@ async def handle_task_request(request: Request) -> JSONResponse:
     fields.update(status=result.status, steps=result.steps)
     log.info("step task %s: %s", task.name, result.status, extra={"json_fields": fields})
     return JSONResponse({"status": result.status, "steps": result.steps})
+
+
+async def _sweep() -> JSONResponse:
+    """``POST /sweep``: re-enqueue overdue step runs (a lost enqueue, a dead worker).
+
+    In the cloud a Cloud Scheduler job calls it every minute; locally the runtime's own
+    sweeper loop does the same. Safe to call any number of times.
+    """
+    runtime = await get_runtime()
+    try:
+        count = await runtime.engine.sweep(runtime.settings.sweep_grace_seconds)
+    except WorkflowError as exc:
+        return JSONResponse(
+            {"status": "failed", "error": exc.to_dict()}, status_code=503 if exc.retryable else 500
+        )
+    return JSONResponse({"status": "swept", "requeued": count})

@@ -150,3 +150,14 @@ async def test_cloud_tasks_headers_reach_the_structured_log(
 async def test_health_and_method(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/")).status_code == 405
+
+
+async def test_sweep_endpoint_requeues_overdue_runs(
+    runtime: LocalRuntime, client: httpx.AsyncClient
+) -> None:
+    definition = await runtime.app.create_workflow(CHAIN)
+    await runtime.app.start_execution(StartRequest(definition.id, {"n": 4}))
+    runtime.settings.sweep_grace_seconds = 0  # the run is overdue at once
+    answer = await client.post("/sweep")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "swept", "requeued": 1}
