@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test test-fast lint typecheck format dev bench lock clean
+.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 test: install
-	$(BIN)/ruff check shared functions tests bench
+	$(BIN)/ruff check shared functions tests bench infra
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
@@ -25,26 +25,57 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check shared functions tests bench
-	$(BIN)/ruff format --check shared functions tests bench
+	$(BIN)/ruff check shared functions tests bench infra
+	$(BIN)/ruff format --check shared functions tests bench infra
 
 typecheck: install
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format shared functions tests bench
-	$(BIN)/ruff check --fix shared functions tests bench
+	$(BIN)/ruff format shared functions tests bench infra
+	$(BIN)/ruff check --fix shared functions tests bench infra
 
 dev: install
 	$(BIN)/wfe dev --port $(PORT)
 
+# wfe dev in gcp mode on the Firestore, Pub/Sub and Cloud Tasks emulators (docs/gcp.md);
+# needs the Google Cloud CLI with its emulators and java.
+dev-emulators: install
+	$(BIN)/python -m shared.dev_emulators --port $(PORT)
+
 bench: install
 	$(BIN)/python bench/engine.py --json
+
+# The Cloud Tasks emulator (gcloud-tasks-emulator) pins protobuf<5: it gets a virtual
+# environment of its own, .venv-tasks-emulator. The emulator tests make it when missing.
+tasks-emulator: install
+	$(BIN)/python tests/emulators_gcp.py
 
 # Regenerate the lock file from pyproject.toml (needs uv; installs it into the venv).
 lock: install
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -c requirements.lock -o requirements.runtime.lock
+
+# Per-function source bundles (main.py, shared/, pinned requirements.txt) and their zips
+# under build/bundles; the container image is the Dockerfile (docs/deploy.md).
+bundle: install
+	$(BIN)/python infra/bundle.py --out build/bundles
+
+# checkov gets a virtual environment of its own, .venv-checkov: it installs an hcl2
+# module that clashes with python-hcl2. It runs offline (--skip-download); the infra
+# tests run it too when the environment exists.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+checkov: $(CHECKOV_VENV)/bin/checkov
+	$(CHECKOV_VENV)/bin/checkov --framework terraform --skip-download --quiet --compact -d infra/terraform
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .wfe
+	rm -rf build $(CHECKOV_VENV)

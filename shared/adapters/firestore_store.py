@@ -68,6 +68,9 @@ the runs of crashed workers, re-enqueued by the sweeper soon after)."""
 class FirestoreStore(FirestoreWorkflows, Listeners):
     """WorkflowStore and ExecutionStore on one Firestore (native mode) database."""
 
+    reruns_transactions = True
+    """``run_transaction`` calls its body again on contention (see ``ports``)."""
+
     def __init__(
         self,
         client_factory: Callable[[], AsyncClient] | None = None,

@@ -1,13 +1,13 @@
 """The event broker: stored events, then live ones, to every stream subscriber.
 
-One ``EventBroker`` per process is fed by the store's change notifications
-(``publish``; in the cloud the Firestore listener feeds the same method, from its
-own thread). A stream of one execution replays the stored events after the
-client's cursor and continues with live ones, without gap or duplicate: it
-subscribes before replaying, buffers, drops what it already delivered and fills
-any hole from the store. A stream of one workflow carries the live events of all
-its executions, and replays the executions named in a resume cursor
-(``<executionId>:<seq>,...``) first.
+One ``EventBroker`` per process is fed by an ``EventFeed`` (``shared.api._feeds``):
+the store's change notifications in local mode, Firestore listeners in the cloud
+(``get_broker`` picks by runtime), both through ``publish``. A stream of one
+execution replays the stored events after the client's cursor and continues with
+live ones, without gap or duplicate: it subscribes before replaying, buffers, drops
+what it already delivered and fills any hole from the store. A stream of one workflow
+carries the live events of all its executions, and replays the executions named in a
+resume cursor (``<executionId>:<seq>,...``) first.
 
 Each subscriber has a bounded queue: publishing never blocks the engine, and a
 consumer that falls ``max_queue`` events behind is cut off with ``SlowConsumer``.
@@ -16,33 +16,30 @@ consumer that falls ``max_queue`` events behind is cut off with ``SlowConsumer``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from shared.api._event_stream import EventStream
+from shared.api._feeds import EventFeed, EventSource, FirestoreWatchFeed, Key, StoreFeed
 from shared.api._subscription import SlowConsumer, Subscription, parse_cursor
 from shared.api.runtime import get_runtime
 from shared.app import WorkflowApp
+from shared.bootstrap import GcpRuntime, Runtime
 from shared.errors import InputInvalid
 from shared.models import ExecutionEvent
 
 __all__ = [
     "EventBroker",
+    "EventFeed",
     "EventStream",
+    "FirestoreWatchFeed",
     "SlowConsumer",
+    "StoreFeed",
     "current_broker",
+    "feed_for",
     "get_broker",
     "use_broker",
 ]
-
-
-class EventSource(Protocol):
-    """What feeds a broker: the embedded stores' listener registry."""
-
-    def add_listener(self, callback: Callable[[list[ExecutionEvent]], None]) -> None: ...
-
-    def remove_listener(self, callback: Callable[[list[ExecutionEvent]], None]) -> None: ...
 
 
 @dataclass
@@ -67,37 +64,51 @@ class EventBroker:
         self.page_size = page_size
         """Stored events read per query while replaying."""
         self.stats = BrokerStats()
-        self.source: EventSource | None = None
+        self.feed: EventFeed | None = None
         self._subs: dict[tuple[str, str], set[Subscription]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- feed ----------------------------------------------------------------------
 
+    @property
+    def source(self) -> object | None:
+        """The store the feed reads, if attached."""
+        return None if self.feed is None else self.feed.source
+
     def attach(self, source: EventSource) -> None:
         """Receive the events of every transaction ``source`` commits."""
+        self.attach_feed(StoreFeed(source))
+
+    def attach_feed(self, feed: EventFeed) -> None:
+        """Receive events from ``feed``, telling it which keys have subscribers."""
         self.detach()
-        source.add_listener(self.publish)
-        self.source = source
+        self.feed = feed
+        feed.start(self.publish)
+        for key in self._subs:
+            feed.watch(key)
 
     def detach(self) -> None:
-        if self.source is not None:
-            self.source.remove_listener(self.publish)
-            self.source = None
+        if self.feed is not None:
+            self.feed.stop()
+            self.feed = None
 
-    def publish(self, events: Sequence[ExecutionEvent]) -> None:
-        """Hand committed events to the subscribers; never blocks, callable from any thread."""
+    def publish(self, events: Sequence[ExecutionEvent], key: Key | None = None) -> None:
+        """Hand committed events to the subscribers (of ``key`` only, when given);
+        never blocks, callable from any thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # nobody ever subscribed in this process
         if _running_loop() is loop:
-            self._dispatch(events)
+            self._dispatch(events, key)
         else:
-            loop.call_soon_threadsafe(self._dispatch, list(events))
+            loop.call_soon_threadsafe(self._dispatch, list(events), key)
 
-    def _dispatch(self, events: Sequence[ExecutionEvent]) -> None:
+    def _dispatch(self, events: Sequence[ExecutionEvent], only: Key | None = None) -> None:
         self.stats.published += len(events)
         for event in events:
             for key in (("execution", event.execution_id), ("workflow", event.workflow_id)):
+                if only is not None and key != only:
+                    continue
                 for sub in list(self._subs.get(key, ())):
                     if sub.offer(event):
                         self.stats.delivered += 1
@@ -118,7 +129,10 @@ class EventBroker:
                 raise RuntimeError("an EventBroker serves the subscribers of one event loop")
             self._loop = loop
         sub = Subscription(key, self.max_queue)
+        first = key not in self._subs
         self._subs.setdefault(key, set()).add(sub)
+        if first and self.feed is not None:
+            self.feed.watch(key)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -127,6 +141,8 @@ class EventBroker:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.key]
+                if self.feed is not None:
+                    self.feed.unwatch(sub.key)
 
     def open(
         self,
@@ -199,8 +215,17 @@ _broker: EventBroker | None = None
 _pinned = False
 
 
+def feed_for(runtime: Runtime) -> EventFeed:
+    """Firestore listeners for a ``GcpRuntime`` on a store that has them (other
+    processes commit the events), the store's own notifications otherwise."""
+    store = runtime.store
+    if isinstance(runtime, GcpRuntime) and hasattr(store, "watch_events"):
+        return FirestoreWatchFeed(store)
+    return StoreFeed(store)
+
+
 async def get_broker() -> EventBroker:
-    """The process-wide broker, attached to the store of ``await get_runtime()``."""
+    """The process-wide broker, fed from the store of ``await get_runtime()``."""
     global _broker
     runtime = await get_runtime()
     if _pinned and _broker is not None:
@@ -209,7 +234,7 @@ async def get_broker() -> EventBroker:
         if _broker is not None:
             _broker.detach()
         broker = EventBroker(runtime.app)
-        broker.attach(runtime.store)
+        broker.attach_feed(feed_for(runtime))
         _broker = broker
     return _broker
 

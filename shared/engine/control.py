@@ -67,25 +67,32 @@ class ControlMixin:
             now=now,
         )
 
+        written: list[StepRun] = []
+
         async def create(tx: ExecutionTx) -> tuple[WorkflowExecution, bool]:
             existing = await tx.get_execution(execution.id)
             if existing is not None:
                 return existing, False
-            commit = Commit(tx, execution, definition, self.registry, now)
-            for run in runs:
+            # Fresh copies per attempt: a store may run this body again on contention,
+            # and the commit advances the execution's event seq.
+            reruns = getattr(self.executions, "reruns_transactions", False)
+            fresh = execution.model_copy(deep=True) if reruns else execution
+            written[:] = [run.model_copy(deep=True) for run in runs] if reruns else runs
+            commit = Commit(tx, fresh, definition, self.registry, now)
+            for run in written:
                 commit.put_run(run)
             commit.event(
                 "execution.started",
                 None,
                 workflowVersion=definition.version,
-                trigger=execution.trigger,
+                trigger=fresh.trigger,
             )
             commit.finalize()
-            return execution, True
+            return fresh, True
 
         stored, created = await self.executions.run_transaction(create)
         if created:
-            for run in runs:
+            for run in written:
                 await self._enqueue(run)
         return stored, created
 

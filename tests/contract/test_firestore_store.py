@@ -279,3 +279,9 @@ async def test_invalid_ids_read_as_absent_and_are_refused_on_write(make_store: M
         await put(store, run("a/b"))
     with pytest.raises(Conflict):
         await put(store, event("ex-1", 1), event("ex-1", 1))
+
+
+def test_firestore_store_declares_that_it_reruns_transaction_bodies() -> None:
+    from shared.adapters.firestore_store import FirestoreStore
+
+    assert FirestoreStore.reruns_transactions is True
