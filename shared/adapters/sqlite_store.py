@@ -72,17 +72,25 @@ class SqliteStore(Listeners):
         self._lock = asyncio.Lock()
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._conn = connect(str(path), mode)
+        # Reads outside transactions use a second connection (WAL lets it read the last
+        # commit while the writer's COMMIT is still syncing), so they do not queue behind
+        # a group commit. An in-memory database has one connection for both.
+        self._reader = self._conn if str(path) == ":memory:" else connect(str(path), mode)
+        self._read_lock = self._lock if self._reader is self._conn else asyncio.Lock()
 
     async def close(self) -> None:
         """Close the connection once no transaction is running."""
         async with self._lock:
             self._conn.close()
+        if self._reader is not self._conn:
+            async with self._read_lock:
+                self._reader.close()
 
     # -- plumbing ------------------------------------------------------------------
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        async with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction (nothing awaited inside)."""
@@ -290,8 +298,8 @@ class SqliteStore(Listeners):
     # -- executions ----------------------------------------------------------------
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
-        async with self._lock:
-            return get_execution_row(self._conn, execution_id)
+        async with self._read_lock:
+            return get_execution_row(self._reader, execution_id)
 
     async def list_executions(self, query: ExecutionQuery) -> Page[WorkflowExecution]:
         where = ["tenant = ?"]
@@ -306,12 +314,12 @@ class SqliteStore(Listeners):
         return _to_page(rows, query.limit, WorkflowExecution.model_validate_json)
 
     async def get_run(self, run_id: str) -> StepRun | None:
-        async with self._lock:
-            return get_run_row(self._conn, run_id)
+        async with self._read_lock:
+            return get_run_row(self._reader, run_id)
 
     async def list_runs(self, execution_id: str) -> list[StepRun]:
-        async with self._lock:
-            return list_run_rows(self._conn, execution_id, None)
+        async with self._read_lock:
+            return list_run_rows(self._reader, execution_id, None)
 
     async def list_events(
         self, execution_id: str, after_seq: int = 0, limit: int = 1000
