@@ -274,8 +274,9 @@ class WorkflowApp:
         )
 
     async def step_history(self, execution_id: str) -> list[StepRun]:
+        """The execution's step runs, oldest first (internal timers left out)."""
         await self.get_execution(execution_id)
-        return await self.executions.list_runs(execution_id)
+        return _user_runs(await self.executions.list_runs(execution_id))
 
     async def get_step_run(self, execution_id: str, run_id: str) -> StepRun:
         """One step run of an execution of this tenant (e.g. to learn its scope)."""
@@ -351,10 +352,15 @@ class WorkflowApp:
     ) -> tuple[WorkflowExecution, list[StepRun]]:
         """An execution and its step history, oldest run first."""
         execution = await self.get_execution(execution_id)
-        return execution, await self.executions.list_runs(execution_id)
+        return execution, _user_runs(await self.executions.list_runs(execution_id))
 
     # -- workers ---------------------------------------------------------------------
 
     async def execute_step(self, task: StepTask) -> HopResult:
         """The task-queue target: run one delivery of a step task."""
         return await self.engine.handle_task(task)
+
+
+def _user_runs(runs: list[StepRun]) -> list[StepRun]:
+    """Step runs of the definition's steps: the execution-deadline timer is internal."""
+    return [run for run in runs if not run.step_id.startswith("$")]

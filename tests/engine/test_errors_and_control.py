@@ -326,3 +326,9 @@ async def test_redriven_execution_gets_a_new_deadline(h: Harness) -> None:
     assert done.status == ExecutionStatus.TIMED_OUT
     assert done.completed_at is not None
     assert (done.completed_at - done.started_at).total_seconds() == 3660
+
+
+async def test_step_history_leaves_out_the_deadline_timer(h: Harness) -> None:
+    execution = await h.run(linear({"id": "a", "type": "transform"}, timeoutSeconds=60))
+    assert [r.step_id for r in await h.runs(execution.id)] == ["a", "$deadline"]
+    assert [r.step_id for r in await h.app.step_history(execution.id)] == ["a"]
