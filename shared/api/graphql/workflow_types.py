@@ -130,9 +130,22 @@ class ExecutionStats:
     duration_p95_ms: float | None
     duration_p99_ms: float | None
     last_error: str | None
+    decision_stats: JSON | None = strawberry.field(
+        default=None,
+        description="Per decision step, per branch: count, succeeded, failed, successRate, "
+        "meanDurationMs, meanCostUsd (what the history router learns from).",
+    )
 
     @classmethod
     def from_model(cls, model: models.ExecutionStats) -> ExecutionStats:
+        decisions = None
+        if model.decision_stats is not None:
+            decisions = JSON(
+                {
+                    step: {branch: stats.to_json_dict() for branch, stats in branches.items()}
+                    for step, branches in model.decision_stats.items()
+                }
+            )
         return cls(
             total=model.total,
             by_status=JSON(model.by_status),
@@ -140,6 +153,7 @@ class ExecutionStats:
             duration_p95_ms=model.duration_p95_ms,
             duration_p99_ms=model.duration_p99_ms,
             last_error=model.last_error,
+            decision_stats=decisions,
         )
 
 
