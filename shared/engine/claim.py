@@ -7,13 +7,11 @@ not run; a delivery that comes before its run is due is re-queued for the due ti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from shared.engine.definitions import DefinitionCache
-from shared.engine.steps import StepRegistry
+from shared.engine.core import EngineCore
 from shared.engine.transitions import Commit
 from shared.models import (
     ErrorInfo,
@@ -22,7 +20,7 @@ from shared.models import (
     StepRunStatus,
     WorkflowExecution,
 )
-from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
+from shared.ports import ExecutionTx, StepTask
 
 T = TypeVar("T")
 
@@ -36,18 +34,8 @@ class HopResult:
     steps: list[str] = field(default_factory=list)
 
 
-class ClaimMixin:
+class ClaimMixin(EngineCore):
     """The claim step of the ``Engine``."""
-
-    executions: ExecutionStore
-    definitions: DefinitionCache
-    queue: TaskQueue
-    registry: StepRegistry
-    clock: Clock
-    settings: Any
-
-    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
-        raise NotImplementedError  # provided by Engine
 
     async def _claim(
         self, task: StepTask, token: str

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from shared.engine import policy
-from shared.engine.definitions import DefinitionCache
+from shared.engine.core import EngineCore
 from shared.engine.runs import deadline_run, new_execution, wake_run
-from shared.engine.steps import StepRegistry
 from shared.engine.transitions import ACTIVE_RUN, Commit
 from shared.errors import InvalidState, NotFound
 from shared.models import (
@@ -24,7 +23,7 @@ from shared.models import (
     WorkflowDefinition,
     WorkflowExecution,
 )
-from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
+from shared.ports import ExecutionTx, StepTask
 
 T = TypeVar("T")
 
@@ -33,17 +32,8 @@ log = logging.getLogger(__name__)
 FAR_FUTURE = datetime(9999, 1, 1).astimezone()
 
 
-class ControlMixin:
+class ControlMixin(EngineCore):
     """Execution lifecycle operations of the ``Engine``."""
-
-    executions: ExecutionStore
-    definitions: DefinitionCache
-    queue: TaskQueue
-    registry: StepRegistry
-    clock: Clock
-
-    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
-        raise NotImplementedError  # provided by Engine
 
     async def start_execution(
         self,

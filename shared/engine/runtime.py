@@ -14,14 +14,13 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
-from shared.engine.definitions import DefinitionCache, NotCached
+from shared.engine.definitions import DefinitionCache
 from shared.engine.outcomes import fan_out, park, start_child
 from shared.engine.runs import LoopLimit, make_run
 from shared.engine.steps import (
@@ -57,6 +56,7 @@ def _lease_token() -> str:
     a fresh uuid4 per delivery, and just as unique)."""
     return f"{_PROCESS}-{next(_DELIVERIES)}"
 
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -89,16 +89,6 @@ class _Done:
 
 class Engine(ClaimMixin, ControlMixin):
     """Runs executions over the store and task-queue ports."""
-
-    async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
-        """A store transaction whose body may need definitions: they are loaded outside
-        the transaction and the body is run again."""
-        for _ in range(3):
-            try:
-                return await self.executions.run_transaction(fn)
-            except NotCached as missing:
-                await self.definitions.get(missing.execution)
-        return await self.executions.run_transaction(fn)
 
     def __init__(
         self,
