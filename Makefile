@@ -16,7 +16,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-test: install
+# checkov's own virtualenv is a prerequisite, so the infra tests run it (offline) too.
+test: install .venv-checkov/bin/checkov
 	$(BIN)/ruff check shared functions tests bench infra
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
