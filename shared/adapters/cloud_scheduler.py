@@ -33,13 +33,7 @@ from google.protobuf import field_mask_pb2
 from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
-from shared.app.trigger_manager import (
-    DEFAULT_TENANT,
-    JOB_PREFIX,
-    ReconcileReport,
-    ScheduleSpec,
-    TriggerSpec,
-)
+from shared.ports import DEFAULT_TENANT, JOB_PREFIX, ReconcileReport, ScheduleSpec, TriggerSpec
 
 __all__ = ["CloudSchedulerBackend", "JobPolicy", "KeepPaused", "SchedulerConfig"]
 

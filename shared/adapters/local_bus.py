@@ -15,10 +15,10 @@ import hashlib
 import logging
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from shared.ports import PublishedMessage
+from shared.ports import OutgoingMessage, PublishedMessage
 
 __all__ = ["LocalEventBus", "Subscriber", "message_id_for"]
 
@@ -78,6 +78,10 @@ class LocalEventBus:
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
         return message_id
+
+    async def publish_many(self, topic: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        """Publish each message in order; their ids in order."""
+        return [await self.publish(topic, *message) for message in messages]
 
     def subscribe(self, topic: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback`` for every later message on ``topic``; returns an unsubscriber."""

@@ -103,6 +103,9 @@ class _MemoryTx:
 class MemoryStore(Listeners):
     """WorkflowStore and ExecutionStore kept in dicts."""
 
+    reruns_transactions = False
+    """``run_transaction`` calls its body once (one lock: no contention retries)."""
+
     def __init__(self, *, clock: Clock | None = None) -> None:
         super().__init__()
         self._clock = clock or SystemClock()

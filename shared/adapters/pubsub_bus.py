@@ -35,6 +35,7 @@ from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
 from shared.models import ExecutionEvent
+from shared.ports import EventBus, OutgoingMessage
 
 __all__ = [
     "DEDUP_ATTRIBUTE",
@@ -65,7 +66,7 @@ LIFECYCLE_TYPES = frozenset(
 """Events other services hear about: execution started, step finished, waiting,
 execution finished. Step starts and retries stay on the status stream."""
 
-Message = tuple[Any, dict[str, str], str]
+Message = OutgoingMessage
 """(data, attributes, dedup key) of one message to publish."""
 
 
@@ -198,8 +199,10 @@ class LifecyclePublisher:
     own so the engine never waits for it. ``drain()`` waits for publishes in flight.
     """
 
-    def __init__(self, bus: Any, topic: str, *, types: Collection[str] = LIFECYCLE_TYPES) -> None:
-        """``bus``: an EventBus; one with ``publish_many`` gets one call per transaction."""
+    def __init__(
+        self, bus: EventBus, topic: str, *, types: Collection[str] = LIFECYCLE_TYPES
+    ) -> None:
+        """``bus`` gets one ``publish_many`` call per transaction."""
         self.bus = bus
         self.topic = topic
         self.types = frozenset(types)
@@ -226,12 +229,7 @@ class LifecyclePublisher:
         if not messages:
             return 0
         try:
-            many = getattr(self.bus, "publish_many", None)
-            if many is not None:
-                await many(self.topic, messages)
-            else:
-                for data, attributes, key in messages:
-                    await self.bus.publish(self.topic, data, attributes, key)
+            await self.bus.publish_many(self.topic, messages)
         except Exception:
             self.failed += len(messages)
             log.warning(

@@ -54,6 +54,9 @@ _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
 class SqliteStore(Listeners):
     """WorkflowStore and ExecutionStore on one SQLite database file (or ``:memory:``)."""
 
+    reruns_transactions = False
+    """``run_transaction`` calls its body once (one writer: no contention retries)."""
+
     def __init__(
         self, path: str | Path, *, synchronous: str = "NORMAL", clock: Clock | None = None
     ) -> None:

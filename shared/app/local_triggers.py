@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from shared.app.service import WorkflowApp
-from shared.app.trigger_manager import EventSpec, ReconcileReport, ScheduleSpec, TriggerSpec
 from shared.app.triggers import (
     PubSubEvent,
     ScheduleFire,
@@ -37,7 +36,14 @@ from shared.app.triggers import (
     short_topic,
 )
 from shared.errors import WorkflowError
-from shared.ports import Clock, PublishedMessage
+from shared.ports import (
+    Clock,
+    EventSpec,
+    PublishedMessage,
+    ReconcileReport,
+    ScheduleSpec,
+    TriggerSpec,
+)
 
 __all__ = ["LocalCronScheduler", "LocalTriggerBackend", "Subscribable"]
 

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import quote
+from collections.abc import Iterable
 
 from shared.app.service import WorkflowApp
 from shared.app.triggers import active_workflows
 from shared.errors import NotFound
 from shared.models import EventTrigger, ScheduleTrigger, WorkflowDefinition
+from shared.ports import (
+    DEFAULT_TENANT,
+    JOB_PREFIX,
+    PUBSUB_PATH,
+    EventSpec,
+    ReconcileReport,
+    ScheduleSpec,
+    TriggerBackend,
+    TriggerSpec,
+)
 
+# The specs and the backend port live in ``shared.ports``; re-exported for callers here.
 __all__ = [
     "DEFAULT_TENANT",
+    "JOB_PREFIX",
+    "PUBSUB_PATH",
     "EventSpec",
     "ReconcileReport",
     "ScheduleSpec",
@@ -36,61 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TENANT = "default"
-JOB_PREFIX = "wfe-"
-PUBSUB_PATH = "/pubsub"
-
-
-def _tenant_query(tenant: str) -> str:
-    return "" if tenant == DEFAULT_TENANT else f"?tenant={quote(tenant, safe='')}"
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A cron schedule of one workflow: a local cron job or a Cloud Scheduler job."""
-
-    workflow_id: str
-    tenant: str
-    cron: str
-    timezone: str = "UTC"
-
-    @property
-    def job_name(self) -> str:
-        """Job id derived from the workflow id (UUIDs are unique across tenants).
-
-        Cloud Scheduler job ids allow ``[A-Za-z0-9_-]{1,500}``; a UUID fits.
-        """
-        return f"{JOB_PREFIX}{self.workflow_id}"
-
-    @property
-    def target_path(self) -> str:
-        """Path on the trigger-handler the job POSTs to."""
-        return f"/schedule/{quote(self.workflow_id, safe='')}{_tenant_query(self.tenant)}"
-
-    @property
-    def key(self) -> str:
-        return f"schedule:{self.job_name}"
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """A topic one workflow listens on: a local bus subscription or a push/Eventarc one."""
-
-    workflow_id: str
-    tenant: str
-    topic: str
-
-    @property
-    def target_path(self) -> str:
-        return f"{PUBSUB_PATH}{_tenant_query(self.tenant)}"
-
-    @property
-    def key(self) -> str:
-        return f"event:{self.tenant}:{self.workflow_id}"
-
-
-TriggerSpec = ScheduleSpec | EventSpec
 
 
 def specs_for(definition: WorkflowDefinition, tenant: str) -> list[TriggerSpec]:
@@ -103,37 +58,6 @@ def specs_for(definition: WorkflowDefinition, tenant: str) -> list[TriggerSpec]:
     if isinstance(trigger, EventTrigger):
         return [EventSpec(definition.id, tenant, trigger.topic)]
     return []
-
-
-@dataclass(frozen=True)
-class ReconcileReport:
-    """Spec keys a reconcile pass added, updated and removed."""
-
-    added: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    unchanged: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-
-class TriggerBackend(Protocol):
-    """Makes what it manages match ``desired``.
-
-    With ``workflow_ids``, only what belongs to those workflows is touched: a change of
-    one workflow reconciles that workflow alone, so two processes reconciling different
-    workflows at once cannot undo each other's work.
-    """
-
-    async def reconcile(
-        self, desired: Sequence[TriggerSpec], *, workflow_ids: Collection[str] | None = None
-    ) -> ReconcileReport: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 class TriggerManager:

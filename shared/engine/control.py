@@ -65,7 +65,7 @@ class ControlMixin(EngineCore):
                 return existing, False
             # Fresh copies per attempt: a store may run this body again on contention,
             # and the commit advances the execution's event seq.
-            reruns = getattr(self.executions, "reruns_transactions", False)
+            reruns = self.executions.reruns_transactions
             fresh = execution.model_copy(deep=True) if reruns else execution
             written[:] = [run.model_copy(deep=True) for run in runs] if reruns else runs
             commit = Commit(tx, fresh, definition, self.registry, now)

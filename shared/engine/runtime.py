@@ -108,7 +108,7 @@ class Engine(ClaimMixin, ControlMixin):
         self.services = services
         self.clock = clock
         self.settings = settings or EngineSettings()
-        self._reruns = bool(getattr(executions, "reruns_transactions", False))
+        self._reruns = executions.reruns_transactions
 
     # -- delivery --------------------------------------------------------------------
 

@@ -1,16 +1,11 @@
-"""Ports: what the core needs from the outside world, as Protocols.
-
-Adapters live in ``shared/adapters``: SQLite and in-process ones for local mode and
-tests, Google ones (Firestore, Cloud Tasks, Pub/Sub, Scheduler) for the cloud. Every
-port has one conformance suite in ``tests/contract`` run against every adapter.
-"""
+"""Store ports: workflows and their versions; executions, step runs and events."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from shared.models import (
     ExecutionEvent,
@@ -23,13 +18,19 @@ from shared.models import (
     WorkflowExecution,
 )
 
+__all__ = [
+    "EventListener",
+    "EventSource",
+    "ExecutionQuery",
+    "ExecutionStore",
+    "ExecutionTx",
+    "Page",
+    "Store",
+    "WorkflowQuery",
+    "WorkflowStore",
+]
+
 T = TypeVar("T")
-
-
-class Clock(Protocol):
-    """Wall-clock time, injectable so tests can move it."""
-
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,18 @@ class ExecutionTx(Protocol):
 class ExecutionStore(Protocol):
     """Executions, step runs, join marks, signals and events."""
 
+    @property
+    def reruns_transactions(self) -> bool:
+        """Whether ``run_transaction`` may call its body more than once (contention
+        retries, as Firestore does); callers then hand it fresh copies on each call."""
+
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction.
 
-        A store whose ``reruns_transactions`` attribute is true (Firestore) may call
-        ``fn`` again on contention, so ``fn`` must not depend on state it changed in an
-        earlier call. Writes are buffered and applied when ``fn`` returns; reads in the
-        transaction do not see its own buffered writes.
+        A store whose ``reruns_transactions`` is true (Firestore) may call ``fn`` again
+        on contention, so ``fn`` must not depend on state it changed in an earlier call.
+        Writes are buffered and applied when ``fn`` returns; reads in the transaction do
+        not see its own buffered writes.
         """
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None: ...
@@ -151,40 +157,20 @@ class ExecutionStore(Protocol):
         ago, or running with an expired lease. The sweeper re-enqueues them."""
 
 
-@dataclass(frozen=True)
-class StepTask:
-    """The payload of one task: ids only, the store holds the rest."""
-
-    execution_id: str
-    run_id: str
-    due_at: datetime
-    wake_seq: int = 0
-
-    @property
-    def name(self) -> str:
-        """Deterministic task name: one task per run and wake-up."""
-        return f"{self.run_id}-{self.wake_seq}"
+EventListener = Callable[[list[ExecutionEvent]], None]
+"""Called with the events of one transaction after it committed."""
 
 
-class TaskQueue(Protocol):
-    """Moves step runs forward (Cloud Tasks in the cloud, a local dispatcher locally)."""
+class EventSource(Protocol):
+    """A store's listener registry: the events of every transaction it commits."""
 
-    async def enqueue(self, task: StepTask) -> None:
-        """Deliver ``task`` at or after ``due_at``, at least once."""
+    def add_listener(self, callback: EventListener) -> None: ...
 
-
-@dataclass(frozen=True)
-class PublishedMessage:
-    topic: str
-    data: Any
-    attributes: dict[str, str] = field(default_factory=dict)
-    message_id: str = ""
+    def remove_listener(self, callback: EventListener) -> None: ...
 
 
-class EventBus(Protocol):
-    """Publishes messages to topics (Pub/Sub in the cloud, in-process locally)."""
+class Store(WorkflowStore, ExecutionStore, EventSource, Protocol):
+    """One database holding both: what a runtime wires (SQLite, memory, Firestore)."""
 
-    async def publish(
-        self, topic: str, data: Any, attributes: dict[str, str], dedup_key: str
-    ) -> str:
-        """Publish and return the message id; ``dedup_key`` names the logical message."""
+    async def close(self) -> None:
+        """Release connections and clients."""

@@ -1,0 +1,62 @@
+"""Ports: what the core needs from the outside world, as Protocols and value types.
+
+Adapters live in ``shared/adapters``: SQLite and in-process ones for local mode and
+tests, Google ones (Firestore, Cloud Tasks, Pub/Sub, Scheduler) for the cloud. Every
+port has one conformance suite in ``tests/contract`` run against every adapter.
+Import from here (``from shared.ports import StepTask``); the modules group the ports
+by concern: ``clock``, ``stores``, ``messaging``, ``feeds``, ``triggers``.
+"""
+
+from shared.ports.clock import Clock
+from shared.ports.feeds import EventFeed, FeedKey, FeedPublish
+from shared.ports.messaging import EventBus, OutgoingMessage, PublishedMessage, StepTask, TaskQueue
+from shared.ports.stores import (
+    EventListener,
+    EventSource,
+    ExecutionQuery,
+    ExecutionStore,
+    ExecutionTx,
+    Page,
+    Store,
+    WorkflowQuery,
+    WorkflowStore,
+)
+from shared.ports.triggers import (
+    DEFAULT_TENANT,
+    JOB_PREFIX,
+    PUBSUB_PATH,
+    EventSpec,
+    ReconcileReport,
+    ScheduleSpec,
+    TriggerBackend,
+    TriggerSpec,
+)
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "JOB_PREFIX",
+    "PUBSUB_PATH",
+    "Clock",
+    "EventBus",
+    "EventFeed",
+    "EventListener",
+    "EventSource",
+    "EventSpec",
+    "ExecutionQuery",
+    "ExecutionStore",
+    "ExecutionTx",
+    "FeedKey",
+    "FeedPublish",
+    "OutgoingMessage",
+    "Page",
+    "PublishedMessage",
+    "ReconcileReport",
+    "ScheduleSpec",
+    "StepTask",
+    "Store",
+    "TaskQueue",
+    "TriggerBackend",
+    "TriggerSpec",
+    "WorkflowQuery",
+    "WorkflowStore",
+]
