@@ -257,8 +257,8 @@ async def cmd_workflows_list(args: argparse.Namespace) -> int:
 async def cmd_resume_all(args: argparse.Namespace) -> int:
     """``wfe resume-all``: recover unfinished executions and run until nothing is due."""
     settings = _settings(args)
-    if not Path(settings.db_path).exists():
-        _err(f"no database at {settings.db_path}; nothing to resume")
+    if not Path(settings.local.db_path).exists():
+        _err(f"no database at {settings.local.db_path}; nothing to resume")
         return EXIT_OK
     runtime = runtime_for(args.db)
     progress = fmt.ProgressPrinter(sys.stderr)

@@ -1,22 +1,87 @@
-"""Settings from the environment (``WFE_*`` variables), validated once at startup."""
+"""Settings from the environment (``WFE_*`` variables), validated once at startup.
+
+Grouped by concern: a few top-level fields, then ``engine`` (any backend), ``local``,
+``gcp`` and ``ai``. The variable names stay flat, as users and Terraform spell them:
+``WFE_<FIELD>`` for the top level and the engine, local and gcp groups, and
+``WFE_AI_<FIELD>`` for the ai group (``settings.ai.model`` is ``WFE_AI_MODEL``).
+Lists are comma-separated (``WFE_API_KEYS=a,b``); ``WFE_AI_PRICES`` is JSON.
+
+``Settings.from_env()`` is the entry point: it reads the process environment (or the
+mapping it is given), applies overrides named like the variables without ``WFE_``
+(``db_path=...``, ``ai_model=...``) and raises ``InputInvalid`` (code
+``INVALID_SETTINGS``) naming the variable at fault. Tests build settings in code:
+``Settings.local_mode(db_path=...)`` or ``Settings(local=LocalSettings(db_path=...))``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from shared.errors import InputInvalid
 
+__all__ = [
+    "AiSettings",
+    "EngineTuning",
+    "GcpSettings",
+    "LocalSettings",
+    "Settings",
+]
 
-class Settings(BaseModel):
-    """Everything the bootstrap needs to pick and configure adapters."""
 
-    backend: Literal["local", "gcp"] = "local"
-    """``local``: SQLite + in-process queue and bus. ``gcp``: Firestore, Cloud Tasks, Pub/Sub."""
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _json_object(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+"""A list from a comma-separated variable (pydantic-settings would want JSON)."""
+
+
+class _Group(BaseModel):
+    """A group of settings; its variables are ``env_prefix`` + the field name."""
+
+    model_config = ConfigDict(extra="forbid")
+    env_prefix: ClassVar[str] = "WFE_"
+
+
+class EngineTuning(_Group):
+    """How the engine runs steps and sweeps, whatever the backend."""
+
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    """Pause between two sweeper passes (a long-lived process sweeps)."""
+    sweep_grace_seconds: float = Field(default=30.0, ge=0)
+    """How late a step run's task may be before the sweeper re-enqueues it."""
+    http_allowed_hosts: CommaList = Field(default_factory=list)
+    """Hosts http steps may call even over plain http or on private addresses."""
+    chain_commit_steps: int = Field(default=50, ge=1, le=500)
+    """Inline steps committed together in one transaction."""
+    max_chain_steps: int = Field(default=500, ge=1, le=10_000)
+    """Most steps one delivery runs inline before handing over to the queue."""
+    default_step_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Time limit of a step that sets none."""
+
+
+class LocalSettings(_Group):
+    """``backend = local``: the embedded store and the in-process dispatcher."""
+
     db_path: str = ".wfe/wfe.db"
     """SQLite file of local mode (``:memory:`` for a throwaway store)."""
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
@@ -25,22 +90,11 @@ class Settings(BaseModel):
     """Concurrent deliveries of the local task dispatcher."""
     duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Local dispatcher: probability of an injected duplicate delivery (testing)."""
-    sweep_interval_seconds: float = Field(default=5.0, gt=0)
-    sweep_grace_seconds: float = Field(default=30.0, ge=0)
-    http_allowed_hosts: list[str] = Field(default_factory=list)
-    """Hosts http steps may call even over plain http or on private addresses."""
-    chain_commit_steps: int = Field(default=50, ge=1, le=500)
-    max_chain_steps: int = Field(default=500, ge=1, le=10_000)
-    default_step_timeout_seconds: float = Field(default=300.0, gt=0)
-    tenant: str = "default"
-    api_keys: list[str] = Field(default_factory=list)
-    """API keys as ``<sha256 of "salt:key">:<subject>:<tenant>:<role>`` entries; when set,
-    every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
-    development mode (no credentials, ``X-Tenant`` picks the tenant)."""
-    api_key_salt: str = ""
-    event_topic: str = "workflow-events"
 
-    # -- backend = gcp (docs/gcp.md); local mode reads none of these ---------------
+
+class GcpSettings(_Group):
+    """``backend = gcp`` (docs/gcp.md); local mode reads none of these."""
+
     project: str = ""
     """Google Cloud project id (default: ``GOOGLE_CLOUD_PROJECT``)."""
     location: str = "us-central1"
@@ -70,66 +124,218 @@ class Settings(BaseModel):
     Firestore and Pub/Sub emulators are named by the SDKs' own variables,
     ``FIRESTORE_EMULATOR_HOST`` and ``PUBSUB_EMULATOR_HOST``."""
 
-    # -- AI steps (docs/ai.md): decision and llm; nothing here connects at startup ------
-    ai_provider: Literal["none", "vertex"] = "none"
+
+def _default_prices() -> dict[str, tuple[float, float]]:
+    return {
+        "gemini-2.0-flash": (0.10, 0.40),
+        "gemini-2.0-flash-lite": (0.075, 0.30),
+        "gemini-2.5-flash": (0.30, 2.50),
+        "gemini-2.5-pro": (1.25, 10.0),
+    }
+
+
+class AiSettings(_Group):
+    """AI steps (docs/ai.md): decision and llm; nothing here connects at startup."""
+
+    env_prefix: ClassVar[str] = "WFE_AI_"
+
+    provider: Literal["none", "vertex"] = "none"
     """``none``: no model is configured (the offline default: AI nodes route by history,
     llm steps replay recordings). ``vertex``: Gemini on Vertex AI."""
-    ai_model: str = "gemini-2.0-flash"
+    model: str = "gemini-2.0-flash"
     """Default model of AI nodes and llm steps (a step may name another)."""
-    ai_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    ai_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     """Time limit of one model call; an AI node takes its fallback when it runs out."""
-    ai_location: str = ""
-    """Vertex AI region (default: ``location``)."""
-    ai_project: str = ""
-    """Project billed for Vertex AI calls (default: ``project``, then GOOGLE_CLOUD_PROJECT)."""
-    ai_max_output_tokens: int = Field(default=2048, ge=1, le=65_536)
-    ai_prices: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: {
-            "gemini-2.0-flash": (0.10, 0.40),
-            "gemini-2.0-flash-lite": (0.075, 0.30),
-            "gemini-2.5-flash": (0.30, 2.50),
-            "gemini-2.5-pro": (1.25, 10.0),
-        }
+    location: str = ""
+    """Vertex AI region (default: ``gcp.location``)."""
+    project: str = ""
+    """Project billed for Vertex AI calls (default: ``gcp.project``, then
+    GOOGLE_CLOUD_PROJECT)."""
+    max_output_tokens: int = Field(default=2048, ge=1, le=65_536)
+    prices: Annotated[dict[str, tuple[float, float]], BeforeValidator(_json_object)] = Field(
+        default_factory=_default_prices
     )
     """USD per million (input, output) tokens by model; JSON in ``WFE_AI_PRICES``."""
-    ai_execution_max_tokens: int | None = Field(default=None, ge=1)
+    execution_max_tokens: int | None = Field(default=None, ge=1)
     """Default token budget of one execution's model calls (a step may set its own)."""
-    ai_execution_max_cost_usd: float | None = Field(default=None, gt=0)
-    ai_history_seed: int = 0
+    execution_max_cost_usd: float | None = Field(default=None, gt=0)
+    history_seed: int = 0
     """Seed of the history router: the same seed and history give the same choices."""
-    ai_history_exploration: float = Field(default=1.0, gt=0, le=100)
+    history_exploration: float = Field(default=1.0, gt=0, le=100)
     """Prior pseudo-counts per branch of the history router: more explores longer."""
-    ai_history_window: int = Field(default=200, ge=1, le=5000)
+    history_window: int = Field(default=200, ge=1, le=5000)
     """Latest finished executions of a workflow the history router learns from."""
-    ai_recordings_dir: str = ""
+    recordings_dir: str = ""
     """Folder of ``*.recording.json`` model recordings replayed when no model is configured
     (``wfe run FILE`` and ``wfe dev`` use the folder of the examples)."""
 
-    @field_validator("ai_prices", mode="before")
+
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("wfe_settings_env", default=None)
+"""The mapping ``Settings.from_env`` reads instead of the process environment."""
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Reads the flat ``WFE_*`` variables into the nested groups."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        env = _ENV.get()
+        return _nest(_renamed(os.environ if env is None else env), prefixed=True)
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs to pick and configure adapters."""
+
+    model_config = SettingsConfigDict(env_prefix="WFE_", extra="forbid")
+
+    backend: Literal["local", "gcp"] = "local"
+    """``local``: SQLite + in-process queue and bus. ``gcp``: Firestore, Cloud Tasks, Pub/Sub."""
+    tenant: str = "default"
+    """Tenant of requests that name none."""
+    api_keys: CommaList = Field(default_factory=list)
+    """API keys as ``<sha256 of "salt:key">:<subject>:<tenant>:<role>`` entries; when set,
+    every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
+    development mode (no credentials, ``X-Tenant`` picks the tenant)."""
+    api_key_salt: str = ""
+    allowed_origins: CommaList = Field(default_factory=list)
+    """Browser origins besides a service's own that may call it (CORS for the streams,
+    state-changing requests, WebSockets); ``*`` for any. Comma-separated."""
+    event_topic: str = "workflow-events"
+    trace_exporter: Literal["none", "console", "otlp", "gcp"] = "none"
+    """Where OpenTelemetry spans go: ``none`` (ids in logs and hops, nothing exported),
+    ``console`` (stderr), ``otlp`` (``OTEL_EXPORTER_OTLP_*``) or ``gcp`` (Cloud Trace)."""
+    log_level: str = "INFO"
+    """Level of the JSON log lines (``DEBUG`` ... ``CRITICAL``)."""
+    engine: EngineTuning = Field(default_factory=EngineTuning)
+    """Step execution and sweeping (``WFE_CHAIN_COMMIT_STEPS``, ...)."""
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    """The embedded backend (``WFE_DB_PATH``, ``WFE_WORKERS``, ...)."""
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    """The cloud backend (``WFE_PROJECT``, ``WFE_EXECUTE_STEP_URL``, ...)."""
+    ai: AiSettings = Field(default_factory=AiSettings)
+    """AI steps (``WFE_AI_PROVIDER``, ``WFE_AI_MODEL``, ...)."""
+
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values`` over the environment; ``InputInvalid`` names the variable."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+
     @classmethod
-    def _prices_from_json(cls, value: object) -> object:
-        return json.loads(value) if isinstance(value, str) else value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the flat variables (no dotenv, no secrets folder)."""
+        return (init_settings, _FlatEnvSource(settings_cls))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``WFE_<FIELD>`` variables (lists comma-separated), then apply overrides."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(f"WFE_{name.upper()}")
-            if raw is None:
-                continue
-            if field.annotation == list[str]:
-                values[name] = [part.strip() for part in raw.split(",") if part.strip()]
-            else:
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        """Read ``env`` (default: the process environment), then apply ``overrides``
+        named like the variables without ``WFE_`` (None values are skipped)."""
+        token = _ENV.set(os.environ if env is None else env)
         try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InputInvalid(
-                f"setting WFE_{str(first['loc'][0]).upper()}: {first['msg']}",
-                code="INVALID_SETTINGS",
-            ) from exc
+            return cls(**_nest(overrides, prefixed=False))
+        finally:
+            _ENV.reset(token)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every default, whatever the environment holds."""
+        return cls.from_env({})
+
+    @classmethod
+    def local_mode(cls, db_path: str = ":memory:", **overrides: object) -> Settings:
+        """Local-mode settings on ``db_path`` and the defaults (tests, benchmarks);
+        ``overrides`` as in ``from_env``; the environment is not read."""
+        return cls.from_env({}, db_path=db_path, **overrides)
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """A validated copy with ``overrides`` (named as in ``from_env``) applied."""
+        return type(self).from_env({}, **{**_flatten(self.model_dump()), **overrides})
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Every variable name and the attribute it sets (``WFE_AI_MODEL``: ``ai.model``)."""
+        return {variable: ".".join(filter(None, path)) for variable, path in _VARIABLES.items()}
+
+    @classmethod
+    def former_names(cls) -> dict[str, str]:
+        """Earlier names of variables, still read when the current name is not set."""
+        return dict(_FORMER_NAMES)
+
+
+def _group_of(name: str) -> type[_Group] | None:
+    annotation = Settings.model_fields[name].annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, _Group) else None
+
+
+def _variables() -> Iterator[tuple[str, tuple[str | None, str]]]:
+    for name in Settings.model_fields:
+        group = _group_of(name)
+        if group is None:
+            yield f"WFE_{name.upper()}", (None, name)
+        else:
+            for field in group.model_fields:
+                yield f"{group.env_prefix}{field.upper()}", (name, field)
+
+
+_VARIABLES: dict[str, tuple[str | None, str]] = dict(_variables())
+"""Variable name -> (group or None, field)."""
+_BY_PATH = {path: variable for variable, path in _VARIABLES.items()}
+assert len(_BY_PATH) == len(_VARIABLES), "two settings share a variable name"
+
+_FORMER_NAMES = {"WFE_STREAM_ALLOWED_ORIGINS": "WFE_ALLOWED_ORIGINS"}
+"""Former name -> current name; deployments that set the former keep working."""
+assert set(_FORMER_NAMES.values()) <= set(_VARIABLES), "a former name of no variable"
+
+
+def _renamed(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env`` with the former names read as their current ones (the current one wins)."""
+    found = {new: env[old] for old, new in _FORMER_NAMES.items() if old in env and new not in env}
+    return {**env, **found} if found else env
+
+
+def _nest(flat: Mapping[str, object], *, prefixed: bool) -> dict[str, Any]:
+    """Group ``WFE_*`` variables (``prefixed``) or override names (not) by attribute."""
+    values: dict[str, Any] = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        variable = key if prefixed else f"WFE_{key.upper()}"
+        path = _VARIABLES.get(variable)
+        if path is None:
+            if prefixed:
+                continue  # another program's variable, or one the code reads itself
+            raise TypeError(f"unknown setting {key!r}")
+        group, field = path
+        if group is None:
+            values[field] = value
+        else:
+            values.setdefault(group, {})[field] = value
+    return values
+
+
+def _flatten(values: Mapping[str, Any]) -> dict[str, object]:
+    """The inverse of ``_nest(..., prefixed=False)``."""
+    flat: dict[str, object] = {}
+    for variable, (group, field) in _VARIABLES.items():
+        value = values[field] if group is None else values[group][field]
+        flat[variable.removeprefix("WFE_").lower()] = value
+    return flat
+
+
+def _invalid(exc: ValidationError) -> InputInvalid:
+    first = exc.errors()[0]
+    loc = tuple(str(part) for part in first["loc"])
+    variable = _BY_PATH.get((loc[0], loc[1]) if len(loc) > 1 else ("", ""))
+    variable = variable or _BY_PATH.get((None, loc[0] if loc else ""), ".".join(loc))
+    return InputInvalid(f"setting {variable}: {first['msg']}", code="INVALID_SETTINGS")

@@ -124,13 +124,13 @@ class CloudTasksConfig:
     def from_settings(cls, settings: Settings, project: str) -> CloudTasksConfig:
         return cls(
             queue_path=tasks_v2.CloudTasksClient.queue_path(
-                project, settings.location, settings.tasks_queue
+                project, settings.gcp.location, settings.gcp.tasks_queue
             ),
-            url=settings.execute_step_url,
-            service_account=settings.tasks_service_account,
-            audience=settings.tasks_audience,
-            dispatch_deadline_seconds=settings.dispatch_deadline_seconds,
-            emulator_host=settings.tasks_emulator_host,
+            url=settings.gcp.execute_step_url,
+            service_account=settings.gcp.tasks_service_account,
+            audience=settings.gcp.tasks_audience,
+            dispatch_deadline_seconds=settings.gcp.dispatch_deadline_seconds,
+            emulator_host=settings.gcp.tasks_emulator_host,
         )
 
 
@@ -147,7 +147,7 @@ class CloudTasksQueue:
         deadline_for: DeadlineFor | None = None,
     ) -> None:
         """Args:
-        interceptors: gRPC client interceptors (``RpcCounter.aio_interceptors()``).
+        interceptors: gRPC client interceptors (the cost benchmark counts calls).
         client_factory: builds the client instead (tests); ``interceptors`` is then unused.
         deadline_for: the dispatch deadline of one task in seconds (None: the config's).
         """

@@ -16,6 +16,7 @@ from pydantic import Field
 from shared.engine.steps import StepConfig
 from shared.errors import StepFailed
 from shared.models import StepRun
+from shared.settings import Settings
 
 USAGE_KEY = "aiUsage"
 
@@ -149,13 +150,13 @@ class BudgetExceeded(StepFailed):
 
 
 def guard_for(
-    budget: Budget, settings: Any, execution_before: Usage, approved: bool
+    budget: Budget, settings: Settings, execution_before: Usage, approved: bool
 ) -> BudgetGuard:
     """The guard of a step run: its budget over the settings' execution defaults."""
     return BudgetGuard(
         budget,
         execution_before,
-        budget.execution_max_tokens or settings.ai_execution_max_tokens,
-        budget.execution_max_cost_usd or settings.ai_execution_max_cost_usd,
+        budget.execution_max_tokens or settings.ai.execution_max_tokens,
+        budget.execution_max_cost_usd or settings.ai.execution_max_cost_usd,
         approved,
     )

@@ -69,7 +69,7 @@ class LlmSession:
         self.origins.append(origin)
         model = str(turn.get("model") or self.spec.model)
         used = turn_usage(
-            turn.get("usage"), model, self.env.settings.ai_prices, live=origin == "model"
+            turn.get("usage"), model, self.env.settings.ai.prices, live=origin == "model"
         )
         self.usage = self.usage.add(used)
         over = self.guard.exceeded(self.usage)

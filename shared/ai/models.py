@@ -54,13 +54,13 @@ def resolve_spec(options: ModelOptions | None, settings: Settings) -> ModelSpec:
     """The step's options over the settings' defaults."""
     options = options or ModelOptions()
     return ModelSpec(
-        model=options.model or settings.ai_model,
+        model=options.model or settings.ai.model,
         temperature=(
-            options.temperature if options.temperature is not None else settings.ai_temperature
+            options.temperature if options.temperature is not None else settings.ai.temperature
         ),
-        timeout_seconds=options.timeout_seconds or settings.ai_timeout_seconds,
-        location=options.location or settings.ai_location or settings.location,
-        max_output_tokens=options.max_output_tokens or settings.ai_max_output_tokens,
+        timeout_seconds=options.timeout_seconds or settings.ai.timeout_seconds,
+        location=options.location or settings.ai.location or settings.gcp.location,
+        max_output_tokens=options.max_output_tokens or settings.ai.max_output_tokens,
     )
 
 
@@ -146,17 +146,17 @@ class VertexModelProvider:
 
 
 def build_model_provider(settings: Settings) -> ModelProvider:
-    """THE model factory: what ``settings.ai_provider`` asks for, or nothing."""
-    if settings.ai_provider == "none":
+    """THE model factory: what ``settings.ai.provider`` asks for, or nothing."""
+    if settings.ai.provider == "none":
         return NoModelProvider()
-    project = settings.ai_project or settings.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    project = settings.ai.project or settings.gcp.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
         raise ModelError(
             "ai_provider=vertex needs a project: set WFE_AI_PROJECT (or WFE_PROJECT)",
             code="MODEL_CONFIG",
             retryable=False,
         )
-    return VertexModelProvider(project, settings.ai_location or settings.location)
+    return VertexModelProvider(project, settings.ai.location or settings.gcp.location)
 
 
 _CREDENTIAL_ERRORS = ("DefaultCredentialsError", "RefreshError", "TransportError")

@@ -39,7 +39,7 @@ class StepRouter:
         verdict, live = await self._ask(node, prompt, spec)
         if live:
             entry["model"] = spec.model
-            used = turn_usage(verdict.usage, spec.model, self.env.settings.ai_prices, live=True)
+            used = turn_usage(verdict.usage, spec.model, self.env.settings.ai.prices, live=True)
             self.usage = self.usage.add(used)
             entry["usage"] = used.to_dict()
         if verdict.label is not None:
@@ -87,10 +87,10 @@ class StepRouter:
         settings = self.env.settings
         run = self.ctx.run
         rng = seeded_rng(
-            settings.ai_history_seed, self.ctx.step.id, node_id, run.idempotency_key or run.id
+            settings.ai.history_seed, self.ctx.step.id, node_id, run.idempotency_key or run.id
         )
         return choose(
-            labels, stats, rng, exploration=settings.ai_history_exploration, options=self.options
+            labels, stats, rng, exploration=settings.ai.history_exploration, options=self.options
         )
 
     async def _load_history(self) -> list[ExecutionSummary]:
@@ -104,7 +104,7 @@ class StepRouter:
                     store,
                     execution.tenant,
                     execution.workflow_id,
-                    self.env.settings.ai_history_window,
+                    self.env.settings.ai.history_window,
                 )
             )
         return self._history
@@ -117,7 +117,7 @@ class StepRouter:
     async def _over_budget(self) -> str | None:
         """Why the execution's budget (settings) leaves nothing for a model call."""
         settings = self.env.settings
-        limits = (settings.ai_execution_max_tokens, settings.ai_execution_max_cost_usd)
+        limits = (settings.ai.execution_max_tokens, settings.ai.execution_max_cost_usd)
         if limits == (None, None) or self.env.executions is None:
             return None
         runs = await self.env.executions.list_runs(self.ctx.execution.id)

@@ -3,9 +3,8 @@
 Bootstrap registers the step types with no arguments; on their first run they build
 the model provider with the one factory (``build_model_provider``) from the settings
 the engine carries, and read recorded outputs and history through the execution
-store (``StepServices.extras["executions"]``, else the workflow store when it is
-also the execution store, as the embedded and Firestore stores are). Tests pass an
-``AiDependencies`` to inject a fake chat model (``StaticModelProvider``).
+store (``StepServices.executions``). Tests pass an ``AiDependencies`` to inject a fake
+chat model (``StaticModelProvider``).
 """
 
 from __future__ import annotations
@@ -64,17 +63,16 @@ class AiServices:
     deps: AiDependencies = field(default_factory=AiDependencies)
     _providers: dict[int, tuple[Settings, ModelProvider]] = field(default_factory=dict)
     _libraries: dict[str, RecordingLibrary] = field(default_factory=dict)
-    _defaults: Settings | None = None
 
     def env(self, services: StepServices) -> AiEnv:
-        settings = self.deps.settings or self._settings(services)
-        executions = _executions(services)
+        settings = self.deps.settings or services.settings
+        executions = services.executions
         return AiEnv(
             settings=settings,
             models=self.deps.models or self._provider(settings),
             executions=executions,
             replay=self.deps.replay or RunStateReplay(executions),
-            recordings=self.deps.recordings or self._library(settings.ai_recordings_dir),
+            recordings=self.deps.recordings or self._library(settings.ai.recordings_dir),
             http=services.http,
             bus=services.event_bus,
         )
@@ -90,21 +88,7 @@ class AiServices:
         self._providers[id(settings)] = (settings, provider)
         return provider
 
-    def _settings(self, services: StepServices) -> Settings:
-        if isinstance(services.settings, Settings):
-            return services.settings
-        if self._defaults is None:  # an engine wired without settings (tests): defaults
-            self._defaults = Settings()
-        return self._defaults
-
     def _library(self, folder: str) -> RecordingLibrary:
         if folder not in self._libraries:
             self._libraries[folder] = RecordingLibrary(Path(folder) if folder else None)
         return self._libraries[folder]
-
-
-def _executions(services: StepServices) -> ExecutionStore | None:
-    store = services.extras.get("executions", services.workflows)
-    if hasattr(store, "run_transaction") and hasattr(store, "list_runs"):
-        return store  # type: ignore[no-any-return]
-    return None

@@ -170,7 +170,7 @@ class WorkflowApp:
             ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000)
         )
         definition.execution_stats = execution_stats(page.items)
-        window = getattr(self.engine.services.settings, "ai_history_window", 200)
+        window = self.engine.services.settings.ai.history_window
         definition.execution_stats.decision_stats = await decision_stats(
             self.executions, definition, self.tenant, window
         )

@@ -26,9 +26,11 @@ from pydantic.alias_generators import to_camel
 from shared.errors import Issue, WorkflowError
 from shared.expressions import expression as compile_expr
 from shared.expressions import render
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.models import JoinMark, StepRun, WorkflowDefinition, WorkflowExecution, WorkflowStep
+    from shared.ports import ExecutionStore
 
 
 class StepConfig(BaseModel):
@@ -86,13 +88,17 @@ Outcome = Complete | Park | FanOut | StartChild
 
 @dataclass
 class StepServices:
-    """What step types may use besides the execution itself (wired in bootstrap)."""
+    """What step types may use besides the execution itself (wired by the composition
+    root, ``shared.composition``)."""
 
     event_bus: Any = None
     workflows: Any = None
     http: Any = None
     """An ``HttpPolicy`` + client factory for http steps."""
-    settings: Any = None
+    settings: Settings = field(default_factory=Settings.defaults)
+    """The process's settings (an engine wired without them, in tests: the defaults)."""
+    executions: ExecutionStore | None = None
+    """The execution store, for step types that read history (AI routing, replays)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 
