@@ -17,7 +17,7 @@ from typing import Any
 from _workloads import Shape, fanout_definition, linear_definition, sqlite_pragmas
 
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
 from shared.models import ExecutionStatus
 from shared.settings import Settings
 
@@ -48,7 +48,7 @@ class OursVariant:
         self.key = key
         self.label = label
         self.shape = shape
-        workers = workers or Settings().workers
+        workers = workers or Settings.defaults().local.workers
         self.settings: dict[str, Any] = {
             "sqlite_synchronous": synchronous,
             "chain_commit_steps": chain_commit_steps,
@@ -60,7 +60,7 @@ class OursVariant:
         self._workflows: dict[str, str] = {}
 
     async def open(self, directory: str) -> None:
-        settings = Settings(db_path=os.path.join(directory, f"{self.key}.db"), **self.settings)
+        settings = Settings.local_mode(os.path.join(directory, f"{self.key}.db"), **self.settings)
         runtime = build_local(settings)
         self._runtime = await self._stack.enter_async_context(runtime)
         # read back what the store's own connection uses (a read-only look inside)

@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
 from shared.engine.steps import StepContext
 from shared.models import ExecutionStatus, StepRun, WorkflowDefinition, WorkflowExecution
 from shared.settings import Settings
@@ -102,7 +102,7 @@ def execute_sampler(runtime: LocalRuntime, definition: WorkflowDefinition) -> An
 
 async def main(steps: int, repeats: int, loops: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(db_path=os.path.join(directory, "bench.db"))
+        settings = Settings.local_mode(os.path.join(directory, "bench.db"))
         async with build_local(settings) as runtime:
             ids, samplers = {}, {}
             for kind in ("branch", "decision"):

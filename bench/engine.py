@@ -60,8 +60,9 @@ def saver_pragmas(directory: str) -> dict[str, str]:
 
 def build_variants(shape: Shape, equal: str) -> list[Variant]:
     """Every system under test, ours first."""
-    chain = Settings().chain_commit_steps
-    default_sync = Settings().sqlite_synchronous
+    defaults = Settings.defaults()
+    chain = defaults.engine.chain_commit_steps
+    default_sync = defaults.local.sqlite_synchronous
     return [
         OursVariant(
             "ours_equal_chained",
@@ -174,8 +175,8 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
                 " put() and put_writes() each commit",
             },
             "equal_synchronous": equal,
-            "ours_default_synchronous": Settings().sqlite_synchronous,
-            "ours_default_chain_commit_steps": Settings().chain_commit_steps,
+            "ours_default_synchronous": Settings.defaults().local.sqlite_synchronous,
+            "ours_default_chain_commit_steps": Settings.defaults().engine.chain_commit_steps,
         },
         "variants": results,
         "reference": reference,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.app import WorkflowApp
-from shared.bootstrap import LocalRuntime, build_local, build_registry
 from shared.cli_format import SourceIssue
+from shared.composition import LocalRuntime, build_local, build_registry
 from shared.engine.steps import StepRegistry
 from shared.engine.validation import parse_documents, validate_definition
 from shared.errors import DefinitionInvalid, WorkflowError
@@ -100,7 +100,8 @@ def _yaml_position(cause: BaseException | None) -> str:
 @contextlib.asynccontextmanager
 async def read_only_app(settings: Settings) -> AsyncIterator[WorkflowApp | None]:
     """The app over an existing database without running anything; None if there is none."""
-    if settings.db_path != ":memory:" and not Path(settings.db_path).exists():
+    db_path = settings.local.db_path
+    if db_path != ":memory:" and not Path(db_path).exists():
         yield None
         return
     runtime = build_local(settings)
@@ -198,8 +199,8 @@ def runtime_for(
     replaying the model recordings of ``recordings_dir`` unless settings name a folder."""
     settings = Settings.from_env(db_path=db)
     if allowed_hosts:
-        hosts = [*settings.http_allowed_hosts, *allowed_hosts]
-        settings = settings.model_copy(update={"http_allowed_hosts": hosts})
-    if recordings_dir is not None and not settings.ai_recordings_dir:
-        settings = settings.model_copy(update={"ai_recordings_dir": str(recordings_dir)})
+        hosts = [*settings.engine.http_allowed_hosts, *allowed_hosts]
+        settings = settings.with_overrides(http_allowed_hosts=hosts)
+    if recordings_dir is not None and not settings.ai.recordings_dir:
+        settings = settings.with_overrides(ai_recordings_dir=str(recordings_dir))
     return build_local(settings)

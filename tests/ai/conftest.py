@@ -41,7 +41,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
         store = SqliteStore(tmp_path / f"ai{len(made)}.db") if sqlite else MemoryStore()
         harness = Harness(store)
         deps = AiDependencies(
-            settings=Settings(**settings),
+            settings=Settings.from_env({}, **settings),
             models=StaticModelProvider(model) if model is not None else None,
         )
         register_ai_steps(harness.registry, deps)

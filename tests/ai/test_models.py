@@ -10,7 +10,7 @@ from _ai_defs import MakeHarness, ai_node, triage
 from shared.ai import ModelError, NoModelProvider, build_model_provider
 from shared.ai.models import ModelSpec, VertexModelProvider, call_model, resolve_spec
 from shared.models import ExecutionStatus
-from shared.settings import Settings
+from shared.settings import AiSettings, GcpSettings, Settings
 
 SPEC = ModelSpec("gemini-2.0-flash", 0.0, 5.0, "europe-west1", 256)
 
@@ -26,7 +26,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_no_model_configured_is_the_default_and_builds_nothing() -> None:
-    provider = build_model_provider(Settings())
+    provider = build_model_provider(Settings.defaults())
     assert isinstance(provider, NoModelProvider) and not provider.configured
     with pytest.raises(ModelError) as caught:
         provider.chat_model(SPEC)
@@ -35,14 +35,17 @@ def test_no_model_configured_is_the_default_and_builds_nothing() -> None:
 
 def test_vertex_needs_a_project(no_credentials: None) -> None:
     with pytest.raises(ModelError) as caught:
-        build_model_provider(Settings(ai_provider="vertex"))
+        build_model_provider(Settings(ai=AiSettings(provider="vertex")))
     assert caught.value.code == "MODEL_CONFIG"
 
 
 def test_step_options_override_the_settings() -> None:
     from shared.ai.models import ModelOptions
 
-    settings = Settings(ai_model="gemini-2.5-flash", location="us-east1", ai_timeout_seconds=7)
+    settings = Settings(
+        ai=AiSettings(model="gemini-2.5-flash", timeout_seconds=7),
+        gcp=GcpSettings(location="us-east1"),
+    )
     spec = resolve_spec(ModelOptions(temperature=0.3, location="europe-west4"), settings)
     assert spec == ModelSpec("gemini-2.5-flash", 0.3, 7.0, "europe-west4", 2048)
     assert resolve_spec(None, settings).location == "us-east1"
@@ -52,7 +55,7 @@ async def test_vertex_constructs_with_a_project_and_fails_clearly_without_creden
     no_credentials: None,
 ) -> None:
     provider = build_model_provider(
-        Settings(ai_provider="vertex", ai_project="demo-project", ai_location="europe-west1")
+        Settings(ai=AiSettings(provider="vertex", project="demo-project", location="europe-west1"))
     )
     assert isinstance(provider, VertexModelProvider) and provider.configured
     model = provider.chat_model(SPEC)
@@ -75,7 +78,7 @@ async def test_a_decision_on_vertex_without_credentials_takes_its_fallback(
     from shared.ai import AiDependencies, register_ai_steps
 
     h = await make_harness()
-    settings = Settings(ai_provider="vertex", ai_project="demo-project")
+    settings = Settings(ai=AiSettings(provider="vertex", project="demo-project"))
     register_ai_steps(h.registry, AiDependencies(settings=settings), replace=True)
     execution = await h.run(triage(ai_node(model={"timeoutSeconds": 20})), {"text": "x"})
     assert execution.status == ExecutionStatus.SUCCEEDED

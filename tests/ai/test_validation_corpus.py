@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from _ai_defs import ai_node, tree, triage
 
-from shared.bootstrap import build_registry
+from shared.composition import build_registry
 from shared.engine.validation import validate_definition
 from shared.errors import DefinitionInvalid
 

@@ -16,7 +16,7 @@ from google.cloud import scheduler_v1
 from shared.adapters.cloud_scheduler import CloudSchedulerBackend, JobPolicy, SchedulerConfig
 from shared.app.service import WorkflowApp
 from shared.app.trigger_manager import ScheduleSpec, TriggerManager
-from shared.bootstrap import LocalRuntime, build_local, keep_paused_if_inactive
+from shared.composition import LocalRuntime, build_local, keep_paused_if_inactive
 from shared.errors import TransientError, WorkflowError
 from shared.settings import Settings
 
@@ -35,7 +35,7 @@ def fake() -> Iterator[tuple[FakeCloudScheduler, str]]:
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[LocalRuntime]:
-    local = build_local(Settings(db_path=":memory:"), memory=True)
+    local = build_local(Settings.local_mode(), memory=True)
     try:
         yield local
     finally:

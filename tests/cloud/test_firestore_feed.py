@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud.firestore import AsyncClient
 
+from shared.adapters.firestore_feed import FirestoreWatchFeed
 from shared.adapters.firestore_store import FirestoreStore
-from shared.api._feeds import FirestoreWatchFeed
-from shared.api.broker import get_broker, use_broker
-from shared.api.runtime import use_runtime
-from shared.bootstrap import GcpRuntime, build_gcp
+from shared.api.broker import EventBroker
+from shared.composition import GcpRuntime, build_gcp
 from shared.models import ExecutionEvent, ExecutionStatus, WorkflowExecution
 from shared.ports import ExecutionTx
-from shared.settings import Settings
+from shared.settings import GcpSettings, Settings
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(60)]
 
@@ -41,14 +40,13 @@ async def stores(firestore_project: str) -> AsyncIterator[Callable[[], Firestore
 @pytest.fixture
 async def runtime(stores: Callable[[], FirestoreStore]) -> AsyncIterator[GcpRuntime]:
     """The status-stream process: a gcp runtime that commits nothing itself."""
-    settings = Settings(backend="gcp", project="unused", execute_step_url="http://127.0.0.1:9/")
+    settings = Settings(
+        backend="gcp", gcp=GcpSettings(project="unused", execute_step_url="http://127.0.0.1:9/")
+    )
     gcp = build_gcp(settings, store=stores())
-    use_runtime(gcp)
     try:
         yield gcp
     finally:
-        use_broker(None)
-        use_runtime(None)
         await gcp.stop()
 
 
@@ -87,7 +85,8 @@ async def test_streams_see_what_other_processes_commit(
     writer = stores()
     workflow_id = (await runtime.app.create_workflow(WORKFLOW)).id
     await commit(writer, "ex-1", workflow_id, "execution.started", "step.started")
-    broker = await get_broker()
+    broker = EventBroker(runtime.app)
+    broker.attach_feed(runtime.event_feed())
     assert isinstance(broker.feed, FirestoreWatchFeed)
     flow = broker.open(tenant="default", workflow_id=workflow_id)
     single = broker.open(tenant="default", execution_id="ex-1", after=1)

@@ -15,15 +15,13 @@ import pytest
 import uvicorn
 from _recorder import recording
 from google.pubsub_v1 import PublisherClient, PushConfig, SubscriberClient
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from shared.adapters.pubsub_bus import DEDUP_ATTRIBUTE, LifecyclePublisher, PubSubEventBus
-from shared.api.runtime import use_runtime
-from shared.api.triggers import handle_trigger_request
+from shared.api.triggers import create_trigger_app
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
+from shared.composition.edge import build_edge
 from shared.settings import Settings
 
 pytestmark = pytest.mark.emulator
@@ -102,7 +100,7 @@ LINEAR = {
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[LocalRuntime]:
-    local = build_local(Settings(db_path=":memory:"), memory=True)
+    local = build_local(Settings.local_mode(), memory=True)
     await local.start(recover=False)
     try:
         yield local
@@ -182,17 +180,28 @@ async def test_pushed_twice_starts_one_execution(
     """The first push is processed but answered 503 (as if the instance died before
     answering): Pub/Sub pushes the same message again, which starts nothing new."""
     answers: list[dict[str, Any]] = []
+    app = create_trigger_app(build_edge(runtime.settings, runtime=runtime), lifespan=False)
 
     async def trigger_handler(scope: Scope, receive: Receive, send: Send) -> None:
-        response: Response = await handle_trigger_request(Request(scope, receive))
-        answers.append(json.loads(bytes(response.body)))
-        if len(answers) == 1:
-            response = JSONResponse({"lost": True}, status_code=503)
-        await response(scope, receive, send)
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+
+        await app(scope, receive, keep)
+        answers.append(json.loads(b"".join(m.get("body", b"") for m in messages)))
+        if len(answers) == 1:  # processed, but the answer is lost: a 503 instead
+            body = b'{"lost":true}'
+            headers = [(b"content-type", b"application/json")]
+            messages = [
+                {"type": "http.response.start", "status": 503, "headers": headers},
+                {"type": "http.response.body", "body": body},
+            ]
+        for message in messages:
+            await send(message)
 
     workflow = {**LINEAR, "name": "on-orders", "trigger": {"type": "event", "topic": "orders"}}
     definition = await runtime.app.create_workflow(workflow)
-    use_runtime(runtime)
     server, serving, url = await _serve(trigger_handler)
     bus = PubSubEventBus(pubsub_project)
     try:
@@ -208,7 +217,6 @@ async def test_pushed_twice_starts_one_execution(
         await bus.close()
         server.should_exit = True
         await serving
-        use_runtime(None)
     assert [a["executions"][0]["status"] for a in answers[:2]] == ["started", "duplicate"]
     (execution,) = executions.items
     assert execution.status == "succeeded"

@@ -88,7 +88,7 @@ class Harness:
         registry = register_builtins(StepRegistry())
         registry.register(self.counter)
         self.registry = registry
-        services = StepServices(event_bus=self.bus, workflows=store, http=http)
+        services = StepServices(event_bus=self.bus, workflows=store, executions=store, http=http)
         self.engine = Engine(
             executions=store,
             definitions=DefinitionCache(store),

@@ -11,9 +11,9 @@ from harness import CountingStep
 from test_duplicates_versions import MIXED
 
 from shared.app.service import StartRequest
-from shared.bootstrap import build_local, build_registry
+from shared.composition import build_local, build_registry
 from shared.models import ExecutionStatus
-from shared.settings import Settings
+from shared.settings import LocalSettings, Settings
 
 
 @pytest.mark.parametrize("rate", [0.5, 1.0])
@@ -21,7 +21,9 @@ async def test_injected_duplicates_do_not_duplicate_effects(tmp_path: Path, rate
     counter = CountingStep()
     registry = build_registry()
     registry.register(counter)
-    settings = Settings(db_path=str(tmp_path / "d.db"), duplicate_rate=rate, workers=4)
+    settings = Settings(
+        local=LocalSettings(db_path=str(tmp_path / "d.db"), duplicate_rate=rate, workers=4)
+    )
     runtime = build_local(settings, registry=registry)
     async with runtime:
         workflow = await runtime.app.create_workflow(

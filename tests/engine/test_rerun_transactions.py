@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from shared.app.service import StartRequest
-from shared.bootstrap import build_local
+from shared.composition import build_local
 from shared.ports import ExecutionTx
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ async def test_a_rerun_start_body_writes_the_execution_once() -> None:
         return await plain(fn)
 
     store.run_transaction = rerun_once  # type: ignore[method-assign]
-    store.reruns_transactions = True  # type: ignore[attr-defined]  # as Firestore declares
+    store.reruns_transactions = True  # as Firestore declares
     try:
         definition = await runtime.app.create_workflow(WORKFLOW)
         request = StartRequest(definition.id, {}, execution_id="ex-1")

@@ -18,12 +18,19 @@ from _terraform import (
     tfvars,
 )
 
-from shared.settings import Settings
+from shared.settings import GcpSettings, Settings
 
 ALL = frozenset(FUNCTIONS)
 ENTRYPOINT = ROOT / "infra" / "docker" / "entrypoint.sh"
 
-# -- settings: every field of Settings is decided here, so a new one fails until it is ----
+# -- settings: every variable of Settings is decided here, so a new one fails until it is --
+# Keys are the variable names without ``WFE_``, lower case (``ai_model``: WFE_AI_MODEL).
+
+VARIABLES = Settings.variables()
+"""``WFE_AI_MODEL`` -> ``ai.model``: every variable the settings read."""
+SETTINGS = {name.removeprefix("WFE_").lower() for name in VARIABLES}
+"""The keys of the tables below: one per variable."""
+BY_ATTRIBUTE = {path: name.removeprefix("WFE_").lower() for name, path in VARIABLES.items()}
 
 SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     # Every service builds the runtime with build_gcp (store, queue, bus).
@@ -46,6 +53,8 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     # End users authenticate on the public services (from Secret Manager).
     "api_keys": frozenset({"create", "status-stream"}),
     "api_key_salt": frozenset({"create", "status-stream"}),
+    # Browser origins the public services accept besides their own.
+    "allowed_origins": frozenset({"create", "status-stream"}),
     # AI steps run in execute-step.
     "ai_provider": frozenset({"execute-step"}),
     "ai_model": frozenset({"execute-step"}),
@@ -55,12 +64,14 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
 """Settings Terraform sets, and the services that need each."""
 
 DEFAULTED = {
-    "sweep_interval_seconds": "only a long-lived process sweeps (GcpRuntime.start(sweep=True))",
+    "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
     "chain_commit_steps": "engine tuning",
     "max_chain_steps": "engine tuning",
     "default_step_timeout_seconds": "engine tuning; steps set their own",
     "event_topic": "not read by the code",
+    "log_level": "INFO suits the cloud",
+    "trace_exporter": "no export unless a deployment asks for Cloud Trace (gcp)",
     "ai_temperature": "model tuning; steps set their own",
     "ai_timeout_seconds": "model tuning; steps set their own",
     "ai_max_output_tokens": "model tuning; steps set their own",
@@ -83,7 +94,7 @@ LOCAL_ONLY = {
 }
 
 CLOUD_WIRING = [
-    "shared/_bootstrap_gcp.py",
+    "shared/composition/gcp.py",
     "shared/adapters/cloud_tasks_queue.py",
     "shared/adapters/cloud_scheduler.py",
     "shared/adapters/pubsub_bus.py",
@@ -102,22 +113,25 @@ def env_names(service: str) -> set[str]:
 
 
 def settings_read_by(paths: list[str]) -> set[str]:
-    fields = set(Settings.model_fields)
+    """Settings the code reads, as ``settings.gcp.project`` or through a group variable
+    (``gcp = settings.gcp`` then ``gcp.project``)."""
+    groups = "|".join({path.split(".")[0] for path in VARIABLES.values() if "." in path})
     found: set[str] = set()
     for relative in paths:
         path = ROOT / relative
-        if path.exists():
-            found |= set(re.findall(r"\bsettings\.(\w+)", path.read_text())) & fields
-    return found
+        if not path.exists():
+            continue
+        source = path.read_text()
+        for group, attribute in re.findall(rf"\b(?:settings\.)?({groups})\.(\w+)", source):
+            found.add(BY_ATTRIBUTE.get(f"{group}.{attribute}", ""))
+        for attribute in re.findall(r"\bsettings\.(\w+)", source):
+            found.add(BY_ATTRIBUTE.get(attribute, ""))
+    return found - {""}
 
 
 def gcp_block_fields() -> set[str]:
-    """The fields declared under settings.py's ``backend = gcp`` comment."""
-    source = (ROOT / "shared" / "settings.py").read_text()
-    start = source.index("backend = gcp")
-    end = source.find("# --", start)
-    section = source[start : end if end != -1 else len(source)]
-    return set(re.findall(r"^    (\w+): ", section, re.M)) & set(Settings.model_fields)
+    """The settings of the ``gcp`` group."""
+    return {BY_ATTRIBUTE[f"gcp.{field}"] for field in GcpSettings.model_fields}
 
 
 def literal_env_names() -> set[str]:
@@ -126,16 +140,16 @@ def literal_env_names() -> set[str]:
     for path in (ROOT / "shared").rglob("*.py"):
         if path.name != "settings.py":
             names |= set(re.findall(r'"(WFE_[A-Z0-9_]+)"', path.read_text()))
-    return names - {f"WFE_{field.upper()}" for field in Settings.model_fields}
+    return names - set(VARIABLES)
 
 
 def test_every_setting_is_decided_once() -> None:
     tables = [set(SET_IN_TERRAFORM), set(DEFAULTED), set(LOCAL_ONLY)]
-    assert set.union(*tables) == set(Settings.model_fields), (
-        "classify each new Settings field in tests/infra/test_services.py: SET_IN_TERRAFORM "
+    assert set.union(*tables) == SETTINGS, (
+        "classify each new setting in tests/infra/test_services.py: SET_IN_TERRAFORM "
         "(and set it in infra/terraform/modules/workflow_engine/functions.tf), DEFAULTED or "
         "LOCAL_ONLY",
-        set(Settings.model_fields) ^ set.union(*tables),
+        SETTINGS ^ set.union(*tables),
     )
     assert sum(len(t) for t in tables) == len(set.union(*tables)), "a field in two tables"
 
@@ -162,13 +176,13 @@ def test_each_service_gets_the_settings_it_needs(service: str) -> None:
 
 def test_environment_variables_the_code_reads_itself_are_set() -> None:
     literal = literal_env_names()
-    assert "WFE_STREAM_ALLOWED_ORIGINS" in literal, "parser broke"
+    assert "WFE_GRAPHQL_INTROSPECTION" in literal, "parser broke"
     everywhere = set().union(*(env_names(s) for s in FUNCTIONS))
     assert literal <= everywhere, literal - everywhere
 
 
 def test_terraform_sets_no_variable_the_code_does_not_read() -> None:
-    known = {f"WFE_{f.upper()}" for f in Settings.model_fields} | literal_env_names()
+    known = set(VARIABLES) | set(Settings.former_names()) | literal_env_names()
     for service in FUNCTIONS:
         unknown = {n for n in env_names(service) if n.startswith("WFE_")} - known
         assert not unknown, f"{service}: {unknown} (a typo?)"

@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from shared.app.service import StartRequest
-from shared.bootstrap import build_local
+from shared.composition import build_local
 from shared.settings import Settings
 
 WORKFLOW = {
@@ -43,7 +43,7 @@ WORKFLOW = {
 
 
 async def start(db: str, count: int) -> None:
-    runtime = build_local(Settings(db_path=db, workers=4))
+    runtime = build_local(Settings.local_mode(db, workers=4))
     async with runtime:
         workflow = await runtime.app.create_workflow(WORKFLOW)
         for _ in range(count):
@@ -54,7 +54,7 @@ async def start(db: str, count: int) -> None:
 
 async def resume(db: str) -> None:
     runtime = build_local(
-        Settings(db_path=db, workers=4, sweep_interval_seconds=0.5, sweep_grace_seconds=1)
+        Settings.local_mode(db, workers=4, sweep_interval_seconds=0.5, sweep_grace_seconds=1)
     )
     async with runtime:
         for _ in range(600):

@@ -16,7 +16,7 @@ import yaml
 from _cli import EXAMPLES, Wfe
 
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
 from shared.demo_service import DemoServer
 from shared.engine.validation import parse_documents
 from shared.models import ExecutionStatus, WorkflowExecution
@@ -206,7 +206,7 @@ async def _finished(runtime: LocalRuntime, execution_id: str) -> WorkflowExecuti
 @pytest.mark.parametrize(("approved", "last_step"), [(True, "approve"), (False, "reject")])
 async def test_approval_event_path(tmp_path: Path, approved: bool, last_step: str) -> None:
     raw = parse_documents((EXAMPLES / "approval.yaml").read_text(), "approval.yaml")[0]
-    settings = Settings(db_path=str(tmp_path / "wfe.db"), http_allowed_hosts=["127.0.0.1"])
+    settings = Settings.local_mode(str(tmp_path / "wfe.db"), http_allowed_hosts=["127.0.0.1"])
     async with DemoServer() as demo, build_local(settings) as runtime:
         workflow = await runtime.app.create_workflow(raw)
         started = await runtime.app.start_execution(

@@ -9,7 +9,7 @@ import pytest
 
 from shared.app import WorkflowApp
 from shared.app.service import StartRequest
-from shared.bootstrap import build_local
+from shared.composition import build_local
 from shared.errors import DefinitionInvalid, InputInvalid, NotFound
 
 

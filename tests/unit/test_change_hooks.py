@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.bootstrap import build_local
+from shared.composition import build_local
 from shared.settings import Settings
 
 FLOW = {
@@ -13,7 +13,7 @@ FLOW = {
 
 
 async def test_create_update_activate_delete_call_the_hooks() -> None:
-    runtime = build_local(Settings(db_path=":memory:"), memory=True)
+    runtime = build_local(Settings.local_mode(), memory=True)
     calls: list[tuple[str, str]] = []
 
     async def hook(workflow_id: str, tenant: str) -> None:

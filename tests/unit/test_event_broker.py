@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from shared.api._subscription import format_cursor, parse_cursor
-from shared.api.broker import EventBroker, SlowConsumer, get_broker, use_broker
-from shared.api.runtime import use_runtime
+from shared.api.broker import EventBroker, SlowConsumer
 from shared.app import WorkflowApp
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
 from shared.errors import InputInvalid, NotFound
 from shared.models import ExecutionEvent, ExecutionStatus
 from shared.ports import ExecutionTx
@@ -35,8 +34,6 @@ async def runtime() -> AsyncIterator[LocalRuntime]:
     try:
         yield local
     finally:
-        use_broker(None)
-        use_runtime(None)
         await local.store.close()
 
 
@@ -78,7 +75,7 @@ async def emit(runtime: LocalRuntime, execution_id: str, *types: str) -> list[Ex
 
 def attached(runtime: LocalRuntime, app: Any = None, **options: Any) -> EventBroker:
     broker = EventBroker(app or runtime.app, **options)
-    broker.attach(runtime.store)
+    broker.attach_feed(runtime.event_feed())
     return broker
 
 
@@ -305,17 +302,16 @@ async def test_publish_from_another_thread_is_delivered_in_the_loop(runtime: Loc
     assert [e.seq async for e in stream] == [2, 3]
 
 
-async def test_get_broker_attaches_lazily_to_the_installed_runtime(runtime: LocalRuntime) -> None:
-    use_runtime(runtime)
-    broker = await get_broker()
-    assert broker.source is runtime.store and await get_broker() is broker
+async def test_a_broker_fed_by_the_runtime_reads_its_store(runtime: LocalRuntime) -> None:
+    broker = EventBroker(runtime.app)
+    broker.attach_feed(runtime.event_feed())
+    assert broker.source is runtime.store
     other = build_local(memory=True)
-    use_runtime(other)
-    replaced = await get_broker()
-    assert replaced is not broker and replaced.source is other.store and broker.source is None
-    pinned = EventBroker(runtime.app)
-    use_broker(pinned)
-    assert await get_broker() is pinned
+    broker.attach_feed(other.event_feed())
+    assert broker.source is other.store
+    broker.detach()
+    assert broker.source is None
+    await other.store.close()
 
 
 @pytest.mark.parametrize("cursor", [{"a:b": 3, "x,y": 0, "plain": 12, "@": 1700000000000}, {}])

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from test_event_broker import emit, start
 
+from shared.adapters.firestore_feed import FirestoreWatchFeed
 from shared.adapters.memory_store import MemoryStore
-from shared.api._feeds import FirestoreWatchFeed, Key, StoreFeed
-from shared.api.broker import EventBroker, get_broker, use_broker
-from shared.api.runtime import use_runtime
-from shared.bootstrap import LocalRuntime, build_gcp, build_local
+from shared.adapters.store_feed import StoreFeed
+from shared.api.broker import EventBroker
+from shared.composition import LocalRuntime, build_gcp, build_local
 from shared.errors import InputInvalid, NotFound
 from shared.models import ExecutionEvent
-from shared.settings import Settings
+from shared.ports import FeedKey as Key
+from shared.settings import GcpSettings, Settings
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -81,8 +82,6 @@ async def runtime() -> AsyncIterator[LocalRuntime]:
     try:
         yield local
     finally:
-        use_broker(None)
-        use_runtime(None)
         await local.store.close()
 
 
@@ -189,21 +188,20 @@ class WatchableStore(MemoryStore):
         return self.watches.watch_events(*args, **kwargs)
 
 
-async def test_get_broker_picks_the_feed_by_runtime(runtime: LocalRuntime) -> None:
-    use_runtime(runtime)
-    local = await get_broker()
+async def test_each_runtime_names_its_feed(runtime: LocalRuntime) -> None:
+    local = EventBroker(runtime.app)
+    local.attach_feed(runtime.event_feed())
     assert isinstance(local.feed, StoreFeed) and local.source is runtime.store
 
-    settings = Settings(backend="gcp", project="demo", execute_step_url="http://127.0.0.1:9/x")
+    settings = Settings(
+        backend="gcp", gcp=GcpSettings(project="demo", execute_step_url="http://127.0.0.1:9/x")
+    )
     cloud = build_gcp(settings, store=WatchableStore())
-    use_runtime(cloud)
     try:
-        broker = await get_broker()
+        broker = EventBroker(cloud.app)
+        broker.attach_feed(cloud.event_feed())
         assert isinstance(broker.feed, FirestoreWatchFeed) and broker.source is cloud.store
-        assert local.feed is None, "the previous broker was detached"
-        plain = build_gcp(settings, store=MemoryStore())  # no listeners: its own notifications
-        use_runtime(plain)
-        assert isinstance((await get_broker()).feed, StoreFeed)
-        await plain.stop()
+        broker.detach()
     finally:
+        local.detach()
         await cloud.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.app.service import StartRequest
-from shared.bootstrap import build_local
+from shared.composition import build_local
 from shared.errors import InvalidState
 from shared.settings import Settings
 
@@ -13,7 +13,7 @@ STEPS = [{"id": "s", "type": "transform", "config": {"set": {"x": 1}}}]
 
 
 async def test_created_only_by_the_first_start_with_an_id() -> None:
-    runtime = build_local(Settings(db_path=":memory:"), memory=True)
+    runtime = build_local(Settings.local_mode(), memory=True)
     app = runtime.app
     try:
         workflow = await app.create_workflow({"name": "w", "steps": STEPS})

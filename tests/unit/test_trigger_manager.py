@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from shared.adapters.clock import ManualClock
-from shared.api.triggers import build_local_trigger_manager
 from shared.app.local_triggers import LocalTriggerBackend
 from shared.app.service import StartRequest, WorkflowApp
 from shared.app.trigger_manager import EventSpec, ScheduleSpec, TriggerManager, specs_for
 from shared.app.triggers import ScheduleFire, fire_schedule
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
+from shared.composition.edge import build_local_trigger_manager
 from shared.models import WorkflowDefinition, WorkflowExecution
 from shared.settings import Settings
 
@@ -30,7 +30,7 @@ async def clock() -> ManualClock:
 
 @pytest.fixture
 async def runtime(clock: ManualClock) -> AsyncIterator[LocalRuntime]:
-    local = build_local(Settings(db_path=":memory:"), clock=clock, memory=True)
+    local = build_local(Settings.local_mode(), clock=clock, memory=True)
     await local.start()
     try:
         yield local

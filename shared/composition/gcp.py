@@ -1,0 +1,169 @@
+"""Cloud mode: the engine on Firestore, Cloud Tasks and Pub/Sub; Cloud Scheduler jobs.
+
+Local mode never imports this module's Google client libraries: they are imported
+inside ``build_gcp`` and ``build_scheduler_backend``. Nothing connects here either:
+every adapter builds its client on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from shared.adapters.clock import SystemClock
+from shared.adapters.firestore_feed import FirestoreWatchFeed, Watchable
+from shared.app import WorkflowApp
+from shared.composition.registry import build_registry
+from shared.composition.runtime import Runtime, wire_engine
+from shared.engine.steps import StepRegistry
+from shared.errors import InputInvalid, NotFound
+from shared.models import ScheduleTrigger
+from shared.ports import Clock, EventFeed, Store
+from shared.settings import Settings
+from shared.steps.http import HttpGateway
+
+if TYPE_CHECKING:
+    from grpc import aio
+
+    from shared.adapters.cloud_scheduler import CloudSchedulerBackend, KeepPaused
+    from shared.adapters.cloud_tasks_queue import CloudTasksQueue
+    from shared.adapters.pubsub_bus import LifecyclePublisher, PubSubEventBus
+
+__all__ = [
+    "GcpRuntime",
+    "GcpStore",
+    "build_gcp",
+    "build_scheduler_backend",
+    "keep_paused_if_inactive",
+]
+
+log = logging.getLogger(__name__)
+
+
+class GcpStore(Store, Watchable, Protocol):
+    """A store other processes commit to, with listeners on their events (Firestore)."""
+
+
+@dataclass
+class GcpRuntime(Runtime):
+    """The engine on Firestore, Cloud Tasks and Pub/Sub. There is no dispatcher here:
+    Cloud Tasks delivers each task to execute-step, which calls ``app.execute_step``."""
+
+    store: GcpStore
+    queue: CloudTasksQueue
+    bus: PubSubEventBus
+    lifecycle: LifecyclePublisher | None = None
+    """Publishes execution lifecycle events (``gcp.lifecycle_topic``), if set."""
+
+    sweeps_by_default: ClassVar[bool] = False
+    """A function instance does not sweep: a Cloud Scheduler job calls execute-step's
+    ``/sweep``. A long-lived process (the dev server) asks for ``start(sweep=True)``."""
+
+    async def _stop_backend(self) -> None:
+        """Flush lifecycle events, close the Cloud Tasks client."""
+        if self.lifecycle is not None:
+            self.store.remove_listener(self.lifecycle)
+            await self.lifecycle.drain(timeout=5.0)
+        await self.queue.close()
+
+    def event_feed(self) -> EventFeed:
+        """Firestore listeners: other processes (execute-step instances) commit."""
+        return FirestoreWatchFeed(self.store)
+
+
+def _project(settings: Settings) -> str:
+    project = settings.gcp.project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    if not project:
+        raise InputInvalid(
+            "backend=gcp needs WFE_PROJECT (or GOOGLE_CLOUD_PROJECT)", code="INVALID_SETTINGS"
+        )
+    return project
+
+
+def build_gcp(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    registry: StepRegistry | None = None,
+    store: GcpStore | None = None,
+    interceptors: Sequence[aio.ClientInterceptor] = (),
+) -> GcpRuntime:
+    """Wire the cloud backend from settings (see ``docs/gcp.md``).
+
+    Args:
+        store: use this store instead of a ``FirestoreStore`` (tests, benchmarks).
+        interceptors: gRPC client interceptors for the Cloud Tasks and Pub/Sub clients
+            (the benchmarks count their calls).
+    """
+    from shared.adapters.cloud_tasks_queue import CloudTasksConfig, CloudTasksQueue
+    from shared.adapters.pubsub_bus import LifecyclePublisher, PubSubEventBus
+
+    settings = settings or Settings.from_env()
+    gcp = settings.gcp
+    project = _project(settings)
+    if not gcp.execute_step_url:
+        raise InputInvalid("backend=gcp needs WFE_EXECUTE_STEP_URL", code="INVALID_SETTINGS")
+    clock = clock or SystemClock()
+    if store is None:
+        from shared.adapters.firestore_store import FirestoreStore
+
+        store = FirestoreStore(project=project, database=gcp.firestore_database, clock=clock)
+    queue = CloudTasksQueue(
+        CloudTasksConfig.from_settings(settings, project), clock=clock, interceptors=interceptors
+    )
+    bus = PubSubEventBus(project, interceptors=interceptors)
+    http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
+    engine, app = wire_engine(
+        settings,
+        store=store,
+        queue=queue,
+        bus=bus,
+        http=http,
+        clock=clock,
+        registry=registry or build_registry(),
+    )
+    lifecycle = None
+    if gcp.lifecycle_topic:
+        lifecycle = LifecyclePublisher(bus, gcp.lifecycle_topic)
+        store.add_listener(lifecycle)
+    return GcpRuntime(settings, store, queue, bus, engine, app, http, lifecycle)
+
+
+def keep_paused_if_inactive(app: WorkflowApp) -> KeepPaused:
+    """Scheduler jobs of workflows that exist, inactive, with a schedule trigger are
+    paused; the jobs of deleted workflows (or of other triggers) are deleted."""
+
+    async def keep(workflow_id: str, tenant: str) -> bool:
+        try:
+            definition = await app.for_tenant(tenant).get_workflow(workflow_id)
+        except NotFound:
+            return False
+        return not definition.is_active and isinstance(definition.trigger, ScheduleTrigger)
+
+    return keep
+
+
+def build_scheduler_backend(
+    runtime: Runtime, *, interceptors: Sequence[aio.ClientInterceptor] = ()
+) -> CloudSchedulerBackend:
+    """The Cloud Scheduler ``TriggerBackend`` for ``TriggerManager(runtime.app, ...)``."""
+    from shared.adapters.cloud_scheduler import CloudSchedulerBackend, SchedulerConfig
+
+    settings = runtime.settings
+    gcp = settings.gcp
+    if not gcp.trigger_handler_url:
+        raise InputInvalid(
+            "Cloud Scheduler jobs need WFE_TRIGGER_HANDLER_URL", code="INVALID_SETTINGS"
+        )
+    config = SchedulerConfig(
+        parent=f"projects/{_project(settings)}/locations/{gcp.location}",
+        target_url=gcp.trigger_handler_url,
+        service_account=gcp.scheduler_service_account,
+        audience=gcp.scheduler_audience,
+    )
+    return CloudSchedulerBackend(
+        config, keep_paused=keep_paused_if_inactive(runtime.app), interceptors=interceptors
+    )

@@ -1,0 +1,99 @@
+"""Local mode: the engine on SQLite (or memory), the in-process dispatcher and bus.
+
+Nothing connects at import time: ``build_local`` opens the store, and the dispatcher
+starts delivering only when ``LocalRuntime.start`` is awaited.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from shared.adapters.clock import SystemClock
+from shared.adapters.local_bus import LocalEventBus
+from shared.adapters.local_queue import LocalTaskQueue
+from shared.adapters.memory_store import MemoryStore
+from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.store_feed import StoreFeed
+from shared.composition.registry import build_registry
+from shared.composition.runtime import Runtime, wire_engine
+from shared.engine.runtime import Engine
+from shared.engine.steps import StepRegistry
+from shared.ports import Clock, EventFeed, StepTask
+from shared.settings import Settings
+from shared.steps.http import HttpGateway
+
+__all__ = ["LocalRuntime", "build_local"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalRuntime(Runtime):
+    """The engine on the embedded store, with its dispatcher, bus and sweeper."""
+
+    store: SqliteStore | MemoryStore
+    queue: LocalTaskQueue
+    bus: LocalEventBus
+
+    sweeps_by_default: ClassVar[bool] = True
+
+    async def start(self, *, sweep: bool | None = None, recover: bool = True) -> None:
+        """Start delivering tasks; with ``recover``, re-enqueue what a previous process
+        left unfinished (no other worker exists in local mode)."""
+        await self.queue.start()
+        if recover:
+            count = await self.engine.recover()
+            if count:
+                log.info("recovered %d unfinished step run(s)", count)
+        await super().start(sweep=sweep)
+
+    async def _stop_backend(self) -> None:
+        await self.queue.stop()
+
+    def event_feed(self) -> EventFeed:
+        """The store's own notifications: every commit happens in this process."""
+        return StoreFeed(self.store)
+
+
+def build_local(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    registry: StepRegistry | None = None,
+    memory: bool = False,
+) -> LocalRuntime:
+    """Wire the local backend: SQLite (or memory) store, local queue, local bus."""
+    settings = settings or Settings.from_env()
+    local = settings.local
+    clock = clock or SystemClock()
+    store: SqliteStore | MemoryStore
+    if memory:
+        store = MemoryStore()
+    else:
+        if local.db_path != ":memory:":
+            Path(local.db_path).parent.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(local.db_path, synchronous=local.sqlite_synchronous)
+    bus = LocalEventBus()
+    http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
+    engines: list[Engine] = []  # the dispatcher delivers to the engine built after it
+
+    async def deliver(task: StepTask) -> None:
+        await engines[0].handle_task(task)
+
+    queue = LocalTaskQueue(
+        deliver, clock=clock, workers=local.workers, duplicate_rate=local.duplicate_rate
+    )
+    engine, app = wire_engine(
+        settings,
+        store=store,
+        queue=queue,
+        bus=bus,
+        http=http,
+        clock=clock,
+        registry=registry or build_registry(),
+    )
+    engines.append(engine)
+    return LocalRuntime(settings, store, queue, bus, engine, app, http)

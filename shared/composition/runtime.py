@@ -1,0 +1,127 @@
+"""The runtime both backends share: the wired ports, the engine, the app, one lifecycle.
+
+``LocalRuntime`` (``shared.composition.local``) and ``GcpRuntime``
+(``shared.composition.gcp``) differ in their adapters, in what they open and close,
+and in their event feed; callers hold a ``Runtime`` and never ask which one it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from shared.app import WorkflowApp
+from shared.engine.definitions import DefinitionCache
+from shared.engine.runtime import Engine, EngineSettings
+from shared.engine.steps import StepRegistry, StepServices
+from shared.ports import Clock, EventBus, EventFeed, Store, TaskQueue
+from shared.settings import Settings
+from shared.steps.http import HttpGateway
+
+__all__ = ["Runtime", "wire_engine"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime(ABC):
+    """The engine wired to one backend's adapters, started and stopped as one."""
+
+    settings: Settings
+    store: Store
+    """The workflow and execution store (one database)."""
+    queue: TaskQueue
+    bus: EventBus
+    engine: Engine
+    app: WorkflowApp
+    """The use cases: the only entry to the core."""
+    http: HttpGateway
+    """The egress policy and client of http steps."""
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    sweeps_by_default: ClassVar[bool] = True
+    """Whether ``start()`` runs the sweeper in this process unless told otherwise."""
+
+    @abstractmethod
+    def event_feed(self) -> EventFeed:
+        """What feeds this process's stream broker with committed events."""
+
+    async def start(self, *, sweep: bool | None = None) -> None:
+        """Start the backend's workers; with ``sweep`` (default: ``sweeps_by_default``),
+        also re-enqueue overdue step runs every ``engine.sweep_interval_seconds``."""
+        if sweep is None:
+            sweep = self.sweeps_by_default
+        if sweep and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="wfe-sweeper")
+
+    async def stop(self) -> None:
+        """Stop the sweeper and the backend's workers, then close every client."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self._stop_backend()
+        await self.bus.close()
+        await self.http.aclose()
+        await self.store.close()
+
+    @abstractmethod
+    async def _stop_backend(self) -> None:
+        """Stop what only this backend has (its queue's workers or client), before the
+        shared clients close."""
+
+    async def sweep_once(self) -> int:
+        """Re-enqueue step runs whose task is overdue (a lost enqueue, a dead worker)."""
+        return await self.engine.sweep(self.settings.engine.sweep_grace_seconds)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.engine.sweep_interval_seconds)
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweeper pass failed")
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+def wire_engine(
+    settings: Settings,
+    *,
+    store: Store,
+    queue: TaskQueue,
+    bus: EventBus,
+    http: HttpGateway,
+    clock: Clock,
+    registry: StepRegistry,
+) -> tuple[Engine, WorkflowApp]:
+    """The engine over the given adapters, and the app over the engine."""
+    services = StepServices(
+        event_bus=bus, workflows=store, executions=store, http=http, settings=settings
+    )
+    tuning = settings.engine
+    engine = Engine(
+        executions=store,
+        definitions=DefinitionCache(store),
+        queue=queue,
+        registry=registry,
+        services=services,
+        clock=clock,
+        settings=EngineSettings(
+            chain_commit_steps=tuning.chain_commit_steps,
+            max_chain_steps=tuning.max_chain_steps,
+            default_step_timeout=tuning.default_step_timeout_seconds,
+        ),
+    )
+    app = WorkflowApp(workflows=store, executions=store, engine=engine, tenant=settings.tenant)
+    return engine, app
