@@ -17,7 +17,7 @@ created, per workflow and per step run:
 Method: the engine runs as in the cloud (``build_gcp``): a FirestoreStore on the
 Firestore emulator, a CloudTasksQueue on the Cloud Tasks emulator, which delivers each
 task over HTTP to execute-step's handler served here. Every gRPC call the two clients
-send passes ``RpcCounter`` interceptors (``shared/adapters/_grpc_count.py``); the
+send passes ``RpcCounter`` interceptors (``bench/_grpc_count.py``); the
 Firestore ones also count the documents each call read (a lookup answered, found or
 missing; a query's documents, at least one per query) and wrote (a Commit's writes).
 The Firestore client gets them through ``counting_firestore_client``, an AsyncClient
@@ -43,25 +43,24 @@ from typing import Any
 
 import uvicorn
 from google.cloud.firestore import AsyncClient
-from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _workloads import fanout_definition, linear_definition
-
-from shared.adapters._grpc_count import (
+from _grpc_count import (
     DOCUMENTS_READ,
     DOCUMENTS_WRITTEN,
     TRANSACTIONS,
     RpcCounter,
     counting_firestore_client,
 )
+from _workloads import fanout_definition, linear_definition
+
 from shared.adapters.firestore_store import FirestoreStore
-from shared.api.runtime import use_runtime
-from shared.api.tasks import handle_task_request
+from shared.api.tasks import create_tasks_app
 from shared.app.service import StartRequest
-from shared.bootstrap import build_gcp
+from shared.composition import Runtime, build_gcp
+from shared.composition.edge import build_edge
 from shared.dev_emulators import create_queue
 from shared.emulators import (
     Emulator,
@@ -70,7 +69,7 @@ from shared.emulators import (
     firestore_emulator,
     tasks_emulator,
 )
-from shared.settings import Settings
+from shared.settings import GcpSettings, Settings
 
 LOCATION, QUEUE = "us-central1", "steps"
 FIGURES = {
@@ -87,23 +86,35 @@ FIGURES = {
 """Reported figure -> counter key (a bare RPC name counts that method of any service)."""
 
 
-async def _execute_step(scope: Scope, receive: Receive, send: Send) -> None:
-    response = await handle_task_request(Request(scope, receive))
-    await response(scope, receive, send)
+class ExecuteStep:
+    """execute-step's app for the runtime being measured (installed by ``serve``)."""
+
+    url = ""
+    app: ASGIApp | None = None
+
+    def serve(self, runtime: Runtime) -> None:
+        self.app = create_tasks_app(build_edge(runtime.settings, runtime=runtime), lifespan=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            raise RuntimeError("a task arrived before any runtime was served")
+        await self.app(scope, receive, send)
 
 
 @asynccontextmanager
-async def execute_step_server() -> AsyncIterator[str]:
-    """execute-step's handler under uvicorn in this loop; yields its URL."""
+async def execute_step_server() -> AsyncIterator[ExecuteStep]:
+    """execute-step's app under uvicorn in this loop."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(_execute_step, lifespan="off", log_level="warning"))
+    target = ExecuteStep()
+    server = uvicorn.Server(uvicorn.Config(target, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
+    target.url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        yield target
     finally:
         server.should_exit = True
         await serving
@@ -118,17 +129,21 @@ def _figures(counts: dict[str, int], divisor: float) -> dict[str, float]:
 
 
 async def measure(
-    name: str, definition: dict[str, Any], settings: Settings, repeats: int
+    name: str,
+    definition: dict[str, Any],
+    settings: Settings,
+    repeats: int,
+    execute_step: ExecuteStep,
 ) -> dict[str, Any]:
     """Run one warm-up and ``repeats`` counted executions of ``definition``."""
-    project = str(settings.project)
+    project = settings.gcp.project
     counter = RpcCounter()
     store = FirestoreStore(
         lambda: counting_firestore_client(project, counter.firestore_interceptors())
     )
     observer = FirestoreStore(lambda: AsyncClient(project=project))
     runtime = build_gcp(settings, store=store, interceptors=counter.aio_interceptors())
-    use_runtime(runtime)
+    execute_step.serve(runtime)
     totals: dict[str, int] = {}
     steps = 0
     try:
@@ -145,7 +160,6 @@ async def measure(
             for method, count in counts.items():
                 totals[method] = totals.get(method, 0) + count
     finally:
-        use_runtime(None)
         await runtime.stop()
         await observer.close()
     return {
@@ -180,20 +194,24 @@ async def run(args: argparse.Namespace, firestore: str, tasks: str) -> dict[str,
         ("inline_chained", linear_definition(args.steps), {}),
     ]
     report: dict[str, Any] = {"workflows": {}}
-    async with execute_step_server() as url:
+    async with execute_step_server() as execute_step:
         base = Settings(
             backend="gcp",
-            project=project,
-            location=LOCATION,
-            tasks_queue=QUEUE,
-            execute_step_url=url,
-            tasks_emulator_host=tasks,
+            gcp=GcpSettings(
+                project=project,
+                location=LOCATION,
+                tasks_queue=QUEUE,
+                execute_step_url=execute_step.url,
+                tasks_emulator_host=tasks,
+            ),
         )
         for name, definition, overrides in workloads:
-            settings = base.model_copy(update=overrides)
-            report["workflows"][name] = await measure(name, definition, settings, args.repeats)
+            settings = base.with_overrides(**overrides)
+            report["workflows"][name] = await measure(
+                name, definition, settings, args.repeats, execute_step
+            )
     report["sizes"] = {"steps": args.steps, "branches": args.branches, "repeats": args.repeats}
-    report["settings"] = {"chain_commit_steps": base.chain_commit_steps}
+    report["settings"] = {"chain_commit_steps": base.engine.chain_commit_steps}
     report["method"] = "gRPC calls counted by interceptors against the emulators (bench/cost.py)"
     return report
 

@@ -12,7 +12,7 @@ from _fake_tasks import FakeCloudTasks
 from _grpc_fake import serve
 from google.cloud import tasks_v2
 
-from shared.adapters._grpc_count import RpcCounter
+from bench._grpc_count import RpcCounter
 from shared.adapters.clock import ManualClock
 from shared.adapters.cloud_tasks_queue import (
     MAX_SCHEDULE_AHEAD,

@@ -20,18 +20,17 @@ from _recorder import recording
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
 from grpc import aio
-from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.adapters._grpc_count import RpcCounter
+from bench._grpc_count import RpcCounter
 from shared.adapters.cloud_tasks_queue import CloudTasksConfig, CloudTasksQueue, task_id
 from shared.adapters.memory_store import MemoryStore
-from shared.api.runtime import use_runtime
-from shared.api.tasks import decode_task, encode_task, handle_task_request
+from shared.api.tasks import create_tasks_app, decode_task, encode_task
 from shared.app.service import StartRequest
-from shared.bootstrap import build_gcp
+from shared.composition import Runtime, build_gcp
+from shared.composition.edge import build_edge
 from shared.ports import StepTask
-from shared.settings import Settings
+from shared.settings import GcpSettings, Settings
 
 pytestmark = pytest.mark.emulator
 
@@ -135,22 +134,34 @@ def _free_socket() -> socket.socket:
     return sock
 
 
-async def _execute_step(scope: Scope, receive: Receive, send: Send) -> None:
-    response = await handle_task_request(Request(scope, receive))
-    await response(scope, receive, send)
+class ExecuteStep:
+    """execute-step's app, installed once the runtime it serves is built (the runtime's
+    settings need this server's URL first)."""
+
+    url = ""
+    app: ASGIApp | None = None
+
+    def serve(self, runtime: Runtime) -> None:
+        self.app = create_tasks_app(build_edge(runtime.settings, runtime=runtime), lifespan=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "no runtime served yet"
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture
-async def execute_step_server() -> AsyncIterator[str]:
-    """execute-step's handler under uvicorn in this loop; yields its URL."""
+async def execute_step_server() -> AsyncIterator[ExecuteStep]:
+    """execute-step's app under uvicorn in this loop."""
     sock = _free_socket()
-    config = uvicorn.Config(_execute_step, lifespan="off", log_level="warning")
+    target = ExecuteStep()
+    config = uvicorn.Config(target, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
+    target.url = f"http://127.0.0.1:{sock.getsockname()[1]}/tasks/execute-step"
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/tasks/execute-step"
+        yield target
     finally:
         server.should_exit = True
         await serving
@@ -158,20 +169,22 @@ async def execute_step_server() -> AsyncIterator[str]:
 
 
 async def test_an_execution_runs_through_the_emulator(
-    tasks_emulator_host: str, queue_path: str, execute_step_server: str
+    tasks_emulator_host: str, queue_path: str, execute_step_server: ExecuteStep
 ) -> None:
     project = queue_path.split("/")[1]
     settings = Settings(
         backend="gcp",
-        project=project,
-        location=LOCATION,
-        tasks_queue=queue_path.rsplit("/", 1)[-1],
-        execute_step_url=execute_step_server,
-        tasks_emulator_host=tasks_emulator_host,
+        gcp=GcpSettings(
+            project=project,
+            location=LOCATION,
+            tasks_queue=queue_path.rsplit("/", 1)[-1],
+            execute_step_url=execute_step_server.url,
+            tasks_emulator_host=tasks_emulator_host,
+        ),
     )
     counter = RpcCounter()
     runtime = build_gcp(settings, store=MemoryStore(), interceptors=counter.aio_interceptors())
-    use_runtime(runtime)  # type: ignore[arg-type]
+    execute_step_server.serve(runtime)
     try:
         await runtime.start()
         definition = await runtime.app.create_workflow(WORKFLOW)
@@ -183,7 +196,6 @@ async def test_an_execution_runs_through_the_emulator(
             await asyncio.sleep(0.1)
         runs = await runtime.app.step_history(execution.id)
     finally:
-        use_runtime(None)
         await runtime.stop()
     assert execution.status == "succeeded", execution
     assert execution.result == {"ok": True}

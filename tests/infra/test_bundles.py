@@ -99,6 +99,7 @@ def test_bundles_hold_the_function_the_core_package_and_pinned_requirements(
         packaged = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "shared").rglob("*"))
         assert [p for p in packaged if p.endswith(".py")] == shared
         assert not [p for p in packaged if "__pycache__" in p or p.endswith(".pyc")]
+        assert not [p for p in packaged if "_grpc_count" in p], "benchmark code is not shipped"
         assert pins(bundle / "requirements.txt") == runtime
         with zipfile.ZipFile(bundles / f"{function}.zip") as archive:
             names = sorted(archive.namelist())
