@@ -25,32 +25,35 @@ import copy
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from shared.api.rest import handle as rest_handle
-from shared.api.runtime import use_runtime
-from shared.api.streams import create_app as create_streams_app
-from shared.api.tasks import handle_task_request
-from shared.api.triggers import handle_trigger_request
-from shared.api.triggers.wiring import build_local_trigger_manager, use_trigger_manager
+from shared.api.edge import Edge
+from shared.api.errors import install_error_handlers
+from shared.api.middleware import CatchAll
+from shared.api.rest import create_management_app
+from shared.api.streams import stream_routes
+from shared.api.tasks import create_tasks_app
+from shared.api.triggers import create_trigger_app
 from shared.app.local_triggers import LocalTriggerBackend
 from shared.app.trigger_manager import TriggerManager
-from shared.bootstrap import GcpRuntime, LocalRuntime, Runtime, build_runtime
 from shared.cli_ops import register
+from shared.composition import LocalRuntime, Runtime, build_runtime
+from shared.composition.edge import build_edge, build_local_trigger_manager
 from shared.demo_service import DemoServer
 from shared.engine.validation import parse_documents
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -64,39 +67,47 @@ class DevOptions:
 
 @dataclass
 class DevServer:
-    """The combined ASGI app with its startup and shutdown."""
+    """The four functions' apps on one port, over one edge, with the demo service.
+
+    The edge (settings, authenticator, runtime) is built when the server starts, from
+    the same settings as the functions' (``WFE_API_KEYS`` included), before the app
+    serves anything.
+    """
 
     settings: Settings
     options: DevOptions
     runtime: Runtime | None = None
-    triggers: TriggerManager | None = None
+    edge: Edge | None = None
     demo: DemoServer | None = None
     demo_url: str | None = None
     loaded: list[tuple[str, str]] = field(default_factory=list)
     print_banner: bool = False
-    _streams: Any = None
+    _app: Starlette | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        path: str = scope.get("path", "/")
-        if scope["type"] == "websocket" or path.startswith(("/ws/", "/sse/")):
-            await self._streams(scope, receive, send)
-            return
-        handler, scope = self._route(scope, path)
-        response = await handler(Request(scope, receive))
-        await response(scope, receive, send)
+        assert self._app is not None, "the dev server is not started"
+        await self._app(scope, receive, send)
 
-    def _route(self, scope: Scope, path: str) -> tuple[Handler, Scope]:
-        if path == "/triggers" or path.startswith("/triggers/"):
-            inner = path[len("/triggers") :] or "/"
-            return handle_trigger_request, {**scope, "path": inner, "raw_path": inner.encode()}
-        if path == "/tasks/execute-step":
-            return handle_task_request, scope
-        if path == "/":
-            return self._index, scope
-        return rest_handle, scope
+    def _build_app(self, edge: Edge) -> Starlette:
+        allowed = edge.settings.allowed_origins
+        app = Starlette(
+            routes=[
+                Route("/", self._index, methods=["GET"]),
+                Mount("/triggers", create_trigger_app(edge, lifespan=False)),
+                Mount("/tasks", create_tasks_app(edge, lifespan=False)),
+                *stream_routes(edge, allowed_origins=allowed, graphql=False, health=False),
+                Mount(
+                    "",
+                    create_management_app(edge, allowed_origins=allowed, lifespan=False),
+                ),
+            ],
+            middleware=[Middleware(CatchAll)],
+        )
+        install_error_handlers(app)  # a path no app takes: the JSON 404
+        return app
 
     async def _index(self, request: Request) -> Response:
         return JSONResponse(self.links())
@@ -107,6 +118,7 @@ class DevServer:
         return {
             "api": f"{base}/api/v1/workflows",
             "openapi": f"{base}/api/v1/openapi.json",
+            "docs": f"{base}/api/v1/docs",
             "graphql": f"{base}/graphql",
             "graphqlSubscriptions": f"{ws}/graphql",
             "executionEventsWebSocket": f"{ws}/ws/executions/<executionId>",
@@ -137,50 +149,46 @@ class DevServer:
                 return
 
     async def start(self) -> None:
-        hosts = list(self.settings.http_allowed_hosts)
+        hosts = list(self.settings.engine.http_allowed_hosts)
         if self.options.demo_port is not None:
             self.demo = DemoServer(port=self.options.demo_port)
             self.demo_url = await self.demo.astart()
             hosts.append("127.0.0.1")
-        settings = self.settings.model_copy(update={"http_allowed_hosts": hosts})
-        if self.options.examples is not None and not settings.ai_recordings_dir:
+        engine = self.settings.engine.model_copy(update={"http_allowed_hosts": hosts})
+        settings = self.settings.model_copy(update={"engine": engine})
+        if self.options.examples is not None and not settings.ai.recordings_dir:
             recordings = str(self.options.examples.resolve())  # the examples' model recordings
-            settings = settings.model_copy(update={"ai_recordings_dir": recordings})
-        self.runtime = build_runtime(settings)  # WFE_BACKEND=gcp: the emulators (dev-emulators)
-        if isinstance(self.runtime, GcpRuntime):
-            await self.runtime.start(sweep=True)
-        else:
-            await self.runtime.start()
-        use_runtime(self.runtime)
-        self._streams = create_streams_app()
+            ai = settings.ai.model_copy(update={"recordings_dir": recordings})
+            settings = settings.model_copy(update={"ai": ai})
+        runtime = build_runtime(settings)  # WFE_BACKEND=gcp: the emulators (dev-emulators)
+        await runtime.start(sweep=True)  # a long-lived process sweeps, whatever the backend
+        self.runtime = runtime
+        self.edge = build_edge(settings, runtime=runtime, triggers=dev_trigger_manager(runtime))
+        self._app = self._build_app(self.edge)
+        await self.edge.start()
         if self.options.examples is not None:
             await self._load_examples(self.options.examples)
-        self.triggers = dev_trigger_manager(self.runtime)
-        await self.triggers.start()  # reconciles every workflow, then runs the cron loop
-        use_trigger_manager(self.triggers)
-        self.runtime.app.change_hooks.append(self.triggers.on_workflow_changed)
         if self.print_banner:
             print(banner(self), file=sys.stderr, flush=True)
 
     async def stop(self) -> None:
-        if self.triggers is not None:
-            use_trigger_manager(None)
-            await self.triggers.stop()
+        if self.edge is not None:
+            await self.edge.stop()
         if self.runtime is not None:
             await self.runtime.stop()
-            use_runtime(None)
         if self.demo is not None:
             await self.demo.astop()
 
     async def _load_examples(self, folder: Path) -> None:
-        assert self.runtime is not None
+        assert self.edge is not None
+        app = self.edge.app
         definitions = sorted(folder.glob("*.json"))
         definitions = [p for p in definitions if not p.name.endswith(".recording.json")]
         for path in sorted(folder.glob("*.y*ml")) + definitions:  # recordings are model turns
             try:
                 documents = parse_documents(path.read_text(), str(path))
                 for raw in reversed(documents):  # supporting workflows first
-                    definition, _ = await register(self.runtime.app, self._with_demo(raw))
+                    definition, _ = await register(app, self._with_demo(raw))
                     self.loaded.append((definition.name, definition.id))
             except Exception as exc:  # a broken example must not stop the server
                 log.warning("example %s not loaded: %s", path, exc)
@@ -237,9 +245,10 @@ def banner(server: DevServer) -> str:
 
 def _database(settings: Settings) -> str:
     if settings.backend != "gcp":
-        return settings.db_path
+        return settings.local.db_path
     host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
-    return f"Firestore {settings.project or '?'}" + (f" on the emulator {host}" if host else "")
+    project = settings.gcp.project or "?"
+    return f"Firestore {project}" + (f" on the emulator {host}" if host else "")
 
 
 def run(settings: Settings, options: DevOptions) -> int:

@@ -113,6 +113,10 @@ class GcpSettings(_Group):
     """Service account whose OIDC token Cloud Scheduler sends (empty: no token)."""
     scheduler_audience: str = ""
     """Audience of that token (default: ``trigger_handler_url``)."""
+    scheduler_jobs: bool = True
+    """The ``create`` function keeps Cloud Scheduler jobs in line with the workflows'
+    schedules (needs ``trigger_handler_url``). False where no Cloud Scheduler exists
+    (the emulators: the dev server runs schedules with its local cron)."""
     dispatch_deadline_seconds: float = Field(default=600.0, ge=15.0, le=1800.0)
     """How long Cloud Tasks waits for execute-step to answer (Cloud Tasks: 15 s..30 min)."""
     lifecycle_topic: str = ""

@@ -18,3 +18,6 @@ from emulators_gcp import (  # noqa: F401  (fixtures and the not-run report hook
     pytest_unconfigure,
     tasks_emulator_host,
 )
+
+pytest_plugins = ["edge_fixtures"]
+"""The runtime, edge and in-process app fixtures of the HTTP edge tests."""

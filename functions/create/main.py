@@ -1,8 +1,9 @@
 """``create``: the management API function (REST under ``/api/v1``, GraphQL, health).
 
-A thin edge: every path and method reaches ``create``, which hands the request to
-``shared.api.rest.handle``. Nothing is built at import time; the runtime is built
-from the ``WFE_*`` settings on the first request.
+A thin edge: functions-framework hands every request to ``create``, which forwards
+it to the FastAPI app (``shared.api.rest.create_management_app``). The app, its
+settings and its authenticator are built when this module is imported; the runtime
+starts before the first request is served (``shared.composition.hosting``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.api.rest import handle
+from shared.composition.hosting import FunctionHost
+
+host = FunctionHost("create")
 
 
 @functions_framework.aio.http
 async def create(request: Request) -> Response:
     """Serve one request of the management API."""
-    return await handle(request)
+    return await host.forward(request)

@@ -10,9 +10,12 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.api.tasks import handle_task_request
+from shared.composition.hosting import FunctionHost
+
+host = FunctionHost("execute-step")
 
 
 @functions_framework.aio.http
 async def execute_step(request: Request) -> Response:
-    return await handle_task_request(request)
+    """Run one delivery of a step task."""
+    return await host.forward(request)

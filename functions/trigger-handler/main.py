@@ -12,9 +12,12 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.api.triggers import handle_trigger_request
+from shared.composition.hosting import FunctionHost
+
+host = FunctionHost("trigger-handler")
 
 
 @functions_framework.aio.http
 async def trigger_handler(request: Request) -> Response:
-    return await handle_trigger_request(request)
+    """Serve one trigger request."""
+    return await host.forward(request)

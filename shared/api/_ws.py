@@ -1,13 +1,17 @@
-"""The plain JSON WebSocket session: events out, ``{"resume": ...}`` in."""
+"""The plain JSON WebSocket session: events out, ``{"resume": ...}`` in.
+
+One session is one ``asyncio.TaskGroup``: a pump sending the stream's events, a
+watch on the broker cutting the stream off, and a reader of the client's commands.
+Whichever ends the session (the terminal event, an error, a cut-off, the client
+leaving) cancels the others; nothing outlives the connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -15,8 +19,6 @@ from shared.api._subscription import SlowConsumer
 from shared.api.broker import EventStream
 from shared.api.errors import status_for
 from shared.errors import InputInvalid, WorkflowError
-
-log = logging.getLogger(__name__)
 
 OpenStream = Callable[[str | None], Awaitable[EventStream]]
 """Opens the session's stream from a resume position (``None``: from the start)."""
@@ -26,6 +28,10 @@ TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
 _FINAL_SEND_SECONDS = 1.0
 _CLOSE_SECONDS = 10.0
+
+
+class _Finished(Exception):
+    """The stream ended: the session closes normally."""
 
 
 def close_code(error: WorkflowError) -> int:
@@ -59,13 +65,18 @@ async def serve_session(websocket: WebSocket, open_stream: OpenStream, keepalive
     await websocket.accept()
     session = _Session(websocket, open_stream, keepalive)
     try:
-        await session.run(stream)
-    except WebSocketDisconnect:
+        async with asyncio.TaskGroup() as group:
+            session.group = group
+            session.follow(stream)
+            group.create_task(session.read_commands())
+    except* (_Finished, WebSocketDisconnect):
         pass
-    except WorkflowError as error:
-        await close_with_error(websocket, error)
+    except* WorkflowError as failed:
+        first = failed.exceptions[0]
+        assert isinstance(first, WorkflowError)
+        await close_with_error(websocket, first)
     finally:
-        await session.stop()
+        await session.close_stream()
 
 
 class _Session:
@@ -73,57 +84,54 @@ class _Session:
         self.websocket = websocket
         self.open_stream = open_stream
         self.keepalive = keepalive
+        self.group: asyncio.TaskGroup | None = None
         self.stream: EventStream | None = None
-        self.tasks: list[asyncio.Task[Any]] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
-    async def run(self, stream: EventStream) -> None:
-        receiver = asyncio.create_task(self._command())
-        self.tasks = [receiver]
-        pump, cut_off = self._start(stream)
-        while True:
-            await asyncio.wait({pump, cut_off, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if pump.done():
-                pump.result()  # the stream's error, or the client left
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.websocket.close(NORMAL_CLOSURE, "execution finished"), _CLOSE_SECONDS
-                    )
-                return
-            if cut_off.done():
-                raise SlowConsumer("subscriber too slow: cut off; reconnect to resume")
-            try:  # a bad command or resume position is answered; the stream goes on
-                resumed = await self.open_stream(receiver.result())
-            except InputInvalid as error:
-                await self.websocket.send_text(
-                    json.dumps({"type": "error", "error": error.to_dict()})
-                )
-                resumed = None
-            receiver = asyncio.create_task(self._command())
-            self.tasks.append(receiver)
-            if resumed is not None:
-                await self._cancel(pump, cut_off)
-                if self.stream is not None:
-                    await self.stream.aclose()
-                pump, cut_off = self._start(resumed)
-
-    def _start(self, stream: EventStream) -> tuple[asyncio.Task[None], asyncio.Task[Any]]:
+    def follow(self, stream: EventStream) -> None:
+        """Send ``stream``'s events from now on (after a resume: instead of the last)."""
+        assert self.group is not None
         self.stream = stream
-        self.tasks = [task for task in self.tasks if not task.done()]
-        pump = asyncio.create_task(self._pump(stream))
-        cut_off = asyncio.create_task(stream.overflowed.wait())
-        self.tasks += [pump, cut_off]
-        return pump, cut_off
+        self.tasks = [
+            self.group.create_task(self._pump(stream)),
+            self.group.create_task(self._watch(stream)),
+        ]
 
     async def _pump(self, stream: EventStream) -> None:
         while True:
             try:
                 event = await stream.next(timeout=self.keepalive)
             except StopAsyncIteration:
-                return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.websocket.close(NORMAL_CLOSURE, "execution finished"),
+                        _CLOSE_SECONDS,
+                    )
+                raise _Finished from None
             if event is None:
                 await self.websocket.send_text('{"type":"keepalive"}')
             else:
                 await self.websocket.send_text(json.dumps(event.to_json_dict()))
+
+    async def _watch(self, stream: EventStream) -> None:
+        """The broker cut the stream off (the pump may be stuck sending to the client)."""
+        await stream.overflowed.wait()
+        raise SlowConsumer("subscriber too slow: cut off; reconnect to resume")
+
+    async def read_commands(self) -> None:
+        while True:
+            try:  # a bad command or resume position is answered; the stream goes on
+                resumed = await self.open_stream(await self._command())
+            except InputInvalid as error:
+                await self.websocket.send_text(
+                    json.dumps({"type": "error", "error": error.to_dict()})
+                )
+                continue
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.close_stream()
+            self.follow(resumed)
 
     async def _command(self) -> str:
         """The position of the next ``{"resume": N}`` (``"exec:N,..."`` for workflows)."""
@@ -140,14 +148,7 @@ class _Session:
             raise InputInvalid('expected {"resume": <seq or cursor>}', path="/resume")
         return str(resume)
 
-    async def _cancel(self, *tasks: asyncio.Task[Any]) -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def stop(self) -> None:
-        await self._cancel(*self.tasks)
+    async def close_stream(self) -> None:
         if self.stream is not None:
             await self.stream.aclose()
+            self.stream = None

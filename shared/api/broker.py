@@ -1,8 +1,8 @@
 """The event broker: stored events, then live ones, to every stream subscriber.
 
-One ``EventBroker`` per process is fed by an ``EventFeed`` (``shared.api._feeds``):
-the store's change notifications in local mode, Firestore listeners in the cloud
-(``get_broker`` picks by runtime), both through ``publish``. A stream of one
+One ``EventBroker`` per process (the edge's) is fed by the runtime's ``EventFeed``
+port: the store's change notifications in local mode, Firestore listeners in the
+cloud, both through ``publish``. A stream of one
 execution replays the stored events after the client's cursor and continues with
 live ones, without gap or duplicate: it subscribes before replaying, buffers, drops
 what it already delivered and fills any hole from the store. A stream of one workflow
@@ -20,26 +20,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.api._event_stream import EventStream
-from shared.api._feeds import EventFeed, EventSource, FirestoreWatchFeed, Key, StoreFeed
 from shared.api._subscription import SlowConsumer, Subscription, parse_cursor
-from shared.api.runtime import get_runtime
 from shared.app import WorkflowApp
-from shared.bootstrap import GcpRuntime, Runtime
 from shared.errors import InputInvalid
 from shared.models import ExecutionEvent
+from shared.ports import EventFeed, FeedKey
 
-__all__ = [
-    "EventBroker",
-    "EventFeed",
-    "EventStream",
-    "FirestoreWatchFeed",
-    "SlowConsumer",
-    "StoreFeed",
-    "current_broker",
-    "feed_for",
-    "get_broker",
-    "use_broker",
-]
+__all__ = ["EventBroker", "EventStream", "SlowConsumer"]
 
 
 @dataclass
@@ -75,10 +62,6 @@ class EventBroker:
         """The store the feed reads, if attached."""
         return None if self.feed is None else self.feed.source
 
-    def attach(self, source: EventSource) -> None:
-        """Receive the events of every transaction ``source`` commits."""
-        self.attach_feed(StoreFeed(source))
-
     def attach_feed(self, feed: EventFeed) -> None:
         """Receive events from ``feed``, telling it which keys have subscribers."""
         self.detach()
@@ -92,7 +75,7 @@ class EventBroker:
             self.feed.stop()
             self.feed = None
 
-    def publish(self, events: Sequence[ExecutionEvent], key: Key | None = None) -> None:
+    def publish(self, events: Sequence[ExecutionEvent], key: FeedKey | None = None) -> None:
         """Hand committed events to the subscribers (of ``key`` only, when given);
         never blocks, callable from any thread."""
         loop = self._loop
@@ -103,7 +86,7 @@ class EventBroker:
         else:
             loop.call_soon_threadsafe(self._dispatch, list(events), key)
 
-    def _dispatch(self, events: Sequence[ExecutionEvent], only: Key | None = None) -> None:
+    def _dispatch(self, events: Sequence[ExecutionEvent], only: FeedKey | None = None) -> None:
         self.stats.published += len(events)
         for event in events:
             for key in (("execution", event.execution_id), ("workflow", event.workflow_id)):
@@ -209,45 +192,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-_broker: EventBroker | None = None
-_pinned = False
-
-
-def feed_for(runtime: Runtime) -> EventFeed:
-    """Firestore listeners for a ``GcpRuntime`` on a store that has them (other
-    processes commit the events), the store's own notifications otherwise."""
-    store = runtime.store
-    if isinstance(runtime, GcpRuntime) and hasattr(store, "watch_events"):
-        return FirestoreWatchFeed(store)
-    return StoreFeed(store)
-
-
-async def get_broker() -> EventBroker:
-    """The process-wide broker, fed from the store of ``await get_runtime()``."""
-    global _broker
-    runtime = await get_runtime()
-    if _pinned and _broker is not None:
-        return _broker
-    if _broker is None or _broker.source is not runtime.store:
-        if _broker is not None:
-            _broker.detach()
-        broker = EventBroker(runtime.app)
-        broker.attach_feed(feed_for(runtime))
-        _broker = broker
-    return _broker
-
-
-def current_broker() -> EventBroker | None:
-    """The process-wide broker if one was built or installed (builds nothing)."""
-    return _broker
-
-
-def use_broker(broker: EventBroker | None) -> None:
-    """Install a broker ``get_broker`` returns as is (tests, the cloud feed); None resets."""
-    global _broker, _pinned
-    if _broker is not None and _broker is not broker:
-        _broker.detach()
-    _broker = broker
-    _pinned = broker is not None

@@ -11,7 +11,7 @@ Answers (Cloud Tasks retries any answer outside 200-299, by the queue's retry co
   recorded: retrying them can only repeat the failure.
 - 503 for retryable errors (a transaction conflict, a store or queue outage), so the
   queue retries with its backoff (Cloud Tasks backs off harder on 503).
-- 400 for a payload that cannot be decoded; see ``handle_task_request``.
+- 400 for a payload that cannot be decoded; see ``execute_task``.
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from shared.api.errors import error_response
-from shared.api.runtime import get_runtime
+from shared.api.edge import Edge, edge_of
+from shared.api.errors import install_error_handlers
+from shared.api.middleware import CatchAll, RequestGuard
 from shared.errors import WorkflowError
 from shared.task_codec import TaskPayloadInvalid, decode_task, encode_task
 
-__all__ = ["TaskPayloadInvalid", "decode_task", "encode_task", "handle_task_request"]
+__all__ = ["TaskPayloadInvalid", "create_tasks_app", "decode_task", "encode_task"]
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +52,8 @@ def _delivery_fields(request: Request) -> dict[str, Any]:
     return fields
 
 
-async def handle_task_request(request: Request) -> JSONResponse:
+async def execute_task(request: Request) -> Response:
     """Run one delivery of a step task and answer Cloud Tasks."""
-    if request.method == "GET" and request.url.path.rstrip("/").endswith("healthz"):
-        return JSONResponse({"status": "ok"})
-    if request.method != "POST":
-        return JSONResponse(
-            {
-                "status": "rejected",
-                "error": {"code": "METHOD_NOT_ALLOWED", "message": "POST a task payload"},
-            },
-            status_code=405,
-        )
-    if request.url.path.rstrip("/").endswith("/sweep"):
-        return await _sweep()
     fields = _delivery_fields(request)
     try:
         task = decode_task(await request.body())
@@ -79,9 +71,8 @@ async def handle_task_request(request: Request) -> JSONResponse:
         )
         return JSONResponse({"status": "rejected", "error": exc.to_dict()}, status_code=400)
     fields.update(executionId=task.execution_id, runId=task.run_id, wakeSeq=task.wake_seq)
-    runtime = await get_runtime()
     try:
-        result = await runtime.app.execute_step(task)
+        result = await edge_of(request).app.execute_step(task)
     except WorkflowError as exc:
         fields["code"] = exc.code
         if exc.retryable:
@@ -93,24 +84,49 @@ async def handle_task_request(request: Request) -> JSONResponse:
             return JSONResponse({"status": "retry", "error": exc.to_dict()}, status_code=503)
         log.error("step task failed for good: %s", exc.message, extra={"json_fields": fields})
         return JSONResponse({"status": "failed", "error": exc.to_dict()})
-    except Exception as exc:  # an unexpected error: 500, and the queue retries
-        return error_response(exc)
     fields.update(status=result.status, steps=result.steps)
     log.info("step task %s: %s", task.name, result.status, extra={"json_fields": fields})
     return JSONResponse({"status": result.status, "steps": result.steps})
 
 
-async def _sweep() -> JSONResponse:
+async def sweep(request: Request) -> Response:
     """``POST /sweep``: re-enqueue overdue step runs (a lost enqueue, a dead worker).
 
     In the cloud a Cloud Scheduler job calls it every minute; locally the runtime's own
     sweeper loop does the same. Safe to call any number of times.
     """
-    runtime = await get_runtime()
     try:
-        count = await runtime.engine.sweep(runtime.settings.sweep_grace_seconds)
+        count = await edge_of(request).runtime.sweep_once()
     except WorkflowError as exc:
         return JSONResponse(
             {"status": "failed", "error": exc.to_dict()}, status_code=503 if exc.retryable else 500
         )
     return JSONResponse({"status": "swept", "requeued": count})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+MAX_TASK_BODY = 64 * 1024
+"""A task body carries ids only; anything bigger is not ours."""
+
+
+def create_tasks_app(edge: Edge, *, lifespan: bool = True) -> Starlette:
+    """The execute-step app: ``POST /sweep``, ``GET /healthz``, and ``POST`` of a task
+    body on any other path (Cloud Tasks posts to the URL the queue was given)."""
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/sweep", sweep, methods=["POST"]),
+            Route("/{path:path}", execute_task, methods=["POST"]),
+        ],
+        middleware=[
+            Middleware(CatchAll),
+            Middleware(RequestGuard, max_body=MAX_TASK_BODY, media_types=None, check_origin=True),
+        ],
+        lifespan=edge.lifespan if lifespan else None,
+    )
+    app.state.edge = edge
+    install_error_handlers(app)
+    return app

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from shared.models._base import ApiModel, utcnow
 
@@ -100,11 +100,22 @@ class TriggerKind(StrEnum):
     WEBHOOK = "webhook"
 
 
-class ManualTrigger(ApiModel):
+def _tag_required(schema: dict[str, Any]) -> None:
+    """The JSON schema says what the discriminator needs: ``type`` is required."""
+    required = schema.setdefault("required", [])
+    if "type" not in required:
+        required.insert(0, "type")
+
+
+class _Trigger(ApiModel):
+    model_config = ConfigDict(**ApiModel.model_config, json_schema_extra=_tag_required)
+
+
+class ManualTrigger(_Trigger):
     type: Literal["manual"] = "manual"
 
 
-class ScheduleTrigger(ApiModel):
+class ScheduleTrigger(_Trigger):
     type: Literal["schedule"] = "schedule"
     cron: str = Field(min_length=1, max_length=200)
     """Five-field cron expression."""
@@ -112,14 +123,14 @@ class ScheduleTrigger(ApiModel):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-class EventTrigger(ApiModel):
+class EventTrigger(_Trigger):
     type: Literal["event"] = "event"
     topic: str = Field(min_length=1, max_length=255)
     filter: str | None = Field(default=None, max_length=4096)
     """CEL over ``attributes`` and ``data`` of the message."""
 
 
-class WebhookTrigger(ApiModel):
+class WebhookTrigger(_Trigger):
     type: Literal["webhook"] = "webhook"
     secret_ref: str = Field(min_length=1, max_length=512)
     """Reference to the HMAC secret (a Secret Manager name, or ``env:VAR`` locally)."""
@@ -160,25 +171,32 @@ class ExecutionStats(ApiModel):
     executions (what the history router learns from). Absent without decision steps."""
 
 
+_READ_ONLY: dict[str, Any] = {"readOnly": True}
+"""Server fields: in every response, ignored in a request (``WorkflowApp`` drops them)."""
+
+
 class WorkflowDefinition(ApiModel):
     """A workflow as stored: the seed's WorkflowDefinition plus start step and limits."""
 
-    id: str = ""
+    id: str = Field(default="", json_schema_extra=_READ_ONLY)
     """UUID, assigned on create."""
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
-    version: int = 1
-    is_active: bool = True
+    version: int = Field(default=1, json_schema_extra=_READ_ONLY)
+    is_active: StrictBool = True
+    """Whether triggers start it (true or false: 0, 1 or "yes" are refused)."""
     trigger: WorkflowTrigger = Field(default_factory=ManualTrigger)
     steps: list[WorkflowStep] = Field(min_length=1)
     variables: dict[str, Any] = Field(default_factory=dict)
     """Initial execution variables; the execution input is merged over them."""
-    owner: str = ""
+    owner: str = Field(default="", json_schema_extra=_READ_ONLY)
     tags: list[str] = Field(default_factory=list)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    last_executed: datetime | None = None
-    execution_stats: ExecutionStats = Field(default_factory=ExecutionStats)
+    created_at: datetime = Field(default_factory=utcnow, json_schema_extra=_READ_ONLY)
+    updated_at: datetime = Field(default_factory=utcnow, json_schema_extra=_READ_ONLY)
+    last_executed: datetime | None = Field(default=None, json_schema_extra=_READ_ONLY)
+    execution_stats: ExecutionStats = Field(
+        default_factory=ExecutionStats, json_schema_extra=_READ_ONLY
+    )
     start_step: str | None = None
     """First step; defaults to the first entry of ``steps``."""
     timeout_seconds: float | None = Field(default=None, gt=0, le=365 * 86_400)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
@@ -155,5 +155,8 @@ async def settle(runtime: LocalRuntime, timeout: float = 10) -> None:
 
 
 def codes(body: dict[str, Any]) -> list[str]:
-    """``extensions.code`` of every error of a response."""
+    """``extensions.code`` of every error of a response (or the code of the edge's error
+    body, for a request refused before GraphQL saw it: size, media type, origin)."""
+    if "error" in body:
+        return [body["error"]["code"]]
     return [error["extensions"]["code"] for error in body.get("errors", [])]

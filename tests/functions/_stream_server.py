@@ -20,11 +20,13 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from shared.api.broker import EventBroker, get_broker, use_broker
-from shared.api.runtime import get_runtime, use_runtime
-from shared.api.streams import create_app
+from shared.api.auth import Authenticator, LocalDevAuthenticator
+from shared.api.broker import EventBroker
+from shared.api.edge import Edge
+from shared.api.streams import create_stream_app
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime, build_local
+from shared.composition import LocalRuntime, build_local
+from shared.composition.edge import build_edge
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -61,7 +63,7 @@ def workflow(wait_seconds: float = 0.5, name: str = "stream") -> dict[str, Any]:
 
 
 class ServerThread:
-    """uvicorn serving ``create_app()`` on a free port, with a local runtime installed."""
+    """uvicorn serving ``create_stream_app(edge)`` on a free port over a local runtime."""
 
     def __init__(
         self,
@@ -78,17 +80,14 @@ class ServerThread:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(keepalive=keepalive, allowed_origins=allowed_origins or []),
-            lifespan="off",
-            log_level="warning",
-            ws_ping_interval=5,
-            ws_ping_timeout=5,
-        )
-        self.server = uvicorn.Server(config)
-        self.settings = Settings(db_path=str(db_path))
+        self.keepalive = keepalive
+        self.allowed_origins = allowed_origins or []
+        self.server: uvicorn.Server | None = None
+        self.settings = Settings.local_mode(db_path=str(db_path))
+        self.authenticator: Authenticator = LocalDevAuthenticator()
         self.loop = asyncio.new_event_loop()
         self.runtime: LocalRuntime | None = None
+        self.edge: Edge | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-server", daemon=True)
 
@@ -107,19 +106,21 @@ class ServerThread:
 
     async def _main(self) -> None:
         runtime = build_local(self.settings)
-        await runtime.start()
-        use_runtime(runtime)
         self.runtime = runtime
+        self.edge = build_edge(self.settings, runtime=runtime, authenticator=self.authenticator)
+        self.edge.owns_runtime = True
+        app = create_stream_app(
+            self.edge, keepalive=self.keepalive, allowed_origins=self.allowed_origins
+        )
+        config = uvicorn.Config(
+            app, lifespan="on", log_level="warning", ws_ping_interval=5, ws_ping_timeout=5
+        )
+        self.server = uvicorn.Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         while not self.server.started and not serving.done():
             await asyncio.sleep(0.01)
         self._ready.set()
-        try:
-            await serving
-        finally:
-            use_broker(None)
-            use_runtime(None)
-            await runtime.stop()
+        await serving
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` in the server's loop (where the runtime lives) and wait for it."""
@@ -134,7 +135,13 @@ class ServerThread:
 
         return await self.call(run())
 
+    def use_authenticator(self, authenticator: Authenticator) -> None:
+        """Let in whom ``authenticator`` lets in, from the next connection on."""
+        assert self.edge is not None
+        self.edge.authenticator = authenticator
+
     def stop(self) -> None:
+        assert self.server is not None
         self.server.should_exit = True
         self._thread.join(15)
         self.sock.close()
@@ -205,16 +212,18 @@ async def stored_on(server: ServerThread, execution_id: str) -> list[dict[str, A
     return await server.app(lambda rt: stored(rt, execution_id))
 
 
-async def small_broker(max_queue: int) -> None:
-    """Install a broker with a small queue per subscriber (in the server's loop)."""
-    runtime = await get_runtime()
-    broker = EventBroker(runtime.app, max_queue=max_queue)
-    broker.attach(runtime.store)
-    use_broker(broker)
+async def small_broker(server: ServerThread, max_queue: int) -> None:
+    """Give the server's edge a broker with a small queue per subscriber (in its loop)."""
+    assert server.edge is not None and server.runtime is not None
+    broker = EventBroker(server.runtime.app, max_queue=max_queue)
+    broker.attach_feed(server.runtime.event_feed())
+    server.edge.broker.detach()
+    server.edge.broker = broker
 
 
-async def cut_off_count() -> int:
-    return (await get_broker()).stats.cut_off
+async def cut_off_count(server: ServerThread) -> int:
+    assert server.edge is not None
+    return server.edge.broker.stats.cut_off
 
 
 def chain(length: int, name: str = "chain") -> dict[str, Any]:

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import functions_framework.aio
 import httpx
 
+from shared.api.edge import Edge
 from shared.app.service import WorkflowApp
+from shared.composition.edge import FUNCTION_APPS
 from shared.models import WorkflowExecution
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,11 +19,9 @@ PROJECT = "demo"
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
-def function_client(name: str, target: str) -> httpx.AsyncClient:
-    """One function served in-process, as the functions framework serves it."""
-    app = functions_framework.aio.create_asgi_app(  # type: ignore[no-untyped-call]
-        target=target, source=str(REPO / "functions" / name / "main.py")
-    )
+def function_client(edge: Edge, name: str) -> httpx.AsyncClient:
+    """The app function ``name`` serves, in-process over the test's edge."""
+    app = FUNCTION_APPS[name](edge)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fn.test")
 
 

@@ -8,8 +8,8 @@ import httpx
 import yaml
 from _create_api import API, APPROVAL_YAML, approval, create, doubler, error_of
 
-from shared.api.rest._request import MAX_BODY_BYTES
-from shared.bootstrap import LocalRuntime
+from shared.api.middleware import MAX_BODY_BYTES
+from shared.composition import LocalRuntime
 
 
 async def test_create_get_update_delete(api: httpx.AsyncClient) -> None:
@@ -293,7 +293,7 @@ async def test_health_on_root_and_under_the_api(
     api: httpx.AsyncClient, runtime: LocalRuntime
 ) -> None:
     for path in ("/health", f"{API}/health", f"{API}/health/"):
-        response = await api.get(path)
+        response = await api.get(path, follow_redirects=True)  # the last is redirected
         assert (response.status_code, response.json()) == (
             200,
             {"status": "ok", "service": "create"},
@@ -305,4 +305,5 @@ async def test_graphql_is_served_on_the_root_and_under_the_api(api: httpx.AsyncC
         response = await api.post(path, json={"query": "{ __typename }"})
         assert (response.status_code, response.json()) == (200, {"data": {"__typename": "Query"}})
     wrong = await api.put("/graphql")
-    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, POST")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, HEAD, POST")
+    assert error_of(wrong)["code"] == "METHOD_NOT_ALLOWED"

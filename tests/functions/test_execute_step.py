@@ -10,9 +10,10 @@ import httpx
 import pytest
 from _triggers import function_client
 
+from shared.api.edge import Edge
 from shared.api.tasks import encode_task
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 from shared.engine.runtime import Engine
 from shared.errors import Conflict, InvalidState
 from shared.models import StepRunStatus
@@ -34,11 +35,11 @@ CHAIN = {
 
 
 @pytest.fixture
-async def client(runtime: LocalRuntime) -> AsyncIterator[httpx.AsyncClient]:
+async def client(runtime: LocalRuntime, edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
     # The function under test is the only worker, as in the cloud: the local dispatcher
     # stops delivering (tasks the engine enqueues just wait in its heap).
     await runtime.queue.stop()
-    async with function_client("execute-step", "execute_step") as http:
+    async with function_client(edge, "execute-step") as http:
         yield http
     await runtime.queue.stop()  # drop what the engine enqueued meanwhile: nobody delivers it
 
@@ -157,7 +158,7 @@ async def test_sweep_endpoint_requeues_overdue_runs(
 ) -> None:
     definition = await runtime.app.create_workflow(CHAIN)
     await runtime.app.start_execution(StartRequest(definition.id, {"n": 4}))
-    runtime.settings.sweep_grace_seconds = 0  # the run is overdue at once
+    runtime.settings.engine.sweep_grace_seconds = 0  # the run is overdue at once
     answer = await client.post("/sweep")
     assert answer.status_code == 200
     assert answer.json() == {"status": "swept", "requeued": 1}

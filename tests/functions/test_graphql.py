@@ -19,7 +19,7 @@ from _graphql import (
     wait_for_status,
 )
 
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from shared.api.graphql.context import build_context
 from shared.api.graphql.schema import schema
 from shared.api.graphql.subscriptions import status_after
 from shared.app import WorkflowApp
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 from shared.errors import NotFound
 
 Status = models.ExecutionStatus
@@ -125,7 +125,7 @@ async def test_unexpected_errors_are_masked(
 
 async def test_schema_execute_with_a_viewer(runtime: LocalRuntime) -> None:
     async def run(role: Role, query: str) -> Any:
-        context = await build_context(Principal("someone", "t", role))
+        context = build_context(Principal("someone", "t", role), runtime.app)
         return await schema.execute(query, context_value=context)
 
     mutation = 'mutation { createWorkflowResult(input: {name: "n", steps: [{id: "a",'

@@ -1,7 +1,7 @@
 """GraphQL subscriptions over a real socket: uvicorn in a thread, the ``gql`` client.
 
-The server thread owns its event loop and its local runtime (as the stream server
-does); the test talks to it only over HTTP and ``graphql-transport-ws``.
+The server thread owns its event loop and its edge (as a function does); the test
+talks to it only over HTTP and ``graphql-transport-ws``.
 """
 
 from __future__ import annotations
@@ -22,43 +22,16 @@ from _graphql import TERMINAL, create, data, execute, settle, sleeper
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
-from strawberry.asgi import GraphQL
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from shared.api.broker import use_broker
-from shared.api.graphql import handle_http
-from shared.api.graphql.asgi import graphql_app
-from shared.api.graphql.schema import schema
-from shared.api.runtime import get_authenticator, use_runtime
-from shared.bootstrap import build_local
+from shared.api.rest import create_management_app
+from shared.composition import build_local
+from shared.composition.edge import build_edge
 from shared.settings import Settings
 
 STATUS = "subscription($id: ID!) { workflowStatus(executionId: $id) }"
 EVENTS = """subscription($id: ID!, $after: Int) {
   executionEvents(executionId: $id, after: $after) { seq type stepId status data }
 }"""
-
-
-async def _graphql_http(request: Request) -> Response:
-    return await handle_http(request, await get_authenticator().authenticate(request))
-
-
-def _app() -> Starlette:
-    """``/graphql``: queries over HTTP, subscriptions over WebSocket (the stream server's
-    way: strawberry's ASGI app with our context getter); ``/plain``: strawberry's app as is.
-    """
-    plain = GraphQL(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
-    return Starlette(
-        routes=[
-            Route("/graphql", _graphql_http, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app()),
-            WebSocketRoute("/plain", plain),
-        ]
-    )
 
 
 @dataclass
@@ -68,18 +41,23 @@ class Server:
     ws: str
 
 
-def _serve(sock: socket.socket, db_path: Path, server: uvicorn.Server) -> None:
+def _serve(sock: socket.socket, db_path: Path, holder: dict[str, uvicorn.Server]) -> None:
+    """The management app (GraphQL over HTTP and WebSocket) over its own edge, as the
+    ``create`` function builds it; uvicorn runs the edge's lifespan."""
+
     async def main() -> None:
-        runtime = build_local(Settings(db_path=str(db_path)))
-        await runtime.start()
-        use_runtime(runtime)
+        settings = Settings.local_mode(db_path=str(db_path))
+        runtime = build_local(settings)
+        edge = build_edge(settings, runtime=runtime)
+        edge.owns_runtime = True
+        config = uvicorn.Config(
+            create_management_app(edge), log_level="warning", ws="websockets-sansio"
+        )
+        holder["server"] = uvicorn.Server(config)
         try:
-            await server.serve(sockets=[sock])
+            await holder["server"].serve(sockets=[sock])
         finally:
             await settle(runtime)
-            use_broker(None)
-            use_runtime(None)
-            await runtime.stop()
 
     asyncio.run(main())
 
@@ -90,15 +68,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # a free port, held until uvicorn takes the socket
     port = sock.getsockname()[1]
-    config = uvicorn.Config(_app(), lifespan="off", log_level="warning", ws="websockets-sansio")
-    running = uvicorn.Server(config)
     db_path = tmp_path_factory.mktemp("gql-ws") / "wfe.db"
-    thread = threading.Thread(target=_serve, args=(sock, db_path, running), daemon=True)
+    holder: dict[str, uvicorn.Server] = {}
+    thread = threading.Thread(target=_serve, args=(sock, db_path, holder), daemon=True)
     thread.start()
-    for _ in range(500):
-        if running.started:
+    for _ in range(1000):
+        if "server" in holder and holder["server"].started:
             break
         threading.Event().wait(0.01)
+    running = holder["server"]
     assert running.started, "uvicorn did not start"
     try:
         yield Server(port, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
@@ -169,7 +147,7 @@ async def test_execution_events_replay_then_end(server: Server) -> None:
         ]
 
 
-async def test_plain_mount_authenticates_and_isolates_tenants(server: Server) -> None:
+async def test_subscriptions_isolate_tenants(server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
         workflow_id = await create(http, sleeper(0.05), tenant="acme")
         started = await data(
@@ -179,10 +157,10 @@ async def test_plain_mount_authenticates_and_isolates_tenants(server: Server) ->
             tenant="acme",
         )
         execution_id = started["executeWorkflow"]["id"]
-        mine = await _collect(f"{server.ws}/plain", STATUS, {"id": execution_id}, tenant="acme")
+        mine = await _collect(f"{server.ws}/graphql", STATUS, {"id": execution_id}, tenant="acme")
         assert mine[-1] == {"workflowStatus": "SUCCEEDED"}
 
         with pytest.raises(TransportQueryError) as refused:
-            await _collect(f"{server.ws}/plain", STATUS, {"id": execution_id}, tenant="globex")
+            await _collect(f"{server.ws}/graphql", STATUS, {"id": execution_id}, tenant="globex")
         assert refused.value.errors is not None
         assert refused.value.errors[0]["extensions"]["code"] == "NOT_FOUND"

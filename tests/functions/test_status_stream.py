@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework.aio
 import httpx
 import pytest
 from _stream_server import (
@@ -27,10 +26,10 @@ from _stream_server import (
 )
 from websockets.asyncio.client import connect
 
-from shared.api.broker import use_broker
-from shared.api.streams import create_app
+from shared.api.edge import Edge
+from shared.api.streams import create_stream_app
 from shared.app.service import StartRequest
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 
 pytestmark = pytest.mark.timeout(30)
 REPO = Path(__file__).resolve().parents[2]
@@ -52,11 +51,10 @@ async def finished(runtime: LocalRuntime, definition: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-async def streams(runtime: LocalRuntime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app())
+async def streams(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_stream_app(edge, lifespan=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://streams.test") as client:
         yield client
-    use_broker(None)
 
 
 async def test_sse_replays_a_finished_execution_and_ends(
@@ -110,27 +108,12 @@ async def test_sse_errors_are_json_before_streaming(
     assert (await streams.post("/graphql", json={"query": "{x}"})).status_code == 405
 
 
-async def test_functions_framework_target_serves_sse_and_health(runtime: LocalRuntime) -> None:
-    execution_id = await finished(runtime, workflow(0.05))
-    app = functions_framework.aio.create_asgi_app(target="status_stream", source=str(MAIN))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://fn.test") as client:
-        async with client.stream(
-            "GET", f"/sse/executions/{execution_id}", headers={"Last-Event-ID": "1"}
-        ) as response:
-            frames = await read_sse(response)
-        assert events_of(frames) == (await stored(runtime, execution_id))[1:]
-        assert (await client.get("/health")).json()["service"] == "status-stream"
-        assert (await client.get("/elsewhere")).status_code == 404
-        assert (await client.get("/sse/executions/nope")).status_code == 404
-    use_broker(None)
-
-
-def test_main_builds_nothing_at_import_and_loads_with_app_dir() -> None:
+def test_main_builds_the_app_at_import_and_starts_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "fresh" / "streams.db"
     code = (
         "import main\n"
-        "from shared.api import broker, runtime\n"
-        "assert runtime._runtime is None and broker._broker is None\n"
+        "assert main.host._lifespan is None  # started by the lifespan, not at import\n"
+        "assert main.host.app.state.edge.broker.feed is None  # the edge has not started\n"
         "print(type(main.app).__name__, main.status_stream.__name__)\n"
     )
     result = subprocess.run(  # as `uvicorn --app-dir functions/status-stream main:app` does
@@ -139,7 +122,7 @@ def test_main_builds_nothing_at_import_and_loads_with_app_dir() -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={"PYTHONPATH": str(REPO)},
+        env={"PYTHONPATH": str(REPO), "WFE_DB_PATH": str(database)},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["Starlette", "status_stream"]

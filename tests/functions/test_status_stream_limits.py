@@ -26,7 +26,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from shared.api.auth import Forbidden, Principal, Role, Unauthenticated
-from shared.api.runtime import use_runtime
 from shared.app.service import StartRequest
 
 pytestmark = pytest.mark.timeout(30)
@@ -99,7 +98,7 @@ class KeyAuthenticator:
 
 async def test_auth_failures_close_4401_and_4403(server: ServerThread) -> None:
     _, execution_id = await start_run(server, workflow(0.05))
-    use_runtime(server.runtime, KeyAuthenticator())
+    server.use_authenticator(KeyAuthenticator())
     path = f"/ws/executions/{execution_id}"
     for headers, code in (({}, 4401), ({"X-Key": "blocked"}, 4403), ({"X-Key": "good"}, 1000)):
         async with connect(f"{server.ws_url}{path}", additional_headers=headers) as ws:
@@ -112,7 +111,7 @@ async def test_auth_failures_close_4401_and_4403(server: ServerThread) -> None:
 async def test_a_burst_beyond_the_queue_cuts_the_consumer_off_with_1013(
     server: ServerThread,
 ) -> None:
-    await server.call(small_broker(4))
+    await server.call(small_broker(server, 4))
     flow = await server.app(lambda rt: rt.app.create_workflow(chain(30, "burst")))
     async with connect(f"{server.ws_url}/ws/workflows/{flow.id}") as ws:
         execution = await server.app(lambda rt: rt.app.start_execution(StartRequest(flow.id, {})))
@@ -149,7 +148,7 @@ async def test_a_stalled_client_is_cut_off_and_released(tmp_path: Path, kind: st
     server = ServerThread(tmp_path / "stall.db", send_buffer=4096).start()
     stalled = socket.socket()
     try:
-        await server.call(small_broker(200))
+        await server.call(small_broker(server, 200))
         flow = await server.app(lambda rt: rt.app.create_workflow(chain(5)))
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", server.port))
@@ -170,7 +169,7 @@ async def test_a_stalled_client_is_cut_off_and_released(tmp_path: Path, kind: st
                 await asyncio.sleep(0.02)
         assert health["subscribers"] == 0 and last.status.value == "succeeded"
         assert time.monotonic() - started < 5  # the engine never waited for the client
-        assert await server.call(cut_off_count()) == 1
+        assert await server.call(cut_off_count(server)) == 1
     finally:
         stalled.close()
         server.stop()

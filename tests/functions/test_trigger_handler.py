@@ -20,21 +20,22 @@ from _triggers import (
     workflow,
 )
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
-from shared.api.triggers import handle_trigger_request
+from shared.api.edge import Edge
+from shared.api.triggers import create_trigger_app
 from shared.app.service import WorkflowApp
 from shared.app.triggers import trigger_execution_id
 from shared.app.webhooks import sign
-from shared.bootstrap import LocalRuntime
+from shared.composition import LocalRuntime
 from shared.errors import Conflict
 
 ORDERS = {"type": "event", "topic": "orders", "filter": "data.amount > 10"}
 
 
 @pytest.fixture
-async def client(runtime: LocalRuntime) -> AsyncIterator[httpx.AsyncClient]:
-    async with function_client("trigger-handler", "trigger_handler") as http:
+async def client(runtime: LocalRuntime, edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
+    async with function_client(edge, "trigger-handler") as http:
         yield http
     # let the started executions finish before the runtime stops under them
     assert await runtime.queue.join(timeout=5)
@@ -402,9 +403,8 @@ async def test_routing(client: httpx.AsyncClient) -> None:
     assert (await client.post("/elsewhere", json={})).status_code == 404
 
 
-async def test_the_handler_can_be_mounted_under_a_prefix(app: WorkflowApp) -> None:
-    inner = Starlette(routes=[Route("/{path:path}", handle_trigger_request, methods=["POST"])])
-    server = Starlette(routes=[Mount("/triggers", app=inner)])
+async def test_the_app_can_be_mounted_under_a_prefix(app: WorkflowApp, edge: Edge) -> None:
+    server = Starlette(routes=[Mount("/triggers", app=create_trigger_app(edge, lifespan=False))])
     workflow_id = await workflow(app, {"type": "schedule", "cron": "0 * * * *"})
     transport = httpx.ASGITransport(app=server)
     async with httpx.AsyncClient(transport=transport, base_url="http://dev.test") as http:

@@ -3,12 +3,19 @@ way the code's answers need (checks checkov has no rule for)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from _terraform import ENVIRONMENTS, ROOT, block, module, optional_defaults, tfvars
+from starlette.routing import Match
 
+from shared.api.triggers.routes import trigger_routes
 from shared.app import trigger_manager
+from shared.observability import JsonFormatter, log_context
 
 
 def test_the_queue_the_code_uses_exists() -> None:
@@ -83,18 +90,82 @@ def test_scheduler_jobs_call_a_route_the_trigger_handler_serves() -> None:
     spec = trigger_manager.ScheduleSpec("wf-1", "default", "* * * * *")
     assert spec.job_name.startswith(trigger_manager.JOB_PREFIX)
     assert spec.target_path.startswith("/schedule/")
-    routes = (ROOT / "shared" / "api" / "triggers" / "routes.py").read_text()
-    assert 'parts[0] == "schedule"' in routes
+    scope = {"type": "http", "method": "POST", "path": spec.target_path, "root_path": ""}
+    matched = [r for r in trigger_routes() if r.matches(scope)[0] == Match.FULL]
+    assert [r.path for r in matched] == ["/schedule/{workflow_id}"]
 
 
-def test_log_metrics_match_messages_the_code_logs() -> None:
-    """A filter on a message nobody logs would keep an alert silent forever."""
-    sources = "\n".join(p.read_text() for p in (ROOT / "shared").rglob("*.py"))
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "exception": 40, "critical": 50}
+_SEVERITIES = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_LOG_CALL = re.compile(r"\.(debug|info|warning|error|exception|critical)\(\s*f?\"([^\"]*)\"")
+
+
+def _log_calls() -> list[tuple[Path, int, str]]:
+    """(file, level, message format) of every ``log.<level>("...")`` call in shared/."""
+    calls = []
+    for path in (ROOT / "shared").rglob("*.py"):
+        for level, message in _LOG_CALL.findall(path.read_text()):
+            calls.append((path, _LEVELS[level], message))
+    return calls
+
+
+def _phrases(metric: dict[str, Any]) -> set[str]:
+    return set(re.findall(r'jsonPayload\.message:\\?"([^"\\]+)', metric["filter"]))
+
+
+def _fields(metric: dict[str, Any]) -> set[str]:
+    """The structured fields a metric filters on or extracts (``message`` aside)."""
+    named = re.findall(r"jsonPayload\.(\w+)", metric["filter"])
+    named += re.findall(r"jsonPayload\.(\w+)", " ".join(metric["labels"].values()))
+    return set(named) - {"message"}
+
+
+def test_log_metrics_match_messages_the_code_logs_at_their_severity() -> None:
+    """A filter on a message nobody logs, or logs below the filter's severity, would keep
+    an alert silent forever."""
+    calls = _log_calls()
     for name, metric in module().locals["log_metrics"].items():
-        phrases = set(re.findall(r'textPayload:\\?"([^"\\]+)', metric["filter"]))
+        assert "textPayload" not in metric["filter"], f"{name}: the services log JSON"
+        (threshold,) = re.findall(r"severity>=(\w+)", metric["filter"])
+        phrases = _phrases(metric)
         assert phrases, name
         for phrase in phrases:
-            assert phrase in sources, f"{name}: nothing logs {phrase!r}"
+            levels = [level for _, level, message in calls if phrase in message]
+            assert levels, f"{name}: nothing logs {phrase!r}"
+            assert min(levels) >= _SEVERITIES[threshold], f"{name}: {phrase!r} below {threshold}"
+
+
+def test_log_metric_fields_are_logged_with_their_messages() -> None:
+    """``jsonPayload.executionId`` and the extracted ``code`` exist only if the code that
+    logs the message passes them, and the JSON lines put them at the entry's top level."""
+    calls = _log_calls()
+    for name, metric in module().locals["log_metrics"].items():
+        fields = _fields(metric)
+        for phrase in _phrases(metric):
+            sources = {path.read_text() for path, _, message in calls if phrase in message}
+            for field in fields:
+                assert all(re.search(rf"\b{field}\b", source) for source in sources), (
+                    f"{name}: {phrase!r} is logged without {field}"
+                )
+        record = logging.LogRecord("wfe", logging.ERROR, __file__, 1, "%s", (name,), None)
+        record.json_fields = {field: "x" for field in fields}
+        entry = json.loads(JsonFormatter("execute-step").format(record))
+        assert entry["severity"] == "ERROR"
+        assert all(entry[field] == "x" for field in fields), entry
+
+
+def test_the_engine_logs_carry_the_execution_id_the_metrics_filter_on() -> None:
+    record = logging.LogRecord("shared.engine", logging.WARNING, __file__, 1, "m", (), None)
+    with log_context(execution_id="exec-1", step_id="charge"):
+        entry = json.loads(JsonFormatter("execute-step").format(record))
+    assert (entry["executionId"], entry["stepId"]) == ("exec-1", "charge")
+
+
+def test_step_failure_metric_counts_by_error_code() -> None:
+    metric = module().resource("google_logging_metric", "metric")
+    assert metric["label_extractors"] == "${each.value.labels}"
+    labels = module().locals["log_metrics"]["step-failures"]["labels"]
+    assert labels == {"code": "EXTRACT(jsonPayload.code)"}
 
 
 def test_alert_policies_cover_errors_stuck_executions_and_backlog() -> None:

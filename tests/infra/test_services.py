@@ -50,6 +50,7 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     "trigger_handler_url": frozenset({"create"}),
     "scheduler_service_account": frozenset({"create"}),
     "scheduler_audience": frozenset({"create"}),
+    "scheduler_jobs": frozenset({"create"}),
     # End users authenticate on the public services (from Secret Manager).
     "api_keys": frozenset({"create", "status-stream"}),
     "api_key_salt": frozenset({"create", "status-stream"}),

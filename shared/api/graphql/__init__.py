@@ -1,12 +1,7 @@
-"""The GraphQL API: ``schema`` (in ``schema.py``), HTTP handling and the context getter.
+"""The GraphQL API: the schema (``schema.py``), served by ``GraphQLApp`` (``app.py``)
+over HTTP and WebSocket with the context of ``context.py``. See ``docs/graphql.md``."""
 
-``handle_http(request, principal)`` serves ``POST/GET /graphql`` of the management
-function; the stream server mounts ``schema`` (or ``asgi.graphql_app()``) for
-``graphql-transport-ws`` subscriptions, with ``get_context`` as its context getter.
-See ``docs/graphql.md``.
-"""
+from shared.api.graphql.app import GraphQLApp
+from shared.api.graphql.schema import schema
 
-from shared.api.graphql.context import get_context
-from shared.api.graphql.http_handler import handle_http
-
-__all__ = ["get_context", "handle_http"]
+__all__ = ["GraphQLApp", "schema"]

@@ -1,10 +1,8 @@
 """The context every resolver gets: who is calling, and the use cases of their tenant.
 
-``info.context`` is a dict. ``handle_http`` builds it from the principal the router
-authenticated; the ASGI/WebSocket app builds it with ``get_context``. When the schema
-is mounted on a plain strawberry ``GraphQL`` app (whose context is only
-``{"request", "response"}``), ``caller`` authenticates that request on first use, so
-resolvers behave the same however the schema is served.
+``info.context`` is a dict built by ``GraphQLApp.get_context`` from the principal
+the app authenticated before strawberry saw the request (HTTP or WebSocket), and
+the edge the app was built with (for the broker of subscriptions).
 """
 
 from __future__ import annotations
@@ -16,9 +14,8 @@ from starlette.requests import HTTPConnection
 from strawberry.types import Info
 
 from shared.api.auth import Principal, Unauthenticated
-from shared.api.runtime import app_for, get_authenticator
+from shared.api.broker import EventBroker
 from shared.app import WorkflowApp
-from shared.errors import WorkflowError
 
 Context: TypeAlias = dict[str, Any]
 GqlInfo: TypeAlias = Info[Context, None]
@@ -32,40 +29,33 @@ class Caller:
     app: WorkflowApp
 
 
-async def build_context(principal: Principal, connection: HTTPConnection | None = None) -> Context:
-    """The context of an already authenticated request."""
+def build_context(
+    principal: Principal,
+    app: WorkflowApp,
+    broker: EventBroker | None = None,
+    connection: HTTPConnection | None = None,
+    response: object = None,
+) -> Context:
+    """The context of an authenticated request; ``app`` is scoped to its tenant here."""
     return {
         "principal": principal,
-        "app": await app_for(principal.tenant),
+        "app": app.for_tenant(principal.tenant),
+        "broker": broker,
         "request": connection,
+        "response": response,
     }
 
 
-async def get_context(request_or_ws: HTTPConnection, response: object = None) -> Context:
-    """Context getter of the ASGI/WebSocket GraphQL app: authenticates the connection.
-
-    A failed authentication does not raise here (strawberry would answer a bare 500 or
-    drop the socket): it is kept and raised by the first resolver, so the client gets a
-    GraphQL error with ``extensions.code`` ``UNAUTHENTICATED``.
-    """
-    try:
-        principal = await get_authenticator().authenticate(request_or_ws)
-    except WorkflowError as exc:
-        return {"request": request_or_ws, "response": response, "auth_error": exc}
-    context = await build_context(principal, request_or_ws)
-    context["response"] = response
-    return context
-
-
 async def caller(info: GqlInfo) -> Caller:
-    """The principal and tenant-scoped app of this request (authenticating lazily)."""
+    """The principal and tenant-scoped app of this request."""
     context = info.context
-    if "app" not in context and "auth_error" not in context:
-        connection = context.get("request")
-        if not isinstance(connection, HTTPConnection):
-            raise Unauthenticated("no credentials")
-        context.update(await get_context(connection, context.get("response")))
-    error = context.get("auth_error")
-    if isinstance(error, WorkflowError):
-        raise error
+    if "principal" not in context:
+        raise Unauthenticated("no credentials")
     return Caller(principal=context["principal"], app=context["app"])
+
+
+def broker_of(info: GqlInfo) -> EventBroker:
+    broker = info.context.get("broker")
+    if not isinstance(broker, EventBroker):
+        raise Unauthenticated("subscriptions are served over WebSocket with credentials")
+    return broker

@@ -1,38 +1,29 @@
-"""GraphQL enums mirroring the model enums (names on the wire, model values inside)."""
+"""The model enums, exposed to GraphQL as they are (names on the wire, model values inside).
+
+``strawberry.enum`` attaches the GraphQL definition to the model's own class, so the
+resolvers return model values and the schema shows the names.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
+from shared.models import ErrorStrategy, ExecutionStatus, StepRunStatus
 
-@strawberry.enum(description="Lifecycle of an execution; the last four are terminal.")
-class ExecutionStatus(Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
+strawberry.enum(
+    ExecutionStatus,
+    name="ExecutionStatus",
+    description="Lifecycle of an execution; the last four are terminal.",
+)
+strawberry.enum(
+    StepRunStatus,
+    name="StepRunStatus",
+    description="Lifecycle of one step run (one attempt of one step).",
+)
+strawberry.enum(
+    ErrorStrategy,
+    name="ErrorStrategy",
+    description="What happens when a step fails for good (after its retries).",
+)
 
-
-@strawberry.enum(description="Lifecycle of one step run (one attempt of one step).")
-class StepRunStatus(Enum):
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(description="What happens when a step fails for good (after its retries).")
-class ErrorStrategy(Enum):
-    FAIL = "fail"
-    RETRY = "retry"
-    CONTINUE = "continue"
-    FALLBACK = "fallback"
+__all__ = ["ErrorStrategy", "ExecutionStatus", "StepRunStatus"]

@@ -15,7 +15,8 @@ from typing import Any
 import strawberry
 
 from shared import models
-from shared.api.graphql.context import GqlInfo, caller
+from shared.api.broker import EventBroker
+from shared.api.graphql.context import GqlInfo, broker_of, caller
 from shared.api.graphql.enums import ExecutionStatus
 from shared.api.graphql.execution_api import load_execution
 from shared.api.graphql.execution_types import ExecutionEvent
@@ -45,19 +46,13 @@ async def status_after(current: Status, event: Any, scope_of: ScopeOf) -> Status
     return current
 
 
-async def _events(tenant: str, execution_id: str, after: int) -> AsyncGenerator[Any, None]:
+async def _events(
+    broker: EventBroker, tenant: str, execution_id: str, after: int
+) -> AsyncGenerator[Any, None]:
     """The broker's events of one execution with ``seq`` greater than ``after``."""
-    from shared.api.broker import get_broker
-
-    broker = await get_broker()
-    stream = broker.stream(tenant=tenant, execution_id=execution_id, after=after)
-    try:
+    async with broker.open(tenant=tenant, execution_id=execution_id, after=after) as stream:
         async for event in stream:
             yield event
-    finally:  # release the broker's subscription when the client goes away
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
 
 
 @strawberry.type
@@ -82,7 +77,8 @@ class Subscription:
         yield ExecutionStatus(status.value)
         if status.terminal:
             return
-        async with aclosing(_events(who.app.tenant, execution_id, execution.event_seq)) as events:
+        stream = _events(broker_of(info), who.app.tenant, execution_id, execution.event_seq)
+        async with aclosing(stream) as events:
             async for event in events:
                 changed = await status_after(status, event, scope_of)
                 if changed != status:
@@ -100,6 +96,7 @@ class Subscription:
     ) -> AsyncGenerator[ExecutionEvent, None]:
         who = await caller(info)
         await load_execution(who, execution_id, "read")
-        async with aclosing(_events(who.app.tenant, execution_id, after or 0)) as events:
+        stream = _events(broker_of(info), who.app.tenant, execution_id, after or 0)
+        async with aclosing(stream) as events:
             async for event in events:
                 yield ExecutionEvent.from_model(event)

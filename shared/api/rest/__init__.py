@@ -1,32 +1,80 @@
-"""The management REST API under ``/api/v1`` (plus ``/health`` and GraphQL's door).
+"""The management API: REST under ``/api/v1`` on FastAPI, GraphQL at ``/graphql``.
 
-``handle(request)`` is the single entry ``functions/create`` calls: it resolves the
-route, runs its handler and maps every error to the one JSON error shape. Handlers
-live in ``workflows``, ``executions`` and ``meta``; each authenticates, authorizes,
-calls one use case of ``shared.app`` and maps the result.
+``create_management_app(edge)`` builds the app the ``create`` function serves:
+routes in ``workflows``, ``executions`` and ``meta`` (each handler declares its
+caller and role as dependencies and calls one use case), GraphQL over HTTP and
+WebSocket on strawberry, FastAPI's OpenAPI document at ``/api/v1/openapi.json`` and
+Swagger UI at ``/api/v1/docs`` (ReDoc at ``/api/v1/redoc``), served from a package,
+not a CDN.
 """
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from collections.abc import Collection
+from typing import Any
 
-from shared.api.errors import error_response
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.routing import Route, WebSocketRoute
+
+from shared.api.edge import Edge
+from shared.api.errors import install_error_handlers
+from shared.api.graphql.app import GraphQLApp
+from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, CatchAll, RequestGuard
 from shared.api.rest import executions, meta, workflows
-from shared.api.rest._router import Call, Route, Router, router
-from shared.errors import WorkflowError
+from shared.api.rest._deps import API
+from shared.api.rest._docs import without_framework_errors
+
+__all__ = ["create_management_app"]
+
+DESCRIPTION = """Manage workflows and their executions.
+
+Errors have one shape, `{"error": {"code", "message", "path"?, "errors"?}}`: a stable
+code, a message and, for invalid input, a JSON pointer into what was sent."""
 
 
-async def handle(request: Request) -> Response:
-    """Serve one request of the management API; errors become ``{"error": {...}}``."""
-    try:
-        route, params = router.resolve(request.method, request.url.path)
-        return await route.handler(Call(request, params, route.action))
-    except Exception as error:
-        response = error_response(error)
-        if isinstance(error, WorkflowError) and error.code == "METHOD_NOT_ALLOWED":
-            response.headers["Allow"] = ", ".join(error.details.get("allowed", ()))
-        return response
+def create_management_app(
+    edge: Edge, *, allowed_origins: Collection[str] = (), lifespan: bool = True
+) -> FastAPI:
+    """The management API of ``edge``; the edge starts with the app's lifespan.
 
+    Args:
+        allowed_origins: browser origins besides the service's own that may send
+            state-changing requests (a console on another host).
+        lifespan: start and stop the edge with the app (False when a parent app,
+            such as the dev server, does).
+    """
+    app = FastAPIOffline(
+        title="Workflow Engine API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=f"{API}/redoc",
+        static_url=f"{API}/docs/static",
+        separate_input_output_schemas=False,
+        lifespan=edge.lifespan if lifespan else None,
+    )
+    app.state.edge = edge
+    install_error_handlers(app)
+    # The routers' routes carry their tags and responses already; one flat table lets
+    # a 405 name every method a path has (``errors.allowed_methods``).
+    for router in (workflows.router, executions.router, meta.router):
+        app.router.routes.extend(router.routes)
+    graphql = GraphQLApp(edge, allowed_origins=allowed_origins)
+    for path in ("/graphql", f"{API}/graphql"):
+        app.router.routes.append(Route(path, graphql, methods=["GET", "POST"]))
+        app.router.routes.append(WebSocketRoute(path, graphql))
+    openapi = app.openapi
 
-__all__ = ["Route", "Router", "executions", "handle", "meta", "router", "workflows"]
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_framework_errors(openapi())
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+    app.add_middleware(
+        RequestGuard, media_types=JSON_MEDIA | YAML_MEDIA, allowed_origins=allowed_origins
+    )
+    app.add_middleware(CatchAll)
+    return app

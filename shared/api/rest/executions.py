@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Body, Depends, Path, Query
 from starlette.responses import JSONResponse, Response
 
-from shared.api.rest._edge import (
-    authorized,
-    authorized_for_execution,
+from shared.api.rest._bodies import json_only
+from shared.api.rest._deps import (
+    API,
+    ExecutionOperator,
+    ExecutionReader,
+    Reader,
     dump,
     respond,
     respond_page,
 )
-from shared.api.rest._request import parse_body, query_choice, query_int, query_limit, read_json
-from shared.api.rest._router import API, Call, Payload, Query, router
+from shared.api.rest._docs import errors, router_for
 from shared.api.rest.schemas import (
     CancelInput,
     EventInput,
@@ -23,169 +28,105 @@ from shared.api.rest.schemas import (
     StepList,
     StepRunView,
 )
-from shared.api.rest.workflows import CURSOR, LIMIT
+from shared.api.rest.workflows import Cursor, Limit
 from shared.models import ExecutionStatus, WorkflowExecution
 
-_EXECUTION = Payload(WorkflowExecution)
+router = router_for("executions")
+
 _ONE = f"{API}/executions/{{execution_id}}"
-_STATUSES = tuple(status.value for status in ExecutionStatus)
+ExecutionId = Annotated[str, Path(description="The execution's id.")]
 
 
-@router.add(
-    "GET",
-    f"{API}/executions",
-    tag="executions",
-    action="read",
-    response=Payload(ExecutionPage),
-    errors=(400,),
-    query=(
-        Query("workflow_id", {"type": "string"}, "Executions of this workflow only."),
-        Query("status", {"enum": list(_STATUSES)}, "Executions in this status only."),
-        LIMIT,
-        CURSOR,
-    ),
-)
-async def list_executions(call: Call) -> Response:
+@router.get(f"{API}/executions", response_model=ExecutionPage, responses=errors(400))
+async def list_executions(
+    caller: Reader,
+    workflow_id: Annotated[
+        str | None, Query(description="Executions of this workflow only.")
+    ] = None,
+    status: Annotated[
+        ExecutionStatus | None, Query(description="Executions in this status only.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
     """List executions, newest first."""
-    workflow_id = call.request.query_params.get("workflow_id") or None
-    _, app = await authorized(call, workflow_id)
-    status = query_choice(call.request, "status", _STATUSES)
-    page = await app.list_executions(
-        workflow_id=workflow_id,
-        status=ExecutionStatus(status) if status else None,
-        limit=query_limit(call.request),
-        cursor=call.request.query_params.get("cursor") or None,
+    page = await caller.app.list_executions(
+        workflow_id=workflow_id or None, status=status, limit=limit, cursor=cursor or None
     )
     return respond_page(page)
 
 
-@router.add(
-    "GET", _ONE, tag="executions", action="read", response=Payload(ExecutionDetail), errors=(404,)
-)
-async def get_execution(call: Call) -> Response:
+@router.get(_ONE, response_model=ExecutionDetail, responses=errors(404))
+async def get_execution(execution_id: ExecutionId, caller: ExecutionReader) -> Response:
     """Get an execution with its step history (``steps``, oldest run first)."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    execution, runs = await app.get_execution_detail(call.path("execution_id"))
+    execution, runs = await caller.app.get_execution_detail(execution_id)
     steps = [StepRunView.model_validate(run.model_dump()) for run in runs]
     return respond(ExecutionDetail(**dict(execution), steps=steps))
 
 
-@router.add(
-    "GET",
-    f"{_ONE}/steps",
-    tag="executions",
-    action="read",
-    response=Payload(StepList),
-    errors=(404,),
-)
-async def list_steps(call: Call) -> Response:
+@router.get(f"{_ONE}/steps", response_model=StepList, responses=errors(404))
+async def list_steps(execution_id: ExecutionId, caller: ExecutionReader) -> Response:
     """List an execution's step runs (every attempt, branch and iteration), oldest first."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    runs = await app.step_history(call.path("execution_id"))
+    runs = await caller.app.step_history(execution_id)
     return respond(StepList(items=[StepRunView.model_validate(r.model_dump()) for r in runs]))
 
 
-@router.add(
-    "GET",
-    f"{_ONE}/events",
-    tag="executions",
-    action="read",
-    response=Payload(EventPage),
-    errors=(400, 404),
-    query=(
-        Query(
-            "after",
-            {"type": "integer", "minimum": 0, "default": 0},
-            "Only events with a greater seq.",
-        ),
-        Query(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
-            "Most events returned.",
-        ),
-    ),
-)
-async def list_events(call: Call) -> Response:
+@router.get(f"{_ONE}/events", response_model=EventPage, responses=errors(400, 404))
+async def list_events(
+    execution_id: ExecutionId,
+    caller: ExecutionReader,
+    after: Annotated[int, Query(ge=0, description="Only events with a greater seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 1000,
+) -> Response:
     """Read an execution's events in seq order (resume with ``after``)."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    after = query_int(call.request, "after", default=0, low=0)
-    limit = query_limit(call.request, high=1000, default=1000)
-    events = await app.events(call.path("execution_id"), after, limit)
+    events = await caller.app.events(execution_id, after, limit)
     next_after = events[-1].seq if len(events) == limit else None
     return JSONResponse({"items": [dump(e) for e in events], "nextAfter": next_after})
 
 
-@router.add(
-    "POST",
+@router.post(
     f"{_ONE}/events",
-    tag="executions",
-    action="operate",
-    status=202,
-    request=Payload(EventInput),
-    response=Payload(SignalResult),
-    errors=(400, 404, 409, 413, 415, 422),
+    status_code=202,
+    response_model=SignalResult,
+    responses=errors(400, 403, 404, 409, 413, 415, 422),
+    dependencies=[Depends(json_only)],
 )
-async def send_event(call: Call) -> Response:
+async def send_event(
+    execution_id: ExecutionId, body: EventInput, caller: ExecutionOperator
+) -> Response:
     """Send an event to an execution; a ``wait_for_event`` step waiting for it resumes."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    body = parse_body(EventInput, await read_json(call.request))
-    result = await app.send_event(call.path("execution_id"), body.name, body.payload)
+    result = await caller.app.send_event(execution_id, body.name, body.payload)
     return respond(result, 202)
 
 
-@router.add(
-    "POST",
+@router.post(
     f"{_ONE}/cancel",
-    tag="executions",
-    action="operate",
-    request=Payload(CancelInput, required=False),
-    response=_EXECUTION,
-    errors=(400, 404, 409, 413, 415, 422),
+    response_model=WorkflowExecution,
+    responses=errors(400, 403, 404, 409, 413, 415, 422),
+    dependencies=[Depends(json_only)],
 )
-async def cancel_execution(call: Call) -> Response:
+async def cancel_execution(
+    execution_id: ExecutionId,
+    caller: ExecutionOperator,
+    body: Annotated[CancelInput, Body(default_factory=CancelInput)],
+) -> Response:
     """Cancel a running, waiting or paused execution."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    body = parse_body(CancelInput, await read_json(call.request, optional=True))
-    return respond(await app.cancel(call.path("execution_id"), body.reason))
+    return respond(await caller.app.cancel(execution_id, body.reason))
 
 
-@router.add(
-    "POST",
-    f"{_ONE}/pause",
-    tag="executions",
-    action="operate",
-    response=_EXECUTION,
-    errors=(404, 409),
-)
-async def pause_execution(call: Call) -> Response:
+@router.post(f"{_ONE}/pause", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+async def pause_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Pause an execution: running steps finish, no new step starts until resumed."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    return respond(await app.pause(call.path("execution_id")))
+    return respond(await caller.app.pause(execution_id))
 
 
-@router.add(
-    "POST",
-    f"{_ONE}/resume",
-    tag="executions",
-    action="operate",
-    response=_EXECUTION,
-    errors=(404, 409),
-)
-async def resume_execution(call: Call) -> Response:
+@router.post(f"{_ONE}/resume", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+async def resume_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Resume a paused execution."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    return respond(await app.resume(call.path("execution_id")))
+    return respond(await caller.app.resume(execution_id))
 
 
-@router.add(
-    "POST",
-    f"{_ONE}/redrive",
-    tag="executions",
-    action="operate",
-    response=_EXECUTION,
-    errors=(404, 409),
-)
-async def redrive_execution(call: Call) -> Response:
+@router.post(f"{_ONE}/redrive", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+async def redrive_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Re-run a failed or timed-out execution from its failed step, on its pinned version."""
-    app = await authorized_for_execution(call, call.path("execution_id"))
-    return respond(await app.redrive(call.path("execution_id")))
+    return respond(await caller.app.redrive(execution_id))

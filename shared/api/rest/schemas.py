@@ -33,7 +33,7 @@ class ExecutionInput(_Body):
 
     input: dict[str, Any] = Field(default_factory=dict)
     """Merged over the workflow's variables."""
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """Run this version instead of the latest."""
     execution_id: str | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"

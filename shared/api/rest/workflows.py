@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import yaml
+from fastapi import Body, Depends, Header, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from shared.api.rest._edge import authorized, respond, respond_items, respond_page
-from shared.api.rest._request import (
+from shared.api.rest._bodies import (
+    definition_body,
     if_match_version,
-    parse_body,
-    query_bool,
-    query_choice,
-    query_int,
-    query_limit,
-    query_list,
+    json_only,
     read_definition,
     read_documents,
-    read_json,
 )
-from shared.api.rest._router import API, JSON, YAML, Call, Payload, Query, router
+from shared.api.rest._deps import (
+    API,
+    Deleter,
+    Executor,
+    Reader,
+    Writer,
+    respond,
+    respond_items,
+    respond_page,
+)
+from shared.api.rest._docs import errors, router_for
 from shared.api.rest.schemas import (
     DecisionGraph,
     ExecutionInput,
@@ -29,273 +36,222 @@ from shared.api.rest.schemas import (
 from shared.app.service import StartRequest
 from shared.models import WorkflowDefinition, WorkflowExecution
 
-_DEFINITION = Payload(WorkflowDefinition, media=(JSON, YAML))
-_WORKFLOW = Payload(WorkflowDefinition)
-_BODY_ERRORS = (400, 413, 422)
-"""Definition bodies: YAML or JSON, so never 415."""
-LIMIT = Query(
-    "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-)
-CURSOR = Query("cursor", {"type": "string"}, "The nextCursor of the previous page.")
-_VERSION = Query("version", {"type": "integer", "minimum": 1}, "A version instead of the latest.")
+router = router_for("workflows")
+
+MAX_VERSION = 2**31 - 1
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=1000,
+        pattern=r"^[A-Za-z0-9_\-]*={0,2}$",
+        description="The nextCursor of the previous page.",
+    ),
+]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="A version instead of the latest.")
+]
+WorkflowId = Annotated[str, Path(description="The workflow's id.")]
+_ONE = f"{API}/workflows/{{workflow_id}}"
+_BODY = (400, 413, 415, 422)
+_WRITE = (403,)
 
 
 def _location(workflow: WorkflowDefinition) -> dict[str, str]:
     return {"Location": f"{API}/workflows/{workflow.id}", "ETag": f'"{workflow.version}"'}
 
 
-@router.add(
-    "POST",
+@router.post(
     f"{API}/workflows",
-    tag="workflows",
-    action="write",
-    status=201,
-    request=_DEFINITION,
-    response=_WORKFLOW,
-    errors=_BODY_ERRORS,
-    headers=("Location", "ETag"),
+    status_code=201,
+    response_model=WorkflowDefinition,
+    responses=errors(*_BODY, *_WRITE),
+    openapi_extra=definition_body(),
 )
-async def create_workflow(call: Call) -> Response:
+async def create_workflow(request: Request, caller: Writer) -> Response:
     """Create a workflow (version 1) from a JSON or YAML definition."""
-    principal, app = await authorized(call)
-    document = await read_definition(call.request)
-    workflow = await app.create_workflow(document, owner=principal.subject)
+    document = await read_definition(request)
+    workflow = await caller.app.create_workflow(document, owner=caller.principal.subject)
     return respond(workflow, 201, _location(workflow))
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows",
-    tag="workflows",
-    action="read",
-    response=Payload(WorkflowPage),
-    errors=(400,),
-    query=(
-        Query("active_only", {"type": "boolean", "default": False}, "Active ones only."),
-        Query("tags", {"type": "string"}, "Comma-separated; workflows with every tag."),
-        LIMIT,
-        CURSOR,
-    ),
-)
-async def list_workflows(call: Call) -> Response:
+@router.get(f"{API}/workflows", response_model=WorkflowPage, responses=errors(400))
+async def list_workflows(
+    caller: Reader,
+    active_only: Annotated[bool, Query(description="Active ones only.")] = False,
+    tags: Annotated[
+        list[str], Query(description="Workflows with every tag (repeat it, or comma-separate).")
+    ] = [],  # noqa: B006 - FastAPI copies defaults
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
     """List workflows, newest first."""
-    _, app = await authorized(call)
-    page = await app.list_workflows(
-        active_only=query_bool(call.request, "active_only"),
-        tags=query_list(call.request, "tags"),
-        limit=query_limit(call.request),
-        cursor=call.request.query_params.get("cursor") or None,
+    wanted = tuple(part.strip() for value in tags for part in value.split(",") if part.strip())
+    page = await caller.app.list_workflows(
+        active_only=active_only, tags=wanted, limit=limit, cursor=cursor or None
     )
     return respond_page(page)
 
 
-@router.add(
-    "POST",
+@router.post(
     f"{API}/workflows/import",
-    tag="workflows",
-    action="write",
-    status=201,
-    request=Payload(WorkflowDefinition, media=(JSON, YAML), many=True),
-    response=Payload(WorkflowList),
-    errors=_BODY_ERRORS,
+    status_code=201,
+    response_model=WorkflowList,
+    responses=errors(*_BODY, *_WRITE),
+    openapi_extra=definition_body(many=True),
 )
-async def import_workflows(call: Call) -> Response:
+async def import_workflows(request: Request, caller: Writer) -> Response:
     """Import definitions: a JSON object or list, or multi-document YAML; all or none."""
-    principal, app = await authorized(call)
-    documents = await read_documents(call.request)
-    created = await app.import_workflows(documents, owner=principal.subject)
+    documents = await read_documents(request)
+    created = await caller.app.import_workflows(documents, owner=caller.principal.subject)
     return respond(WorkflowList(items=created), 201)
 
 
-@router.add(
-    "POST",
+@router.post(
     f"{API}/workflows/validate",
-    tag="workflows",
-    action="read",
-    request=_DEFINITION,
-    response=Payload(ValidationResult),
-    errors=_BODY_ERRORS,
+    response_model=ValidationResult,
+    responses=errors(*_BODY),
+    openapi_extra=definition_body(),
 )
-async def validate_workflow(call: Call) -> Response:
+async def validate_workflow(request: Request, caller: Reader) -> Response:
     """Validate a definition without storing it (dry run)."""
-    _, app = await authorized(call)
-    app.validate(await read_definition(call.request))
+    caller.app.validate(await read_definition(request))
     return respond(ValidationResult(valid=True))
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows/{{workflow_id}}",
-    tag="workflows",
-    action="read",
-    response=_WORKFLOW,
-    errors=(404,),
-    headers=("ETag",),
-)
-async def get_workflow(call: Call) -> Response:
+@router.get(_ONE, response_model=WorkflowDefinition, responses=errors(404))
+async def get_workflow(workflow_id: WorkflowId, caller: Reader) -> Response:
     """Get a workflow's latest version, with its executionStats."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    workflow = await app.get_workflow_with_stats(call.path("workflow_id"))
+    workflow = await caller.app.get_workflow_with_stats(workflow_id)
     return respond(workflow, headers={"ETag": f'"{workflow.version}"'})
 
 
-@router.add(
-    "PUT",
-    f"{API}/workflows/{{workflow_id}}",
-    tag="workflows",
-    action="write",
-    request=_DEFINITION,
-    response=_WORKFLOW,
-    errors=(*_BODY_ERRORS, 404, 409),
-    headers=("ETag",),
+@router.put(
+    _ONE,
+    response_model=WorkflowDefinition,
+    responses=errors(*_BODY, *_WRITE, 404, 409),
+    openapi_extra=definition_body(),
 )
-async def update_workflow(call: Call) -> Response:
+async def update_workflow(
+    request: Request,
+    workflow_id: WorkflowId,
+    caller: Writer,
+    if_match: Annotated[
+        str,
+        Header(
+            pattern=r'^(\*|(W/)?"?[0-9]{1,10}"?)$',
+            description="The version this update expects (lost-update guard); `*`: any.",
+        ),
+    ] = "*",
+) -> Response:
     """Write a new immutable version; ``If-Match: <version>`` guards against lost updates."""
-    workflow_id = call.path("workflow_id")
-    _, app = await authorized(call, workflow_id)
-    expected = if_match_version(call.request)
-    document = await read_definition(call.request)
-    workflow = await app.update_workflow(workflow_id, document, expected_version=expected)
+    expected = if_match_version(if_match)
+    document = await read_definition(request)
+    workflow = await caller.app.update_workflow(workflow_id, document, expected_version=expected)
     return respond(workflow, headers={"ETag": f'"{workflow.version}"'})
 
 
-@router.add(
-    "DELETE",
-    f"{API}/workflows/{{workflow_id}}",
-    tag="workflows",
-    action="delete",
-    status=204,
-    errors=(404,),
-)
-async def delete_workflow(call: Call) -> Response:
+@router.delete(_ONE, status_code=204, responses=errors(*_WRITE, 404))
+async def delete_workflow(workflow_id: WorkflowId, caller: Deleter) -> Response:
     """Delete a workflow; its versions stay readable for the executions pinned to them."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    await app.delete_workflow(call.path("workflow_id"))
+    await caller.app.delete_workflow(workflow_id)
     return Response(status_code=204)
 
 
-@router.add(
-    "POST",
-    f"{API}/workflows/{{workflow_id}}/activate",
-    tag="workflows",
-    action="write",
-    response=_WORKFLOW,
-    errors=(404, 409),
+@router.post(
+    f"{_ONE}/activate", response_model=WorkflowDefinition, responses=errors(*_WRITE, 404, 409)
 )
-async def activate_workflow(call: Call) -> Response:
+async def activate_workflow(workflow_id: WorkflowId, caller: Writer) -> Response:
     """Activate a workflow (its triggers start executions again); a no-op if active."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    return respond(await app.set_active(call.path("workflow_id"), True))
+    return respond(await caller.app.set_active(workflow_id, True))
 
 
-@router.add(
-    "POST",
-    f"{API}/workflows/{{workflow_id}}/deactivate",
-    tag="workflows",
-    action="write",
-    response=_WORKFLOW,
-    errors=(404, 409),
+@router.post(
+    f"{_ONE}/deactivate", response_model=WorkflowDefinition, responses=errors(*_WRITE, 404, 409)
 )
-async def deactivate_workflow(call: Call) -> Response:
+async def deactivate_workflow(workflow_id: WorkflowId, caller: Writer) -> Response:
     """Deactivate a workflow: triggers stop starting it; manual execute still works."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    return respond(await app.set_active(call.path("workflow_id"), False))
+    return respond(await caller.app.set_active(workflow_id, False))
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows/{{workflow_id}}/versions",
-    tag="workflows",
-    action="read",
-    response=Payload(WorkflowList),
-    errors=(404,),
-)
-async def list_versions(call: Call) -> Response:
+@router.get(f"{_ONE}/versions", response_model=WorkflowList, responses=errors(404))
+async def list_versions(workflow_id: WorkflowId, caller: Reader) -> Response:
     """List every version of a workflow, oldest first."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    return respond_items(await app.list_versions(call.path("workflow_id")))
+    return respond_items(await caller.app.list_versions(workflow_id))
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows/{{workflow_id}}/versions/{{version:int}}",
-    tag="workflows",
-    action="read",
-    response=_WORKFLOW,
-    errors=(404,),
+@router.get(
+    f"{_ONE}/versions/{{version:int}}",
+    response_model=WorkflowDefinition,
+    responses=errors(400, 404),
 )
-async def get_version(call: Call) -> Response:
+async def get_version(
+    workflow_id: WorkflowId,
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION, description="The version number.")],
+    caller: Reader,
+) -> Response:
     """Get one immutable version of a workflow."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    return respond(await app.get_version(call.path("workflow_id"), call.number("version")))
+    return respond(await caller.app.get_version(workflow_id, version))
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows/{{workflow_id}}/export",
-    tag="workflows",
-    action="read",
-    response=Payload(WorkflowDefinition, media=(JSON, YAML)),
-    errors=(400, 404),
-    query=(
-        Query("format", {"enum": ["json", "yaml"], "default": "json"}, "Document format."),
-        _VERSION,
-    ),
+@router.get(
+    f"{_ONE}/export",
+    response_model=WorkflowDefinition,
+    responses={
+        **errors(400, 404),
+        200: {
+            "description": "The definition without server fields.",
+            "content": {
+                "application/yaml": {"schema": {"$ref": "#/components/schemas/WorkflowDefinition"}}
+            },
+        },
+    },
 )
-async def export_workflow(call: Call) -> Response:
+async def export_workflow(
+    workflow_id: WorkflowId,
+    caller: Reader,
+    format: Annotated[Literal["json", "yaml"], Query(description="Document format.")] = "json",
+    version: Version = None,
+) -> Response:
     """Export a definition without server fields; the import endpoint takes it back."""
-    _, app = await authorized(call, call.path("workflow_id"))
-    as_yaml = query_choice(call.request, "format", ("json", "yaml")) == "yaml"
-    version = query_int(call.request, "version", default=0, low=1) or None
-    document = await app.export_workflow(call.path("workflow_id"), version)
-    if as_yaml:
+    document = await caller.app.export_workflow(workflow_id, version)
+    if format == "yaml":
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-        return Response(text, media_type=YAML)
+        return Response(text, media_type="application/yaml")
     return JSONResponse(document)
 
 
-@router.add(
-    "GET",
-    f"{API}/workflows/{{workflow_id}}/steps/{{step_id}}/graph",
-    tag="workflows",
-    action="read",
-    response=Payload(DecisionGraph),
-    errors=(400, 404),
-    query=(_VERSION,),
+@router.get(
+    f"{_ONE}/steps/{{step_id}}/graph", response_model=DecisionGraph, responses=errors(400, 404)
 )
-async def decision_graph(call: Call) -> Response:
+async def decision_graph(
+    workflow_id: WorkflowId,
+    step_id: Annotated[str, Path(description="A decision step's id.")],
+    caller: Reader,
+    version: Version = None,
+) -> Response:
     """Render a decision step's tree as a Mermaid flowchart."""
-    workflow_id, step_id = call.path("workflow_id"), call.path("step_id")
-    _, app = await authorized(call, workflow_id)
-    version = query_int(call.request, "version", default=0, low=1) or None
-    graph = await app.decision_graph(workflow_id, step_id, version)
+    graph = await caller.app.decision_graph(workflow_id, step_id, version)
     return respond(
         DecisionGraph(workflow_id=workflow_id, step_id=step_id, version=version, graph=graph)
     )
 
 
-@router.add(
-    "POST",
-    f"{API}/workflows/{{workflow_id}}/execute",
-    tag="executions",
-    action="execute",
-    status=202,
-    request=Payload(ExecutionInput, required=False),
-    response=Payload(WorkflowExecution),
-    errors=(400, 404, 413, 415, 422),
-    headers=("Location",),
+@router.post(
+    f"{_ONE}/execute",
+    tags=["executions"],
+    status_code=202,
+    response_model=WorkflowExecution,
+    responses=errors(*_BODY, *_WRITE, 404),
+    dependencies=[Depends(json_only)],
 )
-async def execute_workflow(call: Call) -> Response:
+async def execute_workflow(
+    workflow_id: WorkflowId,
+    caller: Executor,
+    body: Annotated[ExecutionInput, Body(default_factory=ExecutionInput)],
+) -> Response:
     """Start an execution; it runs asynchronously (poll it or follow its events)."""
-    workflow_id = call.path("workflow_id")
-    _, app = await authorized(call, workflow_id)
-    body = parse_body(ExecutionInput, await read_json(call.request, optional=True))
-    execution = await app.start_execution(
-        StartRequest(
-            workflow_id,
-            body.input,
-            version=body.version,
-            execution_id=body.execution_id,
-        )
+    execution = await caller.app.start_execution(
+        StartRequest(workflow_id, body.input, version=body.version, execution_id=body.execution_id)
     )
     return respond(execution, 202, {"Location": f"{API}/executions/{execution.id}"})

@@ -1,12 +1,12 @@
-"""The trigger-handler's HTTP surface: one handler, routed by path and headers.
+"""The trigger-handler's HTTP surface (``create_trigger_app``).
 
 - ``POST /`` or ``POST /pubsub``: a Pub/Sub message (CloudEvent or raw push).
 - ``POST /schedule/{workflowId}``: a Cloud Scheduler tick.
 - ``POST /webhooks/{workflowId}``: a signed webhook.
 - ``GET /healthz``.
 
-Paths are relative to where the handler is mounted (``root_path``), so the dev server
-can serve it under a prefix such as ``/triggers``.
+Paths are relative to where the app is mounted, so the dev server serves it under
+``/triggers``.
 
 Every route takes ``?tenant=`` (default: the runtime's tenant). Retryable errors are
 answered 503 on every route, so Pub/Sub, Cloud Scheduler and webhook senders retry;
@@ -18,25 +18,28 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from shared.api.errors import error_response
-from shared.api.runtime import app_for, get_runtime
+from shared.api.edge import Edge, edge_of
+from shared.api.errors import error_response, install_error_handlers
+from shared.api.middleware import CatchAll, RequestGuard
 from shared.api.triggers.pubsub import (
     MessageUndecodable,
     is_cloudevent,
     parse_cloudevent,
     parse_push,
 )
-from shared.api.triggers.wiring import get_secret_resolver
 from shared.app.service import WorkflowApp
 from shared.app.trigger_manager import JOB_PREFIX
 from shared.app.triggers import ScheduleFire, dispatch_event, fire_schedule
 from shared.app.webhooks import WebhookCall, receive_webhook
 from shared.errors import InputInvalid, WorkflowError
 
-__all__ = ["handle_trigger_request"]
+__all__ = ["create_trigger_app", "trigger_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +55,20 @@ def _failure(error: WorkflowError) -> Response:
 
 
 async def _read(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise WorkflowError(f"body larger than {limit} bytes", code="PAYLOAD_TOO_LARGE")
+    """The body (``RequestGuard`` capped it at the largest limit of the app)."""
     body = await request.body()
     if len(body) > limit:
         raise WorkflowError(f"body larger than {limit} bytes", code="PAYLOAD_TOO_LARGE")
     return body
 
 
-async def _app(request: Request) -> WorkflowApp:
-    tenant = request.query_params.get("tenant") or (await get_runtime()).app.tenant
-    return await app_for(tenant)
+def _app(request: Request) -> WorkflowApp:
+    app = edge_of(request).app
+    return app.for_tenant(request.query_params.get("tenant") or app.tenant)
 
 
-async def _pubsub(request: Request) -> Response:
+async def pubsub(request: Request) -> Response:
+    """A Pub/Sub message: a CloudEvent (Eventarc) or a push subscription's body."""
     body = await _read(request, MAX_PUBSUB_BODY)
     try:
         if is_cloudevent(request.headers):
@@ -81,7 +83,7 @@ async def _pubsub(request: Request) -> Response:
     if event is None:
         log.warning("ignoring CloudEvent of type %s", request.headers.get("ce-type"))
         return JSONResponse({"status": "ignored"})
-    dispatch = await dispatch_event(await _app(request), event)
+    dispatch = await dispatch_event(_app(request), event)
     log.info(
         "message %s on %s: %d execution(s)",
         event.message_id,
@@ -108,13 +110,15 @@ def _schedule_time(raw: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _schedule(request: Request, workflow_id: str) -> Response:
+async def schedule(request: Request) -> Response:
+    """A Cloud Scheduler tick of a workflow's schedule."""
+    workflow_id = request.path_params["workflow_id"]
     fire = ScheduleFire(
         workflow_id,
         request.headers.get("x-cloudscheduler-jobname") or f"{JOB_PREFIX}{workflow_id}",
         _schedule_time(request.headers.get("x-cloudscheduler-scheduletime")),
     )
-    outcome = await fire_schedule(await _app(request), fire)
+    outcome = await fire_schedule(_app(request), fire)
     log.info(
         "schedule %s of workflow %s: %s",
         fire.job_name,
@@ -125,7 +129,9 @@ async def _schedule(request: Request, workflow_id: str) -> Response:
     return JSONResponse(outcome.to_dict())
 
 
-async def _webhook(request: Request, workflow_id: str) -> Response:
+async def webhook(request: Request) -> Response:
+    """A signed webhook call of a workflow."""
+    workflow_id = request.path_params["workflow_id"]
     call = WebhookCall(
         workflow_id=workflow_id,
         body=await _read(request, MAX_WEBHOOK_BODY),
@@ -134,36 +140,46 @@ async def _webhook(request: Request, workflow_id: str) -> Response:
         idempotency_key=request.headers.get("idempotency-key") or None,
         content_type=request.headers.get("content-type", ""),
     )
-    outcome = await receive_webhook(await _app(request), call, get_secret_resolver())
+    outcome = await receive_webhook(_app(request), call, edge_of(request).secrets)
     return JSONResponse(outcome.to_dict(), status_code=202)
 
 
-def _route_path(request: Request) -> str:
-    """The path below the mount point (the dev server may mount this under a prefix)."""
-    path = request.url.path
-    root = str(request.scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path.rstrip("/") or "/"
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
 
 
-async def handle_trigger_request(request: Request) -> Response:
-    """Route one request of the trigger-handler function."""
-    path = _route_path(request)
-    parts = path.strip("/").split("/")
-    if request.method == "GET" and parts[-1] == "healthz":
-        return JSONResponse({"status": "ok"})
-    if request.method != "POST":
-        return error_response(WorkflowError("use POST", code="METHOD_NOT_ALLOWED"))
-    try:
-        if len(parts) == 2 and parts[0] == "schedule":
-            return await _schedule(request, parts[1])
-        if len(parts) == 2 and parts[0] == "webhooks":
-            return await _webhook(request, parts[1])
-        if path in ("/", "/pubsub"):
-            return await _pubsub(request)
-    except WorkflowError as exc:
-        if exc.code == "UNAUTHENTICATED":
-            log.warning("webhook %s refused: %s", path, exc.message)
-        return _failure(exc)
-    return error_response(WorkflowError(f"no route for {path}", code="NOT_FOUND"))
+async def _on_trigger_error(request: Request, exc: Exception) -> Response:
+    """Retryable errors answer 503 on every route, so senders retry; the deterministic
+    execution ids make those retries start nothing twice."""
+    assert isinstance(exc, WorkflowError)
+    if exc.code == "UNAUTHENTICATED":
+        log.warning("%s refused: %s", request.url.path, exc.message)
+    return _failure(exc)
+
+
+def trigger_routes() -> list[Route]:
+    """The routes of the trigger-handler (Cloud Scheduler jobs target ``/schedule/{id}``)."""
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/", pubsub, methods=["POST"]),
+        Route("/pubsub", pubsub, methods=["POST"]),
+        Route("/schedule/{workflow_id}", schedule, methods=["POST"]),
+        Route("/webhooks/{workflow_id}", webhook, methods=["POST"]),
+    ]
+
+
+def create_trigger_app(edge: Edge, *, lifespan: bool = True) -> Starlette:
+    """The trigger-handler app; the edge starts with its lifespan."""
+    app = Starlette(
+        routes=trigger_routes(),
+        middleware=[
+            Middleware(CatchAll),
+            # Senders choose their media types (a webhook may post a form): no 415 here.
+            Middleware(RequestGuard, max_body=MAX_PUBSUB_BODY, media_types=None),
+        ],
+        lifespan=edge.lifespan if lifespan else None,
+    )
+    app.state.edge = edge
+    install_error_handlers(app)
+    app.add_exception_handler(WorkflowError, _on_trigger_error)
+    return app

@@ -101,7 +101,9 @@ locals {
       WFE_TRIGGER_HANDLER_URL       = local.urls["trigger-handler"]
       WFE_SCHEDULER_SERVICE_ACCOUNT = google_service_account.sa["scheduler"].email
       WFE_SCHEDULER_AUDIENCE        = local.urls["trigger-handler"]
+      WFE_SCHEDULER_JOBS            = "true"
       WFE_GRAPHQL_INTROSPECTION     = tostring(var.app_config.graphql_introspection)
+      WFE_ALLOWED_ORIGINS           = join(",", var.app_config.stream_allowed_origins)
     }
     execute-step = {
       WFE_AI_PROVIDER = var.ai_config.provider
@@ -111,8 +113,8 @@ locals {
     }
     trigger-handler = {}
     status-stream = {
-      WFE_GRAPHQL_INTROSPECTION  = tostring(var.app_config.graphql_introspection)
-      WFE_STREAM_ALLOWED_ORIGINS = join(",", var.app_config.stream_allowed_origins)
+      WFE_GRAPHQL_INTROSPECTION = tostring(var.app_config.graphql_introspection)
+      WFE_ALLOWED_ORIGINS       = join(",", var.app_config.stream_allowed_origins)
     }
   }
 

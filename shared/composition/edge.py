@@ -1,0 +1,108 @@
+"""The composition root of the HTTP edges: settings -> runtime, authenticator, secret
+resolver, trigger manager -> ``Edge`` -> the app of one function (or of all four).
+
+Everything here is built eagerly, before any app serves a request, and nothing here
+connects: the runtime's adapters connect when the edge starts (the ASGI lifespan).
+A setting that cannot work (an API key entry that does not parse, gcp mode without
+a project) fails here, at startup, not on some request later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from starlette.types import ASGIApp
+
+from shared.api.auth import Authenticator, authenticator_from_settings
+from shared.api.edge import Edge
+from shared.api.rest import create_management_app
+from shared.api.streams import create_stream_app
+from shared.api.tasks import create_tasks_app
+from shared.api.triggers import create_trigger_app
+from shared.app.local_triggers import LocalTriggerBackend
+from shared.app.secrets import default_secret_resolver
+from shared.app.trigger_manager import TriggerManager
+from shared.composition import build_runtime
+from shared.composition.gcp import GcpRuntime, build_scheduler_backend
+from shared.composition.local import LocalRuntime
+from shared.composition.runtime import Runtime
+from shared.settings import Settings
+
+__all__ = [
+    "FUNCTION_APPS",
+    "Service",
+    "build_edge",
+    "build_function_app",
+    "build_local_trigger_manager",
+]
+
+Service = Literal["create", "execute-step", "trigger-handler", "status-stream"]
+
+FUNCTION_APPS: dict[str, Callable[[Edge], ASGIApp]] = {
+    "create": lambda edge: create_management_app(
+        edge, allowed_origins=edge.settings.allowed_origins
+    ),
+    "execute-step": create_tasks_app,
+    "trigger-handler": create_trigger_app,
+    "status-stream": lambda edge: create_stream_app(
+        edge, allowed_origins=edge.settings.allowed_origins
+    ),
+}
+"""The app each function serves, by function name."""
+
+
+def build_local_trigger_manager(
+    runtime: LocalRuntime, tenants: Iterable[str] = (), *, max_sleep: float = 10.0
+) -> TriggerManager:
+    """Local cron + bus subscriptions over the runtime; ``await manager.start()`` next."""
+    backend = LocalTriggerBackend(
+        runtime.app, runtime.bus, runtime.engine.clock, max_sleep=max_sleep
+    )
+    return TriggerManager(runtime.app, backend, tenants)
+
+
+def build_edge(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    authenticator: Authenticator | None = None,
+    triggers: TriggerManager | None = None,
+) -> Edge:
+    """The edge of one process, from its settings (``runtime`` and ``authenticator``
+    replace what the settings would build: tests, the dev server). A ``runtime`` given
+    here is started and stopped by its owner, not by the edge."""
+    owns_runtime = runtime is None
+    runtime = runtime if runtime is not None else build_runtime(settings)
+    if authenticator is None:
+        authenticator = authenticator_from_settings(settings.api_keys, settings.api_key_salt)
+    return Edge(
+        runtime=runtime,
+        authenticator=authenticator,
+        secrets=default_secret_resolver(),
+        triggers=triggers,
+        owns_runtime=owns_runtime,
+    )
+
+
+def build_function_app(service: str, settings: Settings | None = None) -> ASGIApp:
+    """The ASGI app of one function, with its edge built from the settings.
+
+    In the cloud, ``create`` is where workflows change, so it keeps their Cloud
+    Scheduler jobs in line (when ``WFE_TRIGGER_HANDLER_URL`` names the target).
+    """
+    if service not in FUNCTION_APPS:
+        raise ValueError(f"no function named {service!r}; one of {sorted(FUNCTION_APPS)}")
+    settings = settings if settings is not None else Settings.from_env()
+    edge = build_edge(settings)
+    runtime = edge.runtime
+    cloud = settings.gcp
+    if (
+        service == "create"
+        and isinstance(runtime, GcpRuntime)
+        and cloud.scheduler_jobs
+        and cloud.trigger_handler_url
+    ):
+        edge.triggers = TriggerManager(runtime.app, build_scheduler_backend(runtime))
+        edge.start_triggers = False
+    return FUNCTION_APPS[service](edge)

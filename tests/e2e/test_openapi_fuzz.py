@@ -1,0 +1,119 @@
+"""schemathesis against the dev server's own OpenAPI document: no 5xx, no response
+that contradicts the schema, and the documented security enforced.
+
+``wfe dev`` runs as a user starts it, with an API key configured, and schemathesis
+(the ``st`` command, from the dev dependencies) drives every operation through its
+coverage, fuzzing and stateful phases with a fixed seed. All its checks run but two,
+each left out for a stated reason:
+
+- ``use_after_free``: a deleted workflow's versions stay readable on purpose (the
+  executions pinned to them still need them);
+- ``positive_data_acceptance``: a definition that fits the JSON schema can still be
+  refused for what a schema cannot say (an unknown step type, a ``nextSteps`` entry
+  naming no step, a CEL expression that does not compile, an opaque cursor that is
+  not one of ours); those answers are 400/422 with a JSON pointer, tested elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.api.auth import hash_api_key
+
+ROOT = Path(__file__).resolve().parents[2]
+ST = Path(sys.executable).parent / "st"
+KEY, SALT = "fuzz-key", "fuzz-salt"
+EXCLUDED = ("use_after_free", "positive_data_acceptance")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("fuzz")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "WFE_API_KEYS": f"{hash_api_key(KEY, SALT)}:fuzzer:default:owner",
+        "WFE_API_KEY_SALT": SALT,
+    }
+    argv = [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)]
+    argv += ["--demo-port", str(_free_port()), "--db", str(folder / "dev.db")]
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("wfe dev did not come up")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+        # An unexpected error is logged once by the edge; none may have happened.
+        assert "unhandled error" not in output, output[-6000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    server: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [
+            str(ST),
+            "run",
+            f"{server}/api/v1/openapi.json",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            ",".join(EXCLUDED),
+            "--max-examples",
+            "10",
+            "--seed",
+            "20261203",
+            "--header",
+            f"X-API-Key: {KEY}",
+            "--no-color",
+        ],
+        cwd=tmp_path,  # st keeps its replay files in the working directory
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report[-12000:]
+    assert "25/25" in report, report[-3000:]  # every operation was selected and tested
