@@ -42,7 +42,7 @@ dev: install
 # wfe dev in gcp mode on the Firestore, Pub/Sub and Cloud Tasks emulators (docs/gcp.md);
 # needs the Google Cloud CLI with its emulators and java.
 dev-emulators: install
-	$(BIN)/python -m shared.dev_emulators --port $(PORT)
+	$(BIN)/python -m shared.dev.on_emulators --port $(PORT)
 
 bench: install
 	$(BIN)/python bench/engine.py --json

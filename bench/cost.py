@@ -61,14 +61,14 @@ from shared.api.tasks import create_tasks_app
 from shared.app.service import StartRequest
 from shared.composition import Runtime, build_gcp
 from shared.composition.edge import build_edge
-from shared.dev_emulators import create_queue
-from shared.emulators import (
+from shared.dev.emulators import (
     Emulator,
     ensure_tasks_emulator,
     find_firestore,
     firestore_emulator,
     tasks_emulator,
 )
+from shared.dev.on_emulators import create_queue
 from shared.settings import GcpSettings, Settings
 
 LOCATION, QUEUE = "us-central1", "steps"

@@ -1,10 +1,10 @@
 """The emulator helpers the suites import as ``emulators``: they live in
-``shared/emulators.py`` (``make dev-emulators`` uses them too) and are re-exported here.
+``shared/dev/emulators.py`` (``make dev-emulators`` uses them too) and are re-exported here.
 The pytest fixtures are in ``emulators_gcp.py``."""
 
 from __future__ import annotations
 
-from shared.emulators import (
+from shared.dev.emulators import (
     Emulator,
     GrpcEmulator,
     Unavailable,

@@ -1,6 +1,6 @@
 """The emulator fixtures of the suites marked ``emulator``: Firestore, Pub/Sub and
 Cloud Tasks, each started once per session and stopped by process group. What finds,
-installs and runs them is ``shared/emulators.py``.
+installs and runs them is ``shared/dev/emulators.py``.
 
 - Firestore: one emulator per session; ``firestore_project`` gives each test a project
   id of its own and deletes its documents afterwards.
@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from shared.emulators import (
+from shared.dev.emulators import (
     TASKS_EMULATOR_PACKAGE,
     Emulator,
     Unavailable,

@@ -21,7 +21,7 @@ import pytest
 from google.pubsub_v1 import PublisherClient, PubsubMessage
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-from shared.emulators import free_port
+from shared.dev.emulators import free_port
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -74,7 +74,8 @@ def test_dev_emulators_runs_a_pushed_workflow_and_stops_everything(
     emulators_installed: None, tmp_path: Path
 ) -> None:
     port, log = free_port(), tmp_path / "dev-emulators.log"
-    argv = [sys.executable, "-m", "shared.dev_emulators", "--port", str(port), "--topic", "orders"]
+    argv = [sys.executable, "-m", "shared.dev.on_emulators", "--port", str(port)]
+    argv += ["--topic", "orders"]
     argv += ["--firestore-port", "0", "--pubsub-port", "0", "--tasks-port", "0"]
     argv += ["--examples", str(tmp_path / "none"), "--", "--demo-port", "0"]
     with log.open("wb") as sink:

@@ -36,8 +36,8 @@ from _gcp_stack import (
 from google.pubsub_v1 import PublisherClient, PubsubMessage
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-from shared.dev_emulators import create_push_topics, create_queue, dev_environment
-from shared.emulators import free_port
+from shared.dev.emulators import free_port
+from shared.dev.on_emulators import create_push_topics, create_queue, dev_environment
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -17,7 +17,7 @@ from _cli import EXAMPLES, Wfe
 
 from shared.app.service import StartRequest
 from shared.composition import LocalRuntime, build_local
-from shared.demo_service import DemoServer
+from shared.dev.demo_service import DemoServer
 from shared.engine.validation import parse_documents
 from shared.models import ExecutionStatus, WorkflowExecution
 from shared.settings import Settings

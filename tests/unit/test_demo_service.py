@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from shared.demo_service import DemoServer, create_demo_app
+from shared.dev.demo_service import DemoServer, create_demo_app
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The Google emulators on this machine: found, started and stopped by process group.
 
 Used by the test fixtures (``tests/emulators_gcp.py``) and by ``make dev-emulators``
-(``shared/dev_emulators.py``); see ``../shared/EMULATORS.md`` and ``docs/gcp.md``.
+(``shared/dev/on_emulators.py``); see ``../shared/EMULATORS.md`` and ``docs/gcp.md``.
 
 - Firestore and Pub/Sub: the official emulators of the Google Cloud CLI (they need
   java); they cannot be installed from a package registry. ``find_firestore`` and

@@ -19,21 +19,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared import cli_format as fmt
 from shared.app import WorkflowApp
+from shared.app.registration import all_workflows, register
 from shared.app.service import StartRequest
-from shared.cli_ops import (
+from shared.cli import format as fmt
+from shared.cli.ops import (
     CheckedFile,
-    all_workflows,
     check_file,
     drain,
     live_executions,
     read_only_app,
-    register,
     runtime_for,
     wait_until_done,
 )
-from shared.demo_service import DemoServer
+from shared.dev.demo_service import DemoServer
 from shared.errors import NotFound, WorkflowError
 from shared.models import ExecutionStatus, StepRun, WorkflowDefinition, WorkflowExecution
 from shared.settings import Settings
@@ -406,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """``wfe dev``: REST, GraphQL, streams, triggers and tasks on one port."""
-    from shared.devserver import DevOptions, run
+    from shared.dev.server import DevOptions, run
 
     examples = None if args.no_examples else Path("examples")
     options = DevOptions(

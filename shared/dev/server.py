@@ -6,7 +6,7 @@ SSE) share one runtime, one in-process task dispatcher, one event bus and one lo
 cron scheduler. The demo HTTP service the examples call runs beside it, and the
 examples are registered at startup.
 
-With ``WFE_BACKEND=gcp`` (``make dev-emulators``, ``shared/dev_emulators.py``) the same
+With ``WFE_BACKEND=gcp`` (``make dev-emulators``, ``shared/dev/on_emulators.py``) the same
 app runs on the cloud runtime (``build_runtime``): Firestore, Cloud Tasks calling back
 ``/tasks/execute-step`` and Pub/Sub pushing to ``/triggers/pubsub``, the sweeper in
 process, and the local cron for schedules (no Scheduler emulator exists).
@@ -45,11 +45,11 @@ from shared.api.streams import stream_routes
 from shared.api.tasks import create_tasks_app
 from shared.api.triggers import create_trigger_app
 from shared.app.local_triggers import LocalTriggerBackend
+from shared.app.registration import register
 from shared.app.trigger_manager import TriggerManager
-from shared.cli_ops import register
 from shared.composition import LocalRuntime, Runtime, build_runtime
 from shared.composition.edge import build_edge, build_local_trigger_manager
-from shared.demo_service import DemoServer
+from shared.dev.demo_service import DemoServer
 from shared.engine.validation import parse_documents
 from shared.settings import Settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.app import WorkflowApp
-from shared.cli_format import SourceIssue
+from shared.cli.format import SourceIssue
 from shared.composition import LocalRuntime, build_local, build_registry
 from shared.engine.steps import StepRegistry
 from shared.engine.validation import parse_documents, validate_definition
@@ -18,15 +18,6 @@ from shared.errors import DefinitionInvalid, WorkflowError
 from shared.models import ExecutionStatus, WorkflowDefinition, WorkflowExecution
 from shared.settings import Settings
 
-_SERVER_FIELDS = (
-    "id",
-    "version",
-    "owner",
-    "created_at",
-    "updated_at",
-    "last_executed",
-    "execution_stats",
-)
 _LIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 
@@ -109,37 +100,6 @@ async def read_only_app(settings: Settings) -> AsyncIterator[WorkflowApp | None]
         yield runtime.app
     finally:
         await runtime.stop()
-
-
-async def all_workflows(app: WorkflowApp) -> list[WorkflowDefinition]:
-    """Every workflow head, following the pages."""
-    found: list[WorkflowDefinition] = []
-    cursor: str | None = None
-    while True:
-        page = await app.list_workflows(limit=200, cursor=cursor)
-        found.extend(page.items)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
-
-
-def _comparable(definition: WorkflowDefinition) -> dict[str, Any]:
-    return definition.model_dump(mode="json", exclude=set(_SERVER_FIELDS))
-
-
-async def register(app: WorkflowApp, raw: dict[str, Any]) -> tuple[WorkflowDefinition, str]:
-    """Create the workflow, or add a version to the one with the same name if it changed.
-
-    Returns the stored head and what happened: ``created``, ``updated`` or ``unchanged``.
-    """
-    wanted = app.validate(raw)
-    existing = [w for w in await all_workflows(app) if w.name == wanted.name]
-    if not existing:
-        return await app.create_workflow(raw), "created"
-    head = existing[0]
-    if _comparable(head) == _comparable(wanted):
-        return head, "unchanged"
-    return await app.update_workflow(head.id, raw, head.version), "updated"
 
 
 async def wait_until_done(

@@ -1,6 +1,6 @@
 """``make dev-emulators``: ``wfe dev`` in gcp mode against the local Google emulators.
 
-Starts the Firestore, Pub/Sub and Cloud Tasks emulators (``shared/emulators.py``),
+Starts the Firestore, Pub/Sub and Cloud Tasks emulators (``shared/dev/emulators.py``),
 creates the Cloud Tasks queue and the topics (those of the examples' event triggers and
 ``publish`` steps, plus ``--topic``), each with a push subscription to the dev server's
 ``/triggers/pubsub?topic=T``, then runs ``wfe dev`` with ``WFE_BACKEND=gcp``, the
@@ -8,7 +8,7 @@ emulator hosts and ``WFE_EXECUTE_STEP_URL=http://127.0.0.1:PORT/tasks/execute-st
 Ctrl-C stops the dev server, then every emulator (by process group). The emulators
 keep their data in memory: it is gone when they stop.
 
-    python -m shared.dev_emulators [--port 8080] [--project demo] [--topic T ...]
+    python -m shared.dev.on_emulators [--port 8080] [--project demo] [--topic T ...]
         [-- <more wfe dev arguments>]
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.emulators import (
+from shared.dev.emulators import (
     Emulator,
     Unavailable,
     ensure_tasks_emulator,
