@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def pointer_token(token: object) -> str:
+    """One JSON-pointer reference token, escaped (RFC 6901: ``~`` -> ``~0``, ``/`` -> ``~1``)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def json_pointer(*parts: object) -> str:
+    """A JSON pointer from path parts (``json_pointer("steps", 0)`` is ``/steps/0``)."""
+    return "".join("/" + pointer_token(part) for part in parts)
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem found in user input, addressed by a JSON pointer."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import cel
 
-from shared.errors import Issue, StepFailed
+from shared.errors import Issue, StepFailed, pointer_token
 
 STEP_ROOTS = frozenset({"vars", "input", "prev", "item", "index", "execution"})
 """Variables a step expression may reference."""
@@ -99,14 +99,10 @@ def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _walk_strings(item, f"{path}/{_escape(str(key))}")
+            yield from _walk_strings(item, f"{path}/{pointer_token(str(key))}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _walk_strings(item, f"{path}/{index}")
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def check_template(value: Any, path: str, roots: frozenset[str] = STEP_ROOTS) -> list[Issue]:

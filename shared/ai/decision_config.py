@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails
 from shared.ai.history import HistoryOptions
 from shared.ai.models import ModelOptions
 from shared.engine.steps import StepConfig
+from shared.errors import pointer_token
 
 NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
 LABEL = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -120,13 +121,10 @@ def node_refs(node: Any) -> list[tuple[str, str]]:
         return [(node.next, "next")]
     if isinstance(node, (AiNode, HistoryNode)):
         return [
-            (option.next, f"branches/{_escape(label)}") for label, option in node.branches.items()
+            (option.next, f"branches/{pointer_token(label)}")
+            for label, option in node.branches.items()
         ]
     return []
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def parse_decision_config(raw: Mapping[str, Any]) -> DecisionConfig:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
-from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError
+from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,6 @@ def status_for(error: WorkflowError) -> int:
     return 503 if error.retryable else 500
 
 
-def pointer(location: Sequence[str | int]) -> str:
-    """A JSON pointer (RFC 6901) from path segments."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
-
-
 def error_response(error: Exception) -> JSONResponse:
     """``{"error": {...}}`` with the mapped status; anything unexpected is a logged 500."""
     if isinstance(error, WorkflowError):
@@ -88,7 +83,7 @@ def _issue(item: dict[str, Any]) -> Issue:
         code = "FIELD_TYPE"
     else:
         code = "INVALID_VALUE"
-    return Issue(code, str(item.get("msg", "invalid")), pointer(item.get("loc", ())[1:]))
+    return Issue(code, str(item.get("msg", "invalid")), json_pointer(*item.get("loc", ())[1:]))
 
 
 def validation_error(errors: Sequence[Any]) -> WorkflowError:

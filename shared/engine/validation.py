@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from shared.engine.graph import check_graph
 from shared.engine.steps import StepRegistry
-from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError
+from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
 from shared.expressions import TRIGGER_ROOTS, check_template, compile_expression
 from shared.models import EventTrigger, ScheduleTrigger, WorkflowDefinition
 
@@ -40,9 +40,8 @@ _PYDANTIC_CODES = {
 }
 
 
-def pointer(*parts: object) -> str:
-    """A JSON pointer from path parts (RFC 6901 escaping)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+pointer = json_pointer
+"""A JSON pointer from path parts (``shared.errors.json_pointer``)."""
 
 
 def issues_from_pydantic(error: ValidationError, prefix: str = "") -> list[Issue]:
