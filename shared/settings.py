@@ -204,6 +204,8 @@ class Settings(BaseSettings):
     every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
     development mode (no credentials, ``X-Tenant`` picks the tenant)."""
     api_key_salt: str = ""
+    graphql_introspection: bool = True
+    """GraphQL ``__schema``/``__type`` queries and GraphiQL (off in production)."""
     allowed_origins: CommaList = Field(default_factory=list)
     """Browser origins besides a service's own that may call it (CORS for the streams,
     state-changing requests, WebSockets); ``*`` for any. Comma-separated."""

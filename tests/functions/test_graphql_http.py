@@ -11,6 +11,7 @@ from graphql import get_introspection_query
 
 from shared import models
 from shared.api.auth import Principal, Role
+from shared.api.edge import Edge
 from shared.api.graphql.context import build_context
 from shared.api.graphql.schema import schema
 from shared.api.graphql.subscriptions import status_after
@@ -90,13 +91,11 @@ async def test_depth_alias_and_token_limits(api: httpx.AsyncClient) -> None:
     assert (await data(api, _nested(11))) == {"workflows": []}
 
 
-async def test_introspection_is_switchable(
-    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_introspection_is_switchable(api: httpx.AsyncClient, edge: Edge) -> None:
     allowed = await data(api, get_introspection_query())
     assert allowed["__schema"]["queryType"]["name"] == "Query"
 
-    monkeypatch.setenv("WFE_GRAPHQL_INTROSPECTION", "false")
+    edge.runtime.settings.graphql_introspection = False
     refused = await post(api, "{ __schema { queryType { name } } }")
     assert set(codes(refused)) == {"INTROSPECTION_DISABLED"}
     assert (await data(api, "{ workflows { id } }")) == {"workflows": []}

@@ -35,7 +35,6 @@ from shared.api.auth import Principal
 from shared.api.edge import Edge
 from shared.api.errors import error_response, status_for
 from shared.api.graphql.context import Context, build_context
-from shared.api.graphql.limits import introspection_enabled
 from shared.api.graphql.schema import schema
 from shared.errors import WorkflowError
 
@@ -122,10 +121,12 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Context:
         principal = request.scope[_PRINCIPAL]
         assert isinstance(principal, Principal)
-        return build_context(principal, self.edge.app, self.edge.broker, request, response)
+        context = build_context(principal, self.edge.app, self.edge.broker, request, response)
+        context["introspection"] = self.edge.settings.graphql_introspection
+        return context
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        if not introspection_enabled():
+        if not self.edge.settings.graphql_introspection:
             raise HTTPException(400, "GraphiQL is off while introspection is disabled")
         return await super().render_graphql_ide(request)
 

@@ -1,14 +1,13 @@
 """Limits on what one GraphQL document may ask for (DESIGN 9).
 
 Depth, alias and token limits use strawberry's own extensions. Introspection is on
-by default (GraphiQL locally) and switched off with
-``WFE_GRAPHQL_INTROSPECTION=false``; the variable is read per operation so a
-deployment (or a test) can flip it without rebuilding the schema.
+by default (GraphiQL locally) and switched off with the setting
+``WFE_GRAPHQL_INTROSPECTION=false``: the app puts the edge's setting in each
+operation's context (``"introspection"``), which ``IntrospectionSwitch`` reads.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -29,20 +28,14 @@ MAX_BATCH = 100
 """Items one batch mutation accepts."""
 MAX_PAGE = 200
 """Largest ``first`` a list field accepts."""
-INTROSPECTION_VARIABLE = "WFE_GRAPHQL_INTROSPECTION"
-
-
-def introspection_enabled() -> bool:
-    """Whether ``__schema``/``__type`` queries (and GraphiQL) are allowed."""
-    value = os.environ.get(INTROSPECTION_VARIABLE, "true").strip().lower()
-    return value not in {"0", "false", "no", "off"}
-
-
 class IntrospectionSwitch(SchemaExtension):
-    """Refuses introspection while ``WFE_GRAPHQL_INTROSPECTION`` is false."""
+    """Refuses introspection unless the operation's context allows it (a context without
+    the key, such as a test's ``schema.execute``, allows it)."""
 
     def on_operation(self) -> Iterator[None]:
-        if not introspection_enabled():
+        context = self.execution_context.context
+        allowed = context.get("introspection", True) if isinstance(context, dict) else True
+        if not allowed:
             context = self.execution_context
             context.validation_rules = (
                 *context.validation_rules,
