@@ -18,7 +18,7 @@ from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
-from shared.errors import WorkflowError
+from shared.errors import InputInvalid, WorkflowError
 
 
 class Role(IntEnum):
@@ -114,7 +114,15 @@ def authenticator_from_settings(api_keys: list[str], salt: str) -> Authenticator
     if not api_keys:
         return LocalDevAuthenticator()
     principals: dict[str, Principal] = {}
-    for entry in api_keys:
-        digest, subject, tenant, role = entry.split(":")
+    for index, entry in enumerate(api_keys):
+        parts = entry.split(":")
+        roles = {role.name.lower() for role in Role}
+        if len(parts) != 4 or not all(parts) or parts[3].lower() not in roles:
+            raise InputInvalid(  # the entry itself may hold a secret: never echo it
+                f"setting WFE_API_KEYS: entry {index + 1} is not <sha256>:<subject>:<tenant>:"
+                f"<{'|'.join(sorted(roles))}>",
+                code="INVALID_SETTINGS",
+            )
+        digest, subject, tenant, role = parts
         principals[digest] = Principal(subject=subject, tenant=tenant, role=Role[role.upper()])
     return ApiKeyAuthenticator(principals, salt)

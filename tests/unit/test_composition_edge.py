@@ -1,0 +1,61 @@
+"""The composition root of the edges: what each function's app is built with, from its
+settings alone, before any request (and a setting that cannot work fails right there)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.adapters.cloud_scheduler import CloudSchedulerBackend
+from shared.api.auth import ApiKeyAuthenticator, LocalDevAuthenticator, hash_api_key
+from shared.api.edge import Edge
+from shared.composition.edge import FUNCTION_APPS, build_function_app
+from shared.errors import InputInvalid
+from shared.settings import Settings
+
+GCP = {
+    "WFE_BACKEND": "gcp",
+    "WFE_PROJECT": "demo",
+    "WFE_EXECUTE_STEP_URL": "https://execute-step.example",
+    "WFE_TRIGGER_HANDLER_URL": "https://trigger-handler.example",
+}
+
+
+def _edge(service: str, env: dict[str, str]) -> Edge:
+    app = build_function_app(service, Settings.from_env(env))
+    edge = app.state.edge  # type: ignore[attr-defined]
+    assert isinstance(edge, Edge)
+    return edge
+
+
+def test_every_function_gets_the_authenticator_its_settings_ask_for() -> None:
+    keys = {"WFE_API_KEYS": f"{hash_api_key('k', 's')}:ana:default:editor", "WFE_API_KEY_SALT": "s"}
+    for service in FUNCTION_APPS:
+        assert isinstance(_edge(service, {**GCP, **keys}).authenticator, ApiKeyAuthenticator)
+        assert isinstance(_edge(service, GCP).authenticator, LocalDevAuthenticator)
+
+
+def test_create_keeps_cloud_scheduler_jobs_in_line_in_gcp_mode() -> None:
+    edge = _edge("create", GCP)
+    assert edge.triggers is not None
+    assert isinstance(edge.triggers.backend, CloudSchedulerBackend)
+    assert edge.start_triggers is False  # follows changes; no full reconcile per cold start
+    assert _edge("create", {**GCP, "WFE_SCHEDULER_JOBS": "false"}).triggers is None
+    without_target = {k: v for k, v in GCP.items() if k != "WFE_TRIGGER_HANDLER_URL"}
+    assert _edge("create", without_target).triggers is None
+    assert _edge("execute-step", GCP).triggers is None
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["just-a-key", "digest:ana:default", "digest:ana:default:superuser", "digest::default:owner"],
+)
+def test_a_malformed_api_key_entry_stops_the_build_without_echoing_it(entry: str) -> None:
+    with pytest.raises(InputInvalid) as refused:
+        build_function_app("create", Settings.from_env({**GCP, "WFE_API_KEYS": entry}))
+    assert refused.value.code == "INVALID_SETTINGS"
+    assert entry not in refused.value.message
+
+
+def test_an_unknown_function_is_refused() -> None:
+    with pytest.raises(ValueError, match="no function named"):
+        build_function_app("nope", Settings.from_env(GCP))
