@@ -1,5 +1,9 @@
 """The payload of a step task on the wire (Cloud Tasks body): ids only, JSON.
 
+``{"executionId", "runId", "wakeSeq"}`` plus, when the enqueuing hop was traced, its
+W3C ``traceparent`` (bodies without one decode as before; a malformed one is dropped,
+never a reason to refuse the task).
+
 Below the adapters and the API edge alike: the Cloud Tasks adapter encodes with it,
 the execute-step function decodes with it.
 """
@@ -7,6 +11,7 @@ the execute-step function decodes with it.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +21,9 @@ from shared.ports import StepTask
 __all__ = ["MAX_TASK_BODY", "TaskPayloadInvalid", "decode_task", "encode_task"]
 
 MAX_TASK_BODY = 16 * 1024
-"""A real payload is under 200 bytes; anything much larger is not ours."""
+"""A real payload is under 300 bytes; anything much larger is not ours."""
 _ID_MAX = 256
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 class TaskPayloadInvalid(WorkflowError):
@@ -27,8 +33,14 @@ class TaskPayloadInvalid(WorkflowError):
 
 
 def encode_task(task: StepTask) -> bytes:
-    """The HTTP body of a Cloud Task for ``task`` (compact JSON, ids only)."""
-    payload = {"executionId": task.execution_id, "runId": task.run_id, "wakeSeq": task.wake_seq}
+    """The HTTP body of a Cloud Task for ``task`` (compact JSON: ids and the trace)."""
+    payload: dict[str, Any] = {
+        "executionId": task.execution_id,
+        "runId": task.run_id,
+        "wakeSeq": task.wake_seq,
+    }
+    if task.trace:
+        payload["traceparent"] = task.trace
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -61,4 +73,12 @@ def decode_task(body: bytes, *, received_at: datetime | None = None) -> StepTask
         run_id=_id(payload, "runId"),
         due_at=received_at or datetime.now(UTC),
         wake_seq=wake_seq,
+        trace=_traceparent(payload.get("traceparent")),
     )
+
+
+def _traceparent(value: Any) -> str | None:
+    """A well-formed ``traceparent`` (W3C syntax), else None."""
+    if isinstance(value, str) and _TRACEPARENT.fullmatch(value) and not value.startswith("ff"):
+        return value
+    return None

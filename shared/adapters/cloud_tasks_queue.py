@@ -1,8 +1,8 @@
 """The ``TaskQueue`` of the cloud: one Cloud Tasks HTTP task per hop to execute-step.
 
-Each task POSTs ``encode_task(task)`` (ids only) to the execute-step URL with an OIDC
-token of the configured service account, so the function can require a Google-signed
-token with the expected audience.
+Each task POSTs ``encode_task(task)`` (ids and the trace context) to the execute-step
+URL with an OIDC token of the configured service account, so the function can require
+a Google-signed token with the expected audience, and a ``traceparent`` header.
 
 Names: ``{queue}/tasks/{hash}-{runId}-{wakeSeq}``. The name is deterministic (one task
 per step run and wake-up), so enqueueing the same task twice is refused by Cloud Tasks
@@ -29,7 +29,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
 from shared.adapters.clock import SystemClock, as_utc
+from shared.observability import TRACEPARENT, current_traceparent
 from shared.ports import Clock, StepTask
 from shared.task_codec import encode_task
 
@@ -175,12 +176,21 @@ class CloudTasksQueue:
         return f"{self.config.queue_path}/tasks/{task_id(task)}"
 
     def build_task(self, task: StepTask) -> tasks_v2.Task:
-        """The Cloud Tasks task for one step task (what ``enqueue`` sends)."""
+        """The Cloud Tasks task for one step task (what ``enqueue`` sends).
+
+        The trace context (the task's own, else the current span's) goes in the body and
+        in a ``traceparent`` header, so execute-step continues the enqueuer's trace.
+        """
         config = self.config
+        if task.trace is None:
+            task = replace(task, trace=current_traceparent())
+        headers = {"Content-Type": "application/json"}
+        if task.trace:
+            headers[TRACEPARENT] = task.trace
         request = tasks_v2.HttpRequest(
             url=config.url,
             http_method=tasks_v2.HttpMethod.POST,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             body=encode_task(task),
         )
         if config.service_account:

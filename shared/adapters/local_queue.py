@@ -4,7 +4,8 @@ What it shares with Cloud Tasks: a task is never delivered before its schedule t
 (``StepTask.due_at``); a handler that raises is a failed delivery (like a 5xx) retried
 with exponential backoff up to ``max_attempts``; a second task with the same name is
 refused while the first is pending; delivery is at least once, and ``duplicate_rate``
-injects extra deliveries so consumers must be idempotent.
+injects extra deliveries so consumers must be idempotent; a delivery runs in the
+trace context its task carries (``StepTask.trace``), as a Cloud Task's request does.
 
 What it does not: Cloud Tasks remembers a task name for about an hour after the task
 finished or was deleted; this queue forgets it as soon as the task is acknowledged or
@@ -26,10 +27,11 @@ import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.adapters.clock import SystemClock, as_utc
+from shared.observability import attached, current_traceparent, traceparent_context
 from shared.ports import Clock, StepTask
 
 __all__ = ["LocalTaskQueue", "QueueStats", "TaskHandler", "backoff_seconds"]
@@ -121,11 +123,19 @@ class LocalTaskQueue:
         self.stats = QueueStats()
 
     async def enqueue(self, task: StepTask) -> None:
-        """Deliver ``task`` at or after ``task.due_at``; ignored if its name is pending."""
+        """Deliver ``task`` at or after ``task.due_at``; ignored if its name is pending.
+
+        A task without a trace context gets the current one: its delivery continues
+        the enqueuer's trace, as a Cloud Task's does.
+        """
         if task.name in self._names:
             self.stats.deduplicated += 1
             logger.debug("task %s already pending; enqueue ignored", task.name)
             return
+        if task.trace is None:
+            trace = current_traceparent()
+            if trace is not None:
+                task = replace(task, trace=trace)
         self._names.add(task.name)
         self.stats.enqueued += 1
         self._push(as_utc(task.due_at), _Entry(task))
@@ -240,7 +250,8 @@ class LocalTaskQueue:
             self.stats.duplicated += 1
             self._push(self._clock.now(), _Entry(entry.task, entry.failures, duplicate=True))
         try:
-            await self._handler(entry.task)
+            with attached(traceparent_context(entry.task.trace)):
+                await self._handler(entry.task)
         except Exception as exc:
             self._on_failure(entry, exc)
             return

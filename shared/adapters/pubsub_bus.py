@@ -8,7 +8,8 @@ the message is sent; a Cloud Function's CPU is throttled once it answers, so the
 points it at the emulator, as for every Pub/Sub client.
 
 Messages: ``data`` is compact JSON (``bytes`` are sent as they are); the attributes as
-given plus ``dedupKey`` (the logical message, e.g. the publishing step run's id). No
+given plus ``dedupKey`` (the logical message, e.g. the publishing step run's id) and
+``traceparent`` (the publishing span, when there is one). No
 ordering key is set. Pub/Sub itself does not deduplicate publishes: a publish
 retried within this process returns the first message id (recent keys are
 remembered); across processes, consumers dedupe on the ``dedupKey`` attribute.
@@ -35,6 +36,7 @@ from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
 from shared.models import ExecutionEvent
+from shared.observability import TRACEPARENT, current_traceparent
 from shared.ports import EventBus, OutgoingMessage
 
 __all__ = [
@@ -169,6 +171,10 @@ def _message(data: Any, attributes: dict[str, str], dedup_key: str) -> PubsubMes
     attrs = {str(k): str(v) for k, v in attributes.items()}
     if dedup_key:
         attrs[DEDUP_ATTRIBUTE] = dedup_key
+    if TRACEPARENT not in attrs:
+        trace = current_traceparent()
+        if trace:  # subscribers (the trigger handler) continue the publisher's trace
+            attrs[TRACEPARENT] = trace
     return PubsubMessage(data=encode_data(data), attributes=attrs)
 
 

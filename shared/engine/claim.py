@@ -20,6 +20,7 @@ from shared.models import (
     StepRunStatus,
     WorkflowExecution,
 )
+from shared.observability import current_traceparent
 from shared.ports import ExecutionTx, StepTask
 
 T = TypeVar("T")
@@ -117,6 +118,9 @@ class ClaimMixin(EngineCore):
             tx.put_run(run)
             return run
 
-        run = await self.executions.run_transaction(bump)
+        run = await self.run_tx(bump)
         if run is not None and run.due_at is not None:
-            await self.queue.enqueue(StepTask(run.execution_id, run.id, run.due_at, run.wake_seq))
+            trace = current_traceparent() or task.trace
+            await self.queue.enqueue(
+                StepTask(run.execution_id, run.id, run.due_at, run.wake_seq, trace=trace)
+            )

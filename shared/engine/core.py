@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from shared.engine.definitions import DefinitionCache, NotCached
 from shared.engine.steps import StepRegistry
+from shared.observability import start_span
 from shared.ports import Clock, ExecutionStore, ExecutionTx, TaskQueue
 
 T = TypeVar("T")
@@ -25,9 +26,15 @@ class EngineCore:
     async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         """A store transaction whose body may need definitions: they are loaded outside
         the transaction and the body is run again."""
-        for _ in range(3):
-            try:
-                return await self.executions.run_transaction(fn)
-            except NotCached as missing:
-                await self.definitions.get(missing.execution)
-        return await self.executions.run_transaction(fn)
+        with start_span("store.transaction"):
+            for _ in range(3):
+                try:
+                    return await self.executions.run_transaction(fn)
+                except NotCached as missing:
+                    await self.definitions.get(missing.execution)
+            return await self.executions.run_transaction(fn)
+
+    async def run_tx(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
+        """One store transaction (a ``store.transaction`` span), no definition loading."""
+        with start_span("store.transaction"):
+            return await self.executions.run_transaction(fn)

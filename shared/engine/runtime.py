@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Span
+
 from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache
@@ -42,6 +44,13 @@ from shared.models import (
     StepRun,
     StepRunStatus,
     WorkflowExecution,
+)
+from shared.observability import (
+    bind_log_context,
+    current_traceparent,
+    reset_log_context,
+    start_span,
+    traceparent_context,
 )
 from shared.ports import Clock, ExecutionStore, ExecutionTx, StepTask, TaskQueue
 
@@ -113,13 +122,44 @@ class Engine(ClaimMixin, ControlMixin):
     # -- delivery --------------------------------------------------------------------
 
     async def handle_task(self, task: StepTask) -> HopResult:
-        """Process one delivery of a step task. Safe to call any number of times."""
+        """Process one delivery of a step task. Safe to call any number of times.
+
+        The delivery is one ``step <stepId>`` span, a child of the context the task
+        carries (the hop that enqueued it), and its log lines carry the execution,
+        run, step and tenant.
+        """
+        with start_span("step", parent=traceparent_context(task.trace)) as span:
+            fields = bind_log_context(execution_id=task.execution_id, run_id=task.run_id)
+            try:
+                result = await self._deliver(task, span)
+            finally:
+                reset_log_context(fields)
+            if span.is_recording():
+                span.set_attributes(
+                    {"wfe.hop.status": result.status, "wfe.steps": len(result.steps)}
+                )
+            return result
+
+    async def _deliver(self, task: StepTask, span: Span) -> HopResult:
         token = _lease_token()
         claimed = await self._claim(task, token)
         if isinstance(claimed, HopResult):
             return claimed
-        current: StepRun | None = claimed[0]
-        execution = claimed[1]
+        first, execution = claimed
+        span.update_name(f"step {first.step_id}")
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "wfe.execution.id": execution.id,
+                    "wfe.workflow.id": execution.workflow_id,
+                    "wfe.step.id": first.step_id,
+                    "wfe.run.id": first.id,
+                    "wfe.attempt": first.attempt,
+                    "wfe.tenant": execution.tenant,
+                }
+            )
+        bind_log_context(tenant=execution.tenant, workflow_id=execution.workflow_id)
+        current: StepRun | None = first
         definition = await self.definitions.get(execution)
         names: list[str] = []
         budget = self.settings.max_chain_steps
@@ -204,6 +244,19 @@ class Engine(ClaimMixin, ControlMixin):
         return nxt
 
     async def _execute(
+        self,
+        run: StepRun,
+        execution: WorkflowExecution,
+        definition: Any,
+        variables: dict[str, Any],
+    ) -> _Done:
+        fields = bind_log_context(step_id=run.step_id, run_id=run.id)
+        try:
+            return await self._run_step(run, execution, definition, variables)
+        finally:
+            reset_log_context(fields)
+
+    async def _run_step(
         self,
         run: StepRun,
         execution: WorkflowExecution,
@@ -313,7 +366,7 @@ class Engine(ClaimMixin, ControlMixin):
             commit.finalize()
             return commit
 
-        commit = await self.executions.run_transaction(apply)
+        commit = await self.run_tx(apply)
         if commit is None:
             return None, snapshot, []
         await self._flush(commit)
@@ -372,13 +425,17 @@ class Engine(ClaimMixin, ControlMixin):
         return [nxt]
 
     async def _flush(self, commit: Commit) -> None:
-        """Enqueue what the commit scheduled (the outbox). Failures are left to the sweeper."""
+        """Enqueue what the commit scheduled (the outbox). Failures are left to the sweeper.
+
+        Each task carries the current span (this delivery's), so the next hop continues
+        the trace."""
+        trace = current_traceparent()
         for run in [*commit.outbox, *commit.woken_parents, *commit.child_runs]:
             if run.due_at is None:
                 continue
             try:
                 await self.queue.enqueue(
-                    StepTask(run.execution_id, run.id, run.due_at, run.wake_seq)
+                    StepTask(run.execution_id, run.id, run.due_at, run.wake_seq, trace=trace)
                 )
             except Exception:
                 log.warning(
