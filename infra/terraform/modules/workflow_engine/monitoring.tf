@@ -1,22 +1,27 @@
 # Log-based metrics from the services' logs and alert policies on them and on the
-# built-in Cloud Run and Cloud Tasks metrics. The filters match the message texts the
-# code logs (shared/api/tasks.py, shared/engine), as plain text or as structured JSON.
+# built-in Cloud Run and Cloud Tasks metrics. The services log JSON lines in Cloud
+# Logging's structured format (shared/observability): the filters match the entries'
+# severity, the message texts the code logs (shared/api/tasks.py, shared/engine,
+# the runtimes' sweepers) and their structured fields (jsonPayload.executionId, .code).
 
 locals {
   service_filter = join(" OR ", [for name in values(local.service_names) : "resource.labels.service_name=\"${name}\""])
 
   log_metrics = {
     step-failures = {
-      description = "Step tasks that failed for good (recorded; execute-step answered 2xx)."
-      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["execute-step"]}\" AND (textPayload:\"step task failed for good\" OR jsonPayload.message:\"step task failed for good\")"
+      description = "Step tasks that failed for good (recorded; execute-step answered 2xx), by error code."
+      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["execute-step"]}\" AND severity>=ERROR AND jsonPayload.message:\"step task failed for good\" AND jsonPayload.executionId:*"
+      labels      = { code = "EXTRACT(jsonPayload.code)" }
     }
     stuck-runs = {
       description = "Step runs committed but not enqueued (left to the sweeper), and failed sweeper passes: executions that stop progressing."
-      filter      = "resource.type=\"cloud_run_revision\" AND (${local.service_filter}) AND (textPayload:\"the sweeper will retry\" OR jsonPayload.message:\"the sweeper will retry\" OR textPayload:\"sweeper pass failed\" OR jsonPayload.message:\"sweeper pass failed\")"
+      filter      = "resource.type=\"cloud_run_revision\" AND (${local.service_filter}) AND severity>=WARNING AND (jsonPayload.message:\"the sweeper will retry\" OR jsonPayload.message:\"sweeper pass failed\")"
+      labels      = {}
     }
     undecodable-tasks = {
       description = "Task deliveries execute-step could not decode (answered 400; retried until the queue's max attempts)."
-      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["execute-step"]}\" AND (textPayload:\"undecodable task payload\" OR jsonPayload.message:\"undecodable task payload\")"
+      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["execute-step"]}\" AND severity>=ERROR AND jsonPayload.message:\"undecodable task payload\""
+      labels      = {}
     }
   }
 }
@@ -24,15 +29,25 @@ locals {
 resource "google_logging_metric" "metric" {
   for_each = local.log_metrics
 
-  project     = var.project_id
-  name        = "${var.name_prefix}-${each.key}"
-  description = each.value.description
-  filter      = each.value.filter
+  project          = var.project_id
+  name             = "${var.name_prefix}-${each.key}"
+  description      = each.value.description
+  filter           = each.value.filter
+  label_extractors = each.value.labels
 
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
     unit        = "1"
+
+    dynamic "labels" {
+      for_each = each.value.labels
+      content {
+        key         = labels.key
+        value_type  = "STRING"
+        description = "The entry's ${labels.key} field."
+      }
+    }
   }
 }
 
