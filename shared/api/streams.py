@@ -46,6 +46,7 @@ from shared.api.graphql.app import GraphQLApp
 from shared.api.middleware import CatchAll
 from shared.errors import WorkflowError
 from shared.models import ExecutionEvent
+from shared.observability import TelemetryMiddleware
 
 __all__ = ["StreamEndpoints", "create_stream_app", "stream_routes"]
 
@@ -238,7 +239,7 @@ def create_stream_app(
     ``allowed_origins``: browser origins other than the service's own that may open
     WebSockets and read SSE (CORS); ``["*"]`` for any.
     """
-    middleware = [Middleware(CatchAll)]
+    middleware = [Middleware(TelemetryMiddleware, service="status-stream"), Middleware(CatchAll)]
     if allowed_origins:
         middleware.append(
             Middleware(

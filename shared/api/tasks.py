@@ -29,6 +29,7 @@ from shared.api.edge import Edge, edge_of
 from shared.api.errors import install_error_handlers
 from shared.api.middleware import CatchAll, RequestGuard
 from shared.errors import WorkflowError
+from shared.observability import TelemetryMiddleware
 from shared.task_codec import TaskPayloadInvalid, decode_task, encode_task
 
 __all__ = ["TaskPayloadInvalid", "create_tasks_app", "decode_task", "encode_task"]
@@ -122,6 +123,7 @@ def create_tasks_app(edge: Edge, *, lifespan: bool = True) -> Starlette:
             Route("/{path:path}", execute_task, methods=["POST"]),
         ],
         middleware=[
+            Middleware(TelemetryMiddleware, service="execute-step"),
             Middleware(CatchAll),
             Middleware(RequestGuard, max_body=MAX_TASK_BODY, media_types=None, check_origin=True),
         ],

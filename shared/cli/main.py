@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sqlite3
 import sys
@@ -35,6 +34,7 @@ from shared.cli.ops import (
 from shared.dev.demo_service import DemoServer
 from shared.errors import NotFound, WorkflowError
 from shared.models import ExecutionStatus, StepRun, WorkflowDefinition, WorkflowExecution
+from shared.observability import configure_logging
 from shared.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -419,7 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    logging.basicConfig(level=logging.WARNING, format="wfe: %(levelname)s %(name)s: %(message)s")
+    # The one logging setup of every entry point: JSON lines (warnings and worse here,
+    # on stderr, apart from the command's own output; ``wfe dev`` sets its own level).
+    configure_logging("wfe", level="WARNING", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

@@ -27,6 +27,7 @@ from shared.composition import build_runtime
 from shared.composition.gcp import GcpRuntime, build_scheduler_backend
 from shared.composition.local import LocalRuntime
 from shared.composition.runtime import Runtime
+from shared.observability import configure_logging, configure_tracing
 from shared.settings import Settings
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "build_edge",
     "build_function_app",
     "build_local_trigger_manager",
+    "configure_observability",
 ]
 
 Service = Literal["create", "execute-step", "trigger-handler", "status-stream"]
@@ -50,6 +52,13 @@ FUNCTION_APPS: dict[str, Callable[[Edge], ASGIApp]] = {
     ),
 }
 """The app each function serves, by function name."""
+
+
+def configure_observability(service: str, settings: Settings) -> None:
+    """JSON log lines and the tracer of this process (the same for every entry point)."""
+    project = settings.gcp.project
+    configure_logging(service, level=settings.log_level, project=project or None)
+    configure_tracing(settings.trace_exporter, service, project=project)
 
 
 def build_local_trigger_manager(
@@ -94,6 +103,7 @@ def build_function_app(service: str, settings: Settings | None = None) -> ASGIAp
     if service not in FUNCTION_APPS:
         raise ValueError(f"no function named {service!r}; one of {sorted(FUNCTION_APPS)}")
     settings = settings if settings is not None else Settings.from_env()
+    configure_observability(service, settings)
     edge = build_edge(settings)
     runtime = edge.runtime
     cloud = settings.gcp

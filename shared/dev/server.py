@@ -48,9 +48,14 @@ from shared.app.local_triggers import LocalTriggerBackend
 from shared.app.registration import register
 from shared.app.trigger_manager import TriggerManager
 from shared.composition import LocalRuntime, Runtime, build_runtime
-from shared.composition.edge import build_edge, build_local_trigger_manager
+from shared.composition.edge import (
+    build_edge,
+    build_local_trigger_manager,
+    configure_observability,
+)
 from shared.dev.demo_service import DemoServer
 from shared.engine.validation import parse_documents
+from shared.observability import TelemetryMiddleware, uvicorn_log_config
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -255,12 +260,15 @@ def run(settings: Settings, options: DevOptions) -> int:
     """Serve until interrupted (uvicorn, one worker)."""
     import uvicorn
 
+    configure_observability("wfe-dev", settings)
     server = DevServer(settings, options, print_banner=True)
     uvicorn.run(
-        server,
+        TelemetryMiddleware(server, service="wfe-dev"),
         host=options.host,
         port=options.port,
-        log_level="info",
+        log_config=uvicorn_log_config("wfe-dev"),
+        log_level=settings.log_level.lower(),
+        access_log=False,  # TelemetryMiddleware logs each request, inside its trace
         lifespan="on",
         ws="websockets-sansio",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,6 +20,21 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"x-cloud-trace-context"})
+_TRACED = "wfe.traced"
+"""Scope key set by the outermost middleware: inner ones pass the request through."""
+access_log = logging.getLogger("wfe.access")
+
+
+def _access_line(method: str, path: str, status: int, seconds: float) -> None:
+    request = {
+        "requestMethod": method,
+        "requestUrl": path,
+        "status": status,
+        "latency": f"{seconds:.6f}s",
+    }
+    access_log.info(
+        "%s %s %d", method, path, status, extra={"json_fields": {"httpRequest": request}}
+    )
 
 
 class TelemetryMiddleware:
@@ -25,8 +42,11 @@ class TelemetryMiddleware:
 
     The incoming context comes from ``traceparent`` or ``X-Cloud-Trace-Context`` (Cloud
     Run sends both); the span, named ``"<METHOD> <path>"``, is current while the app
-    runs, so every log line of the request carries its trace and span ids. Lifespan
-    and other scopes pass through untouched.
+    runs, so every log line of the request carries its trace and span ids. Each HTTP
+    request ends with one INFO line, ``"<METHOD> <path> <status>"`` with Cloud
+    Logging's ``httpRequest`` (status, latency), inside the span. An app wrapped twice
+    (the dev server mounts the functions' apps) gets one span and one line, from the
+    outer middleware. Lifespan and other scopes pass through untouched.
     """
 
     def __init__(self, app: ASGIApp, *, service: str = "wfe") -> None:
@@ -35,9 +55,12 @@ class TelemetryMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket"):
+        if kind not in ("http", "websocket") or scope.get(_TRACED):
             await self.app(scope, receive, send)
             return
+        scope[_TRACED] = True
+        started = time.perf_counter()
+        status = 0
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope.get("headers", ())
@@ -60,11 +83,17 @@ class TelemetryMiddleware:
                 )
 
             async def traced_send(message: Message) -> None:
-                if message["type"] == "http.response.start" and span.is_recording():
+                nonlocal status
+                if message["type"] == "http.response.start":
                     status = int(message["status"])
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
+                    if span.is_recording():
+                        span.set_attribute("http.response.status_code", status)
+                        if status >= 500:
+                            span.set_status(Status(StatusCode.ERROR))
                 await send(message)
 
-            await self.app(scope, receive, traced_send)
+            try:
+                await self.app(scope, receive, traced_send)
+            finally:
+                if kind == "http":
+                    _access_line(method, path, status or 500, time.perf_counter() - started)

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 
-pytestmark = pytest.mark.xfail(reason="needs the edge wiring", strict=False)
+
 
 
 def _free_port() -> int:

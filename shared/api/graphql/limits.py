@@ -28,6 +28,8 @@ MAX_BATCH = 100
 """Items one batch mutation accepts."""
 MAX_PAGE = 200
 """Largest ``first`` a list field accepts."""
+
+
 class IntrospectionSwitch(SchemaExtension):
     """Refuses introspection unless the operation's context allows it (a context without
     the key, such as a test's ``schema.execute``, allows it)."""

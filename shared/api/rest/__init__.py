@@ -24,6 +24,7 @@ from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, CatchAll, RequestGuard
 from shared.api.rest import executions, meta, workflows
 from shared.api.rest._deps import API
 from shared.api.rest._docs import without_framework_errors
+from shared.observability import TelemetryMiddleware
 
 __all__ = ["create_management_app"]
 
@@ -77,4 +78,5 @@ def create_management_app(
         RequestGuard, media_types=JSON_MEDIA | YAML_MEDIA, allowed_origins=allowed_origins
     )
     app.add_middleware(CatchAll)
+    app.add_middleware(TelemetryMiddleware, service="create")  # outermost: logs carry the trace
     return app

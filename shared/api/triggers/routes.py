@@ -38,6 +38,7 @@ from shared.app.trigger_manager import JOB_PREFIX
 from shared.app.triggers import ScheduleFire, dispatch_event, fire_schedule
 from shared.app.webhooks import WebhookCall, receive_webhook
 from shared.errors import InputInvalid, WorkflowError
+from shared.observability import TelemetryMiddleware
 
 __all__ = ["create_trigger_app", "trigger_routes"]
 
@@ -173,6 +174,7 @@ def create_trigger_app(edge: Edge, *, lifespan: bool = True) -> Starlette:
     app = Starlette(
         routes=trigger_routes(),
         middleware=[
+            Middleware(TelemetryMiddleware, service="trigger-handler"),
             Middleware(CatchAll),
             # Senders choose their media types (a webhook may post a form): no 415 here.
             Middleware(RequestGuard, max_body=MAX_PUBSUB_BODY, media_types=None),
