@@ -13,6 +13,8 @@ from starlette.responses import Response
 from shared.composition.hosting import FunctionHost
 
 host = FunctionHost("execute-step")
+app = host.app
+"""The same app for uvicorn: ``uvicorn --app-dir functions/execute-step main:app``."""
 
 
 @functions_framework.aio.http

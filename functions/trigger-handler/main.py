@@ -15,6 +15,8 @@ from starlette.responses import Response
 from shared.composition.hosting import FunctionHost
 
 host = FunctionHost("trigger-handler")
+app = host.app
+"""The same app for uvicorn: ``uvicorn --app-dir functions/trigger-handler main:app``."""
 
 
 @functions_framework.aio.http

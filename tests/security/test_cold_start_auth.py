@@ -217,3 +217,15 @@ async def test_wfe_dev_with_keys_refuses_every_door_until_a_key_is_given(
         assert code == 4401
         listed = await client.get("/api/v1/workflows", headers={"Authorization": f"Bearer {KEY}"})
         assert listed.status_code == 200, listed.text
+
+
+@pytest.mark.slow
+def test_create_under_uvicorn_refuses_the_first_request(
+    fresh: list[Process], tmp_path: Path
+) -> None:
+    argv = [str(BIN / "uvicorn"), "--app-dir", "functions/create", "main:app", "--port", "{port}"]
+    process = Process(argv, tmp_path)
+    fresh.append(process)
+    _unauthenticated(httpx.post(f"{process.base}/api/v1/workflows", json=FLOW))
+    keyed = httpx.get(f"{process.base}/api/v1/workflows", headers={"X-API-Key": KEY})
+    assert keyed.status_code == 200, keyed.text
