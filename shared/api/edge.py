@@ -24,6 +24,7 @@ from shared.app import WorkflowApp
 from shared.app.secrets import SecretResolver
 from shared.app.trigger_manager import TriggerManager
 from shared.engine.runtime import Engine
+from shared.observability import flush_tracing
 from shared.ports import EventFeed
 from shared.settings import Settings
 
@@ -100,6 +101,7 @@ class Edge:
         self.broker.detach()
         if self.owns_runtime:
             await self.runtime.stop()
+        flush_tracing()  # spans still buffered by a batching exporter
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

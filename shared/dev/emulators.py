@@ -48,7 +48,8 @@ __all__ = [
     "tasks_emulator",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository (shared/dev/emulators.py is two levels down)."""
 TASKS_EMULATOR_PACKAGE = "gcloud-tasks-emulator==0.6.2"
 TASKS_VENV = ROOT / ".venv-tasks-emulator"
 

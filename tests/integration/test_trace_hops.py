@@ -4,6 +4,7 @@ headers and Pub/Sub attributes, and every step delivery continues it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
@@ -24,8 +26,10 @@ from shared.adapters.clock import ManualClock
 from shared.adapters.cloud_tasks_queue import CloudTasksConfig, CloudTasksQueue
 from shared.adapters.local_queue import LocalTaskQueue
 from shared.adapters.pubsub_bus import _message
+from shared.api.triggers import create_trigger_app
 from shared.app.service import StartRequest
 from shared.composition import build_local
+from shared.composition.edge import build_edge
 from shared.models import ExecutionStatus
 from shared.observability import (
     current_traceparent,
@@ -240,3 +244,45 @@ async def test_the_emulator_delivers_the_trace(tasks_emulator_host: str) -> None
     headers, body = server.received[0]
     assert headers["traceparent"] == CALLER
     assert decode_task(body).trace == CALLER
+
+
+async def test_an_execution_a_message_starts_continues_the_publishers_trace(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    """A Pub/Sub message carrying a ``traceparent`` attribute (what the bus stamps on a
+    publish step's message) starts an execution in the publisher's trace."""
+    runtime = build_local(Settings.from_env({"WFE_DB_PATH": str(tmp_path / "t.db")}))
+    flow = {
+        "name": "on-orders",
+        "trigger": {"type": "event", "topic": "orders"},
+        "steps": [{"id": "seen", "type": "transform", "config": {"set": {"n": 1}}}],
+    }
+    async with runtime:
+        edge = build_edge(runtime.settings, runtime=runtime)
+        await edge.start()
+        workflow = await runtime.app.create_workflow(flow)
+        message = {
+            "message": {
+                "data": base64.b64encode(b'{"id": 1}').decode(),
+                "attributes": {"traceparent": CALLER},
+                "messageId": "m-1",
+            },
+            "subscription": "projects/demo/subscriptions/orders",
+        }
+        transport = httpx.ASGITransport(app=create_trigger_app(edge, lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.post("/pubsub?topic=orders", json=message)
+        assert answer.status_code == 200, answer.text
+        listed = await runtime.app.list_executions(workflow_id=workflow.id)
+        [execution] = listed.items
+        for _ in range(200):
+            execution = await runtime.app.get_execution(execution.id)
+            if execution.status.terminal:
+                break
+            await asyncio.sleep(0.02)
+        await runtime.queue.join(5)
+        await edge.stop()
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    deliveries = step_spans(spans)
+    assert [s.name for s in deliveries] == ["step seen"]
+    assert {f"{s.context.trace_id:032x}" for s in deliveries} == {TRACE}

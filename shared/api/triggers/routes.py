@@ -38,7 +38,12 @@ from shared.app.trigger_manager import JOB_PREFIX
 from shared.app.triggers import ScheduleFire, dispatch_event, fire_schedule
 from shared.app.webhooks import WebhookCall, receive_webhook
 from shared.errors import InputInvalid, WorkflowError
-from shared.observability import TelemetryMiddleware
+from shared.observability import (
+    TRACEPARENT,
+    TelemetryMiddleware,
+    attached,
+    traceparent_context,
+)
 
 __all__ = ["create_trigger_app", "trigger_routes"]
 
@@ -84,7 +89,9 @@ async def pubsub(request: Request) -> Response:
     if event is None:
         log.warning("ignoring CloudEvent of type %s", request.headers.get("ce-type"))
         return JSONResponse({"status": "ignored"})
-    dispatch = await dispatch_event(_app(request), event)
+    # The executions a message starts continue its publisher's trace (a publish step).
+    with attached(traceparent_context(event.attributes.get(TRACEPARENT))):
+        dispatch = await dispatch_event(_app(request), event)
     log.info(
         "message %s on %s: %d execution(s)",
         event.message_id,
