@@ -49,7 +49,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, demo = _free_port(), _free_port()
-    db = tmp_path_factory.mktemp("dev") / "dev.db"
+    folder = tmp_path_factory.mktemp("dev")
+    db, log_path = folder / "dev.db", folder / "dev.log"
+    log = log_path.open("w")  # a file, not a pipe: nobody reads a pipe while the tests run
     process = subprocess.Popen(
         [
             sys.executable,
@@ -64,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(db),
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -85,10 +87,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            output, _ = process.communicate(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+            process.wait()
+        log.close()
+        output = log_path.read_text(errors="replace")
         assert "Traceback" not in output, output[-4000:]
 
 

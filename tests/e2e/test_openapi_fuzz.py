@@ -54,11 +54,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     argv = [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)]
     argv += ["--demo-port", str(_free_port()), "--db", str(folder / "dev.db")]
+    log_path = folder / "dev.log"
+    log = log_path.open("w")  # a file, not a pipe: nobody reads a pipe while st runs
     process = subprocess.Popen(
         argv,
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -78,10 +80,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            output, _ = process.communicate(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+            process.wait()
+        log.close()
+        output = log_path.read_text(errors="replace")
         # An unexpected error is logged once by the edge; none may have happened.
         assert "unhandled error" not in output, output[-6000:]
 

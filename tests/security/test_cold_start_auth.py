@@ -46,7 +46,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 6
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"process exited: {process.communicate()[0][-3000:]}")
+            raise AssertionError(f"process exited with {process.returncode}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -67,11 +67,13 @@ class Process:
             "WFE_DB_PATH": str(tmp / "cold.db"),
         }
         argv = [part.replace("{port}", str(self.port)) for part in argv]
+        self.log_path = tmp / f"process-{self.port}.log"
+        self.log = self.log_path.open("w")  # a file: a full pipe would block the process
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
@@ -81,11 +83,12 @@ class Process:
     def stop(self) -> str:
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            output, _ = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            output, _ = self.process.communicate()
-        return output
+            self.process.wait()
+        self.log.close()
+        return self.log_path.read_text(errors="replace")
 
 
 def _function(name: str, target: str) -> list[str]:
