@@ -15,6 +15,8 @@ EXPECTED: dict[str, set[Grant]] = {
     "create": {
         # Firestore: workflows and executions (condition: the engine's database only).
         ("roles/datastore.user", "project", "always"),
+        # Spans to Cloud Trace (WFE_TRACE_EXPORTER=gcp, the default of app_config).
+        ("roles/cloudtrace.agent", "project", "cloud_trace"),
         # The trigger manager reconciles Cloud Scheduler jobs (custom role below).
         ("custom:scheduler-reconciler", "project", "always"),
         # Starting and controlling executions enqueues step tasks...
@@ -29,6 +31,7 @@ EXPECTED: dict[str, set[Grant]] = {
     },
     "execute-step": {
         ("roles/datastore.user", "project", "always"),
+        ("roles/cloudtrace.agent", "project", "cloud_trace"),
         ("roles/aiplatform.user", "project", "vertex"),
         ("roles/cloudtasks.enqueuer", "queue", "always"),
         ("roles/iam.serviceAccountUser", "sa:tasks", "always"),
@@ -39,6 +42,7 @@ EXPECTED: dict[str, set[Grant]] = {
     },
     "trigger-handler": {
         ("roles/datastore.user", "project", "always"),
+        ("roles/cloudtrace.agent", "project", "cloud_trace"),
         ("roles/cloudtasks.enqueuer", "queue", "always"),
         ("roles/iam.serviceAccountUser", "sa:tasks", "always"),
         ("roles/pubsub.publisher", "topic:lifecycle", "always"),
@@ -47,6 +51,7 @@ EXPECTED: dict[str, set[Grant]] = {
     "status-stream": {
         # Reads and listens only.
         ("roles/datastore.viewer", "project", "always"),
+        ("roles/cloudtrace.agent", "project", "cloud_trace"),
         ("roles/secretmanager.secretAccessor", "secret:api-keys", "always"),
         ("roles/secretmanager.secretAccessor", "secret:api-key-salt", "always"),
     },

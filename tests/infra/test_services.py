@@ -51,6 +51,7 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     "scheduler_service_account": frozenset({"create"}),
     "scheduler_audience": frozenset({"create"}),
     "scheduler_jobs": frozenset({"create"}),
+    "trace_exporter": ALL,
     "graphql_introspection": frozenset({"create", "status-stream"}),
     # End users authenticate on the public services (from Secret Manager).
     "api_keys": frozenset({"create", "status-stream"}),
@@ -73,7 +74,6 @@ DEFAULTED = {
     "default_step_timeout_seconds": "engine tuning; steps set their own",
     "event_topic": "not read by the code",
     "log_level": "INFO suits the cloud",
-    "trace_exporter": "no export unless a deployment asks for Cloud Trace (gcp)",
     "ai_temperature": "model tuning; steps set their own",
     "ai_timeout_seconds": "model tuning; steps set their own",
     "ai_max_output_tokens": "model tuning; steps set their own",

@@ -85,6 +85,7 @@ locals {
     WFE_PROJECT                   = var.project_id
     WFE_LOCATION                  = var.region
     WFE_TENANT                    = var.app_config.tenant
+    WFE_TRACE_EXPORTER            = var.app_config.trace_exporter
     WFE_FIRESTORE_DATABASE        = google_firestore_database.main.name
     WFE_TASKS_QUEUE               = google_cloud_tasks_queue.steps.name
     WFE_EXECUTE_STEP_URL          = local.urls["execute-step"]

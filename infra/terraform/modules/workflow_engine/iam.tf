@@ -17,10 +17,11 @@ locals {
   # datastore roles), queue, sa:<account>, topic:<name>, topics:publish (each of
   # pubsub_config.publish_topics), subscriptions:triggers, secret:<key>,
   # secrets:webhook (each webhook secret), service:<function>. `when` names the
-  # input that switches a grant on (always, vertex, public_api).
+  # input that switches a grant on (always, vertex, public_api, cloud_trace).
   grants = {
     create = [
       { role = "roles/datastore.user", on = "project", when = "always" },
+      { role = "roles/cloudtrace.agent", on = "project", when = "cloud_trace" },
       { role = "custom:scheduler-reconciler", on = "project", when = "always" },
       { role = "roles/cloudtasks.enqueuer", on = "queue", when = "always" },
       { role = "roles/iam.serviceAccountUser", on = "sa:tasks", when = "always" },
@@ -31,6 +32,7 @@ locals {
     ]
     execute-step = [
       { role = "roles/datastore.user", on = "project", when = "always" },
+      { role = "roles/cloudtrace.agent", on = "project", when = "cloud_trace" },
       { role = "roles/aiplatform.user", on = "project", when = "vertex" },
       { role = "roles/cloudtasks.enqueuer", on = "queue", when = "always" },
       { role = "roles/iam.serviceAccountUser", on = "sa:tasks", when = "always" },
@@ -40,6 +42,7 @@ locals {
     ]
     trigger-handler = [
       { role = "roles/datastore.user", on = "project", when = "always" },
+      { role = "roles/cloudtrace.agent", on = "project", when = "cloud_trace" },
       { role = "roles/cloudtasks.enqueuer", on = "queue", when = "always" },
       { role = "roles/iam.serviceAccountUser", on = "sa:tasks", when = "always" },
       { role = "roles/pubsub.publisher", on = "topic:lifecycle", when = "always" },
@@ -47,6 +50,7 @@ locals {
     ]
     status-stream = [
       { role = "roles/datastore.viewer", on = "project", when = "always" },
+      { role = "roles/cloudtrace.agent", on = "project", when = "cloud_trace" },
       { role = "roles/secretmanager.secretAccessor", on = "secret:api-keys", when = "always" },
       { role = "roles/secretmanager.secretAccessor", on = "secret:api-key-salt", when = "always" },
     ]
@@ -91,9 +95,10 @@ locals {
   }
 
   switches = {
-    always     = true
-    vertex     = var.ai_config.provider == "vertex"
-    public_api = var.app_config.public_api
+    always      = true
+    vertex      = var.ai_config.provider == "vertex"
+    public_api  = var.app_config.public_api
+    cloud_trace = var.app_config.trace_exporter == "gcp"
   }
 
   members = merge(

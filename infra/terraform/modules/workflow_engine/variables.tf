@@ -39,19 +39,24 @@ variable "alerts_config" {
 }
 
 variable "app_config" {
-  description = "Application settings: tenant of requests without one, whether create and status-stream are public (end users authenticate with API keys), GraphQL introspection, browser origins of the status stream, hosts http steps may reach over plain http or private addresses."
+  description = "Application settings: tenant of requests without one, whether create and status-stream are public (end users authenticate with API keys), GraphQL introspection, browser origins of the status stream, hosts http steps may reach over plain http or private addresses, where OpenTelemetry spans go (gcp: Cloud Trace; none: trace ids in logs and task hops only)."
   type = object({
     tenant                 = optional(string, "default")
     public_api             = optional(bool, true)
     graphql_introspection  = optional(bool, false)
     stream_allowed_origins = optional(list(string), [])
     http_allowed_hosts     = optional(list(string), [])
+    trace_exporter         = optional(string, "gcp")
   })
   default  = {}
   nullable = false
   validation {
     condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.app_config.tenant))
     error_message = "app_config.tenant must be 1 to 64 letters, digits, '_' or '-'."
+  }
+  validation {
+    condition     = contains(["gcp", "none"], var.app_config.trace_exporter)
+    error_message = "app_config.trace_exporter is gcp (Cloud Trace) or none."
   }
 }
 
