@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
     development mode (no credentials, ``X-Tenant`` picks the tenant)."""
     api_key_salt: str = ""
+    allow_unauthenticated: bool = False
+    """gcp mode: serve the public functions without credentials (everyone is an owner of
+    the tenant ``X-Tenant`` names). Off: create and status-stream refuse to start
+    without ``WFE_API_KEYS``. Only for emulators and throwaway projects; every start
+    logs a warning."""
     graphql_introspection: bool = True
     """GraphQL ``__schema``/``__type`` queries and GraphiQL (off in production)."""
     allowed_origins: CommaList = Field(default_factory=list)

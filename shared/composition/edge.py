@@ -9,6 +9,7 @@ a project) fails here, at startup, not on some request later.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -27,6 +28,7 @@ from shared.composition import build_runtime
 from shared.composition.gcp import GcpRuntime, build_scheduler_backend
 from shared.composition.local import LocalRuntime
 from shared.composition.runtime import Runtime
+from shared.errors import InputInvalid
 from shared.observability import configure_logging, configure_tracing
 from shared.settings import Settings
 
@@ -37,7 +39,10 @@ __all__ = [
     "build_function_app",
     "build_local_trigger_manager",
     "configure_observability",
+    "require_authentication",
 ]
+
+log = logging.getLogger(__name__)
 
 Service = Literal["create", "execute-step", "trigger-handler", "status-stream"]
 
@@ -52,6 +57,30 @@ FUNCTION_APPS: dict[str, Callable[[Edge], ASGIApp]] = {
     ),
 }
 """The app each function serves, by function name."""
+
+
+PUBLIC_FUNCTIONS = frozenset({"create", "status-stream"})
+"""The functions end users call (the others sit behind Cloud Run IAM only)."""
+
+
+def require_authentication(settings: Settings) -> None:
+    """In the cloud, a public function without credentials to check does not start.
+
+    Local mode is development mode (``X-Tenant`` picks the tenant, no credentials);
+    ``WFE_ALLOW_UNAUTHENTICATED=true`` is the one way to run gcp mode like that.
+    """
+    if settings.backend != "gcp" or settings.api_keys:
+        return
+    if not settings.allow_unauthenticated:
+        raise InputInvalid(
+            "backend=gcp serves end users only with credentials: set WFE_API_KEYS "
+            "(or WFE_ALLOW_UNAUTHENTICATED=true for emulators and throwaway projects)",
+            code="INVALID_SETTINGS",
+        )
+    log.warning(
+        "WFE_ALLOW_UNAUTHENTICATED=true: anyone who reaches this service is an owner of "
+        "any tenant; never run a real deployment like this"
+    )
 
 
 def configure_observability(service: str, settings: Settings) -> None:
@@ -104,6 +133,8 @@ def build_function_app(service: str, settings: Settings | None = None) -> ASGIAp
         raise ValueError(f"no function named {service!r}; one of {sorted(FUNCTION_APPS)}")
     settings = settings if settings is not None else Settings.from_env()
     configure_observability(service, settings)
+    if service in PUBLIC_FUNCTIONS:
+        require_authentication(settings)
     edge = build_edge(settings)
     runtime = edge.runtime
     cloud = settings.gcp

@@ -137,6 +137,7 @@ def dev_environment(
             "WFE_EXECUTE_STEP_URL": f"http://127.0.0.1:{port}/tasks/execute-step",
             "WFE_TRIGGER_HANDLER_URL": f"http://127.0.0.1:{port}/triggers",
             "WFE_SCHEDULER_JOBS": "false",  # no Cloud Scheduler emulator exists
+            "WFE_ALLOW_UNAUTHENTICATED": "true",  # the emulators: no keys to give
             "WFE_TASKS_EMULATOR_HOST": tasks,
             "FIRESTORE_EMULATOR_HOST": firestore,
             "PUBSUB_EMULATOR_HOST": pubsub,

@@ -52,6 +52,7 @@ from shared.composition.edge import (
     build_edge,
     build_local_trigger_manager,
     configure_observability,
+    require_authentication,
 )
 from shared.dev.demo_service import DemoServer
 from shared.engine.validation import parse_documents
@@ -154,6 +155,7 @@ class DevServer:
                 return
 
     async def start(self) -> None:
+        require_authentication(self.settings)  # gcp mode (dev-emulators) needs keys or the flag
         hosts = list(self.settings.engine.http_allowed_hosts)
         if self.options.demo_port is not None:
             self.demo = DemoServer(port=self.options.demo_port)

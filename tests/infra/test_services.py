@@ -67,6 +67,7 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
 """Settings Terraform sets, and the services that need each."""
 
 DEFAULTED = {
+    "allow_unauthenticated": "false: the public functions refuse to start without API keys",
     "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
     "chain_commit_steps": "engine tuning",
@@ -142,6 +143,7 @@ def literal_env_names(*, besides_settings: bool = True) -> set[str]:
     for path in (ROOT / "shared").rglob("*.py"):
         if path.name != "settings.py":
             names |= set(re.findall(r'"(WFE_[A-Z0-9_]+)"', path.read_text()))
+    names = {n for n in names if not n.endswith("_")}  # prefixes, such as WFE_SECRET_
     return names - set(VARIABLES) if besides_settings else names
 
 

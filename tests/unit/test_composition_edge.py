@@ -31,16 +31,18 @@ def test_every_function_gets_the_authenticator_its_settings_ask_for() -> None:
     keys = {"WFE_API_KEYS": f"{hash_api_key('k', 's')}:ana:default:editor", "WFE_API_KEY_SALT": "s"}
     for service in FUNCTION_APPS:
         assert isinstance(_edge(service, {**GCP, **keys}).authenticator, ApiKeyAuthenticator)
-        assert isinstance(_edge(service, GCP).authenticator, LocalDevAuthenticator)
+        unauthenticated = {**GCP, "WFE_ALLOW_UNAUTHENTICATED": "true"}
+        assert isinstance(_edge(service, unauthenticated).authenticator, LocalDevAuthenticator)
 
 
 def test_create_keeps_cloud_scheduler_jobs_in_line_in_gcp_mode() -> None:
-    edge = _edge("create", GCP)
+    keyed = {**GCP, "WFE_API_KEYS": f"{hash_api_key('k', 's')}:ana:default:owner"}
+    edge = _edge("create", keyed)
     assert edge.triggers is not None
     assert isinstance(edge.triggers.backend, CloudSchedulerBackend)
     assert edge.start_triggers is False  # follows changes; no full reconcile per cold start
-    assert _edge("create", {**GCP, "WFE_SCHEDULER_JOBS": "false"}).triggers is None
-    without_target = {k: v for k, v in GCP.items() if k != "WFE_TRIGGER_HANDLER_URL"}
+    assert _edge("create", {**keyed, "WFE_SCHEDULER_JOBS": "false"}).triggers is None
+    without_target = {k: v for k, v in keyed.items() if k != "WFE_TRIGGER_HANDLER_URL"}
     assert _edge("create", without_target).triggers is None
     assert _edge("execute-step", GCP).triggers is None
 
@@ -59,3 +61,24 @@ def test_a_malformed_api_key_entry_stops_the_build_without_echoing_it(entry: str
 def test_an_unknown_function_is_refused() -> None:
     with pytest.raises(ValueError, match="no function named"):
         build_function_app("nope", Settings.from_env(GCP))
+
+
+@pytest.mark.parametrize("service", ["create", "status-stream"])
+def test_a_public_function_in_gcp_mode_refuses_to_start_without_credentials(
+    service: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(InputInvalid) as refused:
+        build_function_app(service, Settings.from_env(GCP))
+    assert refused.value.code == "INVALID_SETTINGS"
+    assert "WFE_API_KEYS" in refused.value.message
+    allowed = Settings.from_env({**GCP, "WFE_ALLOW_UNAUTHENTICATED": "true"})
+    with caplog.at_level("WARNING"):
+        edge = build_function_app(service, allowed).state.edge  # type: ignore[attr-defined]
+    assert isinstance(edge.authenticator, LocalDevAuthenticator)
+    assert "WFE_ALLOW_UNAUTHENTICATED" in caplog.text
+
+
+def test_internal_functions_and_local_mode_start_without_keys() -> None:
+    for service in ("execute-step", "trigger-handler"):
+        build_function_app(service, Settings.from_env(GCP))
+    build_function_app("create", Settings.from_env({"WFE_DB_PATH": ":memory:"}))
