@@ -1,9 +1,12 @@
-"""Signed webhooks: HMAC-SHA256 over ``f"{timestamp}.{raw body}"``, then one execution.
+"""Signed webhooks: HMAC-SHA256 over timestamp, idempotency key and raw body, then one execution.
 
-The sender puts the unix time in ``X-Webhook-Timestamp`` and
-``sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>`` in ``X-Webhook-Signature``.
-Signing the timestamp with the body bounds replays to the skew window; inside it, a
-replayed request maps to the same execution id (see ``receive_webhook``).
+The sender puts the unix time in ``X-Webhook-Timestamp``, its key (optional) in
+``Idempotency-Key`` and ``sha256=<hex HMAC-SHA256(secret, signed string)>`` in
+``X-Webhook-Signature``, where the signed string is
+``f"v1:{timestamp}:{idempotency_key}:{body}"`` (an empty key when the header is absent).
+Signing the key stops a captured request from being re-sent under a new key; signing
+the timestamp bounds replays to the skew window; inside it, a replayed request (the same
+signature) is refused with ``REPLAYED`` (see ``receive_webhook``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,16 +27,21 @@ from shared.models import WebhookTrigger
 
 __all__ = [
     "MAX_SKEW_SECONDS",
+    "Replayed",
     "SignatureInvalid",
     "WebhookCall",
     "receive_webhook",
     "sign",
+    "signed_string",
     "verify_signature",
 ]
 
 MAX_SKEW_SECONDS = 300
 """How far the sender's timestamp may be from our clock, either way."""
 _PREFIX = "sha256="
+_VERSION = b"v1"
+_KEY_CHARS = re.compile(r"[\x21-\x39\x3b-\x7e]{1,255}")
+"""Printable ASCII without ``:`` (so the signed string splits one way only)."""
 
 
 class SignatureInvalid(WorkflowError):
@@ -41,9 +50,22 @@ class SignatureInvalid(WorkflowError):
     code = "UNAUTHENTICATED"
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
+class Replayed(WorkflowError):
+    """A signature already received inside the skew window (answered 409): nothing starts."""
+
+    code = "REPLAYED"
+    retryable = False
+
+
+def signed_string(timestamp: str, idempotency_key: str | None, body: bytes) -> bytes:
+    """``v1:{timestamp}:{idempotency_key}:{body}``: what the signature covers."""
+    key = (idempotency_key or "").encode()
+    return b":".join([_VERSION, timestamp.encode(), key, body])
+
+
+def sign(secret: str, timestamp: str, body: bytes, idempotency_key: str | None = None) -> str:
     """The ``X-Webhook-Signature`` value a sender computes (used by tests and docs)."""
-    message = timestamp.encode() + b"." + body
+    message = signed_string(timestamp, idempotency_key, body)
     return _PREFIX + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -54,20 +76,31 @@ def verify_signature(
     body: bytes,
     now: datetime,
     max_skew: float = MAX_SKEW_SECONDS,
+    idempotency_key: str | None = None,
 ) -> None:
-    """Raise SignatureInvalid unless ``signature`` signs ``body`` at a fresh ``timestamp``."""
+    """Raise SignatureInvalid unless ``signature`` signs key and body at a fresh ``timestamp``."""
     if not timestamp or not signature:
         raise SignatureInvalid("X-Webhook-Timestamp and X-Webhook-Signature are required")
     if not timestamp.isascii() or not timestamp.isdigit():
         raise SignatureInvalid("X-Webhook-Timestamp must be unix seconds")
+    if idempotency_key is not None and not _KEY_CHARS.fullmatch(idempotency_key):
+        raise WorkflowError(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without ':'",
+            code="INVALID_INPUT",
+        )
     if abs(now.timestamp() - int(timestamp)) > max_skew:
         raise SignatureInvalid(
             f"timestamp outside the {int(max_skew)} s window", details={"reason": "stale"}
         )
-    expected = sign(secret, timestamp, body)
+    expected = sign(secret, timestamp, body, idempotency_key)
     # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise SignatureInvalid("signature does not match")
+
+
+def _fingerprint(signature: str) -> str:
+    """What the execution keeps of a signature: enough to spot a replay, useless to send."""
+    return hashlib.sha256(signature.strip().lower().encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -100,8 +133,11 @@ async def receive_webhook(
 ) -> StartOutcome:
     """Verify the signature, then start the workflow once per idempotency key.
 
-    Without an ``Idempotency-Key`` the signature itself is the key, so the same signed
-    request replayed inside the skew window starts nothing new.
+    Without an ``Idempotency-Key`` the signature itself is the key. Each execution keeps
+    a fingerprint of the signature that started it, in the store, so a replay is
+    recognised on any instance: the same signature again is refused with ``REPLAYED``
+    (409); the same key under a new signature (a sender's re-signed retry) is a
+    ``duplicate`` that starts nothing.
     """
     definition = await app.get_workflow(call.workflow_id)
     trigger = definition.trigger
@@ -109,11 +145,11 @@ async def receive_webhook(
         raise NotFound(f"workflow {call.workflow_id} not found")
     secret = await secrets.resolve(trigger.secret_ref)
     now = app.engine.clock.now()
-    verify_signature(secret, call.timestamp, call.signature, call.body, now)
-    if call.idempotency_key:
-        key = f"key:{call.idempotency_key}"
-    else:
-        key = f"signature:{(call.signature or '').strip().lower()}"
+    verify_signature(
+        secret, call.timestamp, call.signature, call.body, now, idempotency_key=call.idempotency_key
+    )
+    fingerprint = _fingerprint(call.signature or "")
+    key = f"key:{call.idempotency_key}" if call.idempotency_key else f"signature:{fingerprint}"
     payload: dict[str, Any] = {
         "body": _parse_body(call.body, call.content_type),
         "receivedAt": format_time(now),
@@ -126,6 +162,7 @@ async def receive_webhook(
         version=definition.version,
         trigger={
             "type": "webhook",
+            "signatureFingerprint": fingerprint,
             **({"idempotencyKey": call.idempotency_key} if call.idempotency_key else {}),
         },
         execution_id=trigger_execution_id(definition.id, "webhook", key),
@@ -134,4 +171,15 @@ async def receive_webhook(
     outcome = await start_once(app, request)
     if outcome.status == "inactive":
         raise WorkflowError(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
+    if outcome.status == "duplicate" and await _seen(app, outcome, fingerprint):
+        raise Replayed(
+            "this signed request was already received", details={"workflowId": definition.id}
+        )
     return outcome
+
+
+async def _seen(app: WorkflowApp, outcome: StartOutcome, fingerprint: str) -> bool:
+    """Whether the execution found was started by this very signature."""
+    assert outcome.execution_id is not None
+    execution = await app.get_execution(outcome.execution_id)
+    return (execution.trigger or {}).get("signatureFingerprint") == fingerprint

@@ -32,9 +32,14 @@ BODY = b'{"order": 1}'
 # -- signatures ------------------------------------------------------------------------
 
 
-def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
-    expected = hmac.new(b"k", f"{TS}.".encode() + BODY, hashlib.sha256).hexdigest()
+def test_signature_is_hmac_sha256_of_version_timestamp_key_and_body() -> None:
+    expected = hmac.new(b"k", f"v1:{TS}::".encode() + BODY, hashlib.sha256).hexdigest()
     assert sign("k", TS, BODY) == f"sha256={expected}"
+    keyed = hmac.new(b"k", f"v1:{TS}:key-1:".encode() + BODY, hashlib.sha256).hexdigest()
+    assert sign("k", TS, BODY, "key-1") == f"sha256={keyed}"
+    verify_signature("k", TS, sign("k", TS, BODY, "key-1"), BODY, NOW, idempotency_key="key-1")
+    with pytest.raises(SignatureInvalid):
+        verify_signature("k", TS, sign("k", TS, BODY, "key-1"), BODY, NOW, idempotency_key="k2")
     verify_signature("k", TS, sign("k", TS, BODY), BODY, NOW)
     verify_signature("k", TS, sign("k", TS, BODY).upper().replace("SHA256=", "sha256="), BODY, NOW)
 
@@ -75,10 +80,10 @@ def test_five_minute_skew_either_way(offset: int, fresh: bool) -> None:
 
 
 async def test_secret_resolvers() -> None:
-    resolver = SchemeSecretResolver({"env": EnvSecretResolver({"HOOK": "v1"})})
-    assert await resolver.resolve("env:HOOK") == "v1"
+    resolver = SchemeSecretResolver({"env": EnvSecretResolver({"WFE_SECRET_HOOK": "v1"})})
+    assert await resolver.resolve("env:WFE_SECRET_HOOK") == "v1"
     with pytest.raises(SecretUnavailable, match="MISSING"):
-        await resolver.resolve("env:MISSING")
+        await resolver.resolve("env:WFE_SECRET_MISSING")
     with pytest.raises(SecretUnavailable, match="scheme 'sm'"):
         await resolver.resolve("sm:projects/p/secrets/s")
 

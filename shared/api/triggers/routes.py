@@ -138,7 +138,11 @@ async def schedule(request: Request) -> Response:
 
 
 async def webhook(request: Request) -> Response:
-    """A signed webhook call of a workflow."""
+    """A signed webhook call of a workflow (signing scheme: ``shared.app.webhooks``).
+
+    202 with the outcome; 401 for a bad or stale signature; 409 ``REPLAYED`` for a
+    signed request already received (nothing starts).
+    """
     workflow_id = request.path_params["workflow_id"]
     call = WebhookCall(
         workflow_id=workflow_id,

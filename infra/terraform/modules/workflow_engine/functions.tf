@@ -128,7 +128,7 @@ locals {
     execute-step = {}
     trigger-handler = {
       for name in var.secrets_config.webhook_secrets :
-      "WEBHOOK_SECRET_${upper(replace(name, "-", "_"))}" => "webhook-${name}"
+      "WFE_SECRET_WEBHOOK_${upper(replace(name, "-", "_"))}" => "webhook-${name}"
     }
     status-stream = {
       WFE_API_KEYS     = "api-keys"

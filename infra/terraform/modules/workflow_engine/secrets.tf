@@ -9,7 +9,7 @@ locals {
   }
   webhook_secrets = {
     for name in var.secrets_config.webhook_secrets :
-    "webhook-${name}" => "HMAC secret of the ${name} webhook (WEBHOOK_SECRET_${upper(replace(name, "-", "_"))} on trigger-handler)"
+    "webhook-${name}" => "HMAC secret of the ${name} webhook (WFE_SECRET_WEBHOOK_${upper(replace(name, "-", "_"))} on trigger-handler)"
   }
   secrets = merge(local.api_secrets, local.webhook_secrets)
 }

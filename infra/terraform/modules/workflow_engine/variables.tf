@@ -160,7 +160,7 @@ variable "region" {
 }
 
 variable "secrets_config" {
-  description = "Names of the webhook secrets to create (each becomes secret PREFIX-webhook-NAME, read by trigger-handler as environment variable WEBHOOK_SECRET_NAME, so a workflow's secretRef is env:WEBHOOK_SECRET_NAME). Terraform creates the secrets, never their values."
+  description = "Names of the webhook secrets to create (each becomes secret PREFIX-webhook-NAME, read by trigger-handler as environment variable WFE_SECRET_WEBHOOK_NAME, so a workflow's secretRef is env:WFE_SECRET_WEBHOOK_NAME). Terraform creates the secrets, never their values."
   type = object({
     webhook_secrets = optional(list(string), [])
   })
