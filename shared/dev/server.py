@@ -160,7 +160,7 @@ class DevServer:
         if self.options.demo_port is not None:
             self.demo = DemoServer(port=self.options.demo_port)
             self.demo_url = await self.demo.astart()
-            hosts.append("127.0.0.1")
+            hosts.append(self.demo_url.removeprefix("http://"))  # 127.0.0.1:<demo port> only
         engine = self.settings.engine.model_copy(update={"http_allowed_hosts": hosts})
         settings = self.settings.model_copy(update={"engine": engine})
         if self.options.examples is not None and not settings.ai.recordings_dir:
@@ -235,7 +235,7 @@ def banner(server: DevServer) -> str:
             f"{server.options.host}:{server.options.port}",
             f"  database      {_database(server.settings)}",
             f"  REST          curl {links['api']}",
-            f"  OpenAPI       {links['openapi']}",
+            f"  OpenAPI       {links['openapi']}  (Swagger UI: {links['docs']})",
             f"  GraphQL       {links['graphql']}  (open it in a browser for GraphiQL)",
             f"  WebSocket     {links['executionEventsWebSocket']}",
             f"  SSE           curl -N {links['executionEventsSSE']}",

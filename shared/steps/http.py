@@ -1,19 +1,16 @@
 """``http``: call a service, with an idempotency key and an egress policy.
 
-The egress policy refuses plain http and private, loopback, link-local and metadata
-addresses (checked after DNS resolution and again on every redirect) unless the host
-is explicitly allowed in settings, as local mode does for its demo service.
+The egress policy (``_egress``) refuses plain http and private, loopback, link-local
+and metadata addresses unless the ``host:port`` is allowed in settings, as local mode
+does for its demo service. Names are resolved once and the connection goes to the
+checked address; every redirect hop is checked again; credentials are not sent to
+another origin; the response body is read up to the cap and no further.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import socket
-from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import Field
@@ -22,6 +19,9 @@ from shared.engine.steps import Complete, Outcome, StepConfig, StepContext, Step
 from shared.errors import Issue, StepFailed
 from shared.expressions import check_template
 from shared.models import WorkflowStep
+from shared.steps._egress import HttpGateway
+
+__all__ = ["HttpConfig", "HttpGateway", "HttpStep"]
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -36,68 +36,9 @@ class HttpConfig(StepConfig):
     timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     success_codes: list[int] | None = None
     """Status codes counted as success; default 2xx."""
-
-
-@dataclass
-class HttpGateway:
-    """Outbound HTTP for steps: one client, one egress policy."""
-
-    allowed_hosts: frozenset[str] = frozenset()
-    """Hosts allowed despite resolving to private/loopback addresses, and over plain http."""
-    max_response_bytes: int = 1_000_000
-    max_redirects: int = 5
-    _client: httpx.AsyncClient | None = field(default=None, repr=False)
-
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def check(self, url: str) -> None:
-        """Raise EGRESS_DENIED unless ``url`` may be called."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not host:
-            raise _denied(f"unsupported URL {url!r}")
-        if host in self.allowed_hosts:
-            return
-        if parts.scheme != "https":
-            raise _denied(f"plain http to {host} is not allowed (https only)")
-        for address in await _resolve(host, parts.port or 443):
-            if not address.is_global or address.is_multicast:
-                raise _denied(f"{host} resolves to non-public address {address}")
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for _ in range(self.max_redirects + 1):
-            await self.check(url)
-            response = await self.client().request(method, url, **kwargs)
-            if response.status_code not in (301, 302, 303, 307, 308):
-                return response
-            url = urljoin(url, response.headers.get("location", ""))
-            if response.status_code == 303:
-                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "json"}
-        raise StepFailed("too many redirects", code="HTTP_REDIRECTS", retryable=False)
-
-
-def _denied(message: str) -> StepFailed:
-    return StepFailed(message, code="EGRESS_DENIED", retryable=False)
-
-
-async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise StepFailed(f"cannot resolve {host}: {exc}", code="HTTP_DNS", retryable=True) from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
+    credential_headers: list[str] = Field(default_factory=list, max_length=50)
+    """Headers not sent to another origin on a redirect, besides ``Authorization``,
+    ``Cookie`` and ``Proxy-Authorization``."""
 
 
 class HttpStep(StepType):
@@ -126,15 +67,16 @@ class HttpStep(StepType):
         query = ctx.render(config.query)
         body = ctx.render(config.body)
         ctx.run.input = {"method": config.method, "url": url, "query": query, "body": body}
-        kwargs: dict[str, Any] = {
-            "headers": headers,
-            "params": query,
-            "timeout": config.timeout_seconds,
-        }
-        if body is not None:
-            kwargs["json"] = body
         try:
-            response = await gateway.request(config.method, url, **kwargs)
+            response = await gateway.request(
+                config.method,
+                url,
+                headers=headers,
+                params=query,
+                json=body,
+                timeout=config.timeout_seconds,
+                credential_headers=config.credential_headers,
+            )
         except httpx.TimeoutException as exc:
             raise StepFailed(f"timeout calling {url}", code="HTTP_TIMEOUT") from exc
         except httpx.TransportError as exc:
