@@ -79,6 +79,8 @@ def turn_usage(
     usage = usage or {}
     inp = int(usage.get("inputTokens", usage.get("input_tokens", 0)) or 0)
     out = int(usage.get("outputTokens", usage.get("output_tokens", 0)) or 0)
+    # Unpriced models count as free only where no cost budget applies: the budget
+    # checks call ``require_price`` first (an unpriced model is refused there).
     price_in, price_out = prices.get(model, (0.0, 0.0))
     cost = (inp * price_in + out * price_out) / 1_000_000
     return Usage(inp, out, cost, 1, 1 if live else 0)
@@ -141,11 +143,42 @@ class BudgetGuard:
                 return f"{what}: used {round(used, 6)} of {limit}"
         return None
 
+    @property
+    def limits_cost(self) -> bool:
+        """A cost limit applies to this step run (its own or its execution's)."""
+        return self.budget.max_cost_usd is not None or self.execution_max_cost_usd is not None
+
+    def require_price(self, model: str, prices: Mapping[str, tuple[float, float]]) -> None:
+        """Raise ModelUnpriced when a cost limit applies and ``model`` has no price.
+
+        Checked even after an operator approved going over the budget: an unpriced
+        model's cost is unknown, not zero.
+        """
+        if self.limits_cost:
+            require_price(model, prices)
+
+
+def require_price(model: str, prices: Mapping[str, tuple[float, float]]) -> None:
+    """Raise ModelUnpriced unless ``model`` has a price (``ai.prices``)."""
+    if model not in prices:
+        raise ModelUnpriced(
+            f"model {model!r} has no price in ai.prices (WFE_AI_PRICES) and a cost budget "
+            "is set: its cost cannot be counted",
+            details={"model": model},
+        )
+
 
 class BudgetExceeded(StepFailed):
     """A budget ran out; the step fails or pauses the execution (``Budget.on_exceeded``)."""
 
     code = "BUDGET_EXCEEDED"
+    retryable = False
+
+
+class ModelUnpriced(StepFailed):
+    """A cost budget is set and the model has no price: refused before any call."""
+
+    code = "MODEL_UNPRICED"
     retryable = False
 
 

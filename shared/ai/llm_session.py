@@ -68,6 +68,7 @@ class LlmSession:
             turn, origin = await self._live(messages, slot), "model"
         self.origins.append(origin)
         model = str(turn.get("model") or self.spec.model)
+        self.guard.require_price(model, self.env.settings.ai.prices)
         used = turn_usage(
             turn.get("usage"), model, self.env.settings.ai.prices, live=origin == "model"
         )
@@ -85,6 +86,7 @@ class LlmSession:
                 code="NO_MODEL",
                 retryable=False,
             )
+        self.guard.require_price(self.spec.model, self.env.settings.ai.prices)
         over = self.guard.exceeded(self.usage, before_call=True)
         if over:
             raise BudgetExceeded(f"budget reached before a model call: {over}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.ai.accounting import Usage, execution_usage, turn_usage
+from shared.ai.accounting import ModelUnpriced, Usage, execution_usage, require_price, turn_usage
 from shared.ai.choice import Verdict, ask
 from shared.ai.decision_config import HISTORY, AiNode, HistoryNode
 from shared.ai.history import HistoryChoice, HistoryOptions, choose, seeded_rng
@@ -64,6 +64,11 @@ class StepRouter:
         over = await self._over_budget()
         if over:
             return Verdict(None, "BUDGET_EXCEEDED", over), False
+        if self.env.settings.ai.execution_max_cost_usd is not None:
+            try:
+                require_price(spec.model, self.env.settings.ai.prices)
+            except ModelUnpriced as error:
+                return Verdict(None, error.code, error.message), False
         try:
             model = self.env.models.chat_model(spec)
         except ModelError as error:
