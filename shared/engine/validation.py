@@ -20,6 +20,7 @@ from shared.engine.steps import StepRegistry
 from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
 from shared.expressions import TRIGGER_ROOTS, check_template, compile_expression
 from shared.models import EventTrigger, ScheduleTrigger, WorkflowDefinition
+from shared.models.safe_yaml import load_yaml_documents
 
 MAX_DEFINITION_BYTES = 512 * 1024
 MAX_STEPS = 500
@@ -72,7 +73,14 @@ def parse_document(text: str, source: str = "<input>") -> dict[str, Any]:
         if stripped.startswith(("{", "[")) or source.endswith(".json"):
             value = json.loads(text)
         else:
-            value = yaml.safe_load(text)
+            documents = load_yaml_documents(text)
+            if len(documents) > 1:
+                raise InputInvalid(
+                    f"{source} holds {len(documents)} documents, not one", code="INVALID_FORMAT"
+                )
+            value = documents[0] if documents else None
+    except RecursionError:
+        raise InputInvalid(f"{source} is nested too deeply", code="INVALID_FORMAT") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise InputInvalid(
             f"{source} is not valid JSON or YAML: {exc}".splitlines()[0], code="INVALID_FORMAT"
@@ -90,7 +98,7 @@ def parse_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
     if stripped.startswith(("{", "[")) or source.endswith(".json"):
         return [parse_document(text, source)]
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_yaml_documents(text)
     except yaml.YAMLError as exc:
         raise InputInvalid(
             f"{source} is not valid JSON or YAML: {exc}".splitlines()[0], code="INVALID_FORMAT"

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from shared.api._json import MAX_DEPTH, parse_json, too_deep
 from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, media_type
 from shared.errors import InputInvalid
+from shared.models.safe_yaml import load_yaml_documents
 
 
 class _GuardedRequest(Request):
@@ -76,7 +77,7 @@ async def read_documents(request: Request) -> list[Any]:
         body = _json_document(text)
         return body if isinstance(body, list) else [body]
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_yaml_documents(text)
     except yaml.YAMLError as exc:
         raise InputInvalid(f"body is not valid YAML: {exc}".splitlines()[0]) from exc
     except RecursionError:
