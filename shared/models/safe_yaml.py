@@ -34,8 +34,8 @@ class BoundedSafeLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise InputInvalid(
                 "YAML aliases and anchors (& and *) are not accepted" + _where(event),
@@ -48,7 +48,7 @@ class BoundedSafeLoader(yaml.SafeLoader):
                     f"YAML is nested deeper than {MAX_YAML_DEPTH} levels" + _where(event),
                     details={"limit": "yaml_depth"},
                 )
-            node: yaml.Node = super().compose_node(parent, index)
+            node: yaml.Node | None = super().compose_node(parent, index)
         finally:
             self._depth -= 1
         return node
@@ -66,17 +66,9 @@ def load_yaml_documents(text: str) -> list[Any]:
         raise InputInvalid(
             f"YAML text of {size} bytes exceeds {MAX_YAML_BYTES}", details={"limit": "yaml_size"}
         )
-    loader = BoundedSafeLoader(text)
     try:
-        documents: list[Any] = []
-        while loader.check_data():
-            document = loader.get_data()
-            if document is not None:
-                documents.append(document)
-        return documents
+        return [d for d in yaml.load_all(text, Loader=BoundedSafeLoader) if d is not None]
     except RecursionError:
         raise InputInvalid(
             f"YAML is nested deeper than {MAX_YAML_DEPTH} levels", details={"limit": "yaml_depth"}
         ) from None
-    finally:
-        loader.dispose()
