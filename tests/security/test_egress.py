@@ -189,7 +189,7 @@ async def gateways() -> AsyncIterator[list[HttpGateway]]:
 
 async def _denied(gateway: HttpGateway, url: str, **kwargs: Any) -> StepFailed:
     with pytest.raises(StepFailed) as raised:
-        await gateway.request("GET", url, **kwargs)
+        await gateway.request("GET", url, timeout=5.0, **kwargs)
     assert raised.value.code == "EGRESS_DENIED", raised.value
     return raised.value
 
@@ -279,6 +279,7 @@ async def test_cross_origin_redirect_drops_credentials(gateways: list[HttpGatewa
         "https://127.0.0.1:{internal}/admin",
         "http://127.0.0.1:{internal}/admin",
         "https://localhost.example:{internal}/admin",
+        "http://public.example/downgraded",
     ],
 )
 async def test_redirect_to_a_forbidden_address_is_refused_at_the_hop(
@@ -287,7 +288,11 @@ async def test_redirect_to_a_forbidden_address_is_refused_at_the_hop(
     async with LocalServer(_text("internal")) as internal, LocalServer() as origin:
         origin.handler = _redirect(location.format(internal=internal.port))
         resolver = Resolver(
-            {"metadata.example": [["169.254.169.254"]], "localhost.example": [["127.0.0.1"]]}
+            {
+                "metadata.example": [["169.254.169.254"]],
+                "localhost.example": [["127.0.0.1"]],
+                "public.example": [[PUBLIC_IP]],
+            }
         )
         network = Network(resolver, {("127.0.0.1", origin.port): origin.port})
         gateway = HttpGateway(
@@ -316,6 +321,8 @@ def _huge(total: int, sent: list[int], encode: Callable[[bytes], bytes] | None =
     """Stream ``total`` bytes lazily, 64 KiB at a time, counting the blocks sent."""
 
     async def handler(path: str, headers: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        if path == "/warm":  # the first request imports and allocates what any request does
+            return await _text("warm")(path, headers, writer)
         block = b"x" * 65536
         extra = (
             [("Content-Length", str(total))] if encode is None else [("Content-Encoding", "gzip")]
@@ -347,6 +354,7 @@ async def test_a_200_mb_response_stops_at_the_cap(gzip: bool, gateways: list[Htt
             allowed_hosts=frozenset({f"127.0.0.1:{server.port}"}), max_response_bytes=CAP
         )
         gateways.append(gateway)
+        await gateway.request("GET", f"http://127.0.0.1:{server.port}/warm")
         tracemalloc.start()
         try:
             response = await gateway.request("GET", f"http://127.0.0.1:{server.port}/big")
@@ -355,7 +363,7 @@ async def test_a_200_mb_response_stops_at_the_cap(gzip: bool, gateways: list[Htt
             tracemalloc.stop()
     assert len(response.content) == CAP
     assert response.extensions["truncated"] is True
-    assert peak < 4 * CAP, f"peak {peak / 1e6:.1f} MB for a {CAP / 1e6:.0f} MB cap"
+    assert peak < 3 * CAP, f"peak {peak / 1e6:.1f} MB for a {CAP / 1e6:.0f} MB cap"
     assert sum(sent) < total / 4  # the client hung up early, the server stopped
 
 
