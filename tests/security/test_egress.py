@@ -5,7 +5,8 @@
 - a redirect to another origin carrying ``Authorization``, cookies and marked headers;
 - a redirect hop to the metadata address or to a loopback port not allow-listed;
 - a 200 MB (and a gzip-bombed) response: reading stops at the cap, memory stays flat;
-- an allow-list entry with a port admits that port only.
+- an allow-list entry with a port admits that port only, and ``wfe dev`` allows the
+  demo service's port, not its own API's.
 
 Every server is local; "public" names reach it through a test network backend that
 routes a public address to a loopback port, as the internet would.
@@ -31,7 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from shared.dev.server import DevOptions, DevServer
 from shared.errors import StepFailed
+from shared.settings import Settings
 from shared.steps._egress import parse_allowed
 from shared.steps.http import HttpGateway
 
@@ -389,3 +392,17 @@ def test_allow_list_entries_parse_with_ports() -> None:
     }
     with pytest.raises(ValueError, match="bad port"):
         parse_allowed(["127.0.0.1:99999"])
+
+
+async def test_dev_server_allows_the_demo_port_only(tmp_path: Path) -> None:
+    settings = Settings.local_mode(str(tmp_path / "wfe.db"))
+    server = DevServer(settings, DevOptions(port=8080, examples=None, demo_port=0))
+    await server.start()
+    try:
+        assert server.runtime is not None and server.demo_url is not None
+        gateway = server.runtime.http
+        await gateway.check(f"{server.demo_url}/inventory")
+        with pytest.raises(StepFailed, match="https only"):
+            await gateway.check("http://127.0.0.1:8080/api/v1/workflows")  # the service itself
+    finally:
+        await server.stop()
