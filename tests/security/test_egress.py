@@ -32,11 +32,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from shared.adapters.memory_store import MemoryStore
 from shared.dev.server import DevOptions, DevServer
 from shared.errors import StepFailed
 from shared.settings import Settings
 from shared.steps._egress import parse_allowed
 from shared.steps.http import HttpGateway
+from tests.engine.harness import Harness
 
 PUBLIC_IP = "93.184.216.34"
 CAP = 1_000_000
@@ -406,3 +408,30 @@ async def test_dev_server_allows_the_demo_port_only(tmp_path: Path) -> None:
             await gateway.check("http://127.0.0.1:8080/api/v1/workflows")  # the service itself
     finally:
         await server.stop()
+
+
+async def test_an_http_step_keeps_its_marked_header_and_the_cap(
+    gateways: list[HttpGateway],
+) -> None:
+    async with LocalServer(_text("x" * 5000)) as other, LocalServer() as origin:
+        origin.handler = _redirect(f"http://127.0.0.1:{other.port}/big")
+        gateway = HttpGateway(
+            allowed_hosts=frozenset({f"127.0.0.1:{origin.port}", f"127.0.0.1:{other.port}"}),
+            max_response_bytes=1000,
+        )
+        gateways.append(gateway)
+        h = Harness(MemoryStore(), http=gateway)
+        config = {
+            "url": f"http://127.0.0.1:{origin.port}/start",
+            "headers": {"X-Api-Key": "s3cret"},
+            "credentialHeaders": ["X-Api-Key"],
+        }
+        workflow = await h.create(
+            {"name": "w", "steps": [{"id": "call", "type": "http", "config": config}]}
+        )
+        execution = await h.start(workflow)
+        await h.drain()
+        [run] = await h.runs(execution.id)
+    assert run.output is not None and run.output["body"] == "x" * 1000  # cut at the cap
+    assert origin.seen[0][1]["x-api-key"] == "s3cret"
+    assert "x-api-key" not in other.seen[0][1]
