@@ -175,6 +175,9 @@ class HttpGateway:
     """Opens the sockets to checked addresses; defaults to httpcore's anyio backend."""
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        parse_allowed(self.allowed_hosts)  # a bad entry stops the process at startup
+
     @property
     def policy(self) -> EgressPolicy:
         return EgressPolicy(parse_allowed(self.allowed_hosts), self.resolver)

@@ -393,7 +393,7 @@ def test_allow_list_entries_parse_with_ports() -> None:
         ("::1", None),
     }
     with pytest.raises(ValueError, match="bad port"):
-        parse_allowed(["127.0.0.1:99999"])
+        HttpGateway(allowed_hosts=frozenset({"127.0.0.1:99999"}))
 
 
 async def test_dev_server_allows_the_demo_port_only(tmp_path: Path) -> None:
