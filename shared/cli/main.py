@@ -141,7 +141,8 @@ async def _run(
 ) -> int:
     """Register the file's workflows, start the first one and follow it to the end."""
     recordings = Path(args.file).resolve().parent  # <name>.recording.json beside the file
-    runtime = runtime_for(args.db, ["127.0.0.1"] if demo_url else None, recordings)
+    demo_host = [demo_url.removeprefix("http://")] if demo_url else None  # its port only
+    runtime = runtime_for(args.db, demo_host, recordings)
     ended = asyncio.Event()
     steps = {step.id: step for d in reversed(checked.definitions) for step in d.steps}
     progress = fmt.ProgressPrinter(sys.stderr, steps, on_end=lambda _: ended.set())
