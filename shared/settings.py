@@ -183,7 +183,8 @@ class _FlatEnvSource(PydanticBaseSettingsSource):
     """Reads the flat ``WFE_*`` variables into the nested groups."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ reads every field at once
+        """One top-level field (a value or a whole group) as ``__call__`` reads it."""
+        return self().get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
         env = _ENV.get()

@@ -102,3 +102,17 @@ def test_a_former_variable_name_still_works() -> None:
         assert getattr(read, attribute) == ["https://a.example"]
         both = Settings.from_env({former: "https://a.example", current: "https://b.example"})
         assert getattr(both, attribute) == ["https://b.example"]
+
+
+def test_the_flat_source_answers_per_field_as_it_does_in_bulk() -> None:
+    from shared.settings import _ENV, _FlatEnvSource
+
+    token = _ENV.set({"WFE_DB_PATH": "x.db", "WFE_TENANT": "acme"})
+    try:
+        source = _FlatEnvSource(Settings)
+        field = Settings.model_fields["tenant"]
+        assert source.get_field_value(field, "tenant") == ("acme", "tenant", False)
+        local, _, _ = source.get_field_value(Settings.model_fields["local"], "local")
+        assert local == {"db_path": "x.db"}
+    finally:
+        _ENV.reset(token)
