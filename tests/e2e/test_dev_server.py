@@ -6,14 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +15,8 @@ import pytest
 import websockets
 from gql import Client, GraphQLRequest, gql
 from gql.transport.websockets import WebsocketsTransport
+from processes import ServiceProcess, wfe_dev_argv
 
-ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"execution.succeeded", "execution.failed", "execution.cancelled", "execution.timed_out"}
 FLOW = {
     "name": "e2e-orders",
@@ -40,59 +34,15 @@ REPORT = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port, demo = _free_port(), _free_port()
     folder = tmp_path_factory.mktemp("dev")
-    db, log_path = folder / "dev.db", folder / "dev.log"
-    log = log_path.open("w")  # a file, not a pipe: nobody reads a pipe while the tests run
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shared.cli",
-            "dev",
-            "--port",
-            str(port),
-            "--demo-port",
-            str(demo),
-            "--db",
-            str(db),
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    base = f"http://127.0.0.1:{port}"
+    process = ServiceProcess(wfe_dev_argv(folder / "dev.db"), folder)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("wfe dev did not come up")
-        yield base
+        process.wait_healthy()
+        yield process.base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-        output = log_path.read_text(errors="replace")
+        output = process.stop()
         assert "Traceback" not in output, output[-4000:]
 
 

@@ -16,76 +16,34 @@ each left out for a stated reason:
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from processes import ServiceProcess, wfe_dev_argv
 
 from shared.api.auth import hash_api_key
 
-ROOT = Path(__file__).resolve().parents[2]
 ST = Path(sys.executable).parent / "st"
 KEY, SALT = "fuzz-key", "fuzz-salt"
 EXCLUDED = ("use_after_free", "positive_data_acceptance")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
     folder = tmp_path_factory.mktemp("fuzz")
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "WFE_API_KEYS": f"{hash_api_key(KEY, SALT)}:fuzzer:default:owner",
         "WFE_API_KEY_SALT": SALT,
     }
-    argv = [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)]
-    argv += ["--demo-port", str(_free_port()), "--db", str(folder / "dev.db")]
-    log_path = folder / "dev.log"
-    log = log_path.open("w")  # a file, not a pipe: nobody reads a pipe while st runs
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process = ServiceProcess(wfe_dev_argv(folder / "dev.db"), folder, env)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("wfe dev did not come up")
-        yield base
+        process.wait_healthy()
+        yield process.base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-        output = log_path.read_text(errors="replace")
+        output = process.stop()
         # An unexpected error is logged once by the edge; none may have happened.
         assert "unhandled error" not in output, output[-6000:]
 

@@ -12,83 +12,31 @@ the stream app under uvicorn, and ``wfe dev``.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
+from processes import ServiceProcess, wfe_dev_argv
 from websockets.exceptions import ConnectionClosed
 
 from shared.api.auth import hash_api_key
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KEY, SALT = "s3cret-key", "pepper"
 KEY_ENTRY = f"{hash_api_key(KEY, SALT)}:alice:default:owner"
 FLOW = {"name": "cold", "steps": [{"id": "a", "type": "transform", "config": {"set": {"n": 1}}}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Process(ServiceProcess):
+    """A fresh process with API keys configured, waited for by a bare TCP connect."""
 
-
-def _wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Until the port accepts a TCP connection: no HTTP request is sent."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("the process did not listen in time")
-
-
-class Process:
     def __init__(self, argv: list[str], tmp: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ws = f"ws://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "WFE_API_KEYS": KEY_ENTRY,
-            "WFE_API_KEY_SALT": SALT,
-            "WFE_DB_PATH": str(tmp / "cold.db"),
-        }
-        argv = [part.replace("{port}", str(self.port)) for part in argv]
-        self.log_path = tmp / f"process-{self.port}.log"
-        self.log = self.log_path.open("w")  # a file: a full pipe would block the process
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        _wait_for_port(self.port, self.process)
-
-    def stop(self) -> str:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-        return self.log_path.read_text(errors="replace")
+        env = {"WFE_API_KEYS": KEY_ENTRY, "WFE_API_KEY_SALT": SALT}
+        super().__init__(argv, tmp, {**env, "WFE_DB_PATH": str(tmp / "cold.db")})
+        self.wait_listening()
 
 
 def _function(name: str, target: str) -> list[str]:
@@ -197,19 +145,7 @@ async def test_status_stream_under_uvicorn_refuses_the_first_connection(
 async def test_wfe_dev_with_keys_refuses_every_door_until_a_key_is_given(
     fresh: list[Process], tmp_path: Path
 ) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "shared.cli",
-        "dev",
-        "--port",
-        "{port}",
-        "--demo-port",
-        str(_free_port()),
-        "--db",
-        str(tmp_path / "dev.db"),
-    ]
-    process = Process(argv, tmp_path)
+    process = Process(wfe_dev_argv(tmp_path / "dev.db"), tmp_path)
     fresh.append(process)
     async with httpx.AsyncClient(base_url=process.base) as client:
         _unauthenticated(await client.post("/api/v1/workflows", json=FLOW))
