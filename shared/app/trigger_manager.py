@@ -21,9 +21,6 @@ from shared.app.triggers import active_workflows
 from shared.errors import NotFound
 from shared.models import EventTrigger, ScheduleTrigger, WorkflowDefinition
 from shared.ports import (
-    DEFAULT_TENANT,
-    JOB_PREFIX,
-    PUBSUB_PATH,
     EventSpec,
     ReconcileReport,
     ScheduleSpec,
@@ -31,19 +28,7 @@ from shared.ports import (
     TriggerSpec,
 )
 
-# The specs and the backend port live in ``shared.ports``; re-exported for callers here.
-__all__ = [
-    "DEFAULT_TENANT",
-    "JOB_PREFIX",
-    "PUBSUB_PATH",
-    "EventSpec",
-    "ReconcileReport",
-    "ScheduleSpec",
-    "TriggerBackend",
-    "TriggerManager",
-    "TriggerSpec",
-    "specs_for",
-]
+__all__ = ["TriggerManager", "specs_for"]
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from google.cloud import scheduler_v1
 
 from shared.adapters.cloud_scheduler import CloudSchedulerBackend, JobPolicy, SchedulerConfig
 from shared.app.service import WorkflowApp
-from shared.app.trigger_manager import ScheduleSpec, TriggerManager
+from shared.app.trigger_manager import TriggerManager
 from shared.composition import LocalRuntime, build_local, keep_paused_if_inactive
 from shared.errors import TransientError, WorkflowError
+from shared.ports import ScheduleSpec
 from shared.settings import Settings
 
 PARENT = "projects/demo/locations/europe-west1"

@@ -13,8 +13,8 @@ import pytest
 from _terraform import ENVIRONMENTS, ROOT, block, module, optional_defaults, tfvars
 from starlette.routing import Match
 
+from shared import ports
 from shared.api.triggers.routes import trigger_routes
-from shared.app import trigger_manager
 from shared.observability import JsonFormatter, log_context
 
 
@@ -69,7 +69,7 @@ def test_push_subscriptions_reach_the_trigger_handler_route() -> None:
     subscription = module().resource("google_pubsub_subscription", "trigger")
     assert subscription["for_each"] == "${local.trigger_topics}"
     endpoint = block(subscription, "push_config")["push_endpoint"]
-    path = trigger_manager.PUBSUB_PATH
+    path = ports.PUBSUB_PATH
     assert endpoint == f'${{local.urls["trigger-handler"]}}{path}?topic=${{urlencode(each.value)}}'
     routes = (ROOT / "shared" / "api" / "triggers" / "routes.py").read_text()
     assert f'"{path}"' in routes and 'query_params.get("topic")' in routes
@@ -87,8 +87,8 @@ def test_push_subscriptions_dead_letter_and_never_expire() -> None:
 
 
 def test_scheduler_jobs_call_a_route_the_trigger_handler_serves() -> None:
-    spec = trigger_manager.ScheduleSpec("wf-1", "default", "* * * * *")
-    assert spec.job_name.startswith(trigger_manager.JOB_PREFIX)
+    spec = ports.ScheduleSpec("wf-1", "default", "* * * * *")
+    assert spec.job_name.startswith(ports.JOB_PREFIX)
     assert spec.target_path.startswith("/schedule/")
     scope = {"type": "http", "method": "POST", "path": spec.target_path, "root_path": ""}
     matched = [r for r in trigger_routes() if r.matches(scope)[0] == Match.FULL]

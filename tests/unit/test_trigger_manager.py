@@ -12,11 +12,12 @@ import pytest
 from shared.adapters.clock import ManualClock
 from shared.app.local_triggers import LocalTriggerBackend
 from shared.app.service import StartRequest, WorkflowApp
-from shared.app.trigger_manager import EventSpec, ScheduleSpec, TriggerManager, specs_for
+from shared.app.trigger_manager import TriggerManager, specs_for
 from shared.app.triggers import ScheduleFire, fire_schedule
 from shared.composition import LocalRuntime, build_local
 from shared.composition.edge import build_local_trigger_manager
 from shared.models import WorkflowDefinition, WorkflowExecution
+from shared.ports import EventSpec, ScheduleSpec
 from shared.settings import Settings
 
 T0 = datetime(2025, 1, 6, 10, 0, 30, tzinfo=UTC)

@@ -34,7 +34,6 @@ from shared.api.triggers.pubsub import (
     parse_push,
 )
 from shared.app.service import WorkflowApp
-from shared.app.trigger_manager import JOB_PREFIX
 from shared.app.triggers import ScheduleFire, dispatch_event, fire_schedule
 from shared.app.webhooks import WebhookCall, receive_webhook
 from shared.errors import InputInvalid, WorkflowError
@@ -44,6 +43,7 @@ from shared.observability import (
     attached,
     traceparent_context,
 )
+from shared.ports import JOB_PREFIX
 
 __all__ = ["create_trigger_app", "trigger_routes"]
 
