@@ -11,7 +11,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -148,15 +148,19 @@ class ServerThread:
 
 
 async def read_sse(
-    response: httpx.Response, *, until: Callable[[dict[str, Any]], bool] | None = None
+    response: httpx.Response | AsyncIterator[str],
+    *,
+    until: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """SSE frames as dicts (``id``, ``event``, ``retry``, ``data`` parsed, ``comment``).
 
     Reads to the end of the response, or until a frame for which ``until`` is true.
+    To read one response in several parts, pass the same ``response.aiter_lines()``.
     """
+    lines = response.aiter_lines() if isinstance(response, httpx.Response) else response
     frames: list[dict[str, Any]] = []
     frame: dict[str, Any] = {}
-    async for line in response.aiter_lines():
+    async for line in lines:
         if line == "":
             if frame:
                 frames.append(frame)

@@ -161,30 +161,35 @@ async def test_ws_streams_every_event_in_order_until_terminal(server: ServerThre
 async def test_ws_reconnect_after_k_mid_run_loses_and_repeats_nothing(
     server: ServerThread,
 ) -> None:
-    _, execution_id = await start_run(server, workflow(0.8))
+    _, execution_id = await start_run(server, held_workflow())
     url = f"{server.ws_url}/ws/executions/{execution_id}"
     async with connect(url) as ws:
         before, _ = await ws_read(ws, until=lambda m: m["type"] == "step.waiting")
-    running = await server.app(lambda rt: rt.app.get_execution(execution_id))
-    assert not running.status.terminal  # reconnecting mid-run
     async with connect(f"{url}?after={before[-1]['seq']}") as ws:
+        running = await server.app(lambda rt: rt.app.get_execution(execution_id))
+        assert not running.status.terminal  # reconnected mid-run
+        await server.app(lambda rt: rt.app.send_event(execution_id, "go"))
         after, code = await ws_read(ws)
     assert code == 1000 and before and after
     assert before + after == await stored_on(server, execution_id)
 
 
 async def test_sse_reconnect_with_last_event_id_mid_run(server: ServerThread) -> None:
-    _, execution_id = await start_run(server, workflow(0.8))
+    _, execution_id = await start_run(server, held_workflow())
     url = f"/sse/executions/{execution_id}"
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         async with client.stream("GET", url) as response:
             first = await read_sse(response, until=lambda f: f.get("event") == "step.waiting")
         last_id = first[-1]["id"]
         async with client.stream("GET", url, headers={"Last-Event-ID": last_id}) as response:
-            rest = await read_sse(response)
-    assert any(f.get("comment") == "keepalive" for f in rest)  # idle while the step waits
+            lines = response.aiter_lines()
+            idle = await read_sse(lines, until=lambda f: f.get("comment") == "keepalive")
+            await server.app(lambda rt: rt.app.send_event(execution_id, "go"))
+            rest = idle + await read_sse(lines)
+    assert idle[-1] == {"comment": "keepalive"}  # idle while the step waits
     received = events_of(first) + events_of(rest)
     assert received == await stored_on(server, execution_id)
+    assert received[-1]["type"] == "execution.succeeded"
     assert events_of(rest)[0]["seq"] == int(last_id) + 1
 
 
@@ -222,8 +227,30 @@ async def test_workflow_streams_see_every_execution(server: ServerThread) -> Non
     assert replayed == (await stored_on(server, ids[0]))[2:]
 
 
+def held_workflow() -> dict[str, Any]:
+    """transform -> wait for a ``go`` event -> transform: it ends when the test says so."""
+    return {
+        "name": "held",
+        "steps": [
+            {
+                "id": "prepare",
+                "type": "transform",
+                "config": {"set": {"n": 1}},
+                "nextSteps": ["hold"],
+            },
+            {
+                "id": "hold",
+                "type": "wait_for_event",
+                "config": {"event": "go", "timeoutSeconds": 60},
+                "nextSteps": ["finish"],
+            },
+            {"id": "finish", "type": "transform", "config": {"set": {"done": True}}},
+        ],
+    }
+
+
 async def test_ws_sends_keepalives_while_idle(server: ServerThread) -> None:
-    _, execution_id = await start_run(server, workflow(0.8))
+    _, execution_id = await start_run(server, held_workflow())
     async with connect(f"{server.ws_url}/ws/executions/{execution_id}") as ws:
         kinds: list[str] = []
         while "keepalive" not in kinds:
@@ -232,20 +259,25 @@ async def test_ws_sends_keepalives_while_idle(server: ServerThread) -> None:
 
 
 async def test_client_resume_message_replays_from_the_given_seq(server: ServerThread) -> None:
-    _, execution_id = await start_run(server, workflow(0.8))
+    # The execution is held in a wait for an event until the replay has been seen: a
+    # timed wait could end (and the server close 1000) before the resume is read.
+    _, execution_id = await start_run(server, held_workflow())
     async with connect(f"{server.ws_url}/ws/executions/{execution_id}") as ws:
-        head, _ = await ws_read(ws, until=lambda m: m["seq"] == 2)
+        head, _ = await ws_read(ws, until=lambda m: m["type"] == "step.waiting")
         await ws.send(json.dumps({"oops": True}))
         error, _ = await ws_read(ws, until=lambda m: m["type"] == "error")
         await ws.send(json.dumps({"resume": 999}))  # beyond the last event: refused
         error += (await ws_read(ws, until=lambda m: m["type"] == "error"))[0]
         await ws.send(json.dumps({"resume": 1}))
+        replayed, _ = await ws_read(ws, until=lambda m: m["type"] == "step.waiting")
+        await server.app(lambda rt: rt.app.send_event(execution_id, "go", {"ok": True}))
         rest, code = await ws_read(ws)
-    assert [m["error"]["code"] for m in error if m["type"] == "error"] == ["INVALID_INPUT"] * 2
+    assert [m["error"]["code"] for m in error] == ["INVALID_INPUT"] * 2
     expected = await stored_on(server, execution_id)
-    resumed = [m for m in error + rest if m["type"] != "error"]
-    assert code == 1000 and head == expected[:2]
-    assert resumed[resumed.index(expected[1]) :] == expected[1:]  # from seq 2 again, in order
+    waiting = [e["type"] for e in expected].index("step.waiting") + 1
+    assert head == expected[:waiting] and code == 1000
+    assert replayed == expected[1:waiting]  # from seq 2 again, in order
+    assert rest == expected[waiting:] and rest[-1]["type"] == "execution.succeeded"
 
 
 async def test_graphql_subscription_over_graphql_transport_ws(server: ServerThread) -> None:
