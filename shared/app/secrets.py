@@ -1,6 +1,6 @@
-"""Secret references (``WebhookTrigger.secretRef``) resolved at run time, never stored.
-
-A reference is ``scheme:rest``, and only declared secret stores answer:
+"""The secret resolvers: references (a webhook's ``secretRef``, an http step's
+``secrets``) resolved at run time, never stored. The rules live in
+``shared.ports.secrets``; the resolvers here answer them:
 
 - ``env:WFE_SECRET_<NAME>``: an environment variable whose name starts with
   ``WFE_SECRET_``. Locally you set it; on Cloud Run, Terraform fills it from Secret
@@ -17,11 +17,15 @@ A reference is ``scheme:rest``, and only declared secret stores answer:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from typing import Protocol
 
-from shared.errors import WorkflowError
+from shared.ports.secrets import (
+    SECRET_ENV_PREFIX,
+    SecretRefForbidden,
+    SecretResolver,
+    SecretUnavailable,
+    check_secret_ref,
+)
 
 __all__ = [
     "SECRET_ENV_PREFIX",
@@ -34,54 +38,6 @@ __all__ = [
     "check_secret_ref",
     "default_secret_resolver",
 ]
-
-SECRET_ENV_PREFIX = "WFE_SECRET_"
-"""The only environment variables ``env:`` references may read."""
-_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
-_SM_NAME = re.compile(r"[A-Za-z0-9_./-]{1,512}")
-"""A secret id, or its full ``projects/P/secrets/S/versions/V`` name."""
-
-
-class SecretUnavailable(WorkflowError):
-    """A reference that cannot be resolved (unknown scheme, missing variable).
-
-    Not retryable: a resolver whose backend is down raises TransientError instead.
-    """
-
-    code = "SECRET_UNAVAILABLE"
-    retryable = False
-
-
-class SecretRefForbidden(SecretUnavailable):
-    """A reference outside the declared secret stores (e.g. ``env:WFE_API_KEY_SALT``)."""
-
-    code = "SECRET_REF_FORBIDDEN"
-
-
-def check_secret_ref(ref: str) -> None:
-    """Raise SecretRefForbidden unless ``ref`` names a declared secret store's entry."""
-    scheme, _, name = ref.partition(":")
-    if scheme == "env":
-        if not name.startswith(SECRET_ENV_PREFIX) or not _ENV_NAME.fullmatch(name):
-            raise SecretRefForbidden(
-                f"secretRef env:{name[:64]} is not allowed: environment references must "
-                f"name a {SECRET_ENV_PREFIX}* variable"
-            )
-        return
-    if scheme == "sm":
-        if not _SM_NAME.fullmatch(name):
-            raise SecretRefForbidden("secretRef sm:<name> takes a Secret Manager secret name")
-        return
-    raise SecretRefForbidden(
-        f"secretRef scheme {scheme[:16]!r} is not allowed (use env:{SECRET_ENV_PREFIX}<NAME> "
-        "or sm:<name>)"
-    )
-
-
-class SecretResolver(Protocol):
-    """Turns a secret reference into the secret's value."""
-
-    async def resolve(self, ref: str) -> str: ...
 
 
 class EnvSecretResolver:

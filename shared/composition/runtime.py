@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from shared.app import WorkflowApp
+from shared.app.audit import Auditor
+from shared.app.quotas import Quotas
+from shared.app.secrets import default_secret_resolver
 from shared.engine.definitions import DefinitionCache
 from shared.engine.runtime import Engine, EngineSettings
 from shared.engine.steps import StepRegistry, StepServices
-from shared.ports import Clock, EventBus, EventFeed, Store, TaskQueue
+from shared.ports import AuditLog, Clock, EventBus, EventFeed, RateLimiter, Store, TaskQueue
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -41,6 +44,10 @@ class Runtime(ABC):
     """The use cases: the only entry to the core."""
     http: HttpGateway
     """The egress policy and client of http steps."""
+    limiter: RateLimiter | None = field(default=None, kw_only=True)
+    """The rate limits' buckets (beside the store: same database)."""
+    audit_log: AuditLog | None = field(default=None, kw_only=True)
+    """The audit log (beside the store: same database)."""
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     sweeps_by_default: ClassVar[bool] = True
@@ -69,6 +76,10 @@ class Runtime(ABC):
         await self.bus.close()
         await self.http.aclose()
         await self.store.close()
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.audit_log is not None:
+            await self.audit_log.close()
 
     @abstractmethod
     async def _stop_backend(self) -> None:
@@ -104,10 +115,18 @@ def wire_engine(
     http: HttpGateway,
     clock: Clock,
     registry: StepRegistry,
+    limiter: RateLimiter | None = None,
+    audit_log: AuditLog | None = None,
 ) -> tuple[Engine, WorkflowApp]:
-    """The engine over the given adapters, and the app over the engine."""
+    """The engine over the given adapters, and the app over the engine (with the rate
+    limits of ``settings.limits`` over ``limiter``, and the audit log, when given)."""
     services = StepServices(
-        event_bus=bus, workflows=store, executions=store, http=http, settings=settings
+        event_bus=bus,
+        workflows=store,
+        executions=store,
+        http=http,
+        settings=settings,
+        secrets=default_secret_resolver(),
     )
     tuning = settings.engine
     engine = Engine(
@@ -123,5 +142,12 @@ def wire_engine(
             default_step_timeout=tuning.default_step_timeout_seconds,
         ),
     )
-    app = WorkflowApp(workflows=store, executions=store, engine=engine, tenant=settings.tenant)
+    app = WorkflowApp(
+        workflows=store,
+        executions=store,
+        engine=engine,
+        tenant=settings.tenant,
+        quotas=Quotas(limiter, settings.limits) if limiter is not None else None,
+        auditor=Auditor(audit_log, clock) if audit_log is not None else None,
+    )
     return engine, app

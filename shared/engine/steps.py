@@ -31,6 +31,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from shared.models import JoinMark, StepRun, WorkflowDefinition, WorkflowExecution, WorkflowStep
     from shared.ports import ExecutionStore
+    from shared.ports.secrets import SecretResolver
 
 
 class StepConfig(BaseModel):
@@ -99,6 +100,8 @@ class StepServices:
     """The process's settings (an engine wired without them, in tests: the defaults)."""
     executions: ExecutionStore | None = None
     """The execution store, for step types that read history (AI routing, replays)."""
+    secrets: SecretResolver | None = None
+    """Resolves the secret references steps declare (http ``secrets``)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,8 +19,9 @@ from shared.engine.graph import check_graph
 from shared.engine.steps import StepRegistry
 from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
 from shared.expressions import TRIGGER_ROOTS, check_template, compile_expression
-from shared.models import EventTrigger, ScheduleTrigger, WorkflowDefinition
+from shared.models import EventTrigger, ScheduleTrigger, WebhookTrigger, WorkflowDefinition
 from shared.models.safe_yaml import load_yaml_documents
+from shared.ports.secrets import SecretRefForbidden, check_secret_ref
 
 MAX_DEFINITION_BYTES = 512 * 1024
 MAX_STEPS = 500
@@ -268,4 +269,9 @@ def _check_trigger(definition: WorkflowDefinition) -> list[Issue]:
             )
     if isinstance(trigger, EventTrigger) and trigger.filter:
         issues.extend(compile_expression(trigger.filter, "/trigger/filter", TRIGGER_ROOTS)[1])
+    if isinstance(trigger, WebhookTrigger):
+        try:
+            check_secret_ref(trigger.secret_ref)
+        except SecretRefForbidden as exc:
+            issues.append(Issue(exc.code, exc.message, "/trigger/secretRef"))
     return issues

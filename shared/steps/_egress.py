@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 import zlib
@@ -158,6 +159,25 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
         self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)
 
 
+class _NoQueryInRequestLines(logging.Filter):
+    """httpx logs every request's URL at INFO: an http step's query may carry a secret
+    (``${secret.NAME}``), so its request lines show URLs without the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                a.copy_with(query=None) if isinstance(a, httpx.URL) and a.query else a
+                for a in record.args
+            )
+        return True
+
+
+def _filter_httpx_request_lines() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _NoQueryInRequestLines) for f in logger.filters):
+        logger.addFilter(_NoQueryInRequestLines())
+
+
 @dataclass
 class HttpGateway:
     """Outbound HTTP for steps: one client, one egress policy, capped responses."""
@@ -177,6 +197,7 @@ class HttpGateway:
 
     def __post_init__(self) -> None:
         parse_allowed(self.allowed_hosts)  # a bad entry stops the process at startup
+        _filter_httpx_request_lines()
 
     @property
     def policy(self) -> EgressPolicy:

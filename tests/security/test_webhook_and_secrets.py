@@ -5,7 +5,8 @@
 - the same captured request re-sent under a new ``Idempotency-Key`` (which once started
   a new execution each time) no longer verifies: ``401 UNAUTHENTICATED``;
 - ``secretRef: env:WFE_API_KEY_SALT`` (any variable outside ``WFE_SECRET_``) is refused
-  with ``SECRET_REF_FORBIDDEN``, even by someone who knows the salt and signs with it.
+  with ``SECRET_REF_FORBIDDEN`` when the workflow is saved, and at run time for one
+  stored before the rule, even for someone who knows the salt and signs with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -29,6 +31,8 @@ from shared.app.service import WorkflowApp
 from shared.app.webhooks import sign
 from shared.composition import LocalRuntime
 from shared.composition.edge import FUNCTION_APPS
+from shared.errors import DefinitionInvalid
+from shared.models import WorkflowDefinition
 
 SECRET = "whsec-security-suite"
 BODY = json.dumps({"order": 42}).encode()
@@ -120,25 +124,42 @@ async def test_a_re_signed_retry_of_the_same_key_is_a_duplicate(
     assert await _started(runtime.app, hook) == 1
 
 
-@pytest.mark.parametrize(
-    "secret_ref", ["env:WFE_API_KEY_SALT", "env:HOME", "env:WFE_SECRETX", "file:/etc/passwd"]
-)
-async def test_server_variables_are_not_webhook_secrets(
+FORBIDDEN_REFS = ["env:WFE_API_KEY_SALT", "env:HOME", "env:WFE_SECRETX", "file:/etc/passwd"]
+
+
+@pytest.mark.parametrize("secret_ref", FORBIDDEN_REFS)
+async def test_server_variables_are_refused_as_webhook_secrets_at_save(
+    runtime: LocalRuntime, secret_ref: str
+) -> None:
+    with pytest.raises(DefinitionInvalid) as refused:
+        await _webhook_workflow(runtime.app, secret_ref)
+    issues = [(i.code, i.path) for i in refused.value.issues]
+    assert issues == [("SECRET_REF_FORBIDDEN", "/trigger/secretRef")]
+    assert (await runtime.app.list_workflows()).items == []
+
+
+@pytest.mark.parametrize("secret_ref", FORBIDDEN_REFS)
+async def test_a_stored_workflow_with_a_server_variable_as_secret_starts_nothing(
     hooks: httpx.AsyncClient,
     runtime: LocalRuntime,
     monkeypatch: pytest.MonkeyPatch,
     secret_ref: str,
 ) -> None:
+    """Saved before the rule existed (written to the store directly): refused at run time."""
     name = secret_ref.removeprefix("env:")
     value = os.environ.get(name) or "known-to-the-attacker"
     monkeypatch.setenv(name, value)
-    workflow_id = await _webhook_workflow(runtime.app, secret_ref)
+    trigger = {"type": "webhook", "secretRef": secret_ref}
+    definition = WorkflowDefinition.model_validate(
+        {"id": str(uuid.uuid4()), "name": "old", "trigger": trigger, "steps": STEPS}
+    )
+    await runtime.store.create_workflow(definition, runtime.app.tenant)
 
-    response = await hooks.post(f"/webhooks/{workflow_id}", content=BODY, headers=_signed(value))
+    response = await hooks.post(f"/webhooks/{definition.id}", content=BODY, headers=_signed(value))
 
     assert _error(response) == (500, "SECRET_REF_FORBIDDEN"), response.text
     assert value not in response.text
-    assert await _started(runtime.app, workflow_id) == 0
+    assert await _started(runtime.app, definition.id) == 0
 
 
 async def test_resolvers_refuse_references_outside_the_declared_stores() -> None:

@@ -73,7 +73,7 @@ async def test_reconciling_twice_changes_nothing(
     app = runtime.app
     cron = await create(app, {"type": "schedule", "cron": "*/5 * * * *"})
     event = await create(app, {"type": "event", "topic": "projects/p/topics/orders"})
-    await create(app, {"type": "webhook", "secretRef": "env:X"})
+    await create(app, {"type": "webhook", "secretRef": "env:WFE_SECRET_X"})
     await create(app, {"type": "schedule", "cron": "* * * * *"}, isActive=False)
 
     first = await manager.reconcile_all()
