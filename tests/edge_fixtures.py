@@ -14,6 +14,7 @@ import pytest
 
 from shared.api.auth import Authenticator, LocalDevAuthenticator
 from shared.api.edge import Edge
+from shared.api.identity import InvokerKind
 from shared.api.rest import create_management_app
 from shared.composition import LocalRuntime, build_local
 from shared.composition.edge import build_edge
@@ -74,3 +75,9 @@ async def api(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
     """The ``create`` function's app (FastAPI) in-process, over the test's edge."""
     async with client_for(create_management_app(edge, lifespan=False)) as client:
         yield client
+
+
+def invoker_headers(edge: Edge, kind: InvokerKind = "tasks") -> dict[str, str]:
+    """``Authorization`` as Cloud Tasks, Scheduler or Pub/Sub push send it: an ID token of
+    the invoker of ``kind``, signed by the edge's dev key (the edge's own check runs)."""
+    return {"Authorization": f"Bearer {edge.identity.token_for(kind)}"}

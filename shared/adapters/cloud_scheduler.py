@@ -1,7 +1,9 @@
 """The cloud ``TriggerBackend``: schedule triggers as Cloud Scheduler jobs.
 
 Each active workflow with a schedule trigger has a job ``{parent}/jobs/wfe-{id}`` that
-POSTs to the trigger-handler at ``ScheduleSpec.target_path`` with an OIDC token; the
+POSTs to the trigger-handler at ``ScheduleSpec.target_path`` with an OIDC token (a
+tenant other than the default one bound by ``&binding=<HMAC>``, which the
+trigger-handler verifies: ``shared.ports.tenant_binding``); the
 trigger-handler starts one execution per (workflow, job, tick), so Scheduler's retries
 are safe. For the jobs of the ``wfe-`` prefix (the deployment owns it in its project
 and location), reconciling **creates** missing jobs, **updates** differing ones (a
@@ -34,6 +36,7 @@ from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
 from shared.ports import DEFAULT_TENANT, JOB_PREFIX, ReconcileReport, ScheduleSpec, TriggerSpec
+from shared.ports.tenant_binding import bind_path
 
 __all__ = ["CloudSchedulerBackend", "JobPolicy", "KeepPaused", "SchedulerConfig"]
 
@@ -92,6 +95,9 @@ class SchedulerConfig:
     """Email of the account whose OIDC token is sent; empty sends none."""
     audience: str = ""
     """The token's audience; empty means ``target_url``."""
+    binding_key: str = ""
+    """Signs the tenant of a job's URL (``shared.ports.tenant_binding``); jobs of the runtime's
+    own tenant carry none, others cannot be created without it."""
     policy: JobPolicy = field(default_factory=JobPolicy)
     endpoint: str = ""
     """``host:port`` of a fake (plain text, no credentials); empty: Google's endpoint."""
@@ -172,7 +178,10 @@ class CloudSchedulerBackend:
     def job_for(self, spec: ScheduleSpec) -> Job:
         """The job a schedule spec wants."""
         config = self.config
-        url = config.target_url.rstrip("/") + spec.target_path
+        path = spec.target_path
+        if "?tenant=" in path:  # bound, so the trigger-handler trusts the tenant
+            path = bind_path(path, f"schedule/{spec.workflow_id}", spec.tenant, config.binding_key)
+        url = config.target_url.rstrip("/") + path
         target = scheduler_v1.HttpTarget(uri=url, http_method=scheduler_v1.HttpMethod.POST)
         if config.service_account:
             target.oidc_token = scheduler_v1.OidcToken(

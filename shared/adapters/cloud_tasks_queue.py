@@ -109,6 +109,9 @@ class CloudTasksConfig:
     dispatch_deadline_seconds: float = 600.0
     emulator_host: str = ""
     """``host:port`` of an emulator or fake (plain text, no credentials)."""
+    emulator_token: Callable[[], str] | None = None
+    """With ``emulator_host``: mints the ID token the emulator cannot (the dev key's), sent
+    as ``Authorization: Bearer``; real Cloud Tasks sends ``service_account``'s itself."""
     rpc_timeout_seconds: float = 10.0
     """Timeout of one CreateTask call."""
     retry_seconds: float = 5.0
@@ -193,7 +196,9 @@ class CloudTasksQueue:
             headers=headers,
             body=encode_task(task),
         )
-        if config.service_account:
+        if config.emulator_host and config.emulator_token is not None:
+            request.headers["Authorization"] = f"Bearer {config.emulator_token()}"
+        elif config.service_account:
             request.oidc_token = tasks_v2.OidcToken(
                 service_account_email=config.service_account,
                 audience=config.audience or config.url,

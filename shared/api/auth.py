@@ -3,18 +3,19 @@
 ``Authenticator`` turns a request into a ``Principal`` (subject, tenant, roles);
 ``authorize`` checks an action against the principal's role on a workflow. Local
 development uses ``LocalDevAuthenticator`` (everyone is an admin of the tenant named
-by ``X-Tenant``, default ``default``); API keys are checked against salted hashes.
-The hardening (Google ID tokens, OIDC for internal endpoints) plugs in here.
+by ``X-Tenant``, default ``default``); API keys are checked against salted hashes;
+Google-signed ID tokens (``IdTokenAuthenticator``) are verified by
+``shared.api.identity.TokenVerifier`` and their email mapped to a configured principal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -47,6 +48,12 @@ class Unauthenticated(WorkflowError):
 
 class Forbidden(WorkflowError):
     code = "FORBIDDEN"
+
+
+class UnknownPrincipal(WorkflowError):
+    """A valid ID token whose email no ``WFE_ID_TOKEN_PRINCIPALS`` entry names (403)."""
+
+    code = "UNKNOWN_PRINCIPAL"
 
 
 @dataclass(frozen=True)
@@ -109,20 +116,122 @@ class ApiKeyAuthenticator:
         raise Unauthenticated("invalid API key")
 
 
-def authenticator_from_settings(api_keys: list[str], salt: str) -> Authenticator:
-    """API keys when configured (``hash:subject:tenant:role`` entries), else local dev."""
-    if not api_keys:
-        return LocalDevAuthenticator()
+class ClaimsVerifier(Protocol):
+    """Verifies an ID token for one of ``audiences`` (``shared.api.identity``)."""
+
+    async def verify(self, token: str, audiences: Collection[str]) -> Mapping[str, Any]: ...
+
+
+def _looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("eyJ")
+
+
+class IdTokenAuthenticator:
+    """``Authorization: Bearer <Google-signed ID token>``: the verified email names the
+    principal (``WFE_ID_TOKEN_PRINCIPALS``); an unknown email is ``UNKNOWN_PRINCIPAL``."""
+
+    def __init__(
+        self,
+        verifier: ClaimsVerifier,
+        audiences: Iterable[str],
+        principals_by_email: Mapping[str, Principal],
+    ) -> None:
+        self._verifier = verifier
+        self._audiences = frozenset(audiences)
+        self._principals = {email.lower(): p for email, p in principals_by_email.items()}
+
+    async def authenticate(self, connection: HTTPConnection) -> Principal:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("missing ID token (Authorization: Bearer)")
+        claims = await self._verifier.verify(token.strip(), self._audiences)
+        email = str(claims["email"]).lower()
+        principal = self._principals.get(email)
+        if principal is None:
+            raise UnknownPrincipal("this identity has no access to the service")
+        return principal
+
+
+class CombinedAuthenticator:
+    """API keys and ID tokens: a bearer value shaped like a JWT is an ID token (when
+    ID tokens are configured), anything else an API key."""
+
+    def __init__(
+        self, api_keys: ApiKeyAuthenticator | None, id_tokens: IdTokenAuthenticator | None
+    ) -> None:
+        self._api_keys = api_keys
+        self._id_tokens = id_tokens
+
+    async def authenticate(self, connection: HTTPConnection) -> Principal:
+        header = connection.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        is_key = bool(connection.headers.get("x-api-key")) or not _looks_like_jwt(token)
+        if self._id_tokens is not None and not is_key:
+            return await self._id_tokens.authenticate(connection)
+        if self._api_keys is not None:
+            return await self._api_keys.authenticate(connection)
+        raise Unauthenticated("missing ID token (Authorization: Bearer)")
+
+
+def _role(name: str) -> Role | None:
+    return Role[name.upper()] if name.lower() in {r.name.lower() for r in Role} else None
+
+
+def _settings_error(variable: str, index: int, shape: str) -> InputInvalid:
+    return InputInvalid(  # the entry itself may hold a secret: never echo it
+        f"setting {variable}: entry {index + 1} is not {shape}", code="INVALID_SETTINGS"
+    )
+
+
+def id_token_principals(entries: Iterable[str]) -> dict[str, Principal]:
+    """``<email>:<tenant>:<role>`` entries (``WFE_ID_TOKEN_PRINCIPALS``) by email."""
+    roles = "|".join(sorted(role.name.lower() for role in Role))
     principals: dict[str, Principal] = {}
-    for index, entry in enumerate(api_keys):
+    for index, entry in enumerate(entries):
         parts = entry.split(":")
-        roles = {role.name.lower() for role in Role}
-        if len(parts) != 4 or not all(parts) or parts[3].lower() not in roles:
-            raise InputInvalid(  # the entry itself may hold a secret: never echo it
-                f"setting WFE_API_KEYS: entry {index + 1} is not <sha256>:<subject>:<tenant>:"
-                f"<{'|'.join(sorted(roles))}>",
+        role = _role(parts[2]) if len(parts) == 3 and all(parts) else None
+        if role is None or "@" not in parts[0]:
+            raise _settings_error("WFE_ID_TOKEN_PRINCIPALS", index, f"<email>:<tenant>:<{roles}>")
+        principals[parts[0].lower()] = Principal(subject=parts[0], tenant=parts[1], role=role)
+    return principals
+
+
+def authenticator_from_settings(
+    api_keys: list[str],
+    salt: str,
+    *,
+    id_token_audiences: Collection[str] = (),
+    id_token_principals_entries: Iterable[str] = (),
+    verifier: ClaimsVerifier | None = None,
+) -> Authenticator:
+    """API keys (``hash:subject:tenant:role`` entries) and/or ID tokens (audiences and
+    ``email:tenant:role`` entries) when configured, else local dev."""
+    if not api_keys and not id_token_audiences:
+        return LocalDevAuthenticator()
+    keys: ApiKeyAuthenticator | None = None
+    if api_keys:
+        principals: dict[str, Principal] = {}
+        roles = "|".join(sorted(role.name.lower() for role in Role))
+        for index, entry in enumerate(api_keys):
+            parts = entry.split(":")
+            role = _role(parts[3]) if len(parts) == 4 and all(parts) else None
+            if role is None:
+                raise _settings_error(
+                    "WFE_API_KEYS", index, f"<sha256>:<subject>:<tenant>:<{roles}>"
+                )
+            principals[parts[0]] = Principal(subject=parts[1], tenant=parts[2], role=role)
+        keys = ApiKeyAuthenticator(principals, salt)
+    tokens: IdTokenAuthenticator | None = None
+    if id_token_audiences:
+        by_email = id_token_principals(id_token_principals_entries)
+        if verifier is None:
+            raise InputInvalid(
+                "ID tokens need a token verifier (WFE_TOKEN_VERIFIER is none)",
                 code="INVALID_SETTINGS",
             )
-        digest, subject, tenant, role = parts
-        principals[digest] = Principal(subject=subject, tenant=tenant, role=Role[role.upper()])
-    return ApiKeyAuthenticator(principals, salt)
+        tokens = IdTokenAuthenticator(verifier, id_token_audiences, by_email)
+    if tokens is None:
+        assert keys is not None
+        return keys
+    return CombinedAuthenticator(keys, tokens)

@@ -12,6 +12,8 @@ Answers (Cloud Tasks retries any answer outside 200-299, by the queue's retry co
 - 503 for retryable errors (a transaction conflict, a store or queue outage), so the
   queue retries with its backoff (Cloud Tasks backs off harder on 503).
 - 400 for a payload that cannot be decoded; see ``execute_task``.
+- 401 ``UNAUTHENTICATED`` without a valid OIDC token of the tasks invoker account
+  (``shared.api.identity``); nothing is read or run.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def _delivery_fields(request: Request) -> dict[str, Any]:
 
 
 async def execute_task(request: Request) -> Response:
-    """Run one delivery of a step task and answer Cloud Tasks."""
+    """Run one delivery of a step task and answer Cloud Tasks (its OIDC token first)."""
+    await edge_of(request).identity.check(request, "tasks")
     fields = _delivery_fields(request)
     try:
         task = decode_task(await request.body())
@@ -94,8 +97,10 @@ async def sweep(request: Request) -> Response:
     """``POST /sweep``: re-enqueue overdue step runs (a lost enqueue, a dead worker).
 
     In the cloud a Cloud Scheduler job calls it every minute; locally the runtime's own
-    sweeper loop does the same. Safe to call any number of times.
+    sweeper loop does the same. Safe to call any number of times. The caller is the
+    scheduler's or the tasks' invoker account (OIDC token).
     """
+    await edge_of(request).identity.check(request, "sweep")
     try:
         count = await edge_of(request).runtime.sweep_once()
     except WorkflowError as exc:

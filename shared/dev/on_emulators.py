@@ -138,6 +138,9 @@ def dev_environment(
             "WFE_TRIGGER_HANDLER_URL": f"http://127.0.0.1:{port}/triggers",
             "WFE_SCHEDULER_JOBS": "false",  # no Cloud Scheduler emulator exists
             "WFE_ALLOW_UNAUTHENTICATED": "true",  # the emulators: no keys to give
+            # The Cloud Tasks and Pub/Sub emulators send no ID tokens: the internal
+            # endpoints cannot check their callers here (a warning at every start).
+            "WFE_TOKEN_VERIFIER": "none",
             "WFE_TASKS_EMULATOR_HOST": tasks,
             "FIRESTORE_EMULATOR_HOST": firestore,
             "PUBSUB_EMULATOR_HOST": pubsub,

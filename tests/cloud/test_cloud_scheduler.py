@@ -19,11 +19,13 @@ from shared.app.trigger_manager import TriggerManager
 from shared.composition import LocalRuntime, build_local, keep_paused_if_inactive
 from shared.errors import TransientError, WorkflowError
 from shared.ports import ScheduleSpec
+from shared.ports.tenant_binding import binding_for
 from shared.settings import Settings
 
 PARENT = "projects/demo/locations/europe-west1"
 HANDLER = "https://trigger-handler-abc-ew.a.run.app"
 ACCOUNT = "scheduler-invoker@demo.iam.gserviceaccount.com"
+BINDING_KEY = "binding-key-of-the-tests"
 STEPS = [{"id": "s", "type": "transform", "config": {"set": {"x": 1}}}]
 
 
@@ -49,6 +51,7 @@ def make_backend(address: str, app: WorkflowApp | None, **overrides: Any) -> Clo
         "target_url": HANDLER,
         "service_account": ACCOUNT,
         "endpoint": address,
+        "binding_key": BINDING_KEY,
     }
     fields.update(overrides)
     keep = keep_paused_if_inactive(app) if app is not None else None
@@ -176,8 +179,9 @@ async def test_tenant_jobs_and_their_pause(
     acme = runtime.app.for_tenant("acme")
     workflow_id = await create(acme, "15 * * * *")
     await manager.on_workflow_changed(workflow_id, "acme")
+    binding = binding_for(BINDING_KEY, f"schedule/{workflow_id}", "acme")
     assert job(service, workflow_id).http_target.uri == (
-        f"{HANDLER}/schedule/{workflow_id}?tenant=acme"
+        f"{HANDLER}/schedule/{workflow_id}?tenant=acme&binding={binding}"
     )
     assert "tenant acme" in job(service, workflow_id).description
     await acme.set_active(workflow_id, False)

@@ -180,10 +180,15 @@ async def test_pushed_twice_starts_one_execution(
     """The first push is processed but answered 503 (as if the instance died before
     answering): Pub/Sub pushes the same message again, which starts nothing new."""
     answers: list[dict[str, Any]] = []
-    app = create_trigger_app(build_edge(runtime.settings, runtime=runtime), lifespan=False)
+    edge = build_edge(runtime.settings, runtime=runtime)
+    app = create_trigger_app(edge, lifespan=False)
+    # The emulator pushes without the OIDC token Pub/Sub sends: add the push account's
+    # (signed by the edge's dev key), so the trigger-handler's check still runs.
+    token = f"Bearer {edge.identity.token_for('pubsub')}".encode()
 
     async def trigger_handler(scope: Scope, receive: Receive, send: Send) -> None:
         messages: list[Message] = []
+        scope = {**scope, "headers": [*scope["headers"], (b"authorization", token)]}
 
         async def keep(message: Message) -> None:
             messages.append(message)

@@ -174,6 +174,7 @@ async def test_an_execution_runs_through_the_emulator(
     project = queue_path.split("/")[1]
     settings = Settings(
         backend="gcp",
+        token_verifier="dev",  # the queue signs a dev token per task; execute-step checks it
         gcp=GcpSettings(
             project=project,
             location=LOCATION,

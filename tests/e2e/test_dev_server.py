@@ -17,6 +17,8 @@ from gql import Client, GraphQLRequest, gql
 from gql.transport.websockets import WebsocketsTransport
 from processes import ServiceProcess, wfe_dev_argv
 
+from shared.api.identity import DEV_AUDIENCE, DEV_INVOKER, DevKeys
+
 TERMINAL = {"execution.succeeded", "execution.failed", "execution.cancelled", "execution.timed_out"}
 FLOW = {
     "name": "e2e-orders",
@@ -35,9 +37,24 @@ REPORT = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dev_keys() -> DevKeys:
+    """The key the dev server verifies internal calls with (``WFE_DEV_KEY_FILE``)."""
+    return DevKeys.generate()
+
+
+@pytest.fixture(scope="module")
+def invoker(dev_keys: DevKeys) -> dict[str, str]:
+    """``Authorization`` as Pub/Sub push and Cloud Scheduler send it, for the dev server."""
+    return {"Authorization": f"Bearer {dev_keys.mint(DEV_AUDIENCE, DEV_INVOKER)}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dev_keys: DevKeys) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("dev")
-    process = ServiceProcess(wfe_dev_argv(folder / "dev.db"), folder)
+    key_file = folder / "dev-key.pem"
+    key_file.write_text(dev_keys.private_pem)
+    env = {"WFE_DEV_KEY_FILE": str(key_file)}
+    process = ServiceProcess(wfe_dev_argv(folder / "dev.db"), folder, env)
     try:
         process.wait_healthy()
         yield process.base
@@ -154,13 +171,17 @@ def _executions(base: str, workflow_id: str) -> list[dict[str, Any]]:
     return list(items["items"])
 
 
-def test_pubsub_cloudevent_twice_starts_one_execution(server: str) -> None:
+def test_pubsub_cloudevent_twice_starts_one_execution(server: str, invoker: dict[str, str]) -> None:
     workflow_id = _create(server, FLOW)
     headers, body = _cloud_event("msg-1", {"amount": 250})
+    headers.update(invoker)
+    unsigned = httpx.post(f"{server}/triggers/pubsub", headers=_without_auth(headers), content=body)
+    assert unsigned.status_code == 401, unsigned.text
     for _ in range(2):
         answer = httpx.post(f"{server}/triggers/pubsub", headers=headers, content=body)
         assert answer.status_code == 200, answer.text
     small_headers, small = _cloud_event("msg-2", {"amount": 5})
+    small_headers.update(invoker)
     assert (
         httpx.post(f"{server}/triggers/pubsub", headers=small_headers, content=small).status_code
         == 200
@@ -170,11 +191,16 @@ def test_pubsub_cloudevent_twice_starts_one_execution(server: str) -> None:
     assert executions[0]["input"]["event"]["data"] == {"amount": 250}
 
 
-def test_scheduler_call_starts_one_execution_per_tick(server: str) -> None:
+def _without_auth(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "authorization"}
+
+
+def test_scheduler_call_starts_one_execution_per_tick(server: str, invoker: dict[str, str]) -> None:
     workflow_id = _create(server, REPORT)
     headers = {
         "X-CloudScheduler-JobName": f"wfe-{workflow_id}",
         "X-CloudScheduler-ScheduleTime": "2026-11-26T07:00:00Z",
+        **invoker,
     }
     for _ in range(2):
         answer = httpx.post(f"{server}/triggers/schedule/{workflow_id}", headers=headers)

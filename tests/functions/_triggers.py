@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from edge_fixtures import invoker_headers
 
 from shared.api.edge import Edge
 from shared.app.service import WorkflowApp
@@ -19,10 +20,15 @@ PROJECT = "demo"
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
-def function_client(edge: Edge, name: str) -> httpx.AsyncClient:
-    """The app function ``name`` serves, in-process over the test's edge."""
+def function_client(edge: Edge, name: str, *, invoker: bool = True) -> httpx.AsyncClient:
+    """The app function ``name`` serves, in-process over the test's edge; ``invoker``:
+    every request carries an invoker's ID token signed by the edge's dev key (in local
+    mode one dev account and audience stand for the tasks, scheduler and push ones)."""
     app = FUNCTION_APPS[name](edge)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fn.test")
+    headers = invoker_headers(edge) if invoker else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://fn.test", headers=headers
+    )
 
 
 def steps() -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from _triggers import (
     structured_event,
     workflow,
 )
+from edge_fixtures import invoker_headers
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -410,8 +411,7 @@ async def test_the_app_can_be_mounted_under_a_prefix(app: WorkflowApp, edge: Edg
     server = Starlette(routes=[Mount("/triggers", app=create_trigger_app(edge, lifespan=False))])
     workflow_id = await workflow(app, {"type": "schedule", "cron": "0 * * * *"})
     transport = httpx.ASGITransport(app=server)
+    headers = {**scheduler_headers("2025-01-01T10:00:00Z"), **invoker_headers(edge, "scheduler")}
     async with httpx.AsyncClient(transport=transport, base_url="http://dev.test") as http:
-        response = await http.post(
-            f"/triggers/schedule/{workflow_id}", headers=scheduler_headers("2025-01-01T10:00:00Z")
-        )
+        response = await http.post(f"/triggers/schedule/{workflow_id}", headers=headers)
     assert (response.status_code, response.json()["status"]) == (200, "started")

@@ -8,9 +8,15 @@
 Paths are relative to where the app is mounted, so the dev server serves it under
 ``/triggers``.
 
-Every route takes ``?tenant=`` (default: the runtime's tenant). Retryable errors are
-answered 503 on every route, so Pub/Sub, Cloud Scheduler and webhook senders retry;
-the deterministic execution ids make those retries start nothing twice.
+The Pub/Sub and schedule routes are internal: each checks the OIDC token of its
+invoker account first (``shared.api.identity``; 401 ``UNAUTHENTICATED``, nothing read
+or started). Their tenant is the runtime's, or the ``?tenant=T`` of a URL the trigger
+manager bound to ``T`` (``shared.ports.tenant_binding``: ``&binding=<HMAC>``; 403
+``TENANT_BINDING_INVALID`` otherwise). The public webhook route takes ``?tenant=`` as
+given: the workflow's own signing secret, looked up in that tenant, proves the call.
+Retryable errors are answered 503 on every route, so Pub/Sub, Cloud Scheduler and
+webhook senders retry; the deterministic execution ids make those retries start
+nothing twice.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from starlette.routing import Route
 
 from shared.api.edge import Edge, edge_of
 from shared.api.errors import error_response, install_error_handlers
+from shared.api.identity import InvokerKind
 from shared.api.middleware import CatchAll, RequestGuard
 from shared.api.triggers.pubsub import (
     MessageUndecodable,
@@ -44,6 +51,7 @@ from shared.observability import (
     traceparent_context,
 )
 from shared.ports import JOB_PREFIX
+from shared.ports.tenant_binding import BINDING_PARAM, verify_binding
 
 __all__ = ["create_trigger_app", "trigger_routes"]
 
@@ -69,12 +77,26 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 def _app(request: Request) -> WorkflowApp:
+    """The webhook's tenant (the workflow's signing secret proves the call)."""
     app = edge_of(request).app
     return app.for_tenant(request.query_params.get("tenant") or app.tenant)
 
 
+async def _internal_app(request: Request, kind: InvokerKind, route: str) -> WorkflowApp:
+    """The app of an internal trigger call: its invoker's token, then its bound tenant."""
+    edge = edge_of(request)
+    await edge.identity.check(request, kind)
+    tenant = request.query_params.get("tenant")
+    if not tenant:
+        return edge.app
+    binding = request.query_params.get(BINDING_PARAM)
+    verify_binding(edge.settings.trigger_binding_key, route, tenant, binding)
+    return edge.app.for_tenant(tenant)
+
+
 async def pubsub(request: Request) -> Response:
     """A Pub/Sub message: a CloudEvent (Eventarc) or a push subscription's body."""
+    app = await _internal_app(request, "pubsub", "pubsub")
     body = await _read(request, MAX_PUBSUB_BODY)
     try:
         if is_cloudevent(request.headers):
@@ -91,7 +113,7 @@ async def pubsub(request: Request) -> Response:
         return JSONResponse({"status": "ignored"})
     # The executions a message starts continue its publisher's trace (a publish step).
     with attached(traceparent_context(event.attributes.get(TRACEPARENT))):
-        dispatch = await dispatch_event(_app(request), event)
+        dispatch = await dispatch_event(app, event)
     log.info(
         "message %s on %s: %d execution(s)",
         event.message_id,
@@ -121,12 +143,13 @@ def _schedule_time(raw: str | None) -> datetime | None:
 async def schedule(request: Request) -> Response:
     """A Cloud Scheduler tick of a workflow's schedule."""
     workflow_id = request.path_params["workflow_id"]
+    app = await _internal_app(request, "scheduler", f"schedule/{workflow_id}")
     fire = ScheduleFire(
         workflow_id,
         request.headers.get("x-cloudscheduler-jobname") or f"{JOB_PREFIX}{workflow_id}",
         _schedule_time(request.headers.get("x-cloudscheduler-scheduletime")),
     )
-    outcome = await fire_schedule(_app(request), fire)
+    outcome = await fire_schedule(app, fire)
     log.info(
         "schedule %s of workflow %s: %s",
         fire.job_name,
