@@ -194,13 +194,29 @@ class ControlMixin(EngineCore):
         return execution
 
     async def resume(self, execution_id: str) -> WorkflowExecution:
+        """Undo a pause: the status it interrupted, and a task for every run that has one.
+
+        A delivery during the pause answered ``paused`` and its task is gone, so each
+        run with a due time is enqueued again under a new task name (``wake_seq`` + 1):
+        Cloud Tasks refuses a name it has seen in the last hour. A run still leased to a
+        live delivery is left to it (that delivery commits; the sweeper covers its death).
+        """
+
         async def do(commit: Commit) -> list[StepRun]:
             if commit.execution.status != ExecutionStatus.PAUSED:
                 raise InvalidState(f"execution is {commit.execution.status.value}, not paused")
-            commit.execution.status = ExecutionStatus.RUNNING
-            commit.event("execution.resumed", None)
             runs = await commit.tx.list_runs(commit.execution.id, ACTIVE_RUN)
-            return [r for r in runs if r.due_at is not None]
+            commit.execution.status = _resumed_status(runs, commit.now)
+            commit.event("execution.resumed", None)
+            woken: list[StepRun] = []
+            for run in runs:
+                leased = run.lease_expires_at is not None and run.lease_expires_at > commit.now
+                if run.due_at is None or (run.status == StepRunStatus.RUNNING and leased):
+                    continue
+                run.wake_seq += 1
+                commit.put_run(run)
+                woken.append(run)
+            return woken
 
         execution, _ = await self._operate(execution_id, do)
         return execution
@@ -305,6 +321,24 @@ class ControlMixin(EngineCore):
                 StepTask(run.execution_id, run.id, run.due_at or now, run.wake_seq)
             )
         return len(runs)
+
+
+def _resumed_status(runs: list[StepRun], now: datetime) -> ExecutionStatus:
+    """The status a pause interrupted, read from the live runs: ``waiting`` when the
+    only work left is a main-flow step parked until a later time or an event (as
+    ``park`` sets it), else ``running``. Fan-out and subworkflow owners do not make an
+    execution wait; a park that fell due during the pause is about to run."""
+    parked = False
+    for run in runs:
+        if run.step_type == "$deadline":
+            continue
+        if run.status != StepRunStatus.WAITING:
+            return ExecutionStatus.RUNNING
+        if run.due_at is not None and run.due_at <= now:
+            return ExecutionStatus.RUNNING
+        owner = "total" in run.state or "childExecutionId" in run.state
+        parked = parked or (not run.scope and not owner)
+    return ExecutionStatus.WAITING if parked else ExecutionStatus.RUNNING
 
 
 def _revive_owners(commit: Commit, failed: StepRun, by_id: dict[str, StepRun]) -> list[str]:

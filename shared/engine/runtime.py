@@ -342,6 +342,9 @@ class Engine(ClaimMixin, ControlMixin):
                 or (stored.lease_owner != token)
             ):
                 return None
+            # A resume or the sweeper may have given the run a new task name meanwhile;
+            # writing the older one back would let a later wake-up reuse a spent name.
+            items[0].run.wake_seq = max(items[0].run.wake_seq, stored.wake_seq)
             execution = await tx.get_execution(first.execution_id)
             assert execution is not None
             commit = Commit(
@@ -404,7 +407,11 @@ class Engine(ClaimMixin, ControlMixin):
         self, created: list[StepRun], commit: Commit, budget: int, token: str
     ) -> list[StepRun]:
         """Keep the single next run for this worker when it is cheap and due."""
-        if budget <= 0 or len(created) != 1 or commit.ended:
+        # Only a running execution continues here: the caller stops at any other status
+        # (paused while this step ran, or a parallel main-flow step parked), and a run
+        # claimed for this delivery would then be left RUNNING under a lease nobody holds.
+        status = commit.execution.status
+        if budget <= 0 or len(created) != 1 or commit.ended or status != ExecutionStatus.RUNNING:
             return []
         nxt = created[0]
         if nxt.status != StepRunStatus.SCHEDULED or (nxt.due_at and nxt.due_at > commit.now):
