@@ -36,8 +36,10 @@ __all__ = [
     "AiSettings",
     "EngineTuning",
     "GcpSettings",
+    "LimitSettings",
     "LocalSettings",
     "Settings",
+    "TenantLimits",
 ]
 
 
@@ -79,6 +81,48 @@ class EngineTuning(_Group):
     """Time limit of a step that sets none."""
 
 
+class TenantLimits(BaseModel):
+    """One tenant's own limits (``WFE_TENANT_LIMITS``); unset fields keep the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    principal_rps: float | None = Field(default=None, gt=0)
+    principal_burst: float | None = Field(default=None, ge=1)
+    tenant_rps: float | None = Field(default=None, gt=0)
+    tenant_burst: float | None = Field(default=None, ge=1)
+    start_rps: float | None = Field(default=None, gt=0)
+    start_burst: float | None = Field(default=None, ge=1)
+    webhook_rps: float | None = Field(default=None, gt=0)
+    webhook_burst: float | None = Field(default=None, ge=1)
+
+
+class LimitSettings(_Group):
+    """Rate limits (token buckets: a sustained rate per second and a burst), kept where
+    the store is (SQLite, memory or Firestore), so every instance shares them."""
+
+    rate_limits: bool = True
+    """Apply the limits below (False: no bucket is read or written)."""
+    limit_principal_rps: float = Field(default=100.0, gt=0)
+    """API requests per second of one principal (API key, ID token subject)."""
+    limit_principal_burst: float = Field(default=1000.0, ge=1)
+    limit_tenant_rps: float = Field(default=500.0, gt=0)
+    """API requests per second of all the principals of one tenant together."""
+    limit_tenant_burst: float = Field(default=5000.0, ge=1)
+    limit_start_rps: float = Field(default=100.0, gt=0)
+    """Execution starts per second of one tenant, by any door (REST, GraphQL, triggers)."""
+    limit_start_burst: float = Field(default=1000.0, ge=1)
+    limit_webhook_rps: float = Field(default=50.0, gt=0)
+    """Webhook calls per second of one workflow from one source."""
+    limit_webhook_burst: float = Field(default=500.0, ge=1)
+    limit_shards: int = Field(default=16, ge=1, le=256)
+    """Firestore: most shard documents per bucket (each takes about 1 write/s)."""
+    tenant_limits: Annotated[dict[str, TenantLimits], BeforeValidator(_json_object)] = Field(
+        default_factory=dict
+    )
+    """Per tenant overrides, JSON: ``{"acme": {"start_rps": 5, "start_burst": 20}}``
+    (fields named like the settings without ``limit_``)."""
+
+
 class LocalSettings(_Group):
     """``backend = local``: the embedded store and the in-process dispatcher."""
 
@@ -112,6 +156,11 @@ class GcpSettings(_Group):
     scheduler_service_account: str = ""
     """Service account whose OIDC token Cloud Scheduler sends (empty: no token)."""
     scheduler_audience: str = ""
+    """Audience of that token (default: ``trigger_handler_url``)."""
+    pubsub_service_account: str = ""
+    """Service account whose OIDC token Pub/Sub push subscriptions send to the
+    trigger-handler (Terraform's ``pubsub-push`` account)."""
+    pubsub_audience: str = ""
     """Audience of that token (default: ``trigger_handler_url``)."""
     scheduler_jobs: bool = True
     """The ``create`` function keeps Cloud Scheduler jobs in line with the workflows'
@@ -205,11 +254,34 @@ class Settings(BaseSettings):
     every request needs one (``X-API-Key`` or ``Authorization: Bearer``). Empty: local
     development mode (no credentials, ``X-Tenant`` picks the tenant)."""
     api_key_salt: str = ""
+    id_token_audience: CommaList = Field(default_factory=list)
+    """Audiences of the Google-signed ID tokens end users may present instead of an API
+    key (``Authorization: Bearer <ID token>``); empty: ID tokens are not accepted."""
+    id_token_principals: CommaList = Field(default_factory=list)
+    """Who an ID token's (verified) email is: ``<email>:<tenant>:<role>`` entries; any
+    other email is refused (``UNKNOWN_PRINCIPAL``)."""
+    token_verifier: Literal["auto", "google", "dev", "none"] = "auto"
+    """Keys that sign the ID tokens the services accept (internal endpoints and end
+    users): ``google`` (Google's published certificates), ``dev`` (a key pair of this
+    process, or ``dev_key_file``), ``auto`` (google for ``backend=gcp``, dev for local).
+    ``none`` stops checking the internal endpoints (emulators that send no tokens): it
+    needs ``allow_unauthenticated`` and logs a warning at every start."""
+    dev_key_file: str = ""
+    """PEM RSA private key of the ``dev`` verifier (shared with whoever mints test
+    tokens); empty: a key generated at startup."""
+    trigger_binding_key: str = ""
+    """Secret that signs the tenant of trigger URLs (``?tenant=T&binding=...``) the
+    trigger manager creates; empty: trigger calls naming a tenant are refused."""
     allow_unauthenticated: bool = False
     """gcp mode: serve the public functions without credentials (everyone is an owner of
     the tenant ``X-Tenant`` names). Off: create and status-stream refuse to start
     without ``WFE_API_KEYS``. Only for emulators and throwaway projects; every start
     logs a warning."""
+    stream_token_key: str = ""
+    """Key of the stream tokens browsers open streams with (``POST /api/v1/stream-tokens``);
+    empty: derived from ``api_key_salt``, or drawn per process when that is empty too."""
+    stream_token_ttl_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """How long a stream token may open its stream."""
     graphql_introspection: bool = True
     """GraphQL ``__schema``/``__type`` queries and GraphiQL (off in production)."""
     allowed_origins: CommaList = Field(default_factory=list)
@@ -229,6 +301,8 @@ class Settings(BaseSettings):
     """The cloud backend (``WFE_PROJECT``, ``WFE_EXECUTE_STEP_URL``, ...)."""
     ai: AiSettings = Field(default_factory=AiSettings)
     """AI steps (``WFE_AI_PROVIDER``, ``WFE_AI_MODEL``, ...)."""
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """Rate limits (``WFE_RATE_LIMITS``, ``WFE_LIMIT_*``, ``WFE_TENANT_LIMITS``)."""
 
     def __init__(self, **values: Any) -> None:
         """Validate ``values`` over the environment; ``InputInvalid`` names the variable."""

@@ -54,15 +54,22 @@ async def close_with_error(websocket: WebSocket, error: WorkflowError) -> None:
         )
 
 
-async def serve_session(websocket: WebSocket, open_stream: OpenStream, keepalive: float) -> None:
-    """Accept, stream until the end (close 1000), an error, a cut-off or the client leaves."""
+async def serve_session(
+    websocket: WebSocket,
+    open_stream: OpenStream,
+    keepalive: float,
+    *,
+    subprotocol: str | None = None,
+) -> None:
+    """Accept (selecting ``subprotocol``), stream until the end (close 1000), an error, a
+    cut-off or the client leaves."""
     try:
         stream = await open_stream(websocket.query_params.get("after"))
     except WorkflowError as error:
-        await websocket.accept()
+        await websocket.accept(subprotocol)
         await close_with_error(websocket, error)
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol)
     session = _Session(websocket, open_stream, keepalive)
     try:
         async with asyncio.TaskGroup() as group:

@@ -12,6 +12,7 @@ cold start through unauthenticated).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from starlette.requests import HTTPConnection
 
 from shared.api.auth import Authenticator
 from shared.api.broker import EventBroker
+from shared.api.identity import InternalIdentity
+from shared.api.stream_tokens import StreamTokens
 from shared.app import WorkflowApp
 from shared.app.secrets import SecretResolver
 from shared.app.trigger_manager import TriggerManager
@@ -54,6 +57,10 @@ class Edge:
     runtime: EdgeRuntime
     authenticator: Authenticator
     secrets: SecretResolver
+    identity: InternalIdentity
+    """The token check of the internal endpoints (execute-step, sweep, triggers)."""
+    stream_tokens: StreamTokens = field(default_factory=lambda: StreamTokens(os.urandom(32)))
+    """Mints and checks the tokens browsers open streams with (one key per deployment)."""
     triggers: TriggerManager | None = None
     """Reconciles schedules and subscriptions after workflow changes (None: nobody does)."""
     start_triggers: bool = True

@@ -29,6 +29,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "INVALID_SETTINGS": 500,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
+    "UNKNOWN_PRINCIPAL": 403,
+    "TENANT_BINDING_INVALID": 403,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
@@ -67,7 +69,11 @@ def status_for(error: WorkflowError) -> int:
 def error_response(error: Exception) -> JSONResponse:
     """``{"error": {...}}`` with the mapped status; anything unexpected is a logged 500."""
     if isinstance(error, WorkflowError):
-        return JSONResponse({"error": error.to_dict()}, status_code=status_for(error))
+        response = JSONResponse({"error": error.to_dict()}, status_code=status_for(error))
+        retry_after = error.details.get("retryAfterSeconds") if error.details else None
+        if error.code == "RATE_LIMITED" and isinstance(retry_after, int):
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     log.error("unhandled error", exc_info=error)
     return JSONResponse(
         {"error": {"code": "INTERNAL", "message": "internal error"}}, status_code=500
@@ -91,8 +97,9 @@ def validation_error(errors: Sequence[Any]) -> WorkflowError:
     """A request the framework could not validate, as one of our errors.
 
     Query, path and header parameters, a body that is not JSON, or a body that is
-    not an object are INVALID_INPUT (400); a JSON object of the wrong shape is
-    VALIDATION_FAILED (422) with one JSON-pointer issue per problem.
+    not an object are INVALID_INPUT (400); a JSON object of the wrong shape (or whose
+    fields do not fit together) is VALIDATION_FAILED (422) with one JSON-pointer issue
+    per problem.
     """
     items = [dict(item) for item in errors]
     first = items[0] if items else {"loc": (), "msg": "invalid request"}
@@ -106,8 +113,8 @@ def validation_error(errors: Sequence[Any]) -> WorkflowError:
         context = first.get("ctx")
         detail = context.get("error", "") if isinstance(context, dict) else ""
         return InputInvalid(f"body is not valid JSON: {detail}".rstrip(": "))
-    if len(where) <= 1:  # the body itself: missing, or not an object
-        return InputInvalid("body must be a JSON object")
+    if len(where) <= 1 and first.get("type") != "value_error":
+        return InputInvalid("body must be a JSON object")  # the body: missing, not an object
     return DefinitionInvalid([_issue(item) for item in items])
 
 

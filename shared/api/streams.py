@@ -14,6 +14,10 @@ Routes (``stream_routes``; ``create_stream_app`` serves them with the edge's lif
   cut off gets an ``error`` event with code SLOW_CONSUMER, then the stream ends.
 - ``WS /graphql``: GraphQL subscriptions over ``graphql-transport-ws``.
 - ``GET /health``.
+
+Credentials: what the edge's authenticator accepts (an API key header), or, for
+browsers, a stream token (``shared.api.stream_tokens``) as ``?token=`` or the
+WebSocket subprotocol ``wfe-stream-token.<token>``, valid for that one stream.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from shared.api.edge import Edge
 from shared.api.errors import error_response, install_error_handlers
 from shared.api.graphql.app import GraphQLApp
 from shared.api.middleware import CatchAll
+from shared.api.stream_tokens import presented_token, selected_protocol
 from shared.errors import WorkflowError
 from shared.models import ExecutionEvent
 from shared.observability import TelemetryMiddleware
@@ -83,7 +88,14 @@ class StreamEndpoints:
     ) -> EventStream:
         """Authenticate, check the target exists in the caller's tenant and may be read,
         start. ``position``: a seq for an execution, a cursor for a workflow."""
-        principal = await self.edge.authenticator.authenticate(connection)
+        token = presented_token(connection)
+        if token is None:
+            principal = await self.edge.authenticator.authenticate(connection)
+        elif workflow_id is not None:
+            principal = self.edge.stream_tokens.verify(token, "workflow", workflow_id)
+        else:
+            assert execution_id is not None
+            principal = self.edge.stream_tokens.verify(token, "execution", execution_id)
         broker = self.edge.broker
         if workflow_id is not None:
             authorize(principal, "read", workflow_id)
@@ -121,7 +133,9 @@ class StreamEndpoints:
         if not self._origin_allowed(websocket):
             await websocket.close(1008)  # before accept: the handshake is refused (403)
             return
-        await serve_session(websocket, opener, self.keepalive)
+        await serve_session(
+            websocket, opener, self.keepalive, subprotocol=selected_protocol(websocket)
+        )
 
     def _origin_allowed(self, websocket: WebSocket) -> bool:
         """Cross-site WebSocket hijacking guard: browsers send ``Origin``, others do not."""

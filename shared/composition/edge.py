@@ -17,7 +17,9 @@ from starlette.types import ASGIApp
 
 from shared.api.auth import Authenticator, authenticator_from_settings
 from shared.api.edge import Edge
+from shared.api.identity import InternalIdentity, identity_from_settings
 from shared.api.rest import create_management_app
+from shared.api.stream_tokens import StreamTokens, stream_token_key
 from shared.api.streams import create_stream_app
 from shared.api.tasks import create_tasks_app
 from shared.api.triggers import create_trigger_app
@@ -69,12 +71,13 @@ def require_authentication(settings: Settings) -> None:
     Local mode is development mode (``X-Tenant`` picks the tenant, no credentials);
     ``WFE_ALLOW_UNAUTHENTICATED=true`` is the one way to run gcp mode like that.
     """
-    if settings.backend != "gcp" or settings.api_keys:
+    if settings.backend != "gcp" or settings.api_keys or settings.id_token_audience:
         return
     if not settings.allow_unauthenticated:
         raise InputInvalid(
-            "backend=gcp serves end users only with credentials: set WFE_API_KEYS "
-            "(or WFE_ALLOW_UNAUTHENTICATED=true for emulators and throwaway projects)",
+            "backend=gcp serves end users only with credentials: set WFE_API_KEYS or "
+            "WFE_ID_TOKEN_AUDIENCE (or WFE_ALLOW_UNAUTHENTICATED=true for emulators and "
+            "throwaway projects)",
             code="INVALID_SETTINGS",
         )
     log.warning(
@@ -106,18 +109,32 @@ def build_edge(
     runtime: Runtime | None = None,
     authenticator: Authenticator | None = None,
     triggers: TriggerManager | None = None,
+    identity: InternalIdentity | None = None,
 ) -> Edge:
-    """The edge of one process, from its settings (``runtime`` and ``authenticator``
-    replace what the settings would build: tests, the dev server). A ``runtime`` given
-    here is started and stopped by its owner, not by the edge."""
+    """The edge of one process, from its settings (``runtime``, ``authenticator`` and
+    ``identity`` replace what the settings would build: tests, the dev server). A
+    ``runtime`` given here is started and stopped by its owner, not by the edge."""
     owns_runtime = runtime is None
     runtime = runtime if runtime is not None else build_runtime(settings)
+    if identity is None:
+        identity = identity_from_settings(settings)
     if authenticator is None:
-        authenticator = authenticator_from_settings(settings.api_keys, settings.api_key_salt)
+        authenticator = authenticator_from_settings(
+            settings.api_keys,
+            settings.api_key_salt,
+            id_token_audiences=settings.id_token_audience,
+            id_token_principals_entries=settings.id_token_principals,
+            verifier=identity.verifier,
+        )
     return Edge(
         runtime=runtime,
         authenticator=authenticator,
         secrets=default_secret_resolver(),
+        identity=identity,
+        stream_tokens=StreamTokens(
+            stream_token_key(settings.stream_token_key, settings.api_key_salt),
+            ttl_seconds=settings.stream_token_ttl_seconds,
+        ),
         triggers=triggers,
         owns_runtime=owns_runtime,
     )

@@ -1,11 +1,11 @@
 """The management API: REST under ``/api/v1`` on FastAPI, GraphQL at ``/graphql``.
 
 ``create_management_app(edge)`` builds the app the ``create`` function serves:
-routes in ``workflows``, ``executions`` and ``meta`` (each handler declares its
-caller and role as dependencies and calls one use case), GraphQL over HTTP and
-WebSocket on strawberry, FastAPI's OpenAPI document at ``/api/v1/openapi.json`` and
-Swagger UI at ``/api/v1/docs`` (ReDoc at ``/api/v1/redoc``), served from a package,
-not a CDN.
+routes in ``workflows``, ``executions``, ``audit``, ``stream_tokens`` and ``meta``
+(each handler declares its caller and role as dependencies and calls one use case),
+GraphQL over HTTP and WebSocket on strawberry, FastAPI's OpenAPI document at
+``/api/v1/openapi.json`` and Swagger UI at ``/api/v1/docs`` (ReDoc at
+``/api/v1/redoc``), served from a package, not a CDN.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from shared.api.edge import Edge
 from shared.api.errors import install_error_handlers
 from shared.api.graphql.app import GraphQLApp
 from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, CatchAll, RequestGuard
-from shared.api.rest import executions, meta, workflows
+from shared.api.rest import audit, executions, meta, stream_tokens, workflows
+from shared.api.rest._audit import AuditMiddleware
 from shared.api.rest._deps import API
 from shared.api.rest._docs import without_framework_errors
 from shared.observability import TelemetryMiddleware
@@ -60,7 +61,8 @@ def create_management_app(
     install_error_handlers(app)
     # The routers' routes carry their tags and responses already; one flat table lets
     # a 405 name every method a path has (``errors.allowed_methods``).
-    for router in (workflows.router, executions.router, meta.router):
+    routers = (workflows, executions, audit, stream_tokens, meta)
+    for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
     graphql = GraphQLApp(edge, allowed_origins=allowed_origins)
     for path in ("/graphql", f"{API}/graphql"):
@@ -74,6 +76,7 @@ def create_management_app(
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
+    app.add_middleware(AuditMiddleware)  # innermost: sees the route, principal and answer
     app.add_middleware(
         RequestGuard, media_types=JSON_MEDIA | YAML_MEDIA, allowed_origins=allowed_origins
     )
