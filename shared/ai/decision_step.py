@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 
 from shared.ai.accounting import USAGE_KEY
 from shared.ai.decision_compile import check_decision, compiled_graph, has_io
-from shared.ai.decision_config import DecisionConfig, LeafNode, parse_decision_config
+from shared.ai.decision_config import DecisionConfig, LeafNode, LookupNode, parse_decision_config
 from shared.ai.decision_graph import DecisionContext
 from shared.ai.routing import StepRouter
 from shared.ai.services import AiServices
@@ -74,22 +74,28 @@ class DecisionStep(StepType):
         limit = RunnableConfig(recursion_limit=len(config.nodes) + 5)
         if not has_io(config):
             result = graph.invoke({"path": []}, limit, context=DecisionContext(env))
-            return _complete(result, None)
+            return _complete(config, result, None)
         router = StepRouter(self.services.env(ctx.services), ctx, config.history)
         result = await graph.ainvoke({"path": []}, limit, context=DecisionContext(env, router))
         usage = router.usage.to_dict() if router.usage.calls else None
         if usage is not None:
             ctx.run.state = {**ctx.run.state, USAGE_KEY: usage}
-        return _complete(result, usage)
+        return _complete(config, result, usage)
 
 
-def _complete(result: dict[str, Any], usage: dict[str, Any] | None) -> Complete:
+def _complete(
+    config: DecisionConfig, result: dict[str, Any], usage: dict[str, Any] | None
+) -> Complete:
     outcome = result.get("outcome")
     if not isinstance(outcome, str):  # pragma: no cover - every path ends at a leaf
         raise StepFailed("the decision reached no leaf", code="DECISION_NO_OUTCOME")
     output: dict[str, Any] = {"outcome": outcome, "path": result.get("path", [])}
-    if result.get("facts"):
-        output["facts"] = result["facts"]
+    # Every fact the tree can find, null where the path ran no lookup for it: a later
+    # ``${vars.d.facts.discount}`` reads null instead of failing the execution.
+    output["facts"] = {
+        **{node.as_: None for node in config.nodes if isinstance(node, LookupNode)},
+        **(result.get("facts") or {}),
+    }
     if usage is not None:
         output["usage"] = usage
     return Complete(output=output, next_steps=[outcome])

@@ -42,7 +42,9 @@ async def test_tree_without_ai_records_path_and_facts(
     output = await _decision(h, execution.id)
     assert output["outcome"] == outcome
     assert [e["node"] for e in output["path"]] == [*path, f"leaf__{outcome}"]
-    if "sla" in path:
+    if "sla" not in path:  # no lookup ran: the fact is there, null
+        assert output["facts"] == {"hours": None}
+    else:
         hours = {"eu": 4}.get(data["region"], 24)
         assert output["facts"] == {"hours": hours}
         assert output["path"][1] == {
@@ -52,6 +54,22 @@ async def test_tree_without_ai_records_path_and_facts(
             "value": hours,
             "hit": data["region"] == "eu",
         }
+
+
+async def test_a_fact_the_path_did_not_look_up_reads_null_later(
+    make_harness: MakeHarness,
+) -> None:
+    """Issue 11, item 5: ``${vars.d.facts.hours}`` after a path that ran no lookup once
+    failed the execution (no ``facts`` at all) after every step had succeeded."""
+    h = await make_harness()
+    raw = triage(*tree(), outputVar="d")
+    for step in raw["steps"][1:]:
+        step["config"]["set"]["hours"] = "${vars.d.facts.hours}"
+    execution = await h.run(raw, {"tier": "free", "region": "eu"})  # vip -> no: no lookup
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    assert execution.variables["hours"] is None
+    execution = await h.run(raw, {"tier": "gold", "region": "eu"})
+    assert execution.variables["hours"] == 4
 
 
 async def test_tree_without_ai_runs_inline_like_branch(make_harness: MakeHarness) -> None:
