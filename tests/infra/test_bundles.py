@@ -28,6 +28,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from shared.api.identity import DEV_AUDIENCE, DEV_INVOKER, DevKeys
+
 BIN = Path(sys.executable).parent
 DOCKERFILE = ROOT / "Dockerfile"
 RUNTIME_LOCK = ROOT / "requirements.runtime.lock"
@@ -251,17 +253,23 @@ class Server:
             self.process.wait(timeout=5)
 
 
+DEV_KEYS = DevKeys.generate()
+
+
 def server_env(pythonpath: Path, db: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("WFE_", "FUNCTION_", "GOOGLE_"))
     }
+    key_file = db.with_suffix(".key.pem")  # the dev verifier's key: the tests mint with it
+    key_file.write_text(DEV_KEYS.private_pem)
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(pythonpath),
         WFE_BACKEND="local",
         WFE_DB_PATH=str(db),
+        WFE_DEV_KEY_FILE=str(key_file),
     )
     return env
 
@@ -333,10 +341,17 @@ def test_function_serves_its_health_probe(
 def test_execute_step_rejects_an_undecodable_task(
     servers: dict[tuple[str, str], Server], origin: str
 ) -> None:
-    """400, which Cloud Tasks retries until the queue's max attempts."""
-    request = urllib.request.Request(
-        servers[origin, "execute-step"].url("/"), data=b"not a task", method="POST"
-    )
+    """400, which Cloud Tasks retries until the queue's max attempts (the caller's token
+    checked first: without one, 401)."""
+    url = servers[origin, "execute-step"].url("/")
+    token = DEV_KEYS.mint(DEV_AUDIENCE, DEV_INVOKER)
+    unsigned = urllib.request.Request(url, data=b"not a task", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unsigned, timeout=5)
+    refused.value.close()
+    assert refused.value.code == 401
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=b"not a task", method="POST", headers=headers)
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=5)
     answer.value.close()

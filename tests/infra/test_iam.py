@@ -28,6 +28,8 @@ EXPECTED: dict[str, set[Grant]] = {
         ("roles/pubsub.publisher", "topic:lifecycle", "always"),
         ("roles/secretmanager.secretAccessor", "secret:api-keys", "always"),
         ("roles/secretmanager.secretAccessor", "secret:api-key-salt", "always"),
+        # Signs the tenant into the URLs of the Scheduler jobs it creates.
+        ("roles/secretmanager.secretAccessor", "secret:trigger-binding-key", "always"),
     },
     "execute-step": {
         ("roles/datastore.user", "project", "always"),
@@ -47,6 +49,8 @@ EXPECTED: dict[str, set[Grant]] = {
         ("roles/iam.serviceAccountUser", "sa:tasks", "always"),
         ("roles/pubsub.publisher", "topic:lifecycle", "always"),
         ("roles/secretmanager.secretAccessor", "secrets:webhook", "always"),
+        # Checks the tenant binding of trigger URLs.
+        ("roles/secretmanager.secretAccessor", "secret:trigger-binding-key", "always"),
     },
     "status-stream": {
         # Reads and listens only.

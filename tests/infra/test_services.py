@@ -47,10 +47,18 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     "lifecycle_topic": ALL,
     "http_allowed_hosts": frozenset({"execute-step"}),
     # The Cloud Scheduler reconciler runs where workflows change: the management API.
-    "trigger_handler_url": frozenset({"create"}),
-    "scheduler_service_account": frozenset({"create"}),
-    "scheduler_audience": frozenset({"create"}),
+    # ...and trigger-handler checks the tokens of the jobs and push subscriptions.
+    "trigger_handler_url": frozenset({"create", "trigger-handler"}),
+    "scheduler_service_account": frozenset({"create", "trigger-handler"}),
+    "scheduler_audience": frozenset({"create", "trigger-handler"}),
+    "pubsub_service_account": frozenset({"trigger-handler"}),
+    "pubsub_audience": frozenset({"trigger-handler"}),
     "scheduler_jobs": frozenset({"create"}),
+    # The tenant binding of trigger URLs: signed by create, checked by trigger-handler.
+    "trigger_binding_key": frozenset({"create", "trigger-handler"}),
+    # End users may present Google-signed ID tokens on the public services.
+    "id_token_audience": frozenset({"create", "status-stream"}),
+    "id_token_principals": frozenset({"create", "status-stream"}),
     "trace_exporter": ALL,
     "graphql_introspection": frozenset({"create", "status-stream"}),
     # End users authenticate on the public services (from Secret Manager).
@@ -68,6 +76,7 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
 
 DEFAULTED = {
     "allow_unauthenticated": "false: the public functions refuse to start without API keys",
+    "token_verifier": "auto: Google's certificates in gcp mode",
     "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
     "chain_commit_steps": "engine tuning",
@@ -93,6 +102,7 @@ LOCAL_ONLY = {
     "workers": "in-process dispatcher",
     "duplicate_rate": "in-process dispatcher",
     "tasks_emulator_host": "Cloud Tasks emulator",
+    "dev_key_file": "the dev token verifier (local mode, tests)",
     "ai_recordings_dir": "replayed model recordings (wfe run, wfe dev)",
 }
 
@@ -112,6 +122,8 @@ def env_names(service: str) -> set[str]:
     locals_ = module().locals
     plain = set(locals_["common_env"]) | set(locals_["service_env"][service])
     secret = locals_["secret_env"][service]
+    if isinstance(secret, str):  # an expression (merge of a map and a for): its literal names
+        return plain | {n for n in re.findall(r"\b(WFE_[A-Z0-9_]+)", secret) if n[-1] != "_"}
     return plain | (set(secret) if isinstance(secret, dict) else set())
 
 
@@ -344,10 +356,15 @@ def test_execute_step_outlives_the_dispatch_deadline(env: str) -> None:
     assert timeout > deadline, f"{env}: Cloud Run would end steps Cloud Tasks still waits for"
 
 
+NOT_SECRET = {"WFE_ID_TOKEN_AUDIENCE", "WFE_ID_TOKEN_PRINCIPALS"}
+"""Named like secrets, but public: who may present ID tokens, not a credential."""
+
+
 def test_secrets_never_travel_as_plain_environment_variables() -> None:
     locals_ = module().locals
     plain = set(locals_["common_env"]).union(*map(set, locals_["service_env"].values()))
     secret_like = {n for n in plain if re.search(r"KEY|SALT|SECRET|TOKEN|PASSWORD", n)}
+    secret_like -= NOT_SECRET
     assert not secret_like, f"{secret_like} must come from Secret Manager (secret_env)"
     versions = module().of_type("google_secret_manager_secret_version")
     assert not versions, "secret values stay out of the Terraform state"

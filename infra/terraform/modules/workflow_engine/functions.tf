@@ -105,6 +105,8 @@ locals {
       WFE_SCHEDULER_JOBS            = "true"
       WFE_GRAPHQL_INTROSPECTION     = tostring(var.app_config.graphql_introspection)
       WFE_ALLOWED_ORIGINS           = join(",", var.app_config.stream_allowed_origins)
+      WFE_ID_TOKEN_AUDIENCE         = join(",", var.app_config.id_token_audiences)
+      WFE_ID_TOKEN_PRINCIPALS       = join(",", var.app_config.id_token_principals)
     }
     execute-step = {
       WFE_AI_PROVIDER = var.ai_config.provider
@@ -112,24 +114,37 @@ locals {
       WFE_AI_PROJECT  = var.project_id
       WFE_AI_LOCATION = coalesce(var.ai_config.location, var.region)
     }
-    trigger-handler = {}
+    # The invoker accounts and token audiences trigger-handler checks (shared/api/identity.py).
+    trigger-handler = {
+      WFE_TRIGGER_HANDLER_URL       = local.urls["trigger-handler"]
+      WFE_SCHEDULER_SERVICE_ACCOUNT = google_service_account.sa["scheduler"].email
+      WFE_SCHEDULER_AUDIENCE        = local.urls["trigger-handler"]
+      WFE_PUBSUB_SERVICE_ACCOUNT    = google_service_account.sa["pubsub-push"].email
+      WFE_PUBSUB_AUDIENCE           = local.urls["trigger-handler"]
+    }
     status-stream = {
       WFE_GRAPHQL_INTROSPECTION = tostring(var.app_config.graphql_introspection)
       WFE_ALLOWED_ORIGINS       = join(",", var.app_config.stream_allowed_origins)
+      WFE_ID_TOKEN_AUDIENCE     = join(",", var.app_config.id_token_audiences)
+      WFE_ID_TOKEN_PRINCIPALS   = join(",", var.app_config.id_token_principals)
     }
   }
 
   # Environment variables read from Secret Manager (name => key of local.secrets).
   secret_env = {
     create = {
-      WFE_API_KEYS     = "api-keys"
-      WFE_API_KEY_SALT = "api-key-salt"
+      WFE_API_KEYS            = "api-keys"
+      WFE_API_KEY_SALT        = "api-key-salt"
+      WFE_TRIGGER_BINDING_KEY = "trigger-binding-key"
     }
     execute-step = {}
-    trigger-handler = {
-      for name in var.secrets_config.webhook_secrets :
-      "WFE_SECRET_WEBHOOK_${upper(replace(name, "-", "_"))}" => "webhook-${name}"
-    }
+    trigger-handler = merge(
+      { WFE_TRIGGER_BINDING_KEY = "trigger-binding-key" },
+      {
+        for name in var.secrets_config.webhook_secrets :
+        "WFE_SECRET_WEBHOOK_${upper(replace(name, "-", "_"))}" => "webhook-${name}"
+      },
+    )
     status-stream = {
       WFE_API_KEYS     = "api-keys"
       WFE_API_KEY_SALT = "api-key-salt"

@@ -29,6 +29,7 @@ locals {
       { role = "roles/pubsub.publisher", on = "topic:lifecycle", when = "always" },
       { role = "roles/secretmanager.secretAccessor", on = "secret:api-keys", when = "always" },
       { role = "roles/secretmanager.secretAccessor", on = "secret:api-key-salt", when = "always" },
+      { role = "roles/secretmanager.secretAccessor", on = "secret:trigger-binding-key", when = "always" },
     ]
     execute-step = [
       { role = "roles/datastore.user", on = "project", when = "always" },
@@ -47,6 +48,7 @@ locals {
       { role = "roles/iam.serviceAccountUser", on = "sa:tasks", when = "always" },
       { role = "roles/pubsub.publisher", on = "topic:lifecycle", when = "always" },
       { role = "roles/secretmanager.secretAccessor", on = "secrets:webhook", when = "always" },
+      { role = "roles/secretmanager.secretAccessor", on = "secret:trigger-binding-key", when = "always" },
     ]
     status-stream = [
       { role = "roles/datastore.viewer", on = "project", when = "always" },

@@ -6,6 +6,8 @@ locals {
   api_secrets = {
     api-keys     = "API keys of end users: comma-separated sha256(salt:key):subject:tenant:role entries (WFE_API_KEYS)"
     api-key-salt = "Salt of the API key hashes (WFE_API_KEY_SALT)"
+    # Signs the tenant of the Scheduler job URLs create makes; trigger-handler checks it.
+    trigger-binding-key = "HMAC key binding trigger URLs to their tenant (WFE_TRIGGER_BINDING_KEY on create and trigger-handler)"
   }
   webhook_secrets = {
     for name in var.secrets_config.webhook_secrets :

@@ -39,7 +39,7 @@ variable "alerts_config" {
 }
 
 variable "app_config" {
-  description = "Application settings: tenant of requests without one, whether create and status-stream are public (end users authenticate with API keys), GraphQL introspection, browser origins of the status stream, hosts http steps may reach over plain http or private addresses, where OpenTelemetry spans go (gcp: Cloud Trace; none: trace ids in logs and task hops only)."
+  description = "Application settings: tenant of requests without one, whether create and status-stream are public (end users authenticate with API keys or ID tokens), GraphQL introspection, browser origins of the status stream, hosts http steps may reach over plain http or private addresses, where OpenTelemetry spans go (gcp: Cloud Trace; none: trace ids in logs and task hops only), the audiences of the Google-signed ID tokens end users may present (the code's WFE_ID_TOKEN_AUDIENCE) and who each email is, as email:tenant:role entries (WFE_ID_TOKEN_PRINCIPALS)."
   type = object({
     tenant                 = optional(string, "default")
     public_api             = optional(bool, true)
@@ -47,6 +47,8 @@ variable "app_config" {
     stream_allowed_origins = optional(list(string), [])
     http_allowed_hosts     = optional(list(string), [])
     trace_exporter         = optional(string, "gcp")
+    id_token_audiences     = optional(list(string), [])
+    id_token_principals    = optional(list(string), [])
   })
   default  = {}
   nullable = false
