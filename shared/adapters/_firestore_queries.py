@@ -23,12 +23,13 @@ from google.cloud.firestore import (
 )
 
 from shared.adapters._firestore_codec import Collections
-from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor
+from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
 from shared.models import StepRunStatus
-from shared.ports import ExecutionQuery, WorkflowQuery
+from shared.ports import AuditQuery, ExecutionQuery, WorkflowQuery
 
 __all__ = [
     "Row",
+    "audit_listing",
     "child",
     "events_after",
     "executions_listing",
@@ -230,3 +231,21 @@ async def keyset_page(
     more = len(kept) > limit
     next_cursor = encode_cursor((page[-1][time_field], page[-1]["id"])) if more else None
     return page, next_cursor
+
+
+def audit_listing(client: AsyncClient, collection: str, query: AuditQuery) -> AsyncQuery:
+    """An audit listing (``FirestoreAuditLog``) without cursor and limit: the tenant's
+    entries, filtered by action, subject and target, newest first."""
+    found = client.collection(collection).where(filter=_eq("tenant", query.tenant))
+    for field, value in (
+        ("action", query.action),
+        ("subject", query.subject),
+        ("target", query.target),
+    ):
+        if value is not None:
+            found = found.where(filter=_eq(field, value))
+    if query.since is not None:
+        found = found.where(filter=FieldFilter("timeKey", ">=", epoch(query.since)))
+    if query.until is not None:
+        found = found.where(filter=FieldFilter("timeKey", "<", epoch(query.until)))
+    return found.order_by("timeKey", direction="DESCENDING").order_by("id")

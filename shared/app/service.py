@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.ai import render_mermaid
+from shared.app.audit import Auditor
+from shared.app.quotas import Quotas
 from shared.app.stats import decision_stats, execution_stats
 from shared.engine.runtime import Engine, HopResult
 from shared.engine.validation import validate_definition
@@ -78,11 +80,17 @@ class WorkflowApp:
         engine: Engine,
         tenant: str = "default",
         change_hooks: list[WorkflowChangeHook] | None = None,
+        quotas: Quotas | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.workflows = workflows
         self.executions = executions
         self.engine = engine
         self.tenant = tenant
+        self.quotas = quotas
+        """Rate limits (execution starts here; the edges ask for request limits)."""
+        self.auditor = auditor
+        """Where the edges and the triggers record the audit log (None: nowhere)."""
         self.change_hooks = change_hooks if change_hooks is not None else []
         """Called after a workflow is created, updated, (de)activated or deleted, with the
         workflow id and tenant (the trigger manager reconciles there). Shared by the
@@ -98,6 +106,8 @@ class WorkflowApp:
             engine=self.engine,
             tenant=tenant,
             change_hooks=self.change_hooks,
+            quotas=self.quotas,
+            auditor=self.auditor,
         )
 
     async def _changed(self, workflow_id: str) -> None:
@@ -240,6 +250,8 @@ class WorkflowApp:
             definition = await self.get_version(request.workflow_id, request.version)
         if request.require_active and not definition.is_active:
             raise InvalidState(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
+        if self.quotas is not None:  # every door's starts pass here: REST, GraphQL, triggers
+            await self.quotas.admit_start(self.tenant)
         execution, created = await self.engine.start_execution(
             definition,
             input=request.input,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.app.audit import record_trigger
 from shared.app.service import StartRequest, WorkflowApp
 from shared.errors import NotFound, WorkflowError
 from shared.expressions import TRIGGER_ROOTS, compile_expression
@@ -236,7 +237,7 @@ async def dispatch_event(app: WorkflowApp, event: PubSubEvent) -> EventDispatch:
             require_active=True,
         )
         try:
-            dispatch.outcomes.append(await start_once(app, request))
+            dispatch.outcomes.append(await _audited_start(app, "pubsub", request))
         except WorkflowError as exc:
             if not exc.retryable:
                 raise
@@ -262,11 +263,51 @@ class ScheduleFire:
     """The tick's time; ``None`` (a manual "force run") means the current minute."""
 
 
+async def _audited_start(app: WorkflowApp, kind: str, request: StartRequest) -> StartOutcome:
+    """``start_once``, recorded in the audit log as a call of ``trigger:<kind>``."""
+    try:
+        outcome = await start_once(app, request)
+    except Exception as exc:
+        await record_trigger(
+            app.auditor, kind=kind, tenant=app.tenant, workflow_id=request.workflow_id, error=exc
+        )
+        raise
+    await record_trigger(
+        app.auditor,
+        kind=kind,
+        tenant=app.tenant,
+        workflow_id=request.workflow_id,
+        execution_id=outcome.execution_id,
+        status=outcome.status,
+    )
+    return outcome
+
+
 async def fire_schedule(app: WorkflowApp, fire: ScheduleFire) -> StartOutcome:
-    """Start the workflow once per (workflow, job, schedule time).
+    """Start the workflow once per (workflow, job, schedule time); recorded in the audit
+    log as a call of ``trigger:schedule``, refused or not.
 
     Raises NotFound when the workflow does not exist or has no schedule trigger.
     """
+    try:
+        outcome = await _fire_schedule(app, fire)
+    except Exception as exc:
+        await record_trigger(
+            app.auditor, kind="schedule", tenant=app.tenant, workflow_id=fire.workflow_id, error=exc
+        )
+        raise
+    await record_trigger(
+        app.auditor,
+        kind="schedule",
+        tenant=app.tenant,
+        workflow_id=fire.workflow_id,
+        execution_id=outcome.execution_id,
+        status=outcome.status,
+    )
+    return outcome
+
+
+async def _fire_schedule(app: WorkflowApp, fire: ScheduleFire) -> StartOutcome:
     definition = await app.get_workflow(fire.workflow_id)
     trigger = definition.trigger
     if not isinstance(trigger, ScheduleTrigger):

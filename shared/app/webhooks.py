@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.app.audit import record_trigger
+from shared.app.quotas import RateLimited
 from shared.app.secrets import SecretResolver
 from shared.app.service import StartRequest, WorkflowApp
 from shared.app.triggers import StartOutcome, format_time, start_once, trigger_execution_id
@@ -113,6 +115,9 @@ class WebhookCall:
     signature: str | None
     idempotency_key: str | None = None
     content_type: str = ""
+    source: str = ""
+    """Where the call came from (the client address): webhook calls are rate limited
+    per workflow and source (empty: one bucket for the workflow)."""
 
 
 def _parse_body(body: bytes, content_type: str) -> Any:
@@ -138,7 +143,41 @@ async def receive_webhook(
     recognised on any instance: the same signature again is refused with ``REPLAYED``
     (409); the same key under a new signature (a sender's re-signed retry) is a
     ``duplicate`` that starts nothing.
+
+    Calls are rate limited per workflow and source (``RATE_LIMITED``, 429: see
+    ``_receive`` for which bucket), and each one is recorded in the audit log as a call of
+    ``trigger:webhook``, refused or not.
     """
+    try:
+        outcome = await _receive(app, call, secrets)
+    except Exception as exc:
+        await record_trigger(
+            app.auditor, kind="webhook", tenant=app.tenant, workflow_id=call.workflow_id, error=exc
+        )
+        raise
+    await record_trigger(
+        app.auditor,
+        kind="webhook",
+        tenant=app.tenant,
+        workflow_id=call.workflow_id,
+        execution_id=outcome.execution_id,
+        status=outcome.status,
+    )
+    return outcome
+
+
+async def _admit(app: WorkflowApp, workflow_id: str, source: str) -> None:
+    if app.quotas is not None:
+        await app.quotas.admit_webhook(app.tenant, workflow_id, source)
+
+
+async def _receive(app: WorkflowApp, call: WebhookCall, secrets: SecretResolver) -> StartOutcome:
+    # With the caller's address, its bucket is taken before any work (a flood from one
+    # address costs nothing and blocks no other sender); without one, only calls whose
+    # signature verifies take from the bucket of the workflow's signing secret, so
+    # unsigned calls cannot use up the legitimate sender's share.
+    if call.source:
+        await _admit(app, call.workflow_id, f"address:{call.source}")
     definition = await app.get_workflow(call.workflow_id)
     trigger = definition.trigger
     if not isinstance(trigger, WebhookTrigger):
@@ -148,6 +187,8 @@ async def receive_webhook(
     verify_signature(
         secret, call.timestamp, call.signature, call.body, now, idempotency_key=call.idempotency_key
     )
+    if not call.source:
+        await _admit(app, call.workflow_id, f"secret:{trigger.secret_ref}")
     fingerprint = _fingerprint(call.signature or "")
     key = f"key:{call.idempotency_key}" if call.idempotency_key else f"signature:{fingerprint}"
     payload: dict[str, Any] = {
@@ -168,7 +209,10 @@ async def receive_webhook(
         execution_id=trigger_execution_id(definition.id, "webhook", key),
         require_active=True,
     )
-    outcome = await start_once(app, request)
+    try:
+        outcome = await start_once(app, request)
+    except RateLimited as refused:  # the tenant's start limit: 429 to the sender, not 503
+        raise refused.answered_429() from None
     if outcome.status == "inactive":
         raise WorkflowError(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
     if outcome.status == "duplicate" and await _seen(app, outcome, fingerprint):

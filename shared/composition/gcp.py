@@ -7,6 +7,7 @@ every adapter builds its client on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from shared.composition.runtime import Runtime, wire_engine
 from shared.engine.steps import StepRegistry
 from shared.errors import InputInvalid, NotFound
 from shared.models import ScheduleTrigger
-from shared.ports import Clock, EventFeed, Store
+from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, Store
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from grpc import aio
 
     from shared.adapters.cloud_scheduler import CloudSchedulerBackend, KeepPaused
-    from shared.adapters.cloud_tasks_queue import CloudTasksQueue
+    from shared.adapters.cloud_tasks_queue import CloudTasksConfig, CloudTasksQueue
     from shared.adapters.pubsub_bus import LifecyclePublisher, PubSubEventBus
 
 __all__ = [
@@ -83,6 +84,19 @@ def _project(settings: Settings) -> str:
     return project
 
 
+def _tasks_config(settings: Settings, project: str) -> CloudTasksConfig:
+    """The queue's config; on the emulator with the dev verifier, tasks carry a dev
+    token (the emulator sends none), so execute-step checks them as in the cloud."""
+    from shared.adapters.cloud_tasks_queue import CloudTasksConfig
+    from shared.api.identity import identity_from_settings, verifier_mode
+
+    config = CloudTasksConfig.from_settings(settings, project)
+    if not settings.gcp.tasks_emulator_host or verifier_mode(settings) != "dev":
+        return config
+    identity = identity_from_settings(settings)
+    return dataclasses.replace(config, emulator_token=lambda: identity.token_for("tasks"))
+
+
 def build_gcp(
     settings: Settings | None = None,
     *,
@@ -98,7 +112,7 @@ def build_gcp(
         interceptors: gRPC client interceptors for the Cloud Tasks and Pub/Sub clients
             (the benchmarks count their calls).
     """
-    from shared.adapters.cloud_tasks_queue import CloudTasksConfig, CloudTasksQueue
+    from shared.adapters.cloud_tasks_queue import CloudTasksQueue
     from shared.adapters.pubsub_bus import LifecyclePublisher, PubSubEventBus
 
     settings = settings or Settings.from_env()
@@ -111,8 +125,9 @@ def build_gcp(
         from shared.adapters.firestore_store import FirestoreStore
 
         store = FirestoreStore(project=project, database=gcp.firestore_database, clock=clock)
+    limiter, audit_log = _limits_and_audit(settings, project, store)
     queue = CloudTasksQueue(
-        CloudTasksConfig.from_settings(settings, project), clock=clock, interceptors=interceptors
+        _tasks_config(settings, project), clock=clock, interceptors=interceptors
     )
     bus = PubSubEventBus(project, interceptors=interceptors)
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
@@ -124,12 +139,51 @@ def build_gcp(
         http=http,
         clock=clock,
         registry=registry or build_registry(),
+        limiter=limiter,
+        audit_log=audit_log,
     )
     lifecycle = None
     if gcp.lifecycle_topic:
         lifecycle = LifecyclePublisher(bus, gcp.lifecycle_topic)
         store.add_listener(lifecycle)
-    return GcpRuntime(settings, store, queue, bus, engine, app, http, lifecycle)
+    return GcpRuntime(
+        settings,
+        store,
+        queue,
+        bus,
+        engine,
+        app,
+        http,
+        lifecycle,
+        limiter=limiter,
+        audit_log=audit_log,
+    )
+
+
+def _limits_and_audit(
+    settings: Settings, project: str, store: GcpStore
+) -> tuple[RateLimiter, AuditLog]:
+    """Rate-limit buckets and the audit log where the store is: Firestore (sharded
+    buckets, collection ``audit``), or memory beside a store that is not Firestore
+    (tests and benchmarks)."""
+    from shared.adapters.firestore_store import FirestoreStore
+
+    if not isinstance(store, FirestoreStore):
+        from shared.adapters.memory_limits import MemoryAuditLog, MemoryRateLimiter
+
+        return MemoryRateLimiter(), MemoryAuditLog()
+    from google.cloud.firestore import AsyncClient
+
+    from shared.adapters.firestore_audit import FirestoreAuditLog
+    from shared.adapters.firestore_limits import FirestoreRateLimiter
+
+    database = settings.gcp.firestore_database
+
+    def client() -> AsyncClient:
+        return AsyncClient(project=project, database=database)
+
+    limiter = FirestoreRateLimiter(client, max_shards=settings.limits.limit_shards)
+    return limiter, FirestoreAuditLog(client)
 
 
 def keep_paused_if_inactive(app: WorkflowApp) -> KeepPaused:
@@ -163,6 +217,7 @@ def build_scheduler_backend(
         target_url=gcp.trigger_handler_url,
         service_account=gcp.scheduler_service_account,
         audience=gcp.scheduler_audience,
+        binding_key=settings.trigger_binding_key,
     )
     return CloudSchedulerBackend(
         config, keep_paused=keep_paused_if_inactive(runtime.app), interceptors=interceptors

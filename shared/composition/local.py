@@ -14,14 +14,17 @@ from typing import ClassVar
 from shared.adapters.clock import SystemClock
 from shared.adapters.local_bus import LocalEventBus
 from shared.adapters.local_queue import LocalTaskQueue
+from shared.adapters.memory_limits import MemoryAuditLog, MemoryRateLimiter
 from shared.adapters.memory_store import MemoryStore
+from shared.adapters.sqlite_audit import SqliteAuditLog
+from shared.adapters.sqlite_limits import SqliteRateLimiter
 from shared.adapters.sqlite_store import SqliteStore
 from shared.adapters.store_feed import StoreFeed
 from shared.composition.registry import build_registry
 from shared.composition.runtime import Runtime, wire_engine
 from shared.engine.runtime import Engine
 from shared.engine.steps import StepRegistry
-from shared.ports import Clock, EventFeed, StepTask
+from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, StepTask
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -65,17 +68,22 @@ def build_local(
     registry: StepRegistry | None = None,
     memory: bool = False,
 ) -> LocalRuntime:
-    """Wire the local backend: SQLite (or memory) store, local queue, local bus."""
+    """Wire the local backend: SQLite (or memory) store, local queue, local bus; the
+    rate limits' buckets and the audit log in the same SQLite file (or in memory)."""
     settings = settings or Settings.from_env()
     local = settings.local
     clock = clock or SystemClock()
     store: SqliteStore | MemoryStore
+    limiter: RateLimiter
+    audit_log: AuditLog
     if memory:
         store = MemoryStore()
+        limiter, audit_log = MemoryRateLimiter(), MemoryAuditLog()
     else:
         if local.db_path != ":memory:":
             Path(local.db_path).parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(local.db_path, synchronous=local.sqlite_synchronous)
+        limiter, audit_log = SqliteRateLimiter(local.db_path), SqliteAuditLog(local.db_path)
     bus = LocalEventBus()
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
     engines: list[Engine] = []  # the dispatcher delivers to the engine built after it
@@ -94,6 +102,10 @@ def build_local(
         http=http,
         clock=clock,
         registry=registry or build_registry(),
+        limiter=limiter,
+        audit_log=audit_log,
     )
     engines.append(engine)
-    return LocalRuntime(settings, store, queue, bus, engine, app, http)
+    return LocalRuntime(
+        settings, store, queue, bus, engine, app, http, limiter=limiter, audit_log=audit_log
+    )

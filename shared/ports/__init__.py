@@ -4,11 +4,14 @@ Adapters live in ``shared/adapters``: SQLite and in-process ones for local mode 
 tests, Google ones (Firestore, Cloud Tasks, Pub/Sub, Scheduler) for the cloud. Every
 port has one conformance suite in ``tests/contract`` run against every adapter.
 Import from here (``from shared.ports import StepTask``); the modules group the ports
-by concern: ``clock``, ``stores``, ``messaging``, ``feeds``, ``triggers``.
+by concern: ``clock``, ``stores``, ``messaging``, ``feeds``, ``triggers``, ``limits``,
+``audit``.
 """
 
+from shared.ports.audit import AuditLog, AuditQuery
 from shared.ports.clock import Clock
 from shared.ports.feeds import EventFeed, FeedKey, FeedPublish
+from shared.ports.limits import Decision, RateLimit, RateLimiter
 from shared.ports.messaging import EventBus, OutgoingMessage, PublishedMessage, StepTask, TaskQueue
 from shared.ports.stores import (
     EventListener,
@@ -36,7 +39,10 @@ __all__ = [
     "DEFAULT_TENANT",
     "JOB_PREFIX",
     "PUBSUB_PATH",
+    "AuditLog",
+    "AuditQuery",
     "Clock",
+    "Decision",
     "EventBus",
     "EventFeed",
     "EventListener",
@@ -50,6 +56,8 @@ __all__ = [
     "OutgoingMessage",
     "Page",
     "PublishedMessage",
+    "RateLimit",
+    "RateLimiter",
     "ReconcileReport",
     "ScheduleSpec",
     "StepTask",

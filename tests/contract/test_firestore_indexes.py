@@ -24,7 +24,7 @@ from google.cloud.firestore import AsyncClient, Client
 from shared.adapters import _firestore_queries as queries
 from shared.adapters._firestore_codec import Collections
 from shared.models import ExecutionStatus, StepRunStatus
-from shared.ports import ExecutionQuery, WorkflowQuery
+from shared.ports import AuditQuery, ExecutionQuery, WorkflowQuery
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEXES = ROOT / "infra" / "firestore" / "indexes.json"
@@ -119,6 +119,9 @@ def every_query() -> list[Any]:
     for workflow_id, status in product([None, "wf"], [None, ExecutionStatus.RUNNING]):
         query = ExecutionQuery(workflow_id=workflow_id, status=status)
         built.append(queries.executions_listing(aio, NAMES, query))
+    for field, since in product([None, "action", "subject", "target"], [None, now]):
+        audit = AuditQuery(tenant="t", since=since, **({field: "x"} if field else {}))
+        built.append(queries.audit_listing(aio, "audit", audit))
     return built
 
 

@@ -17,6 +17,9 @@ from shared.api.auth import ApiKeyAuthenticator, Principal, Role, hash_api_key
 from shared.api.edge import Edge
 from shared.api.middleware import MAX_BODY_BYTES
 from shared.api.rest import create_management_app
+from shared.app.quotas import Quotas
+from shared.ports import Decision, RateLimit
+from shared.settings import LimitSettings
 
 OWNER, VIEWER = {"X-API-Key": "owner-key"}, {"X-API-Key": "viewer-key"}
 HUGE = json.dumps({"input": {"blob": "x" * MAX_BODY_BYTES}})
@@ -30,14 +33,40 @@ async def doc(api: httpx.AsyncClient) -> dict[str, Any]:
     return document
 
 
+class _Throttle:
+    """A rate limiter that refuses while ``on`` (the 429 cases)."""
+
+    on = False
+
+    async def acquire(self, key: str, limit: RateLimit, cost: float = 1.0) -> Decision:
+        return Decision(False, 2.5) if self.on else Decision(True)
+
+    async def close(self) -> None:
+        return None
+
+
+THROTTLE = _Throttle()
+
+
+async def _throttled(call: Awaitable[httpx.Response]) -> httpx.Response:
+    """The response to ``call`` sent while every rate limit refuses."""
+    THROTTLE.on = True
+    try:
+        return await call
+    finally:
+        THROTTLE.on = False
+
+
 @pytest.fixture
 def keyed(edge: Edge) -> None:
-    """API keys: ``owner-key`` is an owner, ``viewer-key`` a viewer of the default tenant."""
+    """API keys: ``owner-key`` is an owner, ``viewer-key`` a viewer of the default tenant;
+    rate limits that refuse while ``THROTTLE.on``."""
     principals = {
         hash_api_key("owner-key", "s"): Principal("alice", role=Role.OWNER),
         hash_api_key("viewer-key", "s"): Principal("bob", role=Role.VIEWER),
     }
     edge.authenticator = ApiKeyAuthenticator(principals, salt="s")
+    edge.app.quotas = Quotas(THROTTLE, LimitSettings())
 
 
 def _refs(node: Any) -> list[str]:
@@ -99,6 +128,7 @@ def _create_cases() -> dict[int, Produce]:
             url, content=b"x", headers={**OWNER, "Content-Type": "text/plain"}
         ),
         422: lambda api, _: api.post(url, json={"name": "x", "steps": []}, headers=OWNER),
+        429: lambda api, _: _throttled(api.post(url, json=doubler(), headers=OWNER)),
     }
 
 
@@ -107,6 +137,7 @@ def _get_cases() -> dict[int, Produce]:
         200: lambda api, wid: api.get(f"{API}/workflows/{wid}", headers=VIEWER),
         401: lambda api, wid: api.get(f"{API}/workflows/{wid}"),
         404: lambda api, _: api.get(f"{API}/workflows/missing", headers=VIEWER),
+        429: lambda api, wid: _throttled(api.get(f"{API}/workflows/{wid}", headers=VIEWER)),
     }
 
 
@@ -125,6 +156,7 @@ def _execute_cases() -> dict[int, Produce]:
             url(wid), content=b"input: {}", headers={**OWNER, "Content-Type": "application/yaml"}
         ),
         422: lambda api, wid: api.post(url(wid), json={"version": 0}, headers=OWNER),
+        429: lambda api, wid: _throttled(api.post(url(wid), json={}, headers=OWNER)),
     }
 
 
@@ -134,6 +166,7 @@ def _list_executions_cases() -> dict[int, Produce]:
         200: lambda api, _: api.get(url, headers=VIEWER),
         400: lambda api, _: api.get(url, params={"limit": "0"}, headers=VIEWER),
         401: lambda api, _: api.get(url),
+        429: lambda api, _: _throttled(api.get(url, headers=VIEWER)),
     }
 
 

@@ -87,7 +87,7 @@ def test_every_variable_sets_one_attribute() -> None:
     assert variables["WFE_PROJECT"] == "gcp.project"
     assert variables["WFE_API_KEYS"] == "api_keys"
     assert len(set(variables.values())) == len(variables)
-    groups = {"engine", "local", "gcp", "ai"}
+    groups = {"engine", "local", "gcp", "ai", "limits"}
     fields = {f for f in Settings.model_fields if f not in groups}
     for group in groups:
         model = type(getattr(Settings.defaults(), group))

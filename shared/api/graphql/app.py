@@ -4,8 +4,10 @@ mutations, GraphiQL) and WebSocket (``graphql-transport-ws`` subscriptions).
 What is ours around strawberry's transport:
 
 - every request is authenticated with the edge's authenticator *before* strawberry
-  sees it: HTTP answers 401/403 with the error body, a WebSocket is accepted and
-  closed with 4401/4403 (the status as a close code, as on ``/ws/...``);
+  sees it, then takes a token from the caller's and the tenant's rate limits: HTTP
+  answers 401/403/429 with the error body (429 with ``Retry-After``), a WebSocket is
+  accepted and closed with 4401/4403/4429 (the status as a close code, as on
+  ``/ws/...``);
 - requests strawberry refuses (bad JSON, a mutation over GET, a subscription over
   HTTP...) answer in the GraphQL shape, ``{"data": null, "errors": [{"message",
   "extensions": {"code"}}]}``, with a status and a stable code;
@@ -96,11 +98,22 @@ class GraphQLApp(GraphQL[Context, None]):
             return
         request.scope[_PRINCIPAL] = principal
         try:
+            await self._admit(principal)
+        except WorkflowError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        try:
             response = await self.run(request)
         except HTTPException as exc:
             status, code = _CODES.get(exc.reason, (exc.status_code, _code(exc.status_code)))
             response = refusal(status, code, exc.reason)
         await response(scope, receive, send)
+
+    async def _admit(self, principal: Principal) -> None:
+        """Take a token from the principal's and the tenant's rate limits (RATE_LIMITED)."""
+        quotas = self.edge.app.quotas
+        if quotas is not None:
+            await quotas.admit_request(principal.subject, principal.tenant)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -109,6 +122,12 @@ class GraphQLApp(GraphQL[Context, None]):
             return
         try:
             principal = await self.edge.authenticator.authenticate(websocket)
+        except WorkflowError as error:
+            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+            await websocket.close(4000 + status_for(error), error.message[:120])
+            return
+        try:
+            await self._admit(principal)
         except WorkflowError as error:
             await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
             await websocket.close(4000 + status_for(error), error.message[:120])

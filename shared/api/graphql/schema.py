@@ -8,6 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
+from shared.api.graphql.audit_api import AuditLogQuery, AuditMutations
 from shared.api.graphql.control_api import ControlMutation
 from shared.api.graphql.errors import ErrorCodes, log_errors
 from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
@@ -15,7 +16,7 @@ from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
-Query = merge_types("Query", (WorkflowQuery, ExecutionQuery))
+Query = merge_types("Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery))
 Mutation = merge_types("Mutation", (WorkflowMutation, ExecutionMutation, ControlMutation))
 
 
@@ -30,7 +31,7 @@ schema = WorkflowSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[*limit_extensions(), ErrorCodes],
+    extensions=[*limit_extensions(), ErrorCodes, AuditMutations],
 )
 """The schema served by ``handle_http`` and by the stream server's WebSocket app."""
 

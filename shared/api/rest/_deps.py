@@ -38,13 +38,23 @@ class Caller:
     app: WorkflowApp
 
 
+PRINCIPAL = "wfe.principal"
+"""Where the request's scope keeps its authenticated principal (the audit log reads it)."""
+
+
 async def principal_of(
     request: Request,
     _key: Annotated[str | None, Security(_api_key)] = None,
     _token: Annotated[Any, Security(_bearer)] = None,
 ) -> Principal:
-    """Authenticate with the edge's authenticator (the security schemes document it)."""
-    return await edge_of(request).authenticator.authenticate(request)
+    """Authenticate with the edge's authenticator (the security schemes document it),
+    then take a token from the principal's and the tenant's rate limits."""
+    edge = edge_of(request)
+    principal = await edge.authenticator.authenticate(request)
+    request.scope[PRINCIPAL] = principal
+    if edge.app.quotas is not None:
+        await edge.app.quotas.admit_request(principal.subject, principal.tenant)
+    return principal
 
 
 def _for_workflow(action: str) -> Callable[..., Awaitable[Caller]]:

@@ -19,6 +19,7 @@ _MEANING = {
     413: "The body is larger than allowed.",
     415: "The body's media type is not accepted here.",
     422: "The body is well-formed but invalid; `errors` lists every problem.",
+    429: "Too many requests: wait the `Retry-After` seconds (code `RATE_LIMITED`).",
 }
 
 
@@ -31,8 +32,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def router_for(tag: str) -> APIRouter:
-    """A router of authenticated routes (401 documented on each)."""
-    return APIRouter(tags=[tag], route_class=GuardedRoute, responses=errors(401))
+    """A router of authenticated, rate-limited routes (401 and 429 documented on each)."""
+    return APIRouter(tags=[tag], route_class=GuardedRoute, responses=errors(401, 429))
 
 
 def without_framework_errors(document: dict[str, Any]) -> dict[str, Any]:

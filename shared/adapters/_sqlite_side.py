@@ -1,0 +1,65 @@
+"""A second connection to the store's SQLite file, for the tables that sit beside the
+store's own (rate-limit buckets, the audit log).
+
+The store may hold its write transaction open across awaits (group commit), and a
+connection that waits for SQLite's lock busy-waits in the calling thread; so every call
+here runs in a worker thread, never on the event loop, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["SideConnection"]
+
+
+class SideConnection:
+    """One SQLite connection used from worker threads, serialised by an asyncio lock."""
+
+    def __init__(self, path: str | Path, schema: str) -> None:
+        """Open ``path`` (WAL, busy timeout) and run ``schema`` (idempotent DDL)."""
+        self._path = str(path)
+        self._conn = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=5.0
+        )
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            if self._path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.executescript(schema)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def run(self, body: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """Run ``body`` in a worker thread (in one IMMEDIATE transaction when ``write``)."""
+        async with self._lock:
+            return await asyncio.to_thread(self._run, body, write)
+
+    def _run(self, body: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        if not write:
+            return body(self._conn)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(self._conn)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        return result
+
+    async def close(self) -> None:
+        async with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()

@@ -1,0 +1,95 @@
+"""The audit log in the local store's SQLite file (table ``audit_log``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from shared.adapters._sqlite_side import SideConnection
+from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
+from shared.models.audit import AuditEntry
+from shared.ports import Page
+from shared.ports.audit import AuditQuery
+
+__all__ = ["SqliteAuditLog"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    time REAL NOT NULL,
+    subject TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_tenant_time ON audit_log (tenant, time DESC, id);
+"""
+
+
+class SqliteAuditLog:
+    """Audit entries as rows: the filtered columns copied out of the entry's JSON."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._side = SideConnection(path, _SCHEMA)
+
+    async def record(self, entry: AuditEntry) -> None:
+        row = (
+            entry.id,
+            entry.tenant,
+            epoch(entry.time),
+            entry.subject,
+            entry.action,
+            entry.target,
+            entry.model_dump_json(by_alias=True, exclude_none=True),
+        )
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO audit_log (id, tenant, time, subject, action, target, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._side.run(body, write=True)
+
+    async def query(self, query: AuditQuery) -> Page[AuditEntry]:
+        limit = check_limit(query.limit)
+        where, params = ["tenant = ?"], [query.tenant]
+        for column, value in (
+            ("action", query.action),
+            ("subject", query.subject),
+            ("target", query.target),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        values: list[Any] = list(params)
+        if query.since is not None:
+            where.append("time >= ?")
+            values.append(epoch(query.since))
+        if query.until is not None:
+            where.append("time < ?")
+            values.append(epoch(query.until))
+        if query.cursor:
+            moment, ident = decode_cursor(query.cursor)
+            where.append("(time < ? OR (time = ? AND id > ?))")
+            values += [moment, moment, ident]
+        sql = (
+            f"SELECT time, id, doc FROM audit_log WHERE {' AND '.join(where)}"
+            " ORDER BY time DESC, id ASC LIMIT ?"
+        )
+        values.append(limit + 1)
+
+        def body(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, values).fetchall()
+
+        rows = await self._side.run(body, write=False)
+        page = rows[:limit]
+        items = [AuditEntry.model_validate_json(doc) for _, _, doc in page]
+        more = len(rows) > limit
+        return Page(items, encode_cursor((page[-1][0], page[-1][1])) if more else None)
+
+    async def close(self) -> None:
+        await self._side.close()
