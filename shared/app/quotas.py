@@ -75,6 +75,16 @@ class Quotas:
         """One execution start in ``tenant``."""
         await self._check("start", tenant, tenant, "execution starts of this tenant")
 
+    async def admit_failure_record(self, tenant: str, address: str) -> bool:
+        """Whether one more failed authentication from ``address`` may be recorded in the
+        audit log (under the principal limits): a flood of bad keys from one address
+        must not become a flood of writes."""
+        if not self.settings.rate_limits:
+            return True
+        limit = self.limit("principal", tenant)
+        decision = await self.limiter.acquire(f"auth-failure:{address or '-'}", limit)
+        return decision.allowed
+
     async def admit_webhook(self, tenant: str, workflow_id: str, source: str) -> None:
         """One webhook call of ``workflow_id`` from ``source`` (an address or a key id)."""
         key = f"{tenant}:{workflow_id}:{source or '-'}"

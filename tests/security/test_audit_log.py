@@ -284,3 +284,14 @@ async def test_pages_cover_every_entry_once(s: Served) -> None:
     assert len(entries) == len(set(_ids(entries))) == 16
     bad = await s.api.get(f"{API}/audit", params={"cursor": "bm90LWEtY3Vyc29y"}, headers=ALICE)
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "INVALID_INPUT")
+
+
+async def test_a_flood_of_bad_keys_is_not_a_flood_of_writes(tmp_path: Path) -> None:
+    async with served(tmp_path, limit_principal_rps=0.001, limit_principal_burst=3) as s:
+        for n in range(10):
+            refused = await s.api.get(f"{API}/workflows", headers={"X-API-Key": f"guess-{n}"})
+            assert refused.status_code == 401
+        auditor = s.runtime.app.auditor
+        assert auditor is not None
+        recorded = await auditor.log.query(AuditQuery(tenant="default"))
+        assert [(e.subject, e.action) for e in recorded.items] == [("anonymous", "auth.failed")] * 3

@@ -5,12 +5,15 @@ one per failed authentication on any route (GraphQL's included).
 is answered it knows the route's endpoint, its path parameters, the principal the
 route's dependency authenticated (``_deps.PRINCIPAL`` in the scope), the status and
 the error code of the answer. It records ids and codes only: no body, no header value.
+Failed authentications are recorded under the principal rate limit of their client
+address (a flood of bad keys is not one write per request).
 GraphQL mutations are recorded by their resolvers' extension (``graphql/audit_api``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -49,6 +52,8 @@ _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=\-]{1,128}")
 _LOCATION = re.compile(r"/(?:workflows|executions)/([^/?#]+)$")
 _MAX_ERROR_BODY = 16_384
+
+log = logging.getLogger(__name__)
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -142,6 +147,12 @@ class AuditMiddleware:
             tenant, subject = principal.tenant, principal.subject
         else:  # authentication failed: no tenant is known, the deployment's default it is
             tenant, subject = edge.settings.tenant, "anonymous"
+            quotas = edge.app.quotas
+            client = scope.get("client")
+            address = str(client[0]) if client else ""
+            if quotas is not None and not await quotas.admit_failure_record(tenant, address):
+                log.warning("failed authentications from %s: not all recorded", address)
+                return
         await auditor.record(
             tenant=tenant,
             subject=subject,
