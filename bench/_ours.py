@@ -53,6 +53,7 @@ class OursVariant:
             "sqlite_synchronous": synchronous,
             "chain_commit_steps": chain_commit_steps,
             "workers": workers,
+            "rate_limits": False,  # measure the engine: a benchmark is one runaway client
         }
         self.info: dict[str, Any] = {"system": "ours", **self.settings}
         self._runtime: LocalRuntime | None = None

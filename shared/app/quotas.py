@@ -76,9 +76,10 @@ class Quotas:
         await self._check("start", tenant, tenant, "execution starts of this tenant")
 
     async def admit_failure_record(self, tenant: str, address: str) -> bool:
-        """Whether one more failed authentication from ``address`` may be recorded in the
-        audit log (under the principal limits): a flood of bad keys from one address
-        must not become a flood of writes."""
+        """Whether one more refused call from ``address`` (a client address, or
+        ``principal:<subject>``) may be recorded in the audit log, under the principal
+        limits: a flood of bad keys or of rate-limited calls must not become a flood of
+        writes."""
         if not self.settings.rate_limits:
             return True
         limit = self.limit("principal", tenant)

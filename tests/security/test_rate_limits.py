@@ -53,6 +53,9 @@ async def test_a_burst_of_starts_beyond_the_limit_is_refused_and_starts_nothing(
             if answer.status_code == 429:
                 _refused(answer)
         assert await s.executions("tenant-a") == 3
+        audit = await s.api.get(f"{API}/audit", params={"action": "execution.start"}, headers=ALICE)
+        outcomes = sorted(e["outcome"] for e in audit.json()["items"])
+        assert outcomes == ["RATE_LIMITED"] * 5 + ["ok"] * 3
 
 
 async def test_starts_are_limited_per_tenant(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ is answered it knows the route's endpoint, its path parameters, the principal th
 route's dependency authenticated (``_deps.PRINCIPAL`` in the scope), the status and
 the error code of the answer. It records ids and codes only: no body, no header value.
 Failed authentications are recorded under the principal rate limit of their client
-address (a flood of bad keys is not one write per request).
+address, and calls refused by a rate limit under that of their principal (a flood
+is not one write per request).
 GraphQL mutations are recorded by their resolvers' extension (``graphql/audit_api``).
 """
 
@@ -143,11 +144,17 @@ class AuditMiddleware:
             elif target is None:
                 target = created.group(1)
         outcome = "ok" if status < 400 else _error_code(status, answer["body"])
+        quotas = edge.app.quotas
         if isinstance(principal, Principal):
             tenant, subject = principal.tenant, principal.subject
+            if (
+                outcome == "RATE_LIMITED"
+                and quotas is not None
+                and not await quotas.admit_failure_record(tenant, f"principal:{subject}")
+            ):
+                return  # a runaway client's refusals are sampled, not one write each
         else:  # authentication failed: no tenant is known, the deployment's default it is
             tenant, subject = edge.settings.tenant, "anonymous"
-            quotas = edge.app.quotas
             client = scope.get("client")
             address = str(client[0]) if client else ""
             if quotas is not None and not await quotas.admit_failure_record(tenant, address):
