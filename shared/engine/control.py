@@ -259,16 +259,7 @@ class ControlMixin(EngineCore):
                     )
                 )
             revived = _revive_owners(commit, failed, by_id)
-            restart = [
-                failed,
-                *[
-                    r
-                    for r in runs
-                    if r.status == StepRunStatus.CANCELLED
-                    and any(r.scope.startswith(o) for o in revived)
-                    and r.id != failed.id
-                ],
-            ]
+            restart = [failed, *_cut_off(runs, failed, revived)]
             commit.event("execution.redriven", None, fromStep=failed.step_id, generation=generation)
             for old in restart:
                 run = commit.new_run(
@@ -279,6 +270,8 @@ class ControlMixin(EngineCore):
                     generation=generation,
                     predecessor=old.predecessor_id,
                 )
+                if _effect_unknown(old):
+                    run.idempotency_key = old.idempotency_key or run.idempotency_key
                 commit.schedule(run)
             return []
 
@@ -321,6 +314,36 @@ class ControlMixin(EngineCore):
                 StepTask(run.execution_id, run.id, run.due_at or now, run.wake_seq)
             )
         return len(runs)
+
+
+def _cut_off(runs: list[StepRun], failed: StepRun, revived: list[str]) -> list[StepRun]:
+    """The step visits inside the reopened fan-outs that the failure cut off: those
+    whose latest run (any generation) is cancelled. A visit a former redrive already
+    completed is not run again."""
+    latest: dict[tuple[str, str, int], StepRun] = {}
+    for run in runs:
+        if not any(run.scope.startswith(owner) for owner in revived):
+            continue
+        visit = (run.scope, run.step_id, run.iteration)
+        seen = latest.get(visit)
+        if seen is None or (run.generation, run.attempt) >= (seen.generation, seen.attempt):
+            latest[visit] = run
+    return [
+        run
+        for run in latest.values()
+        if run.status == StepRunStatus.CANCELLED and run.id != failed.id
+    ]
+
+
+def _effect_unknown(run: StepRun) -> bool:
+    """Whether a run's call may have reached the service without an answer recorded:
+    cut off by the execution's end (its call may still have landed) or failed with a
+    retryable error (a timeout, a 5xx, a dropped connection). Its redrive sends the same
+    idempotency key, so the service applies the effect once. A definite refusal (a
+    non-retryable error) gets a new key: the service may have stored that answer."""
+    if run.status == StepRunStatus.CANCELLED:
+        return True
+    return run.status == StepRunStatus.FAILED and run.error is not None and run.error.retryable
 
 
 def _resumed_status(runs: list[StepRun], now: datetime) -> ExecutionStatus:

@@ -230,6 +230,9 @@ class Commit:
                 due_at=self.now + timedelta(seconds=delay),
                 attempt=run.attempt + 1,
             )
+            # Every attempt of a visit sends one key (a redriven visit may carry its
+            # previous generation's key: see ``redrive``).
+            nxt.idempotency_key = run.idempotency_key or nxt.idempotency_key
             self.schedule(nxt)
             self.event("step.retrying", nxt, delaySeconds=delay, attempt=nxt.attempt)
             return [nxt]
