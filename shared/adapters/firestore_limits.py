@@ -19,8 +19,8 @@ contention is counted as empty for that request (a refusal, never an error).
 
 Documents: ``rate_limits/{sha256(key)[:40]}-{shard}`` with ``tokens``, ``updated`` (the
 instance's epoch seconds: instances' clocks must agree to within a fraction of the
-refill interval, as Cloud Run's do) and ``expireAt`` (a Firestore TTL policy on it
-deletes idle buckets).
+refill interval, as Cloud Run's do) and ``expireAt`` (the TTL policy declared in
+``infra/firestore/indexes.json`` deletes idle buckets).
 """
 
 from __future__ import annotations

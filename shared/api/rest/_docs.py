@@ -23,10 +23,24 @@ _MEANING = {
 }
 
 
+_HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries with the error body for each status."""
+    """``responses=`` entries with the error body (and headers) for each status."""
     return {
-        status: {"model": ErrorBody, "description": _MEANING.get(status, "Error.")}
+        status: {
+            "model": ErrorBody,
+            "description": _MEANING.get(status, "Error."),
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        }
         for status in sorted(set(statuses))
     }
 
