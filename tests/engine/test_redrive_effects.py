@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,43 @@ async def test_a_visit_a_redrive_completed_is_not_run_by_the_next(
     ]
     assert pays == [(0, "cancelled"), (1, "succeeded")], "the second redrive ran ship only"
     assert sum(counter.keys.values()) == 2 and counter.effects == 1
+
+
+async def test_pause_and_resume_around_a_running_http_step(
+    hc: Harness, counter: EffectCounter
+) -> None:
+    """Paused while its call is held open: the answer is recorded, the cheap step after
+    it is not left leased, and the resume finishes the execution with one effect."""
+    hc.engine.settings = replace(hc.engine.settings, chain_commit_steps=1)
+    execution = await hc.start(
+        await hc.create(
+            {
+                "name": "pay-then-note",
+                "steps": [
+                    {
+                        "id": "pay",
+                        "type": "http",
+                        "nextSteps": ["note"],
+                        "config": {"method": "POST", "url": f"{counter.url}/charge"},
+                    },
+                    {"id": "note", "type": "transform", "config": {"output": "${prev.status}"}},
+                ],
+            }
+        )
+    )
+    (task,) = hc.queue.take_due(hc.clock.now())
+    counter.gate.clear()
+    delivery = asyncio.create_task(hc.engine.handle_task(task))
+    await asyncio.wait_for(counter.arrived.wait(), 10)
+    await hc.app.pause(execution.id)
+    counter.gate.set()
+    assert (await delivery).status == "done"
+    statuses = await hc.statuses(execution.id)
+    assert statuses == [("pay", "succeeded"), ("note", "scheduled")]
+    await hc.drain()
+    assert (await hc.app.get_execution(execution.id)).status == ExecutionStatus.PAUSED
+    assert (await hc.app.resume(execution.id)).status == ExecutionStatus.RUNNING
+    await hc.drain()
+    done = await hc.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED and done.result == 200
+    assert counter.effects == 1
