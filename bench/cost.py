@@ -197,6 +197,7 @@ async def run(args: argparse.Namespace, firestore: str, tasks: str) -> dict[str,
     async with execute_step_server() as execute_step:
         base = Settings(
             backend="gcp",
+            token_verifier="dev",  # each task carries a dev token; execute-step checks it
             gcp=GcpSettings(
                 project=project,
                 location=LOCATION,

@@ -401,7 +401,40 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-examples", action="store_true", help="do not load examples/")
     _common(dev)
     dev.set_defaults(handler=cmd_dev)
+
+    token = _command(
+        commands,
+        "dev-token",
+        "print an ID token the dev verifier accepts (the key of $WFE_DEV_KEY_FILE)",
+    )
+    token.add_argument(
+        "--kind",
+        choices=["tasks", "sweep", "scheduler", "pubsub"],
+        default="scheduler",
+        help="the internal caller to sign for (default: scheduler)",
+    )
+    token.add_argument("--email", help="an end user's email instead (with --audience)")
+    token.add_argument("--audience", help="the token's audience (default: the caller's)")
+    token.set_defaults(handler=cmd_dev_token)
     return parser
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    """``wfe dev-token``: ``curl -H "Authorization: Bearer $(wfe dev-token)" ...``."""
+    from shared.api.identity import identity_from_settings, verifier_mode
+
+    settings = Settings.from_env()
+    if not settings.dev_key_file or verifier_mode(settings) != "dev":
+        raise UsageError("needs WFE_DEV_KEY_FILE (the key `wfe dev` verifies with) in local mode")
+    identity = identity_from_settings(settings)
+    assert identity.minter is not None
+    if args.email:
+        if not args.audience:
+            raise UsageError("--email needs --audience (one of WFE_ID_TOKEN_AUDIENCE)")
+        print(identity.minter.mint(args.audience, args.email))
+    else:
+        print(identity.token_for(args.kind, audience=args.audience))
+    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

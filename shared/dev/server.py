@@ -15,7 +15,9 @@ Routes: ``/api/v1/...``, ``/graphql`` (HTTP: queries and mutations; WebSocket:
 ``graphql-transport-ws`` subscriptions), ``/ws/...`` and ``/sse/...`` (streams),
 ``/triggers/...`` (the trigger-handler's routes: ``/triggers/pubsub``,
 ``/triggers/schedule/{id}``, ``/triggers/webhooks/{id}``), ``/tasks/execute-step``,
-``/health``.
+``/health``. The internal routes (``/tasks/*``, ``/triggers/pubsub``,
+``/triggers/schedule/{id}``) check the caller's ID token as in the cloud: locally one
+signed by the dev key (``WFE_DEV_KEY_FILE``; ``wfe dev-token`` prints one).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from starlette.types import Receive, Scope, Send
 
 from shared.api.edge import Edge
 from shared.api.errors import install_error_handlers
+from shared.api.identity import verifier_mode
 from shared.api.middleware import CatchAll
 from shared.api.rest import create_management_app
+from shared.api.rest._audit import with_auth_failure_audit
 from shared.api.streams import stream_routes
 from shared.api.tasks import create_tasks_app
 from shared.api.triggers import create_trigger_app
@@ -102,8 +106,10 @@ class DevServer:
         app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
-                Mount("/triggers", create_trigger_app(edge, lifespan=False)),
-                Mount("/tasks", create_tasks_app(edge, lifespan=False)),
+                Mount(
+                    "/triggers", with_auth_failure_audit(create_trigger_app(edge, lifespan=False))
+                ),
+                Mount("/tasks", with_auth_failure_audit(create_tasks_app(edge, lifespan=False))),
                 *stream_routes(edge, allowed_origins=allowed, graphql=False, health=False),
                 Mount(
                     "",
@@ -240,6 +246,7 @@ def banner(server: DevServer) -> str:
             f"  WebSocket     {links['executionEventsWebSocket']}",
             f"  SSE           curl -N {links['executionEventsSSE']}",
             f"  demo service  {server.demo_url or 'off'}",
+            f"  internal      {_internal_note(server.settings)}",
             f"  examples      {len(server.loaded)} workflow(s) loaded: "
             + ", ".join(sorted({name for name, _ in server.loaded})),
             "",
@@ -248,6 +255,17 @@ def banner(server: DevServer) -> str:
             "",
         ]
     )
+
+
+def _internal_note(settings: Settings) -> str:
+    """How /tasks/* and the Pub/Sub and schedule routes check their callers."""
+    mode = verifier_mode(settings)
+    if mode == "none":
+        return "/tasks/*, /triggers/pubsub, /triggers/schedule/* check NO caller (emulators)"
+    if mode == "google":
+        return "/tasks/*, /triggers/pubsub, /triggers/schedule/* need Google-signed ID tokens"
+    how = "wfe dev-token" if settings.dev_key_file else "set WFE_DEV_KEY_FILE, then wfe dev-token"
+    return f"/tasks/*, /triggers/pubsub, /triggers/schedule/* need a dev ID token ({how})"
 
 
 def _database(settings: Settings) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from edge_fixtures import invoker_headers
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
 from grpc import aio
@@ -271,7 +272,8 @@ async def test_an_execution_a_message_starts_continues_the_publishers_trace(
         }
         transport = httpx.ASGITransport(app=create_trigger_app(edge, lifespan=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            answer = await client.post("/pubsub?topic=orders", json=message)
+            headers = invoker_headers(edge, "pubsub")
+            answer = await client.post("/pubsub?topic=orders", json=message, headers=headers)
         assert answer.status_code == 200, answer.text
         listed = await runtime.app.list_executions(workflow_id=workflow.id)
         [execution] = listed.items

@@ -243,3 +243,20 @@ def certs_server() -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_wfe_dev_token_prints_a_token_the_dev_verifier_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.cli.main import main
+
+    key_file = tmp_path / "dev.pem"
+    key_file.write_text(SIGNER.private_pem)
+    monkeypatch.setenv("WFE_DEV_KEY_FILE", str(key_file))
+    assert main(["dev-token", "--kind", "pubsub"]) == 0
+    token = capsys.readouterr().out.strip()
+    identity = identity_from_settings(Settings.local_mode(dev_key_file=str(key_file)))
+    assert await identity.check(_request(token), "pubsub") == DEV_INVOKER
+    other = identity_from_settings(Settings.local_mode())  # the process's own key
+    with pytest.raises(Unauthenticated):
+        await other.check(_request(token), "pubsub")
