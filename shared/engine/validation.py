@@ -16,10 +16,23 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from shared.engine.graph import check_graph
-from shared.engine.steps import StepRegistry
-from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
+from shared.engine.steps import StepRegistry, StepType
+from shared.errors import (
+    DefinitionInvalid,
+    InputInvalid,
+    Issue,
+    WorkflowError,
+    json_pointer,
+    pointer_token,
+)
 from shared.expressions import TRIGGER_ROOTS, check_template, compile_expression
-from shared.models import EventTrigger, ScheduleTrigger, WebhookTrigger, WorkflowDefinition
+from shared.models import (
+    EventTrigger,
+    ScheduleTrigger,
+    WebhookTrigger,
+    WorkflowDefinition,
+    WorkflowStep,
+)
 from shared.models.safe_yaml import load_yaml_documents
 from shared.ports.secrets import SecretRefForbidden, check_secret_ref
 
@@ -230,9 +243,17 @@ def _check_step(
     try:
         config = step_type.parse_config(step.config)
     except ValidationError as exc:
-        return [*issues, *issues_from_pydantic(exc, f"{path}/config")]
+        issues.extend(issues_from_pydantic(exc, f"{path}/config"))
+        return issues + _checks_of_the_valid_fields(step, step_type, exc, path, ids)
     configs[step.id] = config
-    issues.extend(step_type.check(step, config, path))
+    return issues + _config_checks(step, step_type, config, path, ids)
+
+
+def _config_checks(
+    step: WorkflowStep, step_type: StepType, config: Any, path: str, ids: dict[str, int]
+) -> list[Issue]:
+    """The step type's own checks of a parsed config, and the steps it names."""
+    issues = step_type.check(step, config, path)
     for target, suffix in step_type.referenced_steps(config):
         if target not in ids:
             issues.append(
@@ -243,6 +264,32 @@ def _check_step(
                 )
             )
     return issues
+
+
+def _checks_of_the_valid_fields(
+    step: WorkflowStep,
+    step_type: StepType,
+    error: ValidationError,
+    path: str,
+    ids: dict[str, int],
+) -> list[Issue]:
+    """One bad field must not hide the other problems of a config: parse it again without
+    the fields in error (those with defaults) and run the checks on the rest. A config
+    whose bad field is required (or that fails again) has its field errors only."""
+    bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+    if not bad or not isinstance(step.config, Mapping):
+        return []
+    rest = {key: value for key, value in step.config.items() if key not in bad}
+    try:
+        config = step_type.parse_config(rest)
+    except ValidationError:
+        return []
+    shadowed = tuple(f"{path}/config/{pointer_token(key)}" for key in bad)
+    return [
+        issue
+        for issue in _config_checks(step, step_type, config, path, ids)
+        if not issue.path.startswith(shadowed)
+    ]
 
 
 def _check_trigger(definition: WorkflowDefinition) -> list[Issue]:

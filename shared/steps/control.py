@@ -80,7 +80,24 @@ class MapStep(StepType):
     config_model = MapConfig
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return compile_expression(config.items, f"{path}/config/items")[1]
+        where = f"{path}/config/items"
+        compiled, issues = compile_expression(config.items, where)
+        if compiled is not None and not compiled.roots:
+            # A constant (``'a,b'``, ``42``): its value is known now, and it must be a list.
+            try:
+                value = compiled.evaluate({})
+            except StepFailed as exc:
+                return [Issue(exc.code, exc.message, where)]
+            if not isinstance(value, list):
+                issues.append(
+                    Issue(
+                        "MAP_ITEMS_NOT_A_LIST",
+                        f"items is the constant {config.items!r}, not a list: give a CEL "
+                        "expression over input or vars that yields one",
+                        where,
+                    )
+                )
+        return issues
 
     def bodies(self, config: Any) -> list[str]:
         return [config.start]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from shared.expressions import check_template
 from shared.models import WorkflowStep
 
 MAX_WAIT_SECONDS = 365 * 86_400
+_WHOLE_TEMPLATE = re.compile(r"\$\{.+\}", re.DOTALL)
 
 
 class WaitConfig(StepConfig):
@@ -48,7 +50,29 @@ class WaitStep(StepType):
     config_model = WaitConfig
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return check_template({"seconds": config.seconds, "until": config.until}, f"{path}/config")
+        where = f"{path}/config"
+        issues = check_template({"seconds": config.seconds, "until": config.until}, where)
+        seconds, until = config.seconds, config.until
+        if isinstance(seconds, str) and not _WHOLE_TEMPLATE.fullmatch(seconds.strip()):
+            try:
+                number = float(seconds)
+            except ValueError:
+                number = -1.0
+            if not 0 <= number <= MAX_WAIT_SECONDS:
+                issues.append(
+                    Issue(
+                        "WAIT_SECONDS_INVALID",
+                        f"'seconds' is a number of seconds (0 to {MAX_WAIT_SECONDS}) or a "
+                        "${...} template giving one",
+                        f"{where}/seconds",
+                    )
+                )
+        if isinstance(until, str) and "${" not in until:
+            try:
+                _parse_time(until)
+            except StepFailed as exc:
+                issues.append(Issue(exc.code, exc.message, f"{where}/until"))
+        return issues
 
     async def execute(self, ctx: StepContext) -> Outcome:
         target_text = ctx.run.state.get("until")

@@ -320,3 +320,69 @@ def test_yaml_and_json_parse_to_the_same_definition() -> None:
     yaml_text = "name: y\nsteps:\n  - id: a\n    type: transform\n"
     json_text = '{"name": "y", "steps": [{"id": "a", "type": "transform"}]}'
     assert parse_document(yaml_text, "a.yaml") == parse_document(json_text, "a.json")
+
+
+# -- issue 11, item 6: what validation could catch, and every problem of a config at once
+
+
+def _one_step(step: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(DefinitionInvalid) as refused:
+        validate_definition({"name": "x", "steps": [step]}, default_registry())
+    return [(issue.code, issue.path) for issue in refused.value.issues]
+
+
+@pytest.mark.parametrize(
+    ("config", "code", "path"),
+    [
+        ({"seconds": "ten"}, "WAIT_SECONDS_INVALID", "/steps/0/config/seconds"),
+        ({"seconds": "10 s"}, "WAIT_SECONDS_INVALID", "/steps/0/config/seconds"),
+        ({"until": "tomorrow"}, "INVALID_TIME", "/steps/0/config/until"),
+    ],
+)
+def test_wait_durations_and_times_that_cannot_work_are_refused(
+    config: dict[str, Any], code: str, path: str
+) -> None:
+    assert (code, path) in _one_step({"id": "w", "type": "wait", "config": config})
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        {"seconds": "${input.delay}"},
+        {"seconds": "2.5"},
+        {"until": "2030-01-01T00:00:00Z"},
+        {"until": "${input.at}"},
+    ],
+)
+def test_wait_templates_numbers_and_times_are_accepted(good: dict[str, Any]) -> None:
+    step = {"id": "w", "type": "wait", "config": good}
+    validate_definition({"name": "x", "steps": [step]}, default_registry())
+
+
+@pytest.mark.parametrize("items", ["'a,b,c'", "42", "{'a': 1}", "true"])
+def test_map_items_that_are_a_constant_other_than_a_list_are_refused(items: str) -> None:
+    step = {
+        "id": "m",
+        "type": "map",
+        "config": {"items": items, "start": "body"},
+        "nextSteps": [],
+    }
+    body = {"id": "body", "type": "transform", "config": {"set": {"x": 1}}}
+    with pytest.raises(DefinitionInvalid) as refused:
+        validate_definition({"name": "x", "steps": [step, body]}, default_registry())
+    found = [(issue.code, issue.path) for issue in refused.value.issues]
+    assert ("MAP_ITEMS_NOT_A_LIST", "/steps/0/config/items") in found
+
+
+def test_one_config_error_does_not_hide_the_others() -> None:
+    step = {
+        "id": "m",
+        "type": "map",
+        "config": {"items": "input.orders.map(", "start": "nowhere", "concurrency": 0},
+    }
+    found = _one_step(step)
+    assert ("INVALID_VALUE", "/steps/0/config/concurrency") in found or any(
+        path == "/steps/0/config/concurrency" for _, path in found
+    )
+    assert ("EXPRESSION_SYNTAX", "/steps/0/config/items") in found
+    assert ("UNKNOWN_STEP_REFERENCE", "/steps/0/config/start") in found
