@@ -53,7 +53,8 @@ class ScheduleSpec:
 
     @property
     def target_path(self) -> str:
-        """Path on the trigger-handler the job POSTs to."""
+        """Path on the trigger-handler the job POSTs to; a ``?tenant=`` here counts only
+        with the binding a backend appends (``shared.ports.tenant_binding.bind_path``)."""
         return f"/schedule/{quote(self.workflow_id, safe='')}{_tenant_query(self.tenant)}"
 
     @property
