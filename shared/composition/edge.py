@@ -19,6 +19,7 @@ from shared.api.auth import Authenticator, authenticator_from_settings
 from shared.api.edge import Edge
 from shared.api.identity import InternalIdentity, identity_from_settings
 from shared.api.rest import create_management_app
+from shared.api.rest._audit import with_auth_failure_audit
 from shared.api.stream_tokens import StreamTokens, stream_token_key
 from shared.api.streams import create_stream_app
 from shared.api.tasks import create_tasks_app
@@ -52,8 +53,8 @@ FUNCTION_APPS: dict[str, Callable[[Edge], ASGIApp]] = {
     "create": lambda edge: create_management_app(
         edge, allowed_origins=edge.settings.allowed_origins
     ),
-    "execute-step": create_tasks_app,
-    "trigger-handler": create_trigger_app,
+    "execute-step": lambda edge: with_auth_failure_audit(create_tasks_app(edge)),
+    "trigger-handler": lambda edge: with_auth_failure_audit(create_trigger_app(edge)),
     "status-stream": lambda edge: create_stream_app(
         edge, allowed_origins=edge.settings.allowed_origins
     ),

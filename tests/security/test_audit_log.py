@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from _served import ALICE, API, BOB, ERIN, FLOW, KEYS, VICTOR, Served, served
+from edge_fixtures import client_for
 
 from shared.app.triggers import PubSubEvent, ScheduleFire, dispatch_event, fire_schedule
 from shared.app.webhooks import sign
+from shared.composition.edge import FUNCTION_APPS
 from shared.ports.audit import AuditQuery
 
 HOOK_SECRET = "whsec-canary-0d9f7a61"
@@ -295,3 +297,21 @@ async def test_a_flood_of_bad_keys_is_not_a_flood_of_writes(tmp_path: Path) -> N
         assert auditor is not None
         recorded = await auditor.log.query(AuditQuery(tenant="default"))
         assert [(e.subject, e.action) for e in recorded.items] == [("anonymous", "auth.failed")] * 3
+
+
+async def test_forged_internal_calls_are_recorded_as_failed_authentications(s: Served) -> None:
+    flow = await s.create(ALICE)
+    forged_schedule = await s.hooks.post(f"/schedule/{flow}", headers={"Authorization": "Bearer x"})
+    forged_push = await s.hooks.post("/pubsub", json={"message": {"data": ""}})
+    async with client_for(FUNCTION_APPS["execute-step"](s.edge), "http://tasks.test") as tasks:
+        forged_task = await tasks.post("/execute-step", json={"executionId": "e", "runId": "r"})
+    assert [r.status_code for r in (forged_schedule, forged_push, forged_task)] == [401] * 3
+
+    auditor = s.runtime.app.auditor
+    assert auditor is not None
+    recorded = (await auditor.log.query(AuditQuery(tenant="default"))).items
+    assert Counter((e.subject, e.action, e.target, e.outcome, e.status) for e in recorded) == {
+        ("anonymous", "auth.failed", None, "UNAUTHENTICATED", 401): 2,
+        ("anonymous", "auth.failed", flow, "UNAUTHENTICATED", 401): 1,
+    }
+    assert await s.executions("tenant-a") == 0

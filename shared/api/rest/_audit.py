@@ -18,6 +18,8 @@ import logging
 import re
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +28,7 @@ from shared.api.edge import edge_of
 from shared.api.rest._deps import PRINCIPAL
 from shared.app.audit import request_id_var
 
-__all__ = ["ACTIONS", "AuditMiddleware", "request_id_of"]
+__all__ = ["ACTIONS", "AuditMiddleware", "request_id_of", "with_auth_failure_audit"]
 
 ACTIONS: dict[str, str] = {
     "create_workflow": "workflow.create",
@@ -86,11 +88,31 @@ def _error_code(status: int, body: bytes) -> str:
     return code if isinstance(code, str) else f"HTTP_{status}"
 
 
-class AuditMiddleware:
-    """Records the outcome of each state-changing call (and each failed authentication)."""
+SELF_RECORDING = frozenset({"webhook"})
+"""Endpoints of the internal apps whose use case records every call itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def with_auth_failure_audit(app: Starlette) -> Starlette:
+    """``app`` (the tasks or the trigger app) recording its refused callers: a call
+    answered 401 or 403 (a forged Cloud Tasks, Pub/Sub or Scheduler call, a trigger
+    URL whose tenant binding does not verify) is an ``auth.failed`` entry. The
+    middleware goes innermost, inside the telemetry, so the entry carries the trace."""
+    app.user_middleware.append(Middleware(AuditMiddleware, calls=False))
+    return app
+
+
+class AuditMiddleware:
+    """Records the outcome of each state-changing call (and each failed authentication).
+
+    Args:
+        calls: record state-changing calls (the management API); False: only the
+            calls refused with 401 or 403 (the internal apps, whose use cases record
+            the calls they serve).
+    """
+
+    def __init__(self, app: ASGIApp, *, calls: bool = True) -> None:
         self.app = app
+        self.calls = calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,9 +148,15 @@ class AuditMiddleware:
 
     async def _record(self, scope: Scope, answer: dict[str, Any]) -> None:
         status: int = answer["status"]
-        action = _action(scope)
-        if action is None and status != 401:
-            return
+        if self.calls:
+            action = _action(scope)
+            if action is None and status != 401:
+                return
+        else:
+            name = getattr(scope.get("endpoint"), "__name__", None)
+            if status not in (401, 403) or name in SELF_RECORDING:
+                return
+            action = None
         edge = edge_of(HTTPConnection(scope))
         auditor = edge.app.auditor
         if auditor is None:
