@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -14,7 +15,14 @@ from shared.app.quotas import Quotas
 from shared.app.stats import decision_stats, execution_stats
 from shared.engine.runtime import Engine, HopResult
 from shared.engine.validation import validate_definition
-from shared.errors import DefinitionInvalid, InputInvalid, InvalidState, Issue, NotFound
+from shared.errors import (
+    Conflict,
+    DefinitionInvalid,
+    InputInvalid,
+    InvalidState,
+    Issue,
+    NotFound,
+)
 from shared.models import (
     ExecutionEvent,
     ExecutionStatus,
@@ -32,6 +40,11 @@ from shared.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+STATS_WINDOW = 1000
+"""Executions a workflow's ``executionStats`` cover (``GET /workflows/{id}``)."""
+LIST_STATS_WINDOW = 100
+"""Executions each workflow's ``executionStats`` cover in a listing (one query each)."""
 
 _SERVER_FIELDS = (
     "id",
@@ -56,7 +69,9 @@ class StartRequest:
     version: int | None = None
     trigger: dict[str, Any] | None = None
     execution_id: str | None = None
-    """Set by triggers for deduplication: a second start with the same id is a no-op."""
+    """Deduplication: a second start with the same id returns the first execution. From
+    a caller (no ``trigger``), a second start that differs (workflow, input) is refused
+    with EXECUTION_ID_REUSED; triggers derive ids from their message or tick."""
     require_active: bool = False
 
 
@@ -175,16 +190,23 @@ class WorkflowApp:
         return definition
 
     async def get_workflow_with_stats(self, workflow_id: str) -> WorkflowDefinition:
-        definition = await self.get_workflow(workflow_id)
-        page = await self.executions.list_executions(
-            ExecutionQuery(tenant=self.tenant, workflow_id=workflow_id, limit=1000)
-        )
-        definition.execution_stats = execution_stats(page.items)
+        definition = await self._with_stats(await self.get_workflow(workflow_id), STATS_WINDOW)
+        assert definition.execution_stats is not None
         window = self.engine.services.settings.ai.history_window
         definition.execution_stats.decision_stats = await decision_stats(
             self.executions, definition, self.tenant, window
         )
-        if page.items:  # newest first; derived on read so starts do not rewrite the head
+        return definition
+
+    async def _with_stats(self, definition: WorkflowDefinition, window: int) -> WorkflowDefinition:
+        """``executionStats`` over the latest ``window`` executions, and ``lastExecuted``:
+        derived on read, so starting an execution never rewrites the workflow's head (one
+        hot document in Firestore)."""
+        page = await self.executions.list_executions(
+            ExecutionQuery(tenant=self.tenant, workflow_id=definition.id, limit=window)
+        )
+        definition.execution_stats = execution_stats(page.items, window)
+        if page.items:  # newest first
             definition.last_executed = page.items[0].started_at
         return definition
 
@@ -223,11 +245,15 @@ class WorkflowApp:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[WorkflowDefinition]:
-        return await self.workflows.list_workflows(
+        page = await self.workflows.list_workflows(
             WorkflowQuery(
                 tenant=self.tenant, active_only=active_only, tags=tags, limit=limit, cursor=cursor
             )
         )
+        items = await asyncio.gather(
+            *(self._with_stats(item, LIST_STATS_WINDOW) for item in page.items)
+        )
+        return Page(list(items), page.next_cursor)
 
     async def delete_workflow(self, workflow_id: str) -> None:
         if not await self.workflows.delete_workflow(workflow_id, self.tenant):
@@ -259,6 +285,24 @@ class WorkflowApp:
             execution_id=request.execution_id,
             tenant=self.tenant,
         )
+        if not created and (
+            execution.tenant != self.tenant
+            or (
+                request.trigger is None
+                and (execution.workflow_id != definition.id or execution.input != request.input)
+            )
+        ):
+            # A caller-chosen id names one start: the same request again is a duplicate
+            # (the first execution answers); anything else under that id is a mistake
+            # to report, never a silent success, and never another tenant's execution.
+            # (A trigger's id names its message, schedule tick or webhook key: the first
+            # delivery's input wins, as docs/triggers.md says.)
+            raise Conflict(
+                f"execution id {request.execution_id} is taken by another start (a different "
+                "workflow or input): choose a new id",
+                code="EXECUTION_ID_REUSED",
+                retryable=False,
+            )
         return StartResult(execution, created)
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution:

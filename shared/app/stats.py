@@ -17,12 +17,14 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[index]
 
 
-def execution_stats(executions: list[WorkflowExecution]) -> ExecutionStats:
-    """Counts by status, duration percentiles (finished ones) and the latest error."""
+def execution_stats(executions: list[WorkflowExecution], window: int) -> ExecutionStats:
+    """Counts by status, duration percentiles (finished ones) and the latest error, of
+    ``executions``: the latest ``window`` executions of a workflow, newest first."""
     durations = sorted(e.duration for e in executions if e.duration is not None)
     errors = sorted((e for e in executions if e.error), key=lambda e: e.updated_at)
     return ExecutionStats(
         total=len(executions),
+        window=window,
         by_status=dict(Counter(e.status.value for e in executions)),
         duration_p50_ms=_percentile(durations, 0.5),
         duration_p95_ms=_percentile(durations, 0.95),

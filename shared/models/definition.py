@@ -158,9 +158,13 @@ class DecisionBranchStats(ApiModel):
 
 
 class ExecutionStats(ApiModel):
-    """Counts and durations of a workflow's executions."""
+    """Counts and durations of a workflow's latest executions (``window`` of them)."""
 
     total: int = 0
+    """Executions counted: all of them, or ``window`` when there are more."""
+    window: int = 0
+    """The most executions counted (the latest ones): 1,000 for one workflow, 100 in a
+    listing."""
     by_status: dict[str, int] = Field(default_factory=dict)
     duration_p50_ms: float | None = None
     duration_p95_ms: float | None = None

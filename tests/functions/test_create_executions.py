@@ -25,19 +25,47 @@ async def test_execute_runs_to_success(api: httpx.AsyncClient) -> None:
 
     steps = await api.get(f"{API}/executions/{started['id']}/steps")
     assert steps.json() == {"items": done["steps"]}
-    stats = (await api.get(f"{API}/workflows/{workflow_id}")).json()["executionStats"]
-    assert (stats["total"], stats["byStatus"]) == (1, {"succeeded": 1})
+    one = (await api.get(f"{API}/workflows/{workflow_id}")).json()
+    stats = one["executionStats"]
+    assert (stats["total"], stats["byStatus"], stats["window"]) == (1, {"succeeded": 1}, 1000)
+    # the listing carries them too (issue 11 item 7: total 0 and no lastExecuted there)
+    [listed] = (await api.get(f"{API}/workflows")).json()["items"]
+    assert listed["lastExecuted"] == one["lastExecuted"] == started["startedAt"]
+    assert listed["executionStats"] == {**stats, "window": 100}
 
 
 async def test_execute_a_pinned_version_idempotently(api: httpx.AsyncClient) -> None:
     workflow_id = await create(api, doubler("v1"))
     await api.put(f"{API}/workflows/{workflow_id}", json=doubler("v2"))
     first = await execute(api, workflow_id, input={"n": 1}, version=1, executionId="order-17")
-    second = await execute(api, workflow_id, input={"n": 2}, executionId="order-17")
+    second = await execute(api, workflow_id, input={"n": 1}, executionId="order-17")  # a retry
     assert first["id"] == second["id"] == "order-17"
     assert (second["workflowVersion"], second["input"]) == (1, {"n": 1})
     listing = await api.get(f"{API}/executions", params={"workflow_id": workflow_id})
     assert [e["id"] for e in listing.json()["items"]] == ["order-17"]
+
+
+async def test_an_execution_id_reused_for_another_start_is_409(api: httpx.AsyncClient) -> None:
+    """Issue 11, item 7: a different input under a used id once answered 202 with the
+    first execution, silently; and another tenant got that tenant's execution back."""
+    workflow_id = await create(api, doubler())
+    other_workflow = await create(api, doubler("other"))
+    await execute(api, workflow_id, input={"n": 1}, executionId="order-18")
+    url = f"{API}/workflows/{{}}/execute"
+    attempts = [
+        (workflow_id, {"input": {"n": 2}}, {}),
+        (other_workflow, {"input": {"n": 1}}, {}),
+    ]
+    foreign = await api.post(f"{API}/workflows", json=doubler("acme"), headers={"X-Tenant": "acme"})
+    attempts.append((foreign.json()["id"], {"input": {"n": 1}}, {"X-Tenant": "acme"}))
+    for target, body, headers in attempts:
+        response = await api.post(
+            url.format(target), json={**body, "executionId": "order-18"}, headers=headers
+        )
+        assert (response.status_code, error_of(response)["code"]) == (409, "EXECUTION_ID_REUSED")
+        assert '"n"' not in response.text and workflow_id not in response.text
+    listing = await api.get(f"{API}/executions", params={"workflow_id": workflow_id})
+    assert [(e["id"], e["input"]) for e in listing.json()["items"]] == [("order-18", {"n": 1})]
 
 
 async def test_execute_errors(api: httpx.AsyncClient) -> None:

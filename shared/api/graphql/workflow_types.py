@@ -125,6 +125,9 @@ class WorkflowTrigger:
 @strawberry.type(description="Counts and durations of a workflow's recent executions.")
 class ExecutionStats:
     total: int
+    window: int = strawberry.field(
+        description="The most executions counted (the latest): 1000 for one workflow."
+    )
     by_status: JSON = strawberry.field(description="Execution count per status value.")
     duration_p50_ms: float | None
     duration_p95_ms: float | None
@@ -148,6 +151,7 @@ class ExecutionStats:
             )
         return cls(
             total=model.total,
+            window=model.window,
             by_status=JSON(model.by_status),
             duration_p50_ms=model.duration_p50_ms,
             duration_p95_ms=model.duration_p95_ms,
