@@ -259,7 +259,12 @@ class ControlMixin(EngineCore):
                     )
                 )
             revived = _revive_owners(commit, failed, by_id)
-            restart = [failed, *_cut_off(runs, failed, revived)]
+            restart = [failed]
+            for cut in _cut_off(runs, failed, revived):
+                if "total" in cut.state:  # a fan-out the end cut off: reopen it as it stood
+                    _reopen(commit, cut)
+                else:
+                    restart.append(cut)
             commit.event("execution.redriven", None, fromStep=failed.step_id, generation=generation)
             for old in restart:
                 run = commit.new_run(
@@ -318,8 +323,8 @@ class ControlMixin(EngineCore):
 
 def _cut_off(runs: list[StepRun], failed: StepRun, revived: list[str]) -> list[StepRun]:
     """The step visits inside the reopened fan-outs that the failure cut off: those
-    whose latest run (any generation) is cancelled. A visit a former redrive already
-    completed is not run again."""
+    whose latest run (any generation) is cancelled, nested fan-outs included. A visit a
+    former redrive already completed is not run again."""
     latest: dict[tuple[str, str, int], StepRun] = {}
     for run in runs:
         if not any(run.scope.startswith(owner) for owner in revived):
@@ -333,6 +338,15 @@ def _cut_off(runs: list[StepRun], failed: StepRun, revived: list[str]) -> list[S
         for run in latest.values()
         if run.status == StepRunStatus.CANCELLED and run.id != failed.id
     ]
+
+
+def _reopen(commit: Commit, owner: StepRun) -> None:
+    """Put a cut-off parallel or map back to waiting for its bodies: its cut-off bodies
+    run again in their own scope (same visits, same keys), its finished ones count."""
+    owner.status = StepRunStatus.WAITING
+    owner.finished_at = None
+    owner.error = None
+    commit.put_run(owner)
 
 
 def _effect_unknown(run: StepRun) -> bool:

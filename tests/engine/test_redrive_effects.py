@@ -225,3 +225,36 @@ async def test_pause_and_resume_around_a_running_http_step(
     done = await hc.app.get_execution(execution.id)
     assert done.status == ExecutionStatus.SUCCEEDED and done.result == 200
     assert counter.effects == 1
+
+
+async def test_a_call_cut_off_inside_a_nested_fan_out_keeps_its_key(
+    hc: Harness, counter: EffectCounter
+) -> None:
+    """The cut-off call sits in a parallel inside the branch: redrive reopens that inner
+    parallel where it stood (same run, same scope) instead of fanning out anew, so the
+    call's visit, and its key, are the same."""
+    definition = workflow(counter.url)
+    steps = definition["steps"]
+    assert isinstance(steps, list)
+    steps[0]["config"]["branches"][1] = {"name": "money", "start": "inner"}
+    steps.append(
+        {
+            "id": "inner",
+            "type": "parallel",
+            "config": {"branches": [{"name": "pay", "start": "pay"}]},
+        }
+    )
+    execution = await hc.start(await hc.create(definition))
+    await start_branches(hc)
+    by_step = {await step_of(hc, t): t for t in hc.queue.take_due(hc.clock.now())}
+    await hc.deliver(by_step["inner"])
+    hc.queue.tasks.append(by_step["ship"])
+    assert await ship_fails_while_pay_is_in_flight(hc, counter) == "lost_lease"
+    assert counter.effects == 1
+    counter.ship_status = 200
+    await hc.app.redrive(execution.id)
+    await hc.drain()
+    assert (await hc.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+    assert counter.effects == 1, counter.keys
+    inner = [r for r in await hc.runs(execution.id) if r.step_id == "inner"]
+    assert [r.status.value for r in inner] == ["succeeded"], "reopened, not run again"
