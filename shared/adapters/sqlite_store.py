@@ -33,7 +33,7 @@ from shared.adapters._store_common import (
     epoch_or_none,
 )
 from shared.adapters.clock import SystemClock
-from shared.errors import Conflict, InputInvalid, NotFound
+from shared.errors import Conflict, InputInvalid, NotFound, TransientError
 from shared.models import (
     ExecutionEvent,
     StepRun,
@@ -102,9 +102,12 @@ class SqliteStore(Listeners):
             try:
                 result = body(self._conn)
                 self._conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 rollback(self._conn)
-                raise
+                mapped = store_error(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
             return result
 
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
@@ -122,7 +125,14 @@ class SqliteStore(Listeners):
         async with self._lock:
             if not future.done():
                 batch, self._pending = self._pending, []
-                await self._commit_batch(batch)
+                try:
+                    await self._commit_batch(batch)
+                except asyncio.CancelledError:
+                    if future.done() and not future.cancelled():
+                        future.exception()  # read: it was settled for a caller now gone
+                    raise
+                except Exception:  # every future of the batch holds the error,
+                    pass  # ours included: raised below, and never left unretrieved
         return await future
 
     async def _commit_batch(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
@@ -142,24 +152,28 @@ class SqliteStore(Listeners):
                     for sql, params in tx.writes:
                         self._conn.execute(sql, params)
                 except Exception as exc:
+                    if not self._conn.in_transaction:
+                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
+                        # error): the batch's earlier writes are gone too; all fail.
+                        raise store_error(exc) from exc
                     self._conn.execute("ROLLBACK TO tx")
                     self._conn.execute("RELEASE tx")
                     if isinstance(exc, sqlite3.IntegrityError):
                         exc = Conflict(f"write refused: {exc}")
-                    done.append((future, None, exc, []))
+                    done.append((future, None, store_error(exc), []))
                     continue
                 self._conn.execute("RELEASE tx")
                 done.append((future, result, None, tx.events))
         except BaseException as exc:
             rollback(self._conn)
             for _, future in batch:
-                _settle(future, error=exc)
+                _settle(future, error=store_error(exc))
             raise
         try:
             cancelled = await self._commit()
         except BaseException as exc:
             for _, future in batch:
-                _settle(future, error=exc)
+                _settle(future, error=store_error(exc))
             raise
         for future, result, error, events in done:
             _settle(future, result=result, error=error)
@@ -409,6 +423,19 @@ def _update_head(conn: sqlite3.Connection, head: WorkflowDefinition) -> None:
         " updated_at = ?, last_executed = ?, doc = ? WHERE id = ?",
         (*_head_columns(head), head.id),
     )
+
+
+def store_error(exc: BaseException) -> BaseException:
+    """SQLite's own failures (disk full, I/O error, read-only file) as a retryable
+    STORE_UNAVAILABLE: the API answers 503 with Retry-After and the queue redelivers,
+    instead of a bare 500. Anything else is returned as it is."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or (
+        type(exc) is sqlite3.DatabaseError
+    ):
+        error = TransientError(f"the store cannot write: {exc}", code="STORE_UNAVAILABLE")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 def _settle(

@@ -60,6 +60,10 @@ CODE_BY_STATUS: dict[int, str] = {
 """The code of a framework-raised HTTP error (no route, wrong method...)."""
 
 
+RETRY_AFTER_SECONDS = 2
+"""``Retry-After`` of a 503: a dependency failed in a way retrying is expected to fix."""
+
+
 def status_for(error: WorkflowError) -> int:
     """HTTP status of a core error: by code, else 503 when retryable, else 500."""
     if error.code in STATUS_BY_CODE:
@@ -70,10 +74,13 @@ def status_for(error: WorkflowError) -> int:
 def error_response(error: Exception) -> JSONResponse:
     """``{"error": {...}}`` with the mapped status; anything unexpected is a logged 500."""
     if isinstance(error, WorkflowError):
-        response = JSONResponse({"error": error.to_dict()}, status_code=status_for(error))
+        status = status_for(error)
+        response = JSONResponse({"error": error.to_dict()}, status_code=status)
         retry_after = error.details.get("retryAfterSeconds") if error.details else None
         if error.code == "RATE_LIMITED" and isinstance(retry_after, int):
             response.headers["Retry-After"] = str(retry_after)
+        elif status == 503:  # a store or queue outage: come back soon
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     log.error("unhandled error", exc_info=error)
     return JSONResponse(
