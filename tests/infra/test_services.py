@@ -77,6 +77,8 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
 DEFAULTED = {
     "allow_unauthenticated": "false: the public functions refuse to start without API keys",
     "token_verifier": "auto: Google's certificates in gcp mode",
+    "stream_token_key": "derived from WFE_API_KEY_SALT, which create and status-stream share",
+    "stream_token_ttl_seconds": "a minute to open a stream suits browsers",
     "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
     "chain_commit_steps": "engine tuning",
