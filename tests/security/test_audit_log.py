@@ -315,3 +315,25 @@ async def test_forged_internal_calls_are_recorded_as_failed_authentications(s: S
         ("anonymous", "auth.failed", flow, "UNAUTHENTICATED", 401): 1,
     }
     assert await s.executions("tenant-a") == 0
+
+
+async def test_a_graphql_batch_cut_short_by_the_start_limit_records_what_it_did(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path, limit_start_rps=0.001, limit_start_burst=2) as s:
+        flows = [await s.create(ALICE) for _ in range(3)]
+        batch = (
+            "mutation($r: [ExecuteWorkflowRequest!]!) "
+            "{ executeWorkflows(requests: $r) { __typename } }"
+        )
+        requests = [{"workflowId": flow, "input": {}} for flow in flows]
+        answer = await s.api.post(
+            "/graphql", json={"query": batch, "variables": {"r": requests}}, headers=ALICE
+        )
+        assert answer.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED", answer.text
+
+        entries = await _entries(s, ALICE, action="execution.start")
+        assert sorted((e["target"], e["outcome"]) for e in entries) == sorted(
+            [(flows[0], "ok"), (flows[1], "ok"), (flows[2], "RATE_LIMITED")]
+        )
+        assert await s.executions("tenant-a") == 2

@@ -5,7 +5,9 @@
 mutation has answered, it records one entry per object acted on (one per item of a
 batch), with the principal, the target ids taken from the arguments and the result,
 and the outcome: ``ok``, the code of the payload's error member, or the code of the
-error raised. Arguments are read for ids only; no input value is ever recorded.
+error raised (a batch cut short by an error: its answered items, then the item the
+error hit, as ``as_payload`` notes them in ``errors.answered``). Arguments are read
+for ids only; no input value is ever recorded.
 """
 
 # mypy: disable-error-code="untyped-decorator"
@@ -23,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 
 from shared.api.auth import Principal, authorize
 from shared.api.graphql.context import GqlInfo, caller
-from shared.api.graphql.errors import UserError
+from shared.api.graphql.errors import UserError, answered
 from shared.api.graphql.pagination import PageInfo, check_first
 from shared.app import WorkflowApp
 from shared.app.audit import outcome_of
@@ -93,11 +95,17 @@ class AuditMutations(SchemaExtension):
         return self._recorded(result, info, kwargs)
 
     async def _recorded(self, result: Any, info: Info, arguments: Any) -> Any:
+        token = answered.set([])
         try:
             value = await result if inspect.isawaitable(result) else result
         except Exception as exc:
-            await _record(info, arguments, [None], error=exc)
+            # A batch cut short: the items answered before the error, then the one it hit.
+            done = answered.get() or []
+            await _record(info, arguments, done)
+            await _record(info, arguments, [None], error=exc, first=len(done))
             raise
+        finally:
+            answered.reset(token)
         await _record(info, arguments, value if isinstance(value, list) else [value])
         return value
 
@@ -108,7 +116,9 @@ async def _record(
     items: Sequence[Any],
     *,
     error: BaseException | None = None,
+    first: int = 0,
 ) -> None:
+    """One entry per item; ``first``: the index of ``items[0]`` among the call's items."""
     context = info.context
     principal, app = context.get("principal"), context.get("app")
     if not isinstance(principal, Principal) or not isinstance(app, WorkflowApp):
@@ -116,8 +126,8 @@ async def _record(
     if app.auditor is None:
         return
     action = _action(info.field_name, arguments)
-    targets = _targets(arguments, len(items))
-    for index, item in enumerate(items or [None]):
+    targets = _targets(arguments, first + len(items))
+    for index, item in enumerate(items, start=first):
         target = targets[index] if index < len(targets) else None
         execution_id = None
         made = getattr(item, "id", None)

@@ -15,6 +15,7 @@ Two ways, both with the stable codes of ``shared.errors``:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeAlias, TypeVar
@@ -113,15 +114,26 @@ def user_error(exc: Exception) -> AnyUserError | None:
     return None
 
 
+answered: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "wfe_graphql_answered", default=None
+)
+"""Set by the audit extension around a mutation: the payloads ``as_payload`` answered so
+far, so that a batch cut short by an error still has its finished items recorded."""
+
+
 async def as_payload(work: Awaitable[M], convert: Callable[[M], S]) -> S | AnyUserError:
     """Run a use case; a client-fixable error becomes the union member, others raise."""
     try:
-        return convert(await work)
+        payload: S | AnyUserError = convert(await work)
     except WorkflowError as exc:
         error = user_error(exc)
         if error is None:
             raise
-        return error
+        payload = error
+    seen = answered.get()
+    if seen is not None:
+        seen.append(payload)
+    return payload
 
 
 _GRAPHQL_CODES = (
