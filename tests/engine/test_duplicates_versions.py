@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from harness import Harness, linear
 
+from shared.errors import Conflict
 from shared.models import ExecutionStatus
 
 MIXED = {
@@ -80,9 +81,16 @@ async def test_redelivered_finished_task_is_a_duplicate(h: Harness) -> None:
 async def test_start_with_the_same_execution_id_is_idempotent(h: Harness) -> None:
     workflow_id = await h.create(linear({"id": "a", "type": "count"}))
     first = await h.start(workflow_id, {"n": 1}, execution_id="msg-42")
-    second = await h.start(workflow_id, {"n": 2}, execution_id="msg-42")
-    assert first.id == second.id == "msg-42"
-    assert second.input == {"n": 1}
+    again = await h.start(workflow_id, {"n": 1}, execution_id="msg-42")  # a caller's retry
+    # a trigger's redelivery (its id names the message): the first delivery's input wins
+    redelivered = await h.start(
+        workflow_id, {"n": 2}, execution_id="msg-42", trigger={"type": "event"}
+    )
+    assert first.id == again.id == redelivered.id == "msg-42"
+    assert redelivered.input == {"n": 1}
+    with pytest.raises(Conflict) as reused:  # a caller's other start under a used id
+        await h.start(workflow_id, {"n": 2}, execution_id="msg-42")
+    assert reused.value.code == "EXECUTION_ID_REUSED"
     await h.drain()
     assert sum(h.counter.calls.values()) == 1
 

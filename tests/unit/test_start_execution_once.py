@@ -20,8 +20,8 @@ async def test_created_only_by_the_first_start_with_an_id() -> None:
         request = StartRequest(workflow.id, {"a": 1}, execution_id="fixed-id")
 
         first = await app.start_execution_once(request)
-        second = await app.start_execution_once(
-            StartRequest(workflow.id, {"a": 2}, execution_id="fixed-id")
+        second = await app.start_execution_once(  # a trigger's redelivery: first input wins
+            StartRequest(workflow.id, {"a": 2}, execution_id="fixed-id", trigger={"type": "event"})
         )
         fresh = await app.start_execution_once(StartRequest(workflow.id, {}))
 
