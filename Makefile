@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators
+.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators chaos
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ dev-emulators: install
 
 bench: install
 	$(BIN)/python bench/engine.py --json
+
+# Chaos suite (issue 11): 2,000 executions through wfe dev under SIGKILLs, duplicate
+# deliveries, upstream 503s, a full disk and redrives; prints the audit as JSON.
+# `make chaos CHAOS_ARGS=--short` is the small run make test does (tests/e2e/test_chaos.py).
+chaos: install
+	$(BIN)/python bench/chaos.py --json $(CHAOS_ARGS)
 
 # The Cloud Tasks emulator (gcloud-tasks-emulator) pins protobuf<5: it gets a virtual
 # environment of its own, .venv-tasks-emulator. The emulator tests make it when missing.

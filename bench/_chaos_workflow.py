@@ -61,7 +61,10 @@ def workflow(name: str, counter_url: str) -> dict[str, Any]:
             {
                 "id": "route",
                 "type": "branch",
-                "config": {"cases": [{"when": "vars.k % 2 == 0", "next": "even"}], "default": "odd"},
+                "config": {
+                    "cases": [{"when": "vars.k % 2 == 0", "next": "even"}],
+                    "default": "odd",
+                },
                 "nextSteps": ["even", "odd"],
             },
             {

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -255,7 +256,7 @@ class Run:
             response = await self.call(
                 client, "POST", f"/api/v1/workflows/{self.workflow_id}/execute", json=body
             )
-            if response is not None and response.status_code == 202:
+            if response is not None and response.status_code in (200, 201, 202):
                 self.acked[execution_id] = now()
                 self.recently_acked.add(execution_id)
             else:
@@ -462,7 +463,9 @@ async def audit_store(db: Path, acked: dict[str, float]) -> dict[str, Any]:
             runs = await store.list_runs(execution_id)
             events = await store.list_events(execution_id)
             step_runs += len(runs)
-            visits = Counter((r.generation, r.scope, r.step_id, r.iteration, r.attempt) for r in runs)
+            visits = Counter(
+                (r.generation, r.scope, r.step_id, r.iteration, r.attempt) for r in runs
+            )
             ends = Counter(e.run_id for e in events if e.type == "step.succeeded")
             if visits and max(visits.values()) > 1:
                 history.append(f"{execution_id}: a step visit recorded twice")
@@ -470,10 +473,12 @@ async def audit_store(db: Path, acked: dict[str, float]) -> dict[str, Any]:
                 history.append(f"{execution_id}: a run succeeded twice")
             if [e.seq for e in events] != list(range(1, len(events) + 1)):
                 history.append(f"{execution_id}: event sequence gap")
-            timeline = [(_at(e.at), e.type.startswith("execution.") and _terminal(e.type)) for e in events]
+            timeline = [
+                (_at(e.at), e.type.startswith("execution.") and _terminal(e.type)) for e in events
+            ]
             timeline.sort()
             timelines[execution_id] = timeline
-            for (a, _), (b, _) in zip(timeline, timeline[1:], strict=False):
+            for (a, _), (b, _) in itertools.pairwise(timeline):
                 if b - a > max_stall[0]:
                     max_stall = (b - a, execution_id)
             status = execution.status.value
@@ -535,7 +540,9 @@ def recovery(
         out.append(
             {
                 "kind": fault.kind,
-                "at_seconds": round(fault.started - min(t[0][0] for t in timelines.values() if t), 1)
+                "at_seconds": round(
+                    fault.started - min(t[0][0] for t in timelines.values() if t), 1
+                )
                 if timelines
                 else 0,
                 "duration_seconds": round(fault.ended - fault.started, 2),
@@ -552,7 +559,7 @@ def recovery(
 SHORT = {"n": 60, "kills": 1, "duplicates": 0.3, "window": 30, "store_fault_seconds": 3.0}
 
 
-def parse(argv: list[str] | None = None) -> Params:
+def parse(argv: list[str] | None = None) -> tuple[Params, str | None]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--n", type=int)
@@ -566,6 +573,7 @@ def parse(argv: list[str] | None = None) -> Params:
     parser.add_argument("--store-fault-seconds", type=float)
     parser.add_argument("--max-redrives", type=int)
     parser.add_argument("--drain-seconds", type=float, help="wait for the end after the starts")
+    parser.add_argument("--workdir", help="folder for the database and logs (default: a new one)")
     args = parser.parse_args(argv)
     values: dict[str, Any] = dict(SHORT) if args.short else {}
     for name in (
@@ -580,19 +588,21 @@ def parse(argv: list[str] | None = None) -> Params:
     ):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    return Params(backend=args.backend, seed=args.seed, short=args.short, **values)
+    params = Params(backend=args.backend, seed=args.seed, short=args.short, **values)
+    return params, args.workdir
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = parse(argv)
+    params, folder = parse(argv)
     json_out = "--json" in (argv if argv is not None else sys.argv[1:])
     if params.backend != "local":
         print("chaos: --backend emulators is not implemented yet", file=sys.stderr)
         return 2
     random.seed(params.seed)
-    keep = os.environ.get("WFE_CHAOS_KEEP")
-    workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="wfe-chaos-"))
+    workdir = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="wfe-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):  # a fresh store: the execution ids repeat per seed
+        (workdir / f"chaos.db{suffix}").unlink(missing_ok=True)
     result = asyncio.run(Run(params, workdir).execute())
     result["workdir"] = str(workdir)
     if json_out:
