@@ -11,7 +11,9 @@ cold start through unauthenticated).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +34,8 @@ from shared.ports import EventFeed
 from shared.settings import Settings
 
 __all__ = ["Edge", "EdgeRuntime", "edge_of"]
+
+log = logging.getLogger(__name__)
 
 
 class EdgeRuntime(Protocol):
@@ -69,8 +73,12 @@ class Edge:
     reconciling Cloud Scheduler jobs, which would otherwise redo them all per cold start)."""
     owns_runtime: bool = True
     """Start and stop the runtime with the edge (False: the caller already started it)."""
+    sweep_at_start: bool = False
+    """Re-enqueue overdue step runs once when the edge starts (execute-step in the cloud:
+    runs a killed instance held are retried at once, not at the next scheduled sweep)."""
     broker: EventBroker = field(init=False)
     _started: bool = field(default=False, init=False, repr=False)
+    _startup_sweep: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.broker = EventBroker(self.runtime.app)
@@ -90,6 +98,8 @@ class Edge:
         if self.owns_runtime:
             await self.runtime.start()
         self.broker.attach_feed(self.runtime.event_feed())
+        if self.sweep_at_start:
+            self._startup_sweep = asyncio.create_task(self._sweep(), name="wfe-startup-sweep")
         if self.triggers is not None:
             if self.start_triggers:
                 await self.triggers.start()
@@ -100,6 +110,11 @@ class Edge:
         if not self._started:
             return
         self._started = False
+        if self._startup_sweep is not None:
+            self._startup_sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup_sweep
+            self._startup_sweep = None
         if self.triggers is not None:
             with contextlib.suppress(ValueError):
                 self.runtime.app.change_hooks.remove(self.triggers.on_workflow_changed)
@@ -109,6 +124,15 @@ class Edge:
         if self.owns_runtime:
             await self.runtime.stop()
         flush_tracing()  # spans still buffered by a batching exporter
+
+    async def _sweep(self) -> None:
+        try:
+            count = await self.runtime.sweep_once()
+        except Exception:
+            log.exception("the sweep at start failed; the scheduled sweep will retry")
+            return
+        if count:
+            log.info("re-enqueued %d overdue step run(s) at start", count)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

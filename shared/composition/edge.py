@@ -154,6 +154,7 @@ def build_function_app(service: str, settings: Settings | None = None) -> ASGIAp
     if service in PUBLIC_FUNCTIONS:
         require_authentication(settings)
     edge = build_edge(settings)
+    edge.sweep_at_start = service == "execute-step" and settings.backend == "gcp"
     runtime = edge.runtime
     cloud = settings.gcp
     if (

@@ -42,7 +42,6 @@ class ClaimMixin(EngineCore):
         self, task: StepTask, token: str
     ) -> HopResult | tuple[StepRun, WorkflowExecution]:
         now = self.clock.now()
-        lease = self.settings.lease_seconds
         early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
 
         async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
@@ -85,10 +84,9 @@ class ClaimMixin(EngineCore):
                 commit.finalize()
                 return HopResult("cancelled")
             step = definition.step(run.step_id)
-            timeout = step.timeout_seconds or self.settings.default_step_timeout
             run.status = StepRunStatus.RUNNING
             run.lease_owner = token
-            run.lease_expires_at = now + timedelta(seconds=timeout + lease)
+            run.lease_expires_at = self.lease_until(now, definition, step)
             run.deliveries += 1
             run.started_at = run.started_at or now
             commit.put_run(run)

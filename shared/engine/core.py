@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from shared.engine.definitions import DefinitionCache, NotCached
-from shared.engine.steps import StepRegistry
+from shared.engine.steps import StepRegistry, step_config
+from shared.models import WorkflowDefinition, WorkflowStep
 from shared.observability import start_span
 from shared.ports import Clock, ExecutionStore, ExecutionTx, TaskQueue
 
 T = TypeVar("T")
+
+INLINE_TIME_LIMIT = 10.0
+"""Seconds a run of a step without I/O may take (a chain of them, run in memory)."""
 
 
 class EngineCore:
@@ -22,6 +27,28 @@ class EngineCore:
     registry: StepRegistry
     clock: Clock
     settings: Any
+
+    def time_limit(self, definition: WorkflowDefinition, step: WorkflowStep) -> float:
+        """Seconds a run of ``step`` may take: its ``timeoutSeconds``, else the bound of its
+        type (an http call's own timeout), else the engine's default."""
+        if step.timeout_seconds:
+            return float(step.timeout_seconds)
+        step_type = self.registry.get(step.type)
+        bound = step_type.time_limit(step_config(step_type, definition, step))
+        if bound is not None:
+            return float(bound)
+        if step_type.inline_for(step):
+            return INLINE_TIME_LIMIT
+        return float(self.settings.default_step_timeout)
+
+    def lease_until(
+        self, now: datetime, definition: WorkflowDefinition, step: WorkflowStep
+    ) -> datetime:
+        """When a run claimed ``now`` is free for another delivery: its time limit, plus
+        the grace its outcome's commit may take."""
+        return now + timedelta(
+            seconds=self.time_limit(definition, step) + self.settings.lease_seconds
+        )
 
     async def transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         """A store transaction whose body may need definitions: they are loaded outside

@@ -15,7 +15,6 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Span
@@ -74,8 +73,10 @@ T = TypeVar("T")
 class EngineSettings:
     """Tunables of the executor, with the defaults used in production."""
 
-    lease_seconds: float = 60.0
-    """Lease on a claimed run beyond its step timeout."""
+    lease_seconds: float = 15.0
+    """Lease on a claimed run beyond its step's time limit: the time its outcome's commit
+    may take. A worker killed mid-step leaves its run to the next delivery this much
+    after the step's own deadline (an http call's timeout), not minutes later."""
     default_step_timeout: float = 300.0
     max_chain_steps: int = 500
     """Cheap steps run inline in one invocation before a hop is forced."""
@@ -164,14 +165,41 @@ class Engine(ClaimMixin, ControlMixin):
         names: list[str] = []
         budget = self.settings.max_chain_steps
         while current is not None:
-            current, execution, ran = await self._run_segment(
-                current, execution, definition, token, budget
-            )
+            running = current
+            try:
+                current, execution, ran = await self._run_segment(
+                    running, execution, definition, token, budget
+                )
+            except Exception:
+                # The outcome was not recorded (a store fault): free the run for the
+                # redelivery this failure causes, instead of leaving it leased until
+                # its lease runs out. Best effort: the store may still be failing.
+                await self._release(running, token)
+                raise
             names.extend(ran)
             budget -= len(ran)
             if not ran:
                 return HopResult("lost_lease", names)
         return HopResult("done", names)
+
+    async def _release(self, run: StepRun, token: str) -> None:
+        """End this delivery's lease on ``run`` now, if it still holds it."""
+        now = self.clock.now()
+
+        async def release(tx: ExecutionTx) -> None:
+            stored = await tx.get_run(run.id)
+            if (
+                stored is not None
+                and stored.status == StepRunStatus.RUNNING
+                and stored.lease_owner == token
+            ):
+                stored.lease_expires_at = now
+                tx.put_run(stored)
+
+        try:
+            await self.run_tx(release)
+        except Exception:
+            log.warning("could not release the lease of run %s; it expires", run.id)
 
     # -- running steps ---------------------------------------------------------------
 
@@ -276,7 +304,7 @@ class Engine(ClaimMixin, ControlMixin):
                 prev = run.context.get("prev")
                 skip = Complete(output=prev, next_steps=step.next_steps[:1])
                 return _Done(run, skip, None, skipped=True)
-            timeout = step.timeout_seconds or self.settings.default_step_timeout
+            timeout = self.time_limit(definition, step)
             wake = run.state.get("wake")
             if wake is not None:
                 outcome = step_type.resume(ctx, wake)
@@ -421,9 +449,7 @@ class Engine(ClaimMixin, ControlMixin):
             return []
         nxt.status = StepRunStatus.RUNNING
         nxt.lease_owner = token
-        nxt.lease_expires_at = commit.now + timedelta(
-            seconds=self.settings.default_step_timeout + self.settings.lease_seconds
-        )
+        nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)
         nxt.started_at = commit.now
         nxt.deliveries = 1
         commit.outbox = [r for r in commit.outbox if r.id != nxt.id]

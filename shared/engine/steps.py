@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from shared.ports.secrets import SecretResolver
 
 
+QUICK_STEP_SECONDS = 30.0
+"""Time limit of steps that only record what comes next (park, fan out, start a child,
+publish): their run is retried this soon after a worker died during it."""
+
+
 class StepConfig(BaseModel):
     """Base of step configuration models: camelCase keys, unknown keys refused."""
 
@@ -168,6 +173,12 @@ class StepType:
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         """Extra save-time checks (expressions, references); ``path`` is the step's pointer."""
         return []
+
+    def time_limit(self, config: Any) -> float | None:
+        """Most seconds one run may take by its config (an http call's ``timeoutSeconds``),
+        or None: the step's own ``timeoutSeconds``, else the engine's default, bounds it.
+        The run's lease follows it, so a dead worker's run is retried that much later."""
+        return None
 
     def bodies(self, config: Any) -> list[str]:
         """Start steps of the bodies this step fans out to (parallel/map)."""

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from shared.engine.steps import (
+    QUICK_STEP_SECONDS,
     Body,
     Complete,
     FanOut,
@@ -47,6 +48,9 @@ class ParallelStep(StepType):
     type_name = "parallel"
     config_model = ParallelConfig
 
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
+
     def bodies(self, config: Any) -> list[str]:
         return [b.start for b in config.branches]
 
@@ -78,6 +82,9 @@ class MapStep(StepType):
 
     type_name = "map"
     config_model = MapConfig
+
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         where = f"{path}/config/items"

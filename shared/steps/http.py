@@ -40,6 +40,8 @@ from shared.steps._secrets import (
 __all__ = ["HttpConfig", "HttpGateway", "HttpStep"]
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+HTTP_MARGIN_SECONDS = 5.0
+"""Time an http step may take beyond its ``timeoutSeconds`` (redirect hops, the body)."""
 
 
 class HttpConfig(StepConfig):
@@ -145,6 +147,12 @@ class HttpStep(StepType):
         return issues + check_template(
             {"url": config.url, **without_secret_templates(placed)}, where
         )
+
+    def time_limit(self, config: Any) -> float | None:
+        """The call's own timeout (httpx applies it to connecting and to each read) and a
+        margin for redirects and a slow body: the engine cuts the whole call there
+        (``STEP_TIMEOUT``), and a dead worker's run is retried soon after."""
+        return float(config.timeout_seconds) + HTTP_MARGIN_SECONDS
 
     async def execute(self, ctx: StepContext) -> Outcome:
         gateway: HttpGateway | None = ctx.services.http

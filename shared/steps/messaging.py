@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from shared.engine.steps import (
+    QUICK_STEP_SECONDS,
     Complete,
     Outcome,
     StartChild,
@@ -30,6 +31,9 @@ class PublishConfig(StepConfig):
 class PublishStep(StepType):
     type_name = "publish"
     config_model = PublishConfig
+
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         return check_template(
@@ -72,6 +76,9 @@ class SubworkflowConfig(StepConfig):
 class SubworkflowStep(StepType):
     type_name = "subworkflow"
     config_model = SubworkflowConfig
+
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         return check_template(config.input, f"{path}/config/input")

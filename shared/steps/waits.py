@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from shared.engine.steps import Complete, Outcome, Park, StepConfig, StepContext, StepType
+from shared.engine.steps import (
+    QUICK_STEP_SECONDS,
+    Complete,
+    Outcome,
+    Park,
+    StepConfig,
+    StepContext,
+    StepType,
+)
 from shared.errors import Issue, StepFailed
 from shared.expressions import check_template
 from shared.models import WorkflowStep
@@ -48,6 +56,9 @@ def _parse_time(value: Any) -> datetime:
 class WaitStep(StepType):
     type_name = "wait"
     config_model = WaitConfig
+
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
         where = f"{path}/config"
@@ -105,6 +116,9 @@ class WaitForEventConfig(StepConfig):
 class WaitForEventStep(StepType):
     type_name = "wait_for_event"
     config_model = WaitForEventConfig
+
+    def time_limit(self, config: Any) -> float | None:
+        return QUICK_STEP_SECONDS  # it only records what comes next
 
     async def execute(self, ctx: StepContext) -> Outcome:
         deadline_text = ctx.run.state.get("deadline")
