@@ -15,7 +15,8 @@ nothing (what an idempotent upstream does). Faults, drawn per request:
 Every request is counted; ``GET /_report`` returns, per logical step
 (``execution|step|item``), the keys under which an effect was applied and how many
 requests each key got. A logical step with effects under two keys is a doubled
-effect. ``POST /_faults`` changes the fault rates while running (``{"failRate": 0}``).
+effect. ``POST /_faults`` changes the faults while running (``{"failRate": 0}``;
+``{"hold": 1.0}``: every answer takes at least 1 s).
 
 Run: ``python bench/_chaos_counter.py --port P --fail-rate 0.3 --seed 1``.
 """
@@ -51,6 +52,8 @@ class Faults:
     latency: float = 0.05
     slow_rate: float = 0.0
     slow: float = 1.0
+    hold: float = 0.0
+    """Every answer takes at least this long (the driver sets it around the store fault)."""
 
 
 @dataclass
@@ -89,6 +92,7 @@ async def effect(request: Request) -> Response:
     delay = rng.uniform(0, faults.latency)
     if faults.slow_rate and rng.random() < faults.slow_rate:
         delay = faults.slow
+    delay = max(delay, faults.hold)
     fail = rng.random() < faults.fail_rate
     ambiguous = fail and rng.random() < faults.ambiguous_share
     if delay:
@@ -131,7 +135,7 @@ async def report(request: Request) -> Response:
 async def set_faults(request: Request) -> Response:
     ledger: Ledger = request.app.state.ledger
     body = await request.json()
-    names = {"failRate": "fail_rate", "latency": "latency", "slowRate": "slow_rate"}
+    names = {"failRate": "fail_rate", "latency": "latency", "slowRate": "slow_rate", "hold": "hold"}
     for wire, attr in names.items():
         if wire in body:
             setattr(ledger.faults, attr, float(body[wire]))

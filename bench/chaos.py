@@ -20,8 +20,10 @@ http, branch, parallel, map) through the REST API, at most ``--window`` unfinish
 a time, each with its own ``executionId`` (a start retried after a kill is the same
 execution). While they run it injects, spread over the run: ``--kills`` SIGKILLs of
 the server process (restarted at once on the same database file), and one store-write
-fault of ``--store-fault-seconds`` (SQLite's ``max_page_count`` caps the file: every
-write needing a page fails with SQLITE_FULL, as on a full disk). Every execution found
+fault of ``--store-fault-seconds`` after the last kill (SQLite's ``max_page_count`` caps
+the file: every write needing a page fails with SQLITE_FULL, as on a full disk; the
+counter holds its answers ``--store-fault-hold`` seconds around the cap, so steps
+claimed before it finish during it and their commits fail). Every execution found
 ``failed`` is redriven (``POST /executions/{id}/redrive``), up to ``--max-redrives``.
 After the last start it waits up to ``--drain-seconds`` for every execution to end,
 stops the server, and audits the database and the counter:
@@ -90,6 +92,7 @@ class Params:
     short: bool = False
     window: int = 150
     store_fault_seconds: float = 10.0
+    store_fault_hold: float = 1.0
     max_redrives: int = 10
     drain_seconds: float = 450.0
     latency: float = 0.05
@@ -316,12 +319,13 @@ class Run:
             await asyncio.sleep(0.5)
 
     async def chaos(self) -> None:
-        """Kills at evenly spaced shares of the finished executions, the store fault
-        halfway to the first kill."""
+        """Kills at evenly spaced shares of the finished executions; the store fault
+        halfway between the last kill and the end, so no restart follows it (local mode
+        releases every lease on start, which would hide a stall after the fault)."""
         p = self.params
         plan: list[tuple[float, str]] = [(j / (p.kills + 1), "kill") for j in range(1, p.kills + 1)]
         if p.store_fault_seconds > 0:
-            plan.append((0.5 / (p.kills + 1), "store"))
+            plan.append(((p.kills + 0.5) / (p.kills + 1), "store"))  # no restart after it
         plan.sort()
         for share, kind in plan:
             while self.completed() < share * p.n and not self.done_starting:
@@ -345,11 +349,23 @@ class Run:
         self.faults.append(fault)
 
     async def store_fault(self) -> None:
+        """Cap the store for ``store_fault_seconds``. With ``store_fault_hold``, the
+        counter first holds every answer that long, so steps claimed just before the
+        cap finish their call during it: their outcome's commit fails (the case of a
+        lease that outlives a failed commit, issue 11 item 3)."""
         assert self.server is not None
-        fault = Fault("store_full", now())
-        os.kill(self.server.pid, signal.SIGUSR1)
-        await asyncio.sleep(self.params.store_fault_seconds)
-        os.kill(self.server.pid, signal.SIGUSR2)
+        p = self.params
+        async with httpx.AsyncClient(base_url=self.counter_base, timeout=10) as counter:
+            if p.store_fault_hold > 0:
+                await counter.post("/_faults", json={"hold": p.store_fault_hold})
+                await asyncio.sleep(p.store_fault_hold / 2)
+            fault = Fault("store_full", now(), detail={"hold_seconds": p.store_fault_hold})
+            os.kill(self.server.pid, signal.SIGUSR1)
+            if p.store_fault_hold > 0:
+                await asyncio.sleep(min(p.store_fault_hold, p.store_fault_seconds))
+                await counter.post("/_faults", json={"hold": 0})
+            await asyncio.sleep(max(0.0, p.store_fault_seconds - p.store_fault_hold))
+            os.kill(self.server.pid, signal.SIGUSR2)
         fault.ended = now()
         self.faults.append(fault)
 
@@ -572,6 +588,10 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str | None]:
     parser.add_argument("--window", type=int, help="most unfinished executions at a time")
     parser.add_argument("--store-fault-seconds", type=float)
     parser.add_argument("--max-redrives", type=int)
+    parser.add_argument(
+        "--store-fault-hold", type=float, help="upstream answers held this long around the cap"
+    )
+    parser.add_argument("--slow-rate", type=float, help="share of upstream calls taking 1.5 s")
     parser.add_argument("--drain-seconds", type=float, help="wait for the end after the starts")
     parser.add_argument("--workdir", help="folder for the database and logs (default: a new one)")
     args = parser.parse_args(argv)
@@ -585,6 +605,8 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str | None]:
         "store_fault_seconds",
         "max_redrives",
         "drain_seconds",
+        "slow_rate",
+        "store_fault_hold",
     ):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
