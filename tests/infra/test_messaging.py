@@ -181,3 +181,17 @@ def test_alert_policies_cover_errors_stuck_executions_and_backlog() -> None:
     assert 'google_logging_metric.metric["stuck-runs"].name' in stuck["filter"]
     for policy in policies.values():
         assert policy["notification_channels"] == "${var.alerts_config.notification_channels}"
+
+
+def test_a_scheduled_sweep_calls_execute_step_as_the_tasks_invoker() -> None:
+    """Issue 11, item 3: nothing called /sweep in the cloud, so a run whose task was lost
+    waited for an operator; the job must reach the route with an identity the code admits."""
+    job = module().resource("google_cloud_scheduler_job", "sweep")
+    target = block(job, "http_target")
+    assert target["http_method"] == "POST"
+    assert target["uri"] == '${local.urls["execute-step"]}/sweep'
+    token = block(target, "oidc_token")
+    assert token["service_account_email"] == '${google_service_account.sa["tasks"].email}'
+    assert token["audience"] == '${local.urls["execute-step"]}'
+    assert not str(job["name"]).startswith(ports.JOB_PREFIX)  # reconciled jobs: wfe-*
+    assert "Route(\"/sweep\"" in (ROOT / "shared" / "api" / "tasks.py").read_text()

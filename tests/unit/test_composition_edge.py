@@ -3,12 +3,16 @@ settings alone, before any request (and a setting that cannot work fails right t
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from shared.adapters.cloud_scheduler import CloudSchedulerBackend
 from shared.api.auth import ApiKeyAuthenticator, LocalDevAuthenticator, hash_api_key
 from shared.api.edge import Edge
-from shared.composition.edge import FUNCTION_APPS, build_function_app
+from shared.composition import build_local
+from shared.composition.edge import FUNCTION_APPS, build_edge, build_function_app
 from shared.errors import InputInvalid
 from shared.settings import Settings
 
@@ -82,3 +86,36 @@ def test_internal_functions_and_local_mode_start_without_keys() -> None:
     for service in ("execute-step", "trigger-handler"):
         build_function_app(service, Settings.from_env(GCP))
     build_function_app("create", Settings.from_env({"WFE_DB_PATH": ":memory:"}))
+
+
+def test_only_execute_step_in_gcp_mode_sweeps_when_it_starts() -> None:
+    """Issue 11, item 3: a killed instance's runs are retried when the next one starts."""
+    keyed = {**GCP, "WFE_API_KEYS": f"{hash_api_key('k', 's')}:ana:default:owner"}
+    assert _edge("execute-step", keyed).sweep_at_start is True
+    for service in ("create", "trigger-handler", "status-stream"):
+        assert _edge(service, keyed).sweep_at_start is False
+    assert _edge("execute-step", {}).sweep_at_start is False  # local mode recovers instead
+
+
+async def test_an_edge_that_sweeps_at_start_re_enqueues_overdue_runs(tmp_path: Path) -> None:
+    runtime = build_local(Settings.local_mode(db_path=str(tmp_path / "s.db")))
+    swept: list[int] = []
+    real = runtime.sweep_once
+
+    async def counted() -> int:
+        swept.append(await real())
+        return swept[-1]
+
+    runtime.sweep_once = counted  # type: ignore[method-assign]
+    edge = build_edge(runtime.settings, runtime=runtime)
+    edge.owns_runtime = True
+    edge.sweep_at_start = True
+    await edge.start()
+    try:
+        for _ in range(100):
+            if swept:
+                break
+            await asyncio.sleep(0.01)
+        assert swept == [0]  # it ran once, at start (nothing was overdue here)
+    finally:
+        await edge.stop()

@@ -26,3 +26,33 @@ resource "google_cloud_tasks_queue" "steps" {
     sampling_ratio = var.tasks_config.logging_sampling_ratio
   }
 }
+
+# The sweeper: re-enqueues step runs whose task is overdue (an enqueue lost after a
+# commit, a run whose instance was killed mid-step once its lease ends). execute-step
+# also sweeps once when an instance starts. The job calls POST /sweep with an OIDC
+# token of the tasks invoker account, the identity execute-step already admits (the
+# code checks it: shared/api/identity.py). Its name stays outside the wfe- prefix of
+# the jobs the code reconciles for workflow schedules, which would delete it.
+resource "google_cloud_scheduler_job" "sweep" {
+  project          = var.project_id
+  region           = var.region
+  name             = "sweep-${var.name_prefix}"
+  description      = "Re-enqueue overdue step runs (POST /sweep on execute-step)."
+  schedule         = var.tasks_config.sweep_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "120s"
+
+  retry_config {
+    retry_count = 0 # the next minute's run is the retry
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.urls["execute-step"]}/sweep"
+
+    oidc_token {
+      service_account_email = google_service_account.sa["tasks"].email
+      audience              = local.urls["execute-step"]
+    }
+  }
+}

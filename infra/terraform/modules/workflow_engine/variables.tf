@@ -220,6 +220,7 @@ variable "tasks_config" {
     max_concurrent_dispatches = optional(number, 500)
     dispatch_deadline_seconds = optional(number, 600)
     logging_sampling_ratio    = optional(number, 1)
+    sweep_schedule            = optional(string, "* * * * *")
   })
   default  = {}
   nullable = false
