@@ -32,7 +32,13 @@ def wfe_dev_argv(db: Path) -> list[str]:
 class ServiceProcess:
     """``argv`` (where ``{port}`` stands for the chosen port) started in ``folder``."""
 
-    def __init__(self, argv: list[str], folder: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        folder: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}"
@@ -40,7 +46,7 @@ class ServiceProcess:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [part.replace("{port}", str(self.port)) for part in argv],
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from shared.ai import render_mermaid
 from shared.app.audit import Auditor
@@ -56,6 +56,9 @@ _SERVER_FIELDS = (
     "owner",
 )
 
+
+OnConflict = Literal["fail", "newVersion"]
+"""What creating a workflow does when its name is taken: refuse (409) or add a version."""
 
 WorkflowChangeHook = Callable[[str, str], Awaitable[object]]
 
@@ -106,6 +109,9 @@ class WorkflowApp:
         """Rate limits (execution starts here; the edges ask for request limits)."""
         self.auditor = auditor
         """Where the edges and the triggers record the audit log (None: nowhere)."""
+        self.variable_defaults: dict[str, Any] = {}
+        """Values for variables a saved definition declares empty (``""``): ``wfe dev``
+        gives ``demoUrl`` its demo service's URL. Shared by the tenant-scoped copies."""
         self.change_hooks = change_hooks if change_hooks is not None else []
         """Called after a workflow is created, updated, (de)activated or deleted, with the
         workflow id and tenant (the trigger manager reconciles there). Shared by the
@@ -115,7 +121,7 @@ class WorkflowApp:
         """The same use cases scoped to another tenant (cheap: shares every port)."""
         if tenant == self.tenant:
             return self
-        return WorkflowApp(
+        scoped = WorkflowApp(
             workflows=self.workflows,
             executions=self.executions,
             engine=self.engine,
@@ -124,6 +130,8 @@ class WorkflowApp:
             quotas=self.quotas,
             auditor=self.auditor,
         )
+        scoped.variable_defaults = self.variable_defaults
+        return scoped
 
     async def _changed(self, workflow_id: str) -> None:
         """Tell the hooks; a failing hook is logged, never raised: the change is stored."""
@@ -138,10 +146,36 @@ class WorkflowApp:
     def validate(self, raw: Mapping[str, Any]) -> WorkflowDefinition:
         """Validate without storing (``wfe validate``, dry runs)."""
         body = {k: v for k, v in raw.items() if k not in _SERVER_FIELDS}
+        variables = body.get("variables")
+        if self.variable_defaults and isinstance(variables, Mapping):
+            filled = {
+                k: self.variable_defaults.get(k, v) if v == "" else v for k, v in variables.items()
+            }
+            body["variables"] = filled
         return validate_definition(body, self.engine.registry)
 
-    async def create_workflow(self, raw: Mapping[str, Any], owner: str = "") -> WorkflowDefinition:
+    async def create_workflow(
+        self,
+        raw: Mapping[str, Any],
+        owner: str = "",
+        *,
+        on_conflict: OnConflict = "fail",
+        may_update: Callable[[str], None] | None = None,
+    ) -> WorkflowDefinition:
+        """Create a workflow at version 1; its name must be new in the tenant.
+
+        A taken name raises WORKFLOW_NAME_TAKEN (409) unless ``on_conflict`` is
+        ``newVersion``: then the definition becomes the next version of the workflow of
+        that name, after ``may_update(workflow_id)`` (the edge's authorization) allows it.
+        """
         definition = self.validate(raw)
+        existing = await self._workflow_named(definition.name)
+        if existing is not None:
+            if on_conflict != "newVersion":
+                raise _name_taken(existing)
+            if may_update is not None:
+                may_update(existing.id)
+            return await self.update_workflow(existing.id, raw, existing.version)
         now = self.engine.clock.now()
         definition.id = str(uuid.uuid4())
         definition.version = 1
@@ -150,6 +184,19 @@ class WorkflowApp:
         await self.workflows.create_workflow(definition, self.tenant)
         await self._changed(definition.id)
         return definition
+
+    async def _workflow_named(self, name: str) -> WorkflowDefinition | None:
+        """The head of the tenant's workflow called ``name`` (the store's own listing, no
+        statistics), or None."""
+        cursor: str | None = None
+        while True:
+            page = await self.workflows.list_workflows(
+                WorkflowQuery(tenant=self.tenant, limit=200, cursor=cursor)
+            )
+            found = next((w for w in page.items if w.name == name), None)
+            if found is not None or page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     async def update_workflow(
         self, workflow_id: str, raw: Mapping[str, Any], expected_version: int | None = None
@@ -372,9 +419,16 @@ class WorkflowApp:
     # -- import, export and detail (management API) --------------------------------------
 
     async def import_workflows(
-        self, documents: Sequence[Any], owner: str = ""
+        self,
+        documents: Sequence[Any],
+        owner: str = "",
+        *,
+        on_conflict: OnConflict = "fail",
+        may_update: Callable[[str], None] | None = None,
     ) -> list[WorkflowDefinition]:
-        """Create every definition of an import, or none: all are validated first.
+        """Create every definition of an import, or none: all are validated first, and
+        with ``on_conflict="fail"`` no name may be taken (nor used twice in the import);
+        with ``newVersion`` a taken name gets a new version (see ``create_workflow``).
 
         Issues are addressed ``/<document index><pointer into that document>``.
         """
@@ -393,7 +447,28 @@ class WorkflowApp:
                 issues.extend(Issue(i.code, i.message, f"/{index}{i.path}") for i in exc.issues)
         if issues:
             raise DefinitionInvalid(issues)
-        return [await self.create_workflow(document, owner) for document in documents]
+        if on_conflict != "newVersion":
+            await self._check_names_free([self.validate(d).name for d in documents])
+        return [
+            await self.create_workflow(
+                document, owner, on_conflict=on_conflict, may_update=may_update
+            )
+            for document in documents
+        ]
+
+    async def _check_names_free(self, names: list[str]) -> None:
+        """WORKFLOW_NAME_TAKEN when a name is taken in the tenant or repeated in ``names``."""
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise Conflict(
+                    f"the import names two workflows {name!r}",
+                    code="WORKFLOW_NAME_TAKEN",
+                    retryable=False,
+                    path=f"/{index}/name",
+                )
+            existing = await self._workflow_named(name)
+            if existing is not None:
+                raise _name_taken(existing, path=f"/{index}/name")
 
     async def export_workflow(self, workflow_id: str, version: int | None = None) -> dict[str, Any]:
         """The portable definition (no server fields) that ``import_workflows`` accepts."""
@@ -415,6 +490,17 @@ class WorkflowApp:
     async def execute_step(self, task: StepTask) -> HopResult:
         """The task-queue target: run one delivery of a step task."""
         return await self.engine.handle_task(task)
+
+
+def _name_taken(existing: WorkflowDefinition, path: str = "/name") -> Conflict:
+    return Conflict(
+        f"a workflow named {existing.name!r} exists ({existing.id}, version "
+        f"{existing.version}); ask for onConflict=newVersion to add a version to it",
+        code="WORKFLOW_NAME_TAKEN",
+        retryable=False,
+        path=path,
+        details={"workflowId": existing.id, "version": existing.version},
+    )
 
 
 def _user_runs(runs: list[StepRun]) -> list[StepRun]:

@@ -142,7 +142,7 @@ async def _run(
     """Register the file's workflows, start the first one and follow it to the end."""
     recordings = Path(args.file).resolve().parent  # <name>.recording.json beside the file
     demo_host = [demo_url.removeprefix("http://")] if demo_url else None  # its port only
-    runtime = runtime_for(args.db, demo_host, recordings)
+    runtime = runtime_for(_db(args), demo_host, recordings)
     ended = asyncio.Event()
     steps = {step.id: step for d in reversed(checked.definitions) for step in d.steps}
     progress = fmt.ProgressPrinter(sys.stderr, steps, on_end=lambda _: ended.set())
@@ -200,9 +200,19 @@ def _add_demo_url(variables: dict[str, Any], data: dict[str, Any], url: str | No
 # -- executions, workflows ----------------------------------------------------------------
 
 
+CLI_DB = ".wfe/cli.db"
+"""The database of ``wfe run``, ``executions``, ``workflows`` and ``resume-all`` without
+``--db``: not ``wfe dev``'s (``$WFE_DB_PATH`` or ``.wfe/wfe.db``), so a run from the
+command line never writes a version into the dev server's workflows."""
+
+
+def _db(args: argparse.Namespace) -> str:
+    return str(args.db or CLI_DB)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with ``--db`` applied."""
-    return Settings.from_env(db_path=args.db)
+    """Settings from the environment, on ``--db`` or the CLI's own database."""
+    return Settings.from_env(db_path=_db(args))
 
 
 async def _names(app: WorkflowApp) -> dict[str, str]:
@@ -260,7 +270,7 @@ async def cmd_resume_all(args: argparse.Namespace) -> int:
     if not Path(settings.local.db_path).exists():
         _err(f"no database at {settings.local.db_path}; nothing to resume")
         return EXIT_OK
-    runtime = runtime_for(args.db)
+    runtime = runtime_for(_db(args))
     progress = fmt.ProgressPrinter(sys.stderr)
     runtime.store.add_listener(progress)
     async with runtime:
@@ -320,9 +330,7 @@ def _common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
     """``--json`` and (unless ``db`` is false) ``--db``."""
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
     if db:
-        parser.add_argument(
-            "--db", metavar="PATH", help="SQLite database (default: $WFE_DB_PATH or .wfe/wfe.db)"
-        )
+        parser.add_argument("--db", metavar="PATH", help=f"SQLite database (default: {CLI_DB})")
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -397,9 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev = _command(commands, "dev", "serve the four functions locally on one port (make dev)")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    dev.add_argument("--demo-port", type=int, default=8099, help="0 disables the demo service")
+    dev.add_argument(
+        "--demo-port",
+        type=int,
+        default=None,
+        help="port of the demo service (default: --port + 1, or a free port when that is "
+        "taken); 0 disables it",
+    )
     dev.add_argument("--no-examples", action="store_true", help="do not load examples/")
-    _common(dev)
+    _common(dev, db=False)
+    dev.add_argument(
+        "--db", metavar="PATH", help="SQLite database (default: $WFE_DB_PATH or .wfe/wfe.db)"
+    )
     dev.set_defaults(handler=cmd_dev)
 
     token = _command(
@@ -419,13 +436,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEV_KEY = ".wfe/dev-key.pem"
+"""The dev verifier's key of ``wfe dev`` and ``wfe dev-token`` without ``WFE_DEV_KEY_FILE``
+(made by ``wfe dev`` when missing), so tokens minted here are the ones it accepts."""
+
+
+def _with_dev_key(settings: Settings, *, create: bool) -> Settings:
+    """``settings`` on ``DEV_KEY`` when local mode's dev verifier has no key file set."""
+    from shared.api.identity import verifier_mode
+
+    if settings.dev_key_file or verifier_mode(settings) != "dev":
+        return settings
+    path = Path(DEV_KEY)
+    if create and not path.exists():
+        _write_new_key(path)
+    if not path.exists():
+        return settings
+    return settings.model_copy(update={"dev_key_file": str(path)})
+
+
+def _write_new_key(path: Path) -> None:
+    """A new private key at ``path`` (mode 0600); a key another process wrote first stays."""
+    from shared.api.identity import generate_private_pem
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(generate_private_pem())
+    try:
+        os.link(draft, path)  # never replaces a key a running server already uses
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+
+
 def cmd_dev_token(args: argparse.Namespace) -> int:
     """``wfe dev-token``: ``curl -H "Authorization: Bearer $(wfe dev-token)" ...``."""
     from shared.api.identity import identity_from_settings, verifier_mode
 
-    settings = Settings.from_env()
+    settings = _with_dev_key(Settings.from_env(), create=False)
     if not settings.dev_key_file or verifier_mode(settings) != "dev":
-        raise UsageError("needs WFE_DEV_KEY_FILE (the key `wfe dev` verifies with) in local mode")
+        raise UsageError(
+            f"needs WFE_DEV_KEY_FILE or {DEV_KEY} (the key `wfe dev` verifies with; "
+            "`wfe dev` writes it) in local mode"
+        )
     identity = identity_from_settings(settings)
     assert identity.minter is not None
     if args.email:
@@ -442,10 +498,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from shared.dev.server import DevOptions, run
 
     examples = None if args.no_examples else Path("examples")
+    pinned = args.demo_port is not None
     options = DevOptions(
-        host=args.host, port=args.port, examples=examples, demo_port=args.demo_port or None
+        host=args.host,
+        port=args.port,
+        examples=examples,
+        demo_port=(args.demo_port or None) if pinned else (args.port + 1) % 65536,
+        demo_port_fallback=not pinned,
     )
-    return run(_settings(args), options)
+    return run(_with_dev_key(Settings.from_env(db_path=args.db), create=True), options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

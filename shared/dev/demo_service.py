@@ -306,7 +306,11 @@ class DemoServer:
         # whose proto says TCP, and without it keep-alive requests wait ~40 ms (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
+        try:
+            sock.bind(("127.0.0.1", self._port))
+        except OSError:
+            sock.close()
+            raise
         config = uvicorn.Config(
             self.app,
             log_level="warning",

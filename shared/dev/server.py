@@ -23,7 +23,6 @@ signed by the dev key (``WFE_DEV_KEY_FILE``; ``wfe dev-token`` prints one).
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import sys
@@ -71,8 +70,11 @@ class DevOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     examples: Path | None = Path("examples")
-    demo_port: int | None = 8099
-    """Port of the demo service; ``None`` disables it."""
+    demo_port: int | None = 0
+    """Port of the demo service (0: a free one); ``None`` disables it."""
+    demo_port_fallback: bool = False
+    """When ``demo_port`` is taken, take a free port instead of failing (``wfe dev``'s
+    default, ``PORT + 1``, may be another process's)."""
 
 
 @dataclass
@@ -164,8 +166,7 @@ class DevServer:
         require_authentication(self.settings)  # gcp mode (dev-emulators) needs keys or the flag
         hosts = list(self.settings.engine.http_allowed_hosts)
         if self.options.demo_port is not None:
-            self.demo = DemoServer(port=self.options.demo_port)
-            self.demo_url = await self.demo.astart()
+            self.demo_url = await self._start_demo(self.options.demo_port)
             hosts.append(self.demo_url.removeprefix("http://"))  # 127.0.0.1:<demo port> only
         engine = self.settings.engine.model_copy(update={"http_allowed_hosts": hosts})
         settings = self.settings.model_copy(update={"engine": engine})
@@ -174,6 +175,8 @@ class DevServer:
             ai = settings.ai.model_copy(update={"recordings_dir": recordings})
             settings = settings.model_copy(update={"ai": ai})
         runtime = build_runtime(settings)  # WFE_BACKEND=gcp: the emulators (dev-emulators)
+        if self.demo_url is not None:  # `demoUrl: ""` in a saved definition: the demo service
+            runtime.app.variable_defaults["demoUrl"] = self.demo_url
         await runtime.start(sweep=True)  # a long-lived process sweeps, whatever the backend
         self.runtime = runtime
         self.edge = build_edge(settings, runtime=runtime, triggers=dev_trigger_manager(runtime))
@@ -183,6 +186,17 @@ class DevServer:
             await self._load_examples(self.options.examples)
         if self.print_banner:
             print(banner(self), file=sys.stderr, flush=True)
+
+    async def _start_demo(self, port: int) -> str:
+        try:
+            self.demo = DemoServer(port=port)
+            return await self.demo.astart()
+        except OSError as exc:
+            if not self.options.demo_port_fallback or port == 0:
+                raise
+            log.warning("demo service port %s is taken (%s); using a free port", port, exc)
+            self.demo = DemoServer(port=0)
+            return await self.demo.astart()
 
     async def stop(self) -> None:
         if self.edge is not None:
@@ -201,18 +215,10 @@ class DevServer:
             try:
                 documents = parse_documents(path.read_text(), str(path))
                 for raw in reversed(documents):  # supporting workflows first
-                    definition, _ = await register(app, self._with_demo(raw))
+                    definition, _ = await register(app, raw)  # demoUrl: variable_defaults
                     self.loaded.append((definition.name, definition.id))
             except Exception as exc:  # a broken example must not stop the server
                 log.warning("example %s not loaded: %s", path, exc)
-
-    def _with_demo(self, raw: dict[str, Any]) -> dict[str, Any]:
-        variables = raw.get("variables")
-        if self.demo_url is None or not isinstance(variables, dict) or "demoUrl" not in variables:
-            return raw
-        raw = copy.deepcopy(raw)
-        raw["variables"]["demoUrl"] = self.demo_url
-        return raw
 
 
 class _PushedByPubSub:

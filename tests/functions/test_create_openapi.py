@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -113,16 +114,23 @@ async def test_error_responses_use_the_error_shape(doc: dict[str, Any]) -> None:
                 assert "401" in operation["responses"], (method, path)
 
 
+async def _name_taken(api: httpx.AsyncClient, url: str) -> httpx.Response:
+    """Posting a name the tenant already uses (WORKFLOW_NAME_TAKEN)."""
+    await api.post(url, json=doubler("taken"), headers=OWNER)
+    return await api.post(url, json=doubler("taken"), headers=OWNER)
+
+
 Produce = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
 
 
 def _create_cases() -> dict[int, Produce]:
     url = f"{API}/workflows"
     return {
-        201: lambda api, _: api.post(url, json=doubler(), headers=OWNER),
+        201: lambda api, _: api.post(url, json=doubler(f"created-{uuid.uuid4()}"), headers=OWNER),
         400: lambda api, _: api.post(url, content=b"{", headers=OWNER),
         401: lambda api, _: api.post(url, json=doubler()),
         403: lambda api, _: api.post(url, json=doubler(), headers=VIEWER),
+        409: lambda api, _: _name_taken(api, url),
         413: lambda api, _: api.post(url, content=HUGE, headers=OWNER),
         415: lambda api, _: api.post(
             url, content=b"x", headers={**OWNER, "Content-Type": "text/plain"}

@@ -202,8 +202,9 @@ async def test_yaml_body_creates_the_same_workflow(api: httpx.AsyncClient) -> No
         headers={"Content-Type": "application/yaml; charset=utf-8"},
     )
     assert response.status_code == 201, response.text
-    from_json = await api.post(f"{API}/workflows", json=approval())
-    strip = ("id", "createdAt", "updatedAt", "output")
+    from_json = await api.post(f"{API}/workflows?onConflict=newVersion", json=approval())
+    assert (from_json.status_code, from_json.json()["version"]) == (201, 2)
+    strip = ("version", "createdAt", "updatedAt", "output")
     assert {k: v for k, v in response.json().items() if k not in strip} == {
         k: v for k, v in from_json.json().items() if k not in strip
     }
@@ -232,14 +233,24 @@ async def test_import_export_round_trip(api: httpx.AsyncClient) -> None:
         content=exported.text,
         headers={"Content-Type": "application/yaml"},
     )
-    assert again.status_code == 201
+    assert (again.status_code, error_of(again)["code"]) == (409, "WORKFLOW_NAME_TAKEN")
+    again = await api.post(
+        f"{API}/workflows/import?onConflict=newVersion",
+        content=exported.text,
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert again.status_code == 201, again.text
     clone = again.json()["items"][0]
-    assert clone["id"] != items[0]["id"]
+    assert (clone["id"], clone["version"]) == (items[0]["id"], 2)
     reexported = await api.get(f"{API}/workflows/{clone['id']}/export")
     assert reexported.json() == document
-    by_json = await api.post(f"{API}/workflows/import", json=[document, document])
-    assert [w["version"] for w in by_json.json()["items"]] == [1, 1]
-    assert len((await api.get(f"{API}/workflows")).json()["items"]) == 5
+    twice = await api.post(f"{API}/workflows/import", json=[document, document])
+    assert (twice.status_code, error_of(twice)["code"]) == (409, "WORKFLOW_NAME_TAKEN")
+    by_json = await api.post(
+        f"{API}/workflows/import", params={"onConflict": "newVersion"}, json=[document, document]
+    )
+    assert [w["version"] for w in by_json.json()["items"]] == [3, 4]
+    assert len((await api.get(f"{API}/workflows")).json()["items"]) == 2
 
 
 async def test_import_is_all_or_nothing(api: httpx.AsyncClient) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import yaml
 from fastapi import Body, Depends, Header, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
+from shared.api.auth import authorize
 from shared.api.rest._bodies import (
     definition_body,
     if_match_version,
@@ -17,6 +19,7 @@ from shared.api.rest._bodies import (
 )
 from shared.api.rest._deps import (
     API,
+    Caller,
     Deleter,
     Executor,
     Reader,
@@ -33,7 +36,7 @@ from shared.api.rest.schemas import (
     WorkflowList,
     WorkflowPage,
 )
-from shared.app.service import StartRequest
+from shared.app.service import OnConflict, StartRequest
 from shared.models import WorkflowDefinition, WorkflowExecution
 
 router = router_for("workflows")
@@ -57,6 +60,21 @@ _BODY = (400, 413, 415, 422)
 _WRITE = (403,)
 
 
+OnConflictParam = Annotated[
+    OnConflict,
+    Query(
+        alias="onConflict",
+        description="When a workflow of the same name exists: `fail` (409 "
+        "WORKFLOW_NAME_TAKEN, the default) or `newVersion` (write the next version of it).",
+    ),
+]
+
+
+def _may_write(caller: Caller) -> Callable[[str], None]:
+    """The write check on an existing workflow that ``onConflict=newVersion`` updates."""
+    return lambda workflow_id: authorize(caller.principal, "write", workflow_id)
+
+
 def _location(workflow: WorkflowDefinition) -> dict[str, str]:
     return {"Location": f"{API}/workflows/{workflow.id}", "ETag": f'"{workflow.version}"'}
 
@@ -65,13 +83,21 @@ def _location(workflow: WorkflowDefinition) -> dict[str, str]:
     f"{API}/workflows",
     status_code=201,
     response_model=WorkflowDefinition,
-    responses=errors(*_BODY, *_WRITE),
+    responses=errors(*_BODY, *_WRITE, 409),
     openapi_extra=definition_body(),
 )
-async def create_workflow(request: Request, caller: Writer) -> Response:
-    """Create a workflow (version 1) from a JSON or YAML definition."""
+async def create_workflow(
+    request: Request, caller: Writer, on_conflict: OnConflictParam = "fail"
+) -> Response:
+    """Create a workflow (version 1) from a JSON or YAML definition; a name the tenant
+    already uses answers 409 WORKFLOW_NAME_TAKEN unless `onConflict=newVersion`."""
     document = await read_definition(request)
-    workflow = await caller.app.create_workflow(document, owner=caller.principal.subject)
+    workflow = await caller.app.create_workflow(
+        document,
+        owner=caller.principal.subject,
+        on_conflict=on_conflict,
+        may_update=_may_write(caller),
+    )
     return respond(workflow, 201, _location(workflow))
 
 
@@ -97,13 +123,21 @@ async def list_workflows(
     f"{API}/workflows/import",
     status_code=201,
     response_model=WorkflowList,
-    responses=errors(*_BODY, *_WRITE),
+    responses=errors(*_BODY, *_WRITE, 409),
     openapi_extra=definition_body(many=True),
 )
-async def import_workflows(request: Request, caller: Writer) -> Response:
-    """Import definitions: a JSON object or list, or multi-document YAML; all or none."""
+async def import_workflows(
+    request: Request, caller: Writer, on_conflict: OnConflictParam = "fail"
+) -> Response:
+    """Import definitions: a JSON object or list, or multi-document YAML; all or none
+    (a taken name: 409 WORKFLOW_NAME_TAKEN unless `onConflict=newVersion`)."""
     documents = await read_documents(request)
-    created = await caller.app.import_workflows(documents, owner=caller.principal.subject)
+    created = await caller.app.import_workflows(
+        documents,
+        owner=caller.principal.subject,
+        on_conflict=on_conflict,
+        may_update=_may_write(caller),
+    )
     return respond(WorkflowList(items=created), 201)
 
 
