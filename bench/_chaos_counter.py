@@ -18,6 +18,12 @@ requests each key got. A logical step with effects under two keys is a doubled
 effect. ``POST /_faults`` changes the faults while running (``{"failRate": 0}``;
 ``{"hold": 1.0}``: every answer takes at least 1 s).
 
+With ``--forward URL``, ``POST /forward/<path>`` also relays task deliveries to
+``URL/<path>`` (headers and body as they came) and answers what it answered; with
+probability ``--duplicate-rate`` it sends a second copy of the delivery alongside
+(the emulators' run: the Cloud Tasks emulator never delivers twice, real Cloud Tasks
+may).
+
 Run: ``python bench/_chaos_counter.py --port P --fail-rate 0.3 --seed 1``.
 """
 
@@ -31,6 +37,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -124,6 +131,9 @@ async def report(request: Request) -> Response:
             "ambiguous503": ledger.ambiguous_503,
             "replayed": ledger.replayed,
             "effects": ledger.effects,
+            "forwarded": request.app.state.forwarded,
+            "forwardedTwice": request.app.state.duplicated,
+            "forwardErrors": request.app.state.forward_errors,
             "byStep": {
                 logical: [[key, ledger.per_key[key]] for key in keys]
                 for logical, keys in ledger.by_step.items()
@@ -142,20 +152,58 @@ async def set_faults(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+_HOP = {"host", "content-length", "connection", "transfer-encoding"}
+
+
+async def forward(request: Request) -> Response:
+    """Relay a task delivery to the engine, sometimes twice at once."""
+    state = request.app.state
+    url = f"{state.forward}/{request.path_params['path']}"
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    body = await request.body()
+    client: httpx.AsyncClient = state.client
+
+    async def send(delay: float) -> Response:
+        await asyncio.sleep(delay)
+        try:
+            answer = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError:
+            state.forward_errors += 1
+            return JSONResponse({"error": "engine unreachable"}, status_code=503)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    state.forwarded += 1
+    if state.duplicate_rate and state.rng.random() < state.duplicate_rate:
+        state.duplicated += 1
+        copy = asyncio.ensure_future(send(state.rng.uniform(0, 0.05)))
+        state.copies.add(copy)
+        copy.add_done_callback(state.copies.discard)
+    return await send(0)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(faults: Faults, seed: int) -> Starlette:
+def create_app(
+    faults: Faults, seed: int, forward_to: str = "", duplicate_rate: float = 0.0
+) -> Starlette:
     app = Starlette(
         routes=[
             Route("/effect", effect, methods=["POST"]),
+            Route("/forward/{path:path}", forward, methods=["POST"]),
             Route("/_report", report, methods=["GET"]),
             Route("/_faults", set_faults, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )
     app.state.ledger = Ledger(faults=faults, rng=random.Random(seed))
+    app.state.forward = forward_to.rstrip("/")
+    app.state.duplicate_rate = duplicate_rate
+    app.state.rng = random.Random(seed + 1)
+    app.state.client = httpx.AsyncClient(timeout=600) if forward_to else None
+    app.state.copies = set()
+    app.state.forwarded = app.state.duplicated = app.state.forward_errors = 0
     return app
 
 
@@ -168,10 +216,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--slow-rate", type=float, default=0.0)
     parser.add_argument("--slow", type=float, default=1.0)
+    parser.add_argument("--forward", default="", help="relay /forward/<path> to this URL")
+    parser.add_argument("--duplicate-rate", type=float, default=0.0)
     args = parser.parse_args()
     faults = Faults(args.fail_rate, args.ambiguous_share, args.latency, args.slow_rate, args.slow)
     uvicorn.run(
-        create_app(faults, args.seed),
+        create_app(faults, args.seed, args.forward, args.duplicate_rate),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

@@ -46,7 +46,14 @@ stops the server, and audits the database and the counter:
 - throughput: executions and step runs per second of wall time.
 
 ``--short`` is the quick variant ``make test`` runs (N=60, 1 kill, 30% duplicates).
-``--backend emulators`` is not implemented yet (the driver says so and exits 2).
+
+``--backend emulators`` runs the same against the Firestore, Pub/Sub and Cloud Tasks
+emulators (``wfe dev`` in gcp mode, as ``make dev-emulators`` starts it). There the
+duplicates come from the counter process relaying each Cloud Tasks delivery to
+execute-step, a second copy alongside with probability ``--duplicates``; the store
+fault freezes the Firestore emulator (SIGSTOP, then SIGCONT); the Cloud Tasks
+emulator retries without backoff (up to 100 times). Without the Google Cloud CLI's
+emulators it prints one line saying the run did not happen and exits 2.
 """
 
 from __future__ import annotations
@@ -187,6 +194,9 @@ class Run:
     finished_at: float = 0.0
     done_starting: bool = False
     server_up: asyncio.Event = field(default_factory=asyncio.Event)
+    server_env: dict[str, str] = field(default_factory=dict)
+    emulators: list[Any] = field(default_factory=list)
+    project: str = ""
 
     def __post_init__(self) -> None:
         self.db = self.workdir / "chaos.db"
@@ -207,6 +217,8 @@ class Run:
         argv += ["--seed", str(p.seed), "--fail-rate", str(p.fail_rate)]
         argv += ["--latency", str(p.latency), "--slow-rate", str(p.slow_rate)]
         argv += ["--slow", str(p.slow_seconds)]
+        if p.backend == "emulators":  # duplicate deliveries: the relay in front of the engine
+            argv += ["--forward", self.base, "--duplicate-rate", str(p.duplicates)]
         self.counter = Proc(argv, self.workdir / "counter.log")
 
     def start_server(self) -> None:
@@ -216,6 +228,7 @@ class Run:
             "WFE_HTTP_ALLOWED_HOSTS": f"127.0.0.1:{self.counter_port}",
             "WFE_RATE_LIMITS": "false",
             "WFE_LOG_LEVEL": "WARNING",
+            **self.server_env,
         }
         argv = [sys.executable, str(BENCH / "_chaos_server.py"), "--port", str(self.port)]
         self.server = Proc([*argv, "--db", str(self.db)], self.workdir / "server.log", env)
@@ -249,21 +262,27 @@ class Run:
 
     # -- the run -------------------------------------------------------------------
 
-    async def starter(self, client: httpx.AsyncClient) -> None:
+    async def starter(self, client: httpx.AsyncClient, workers: int = 8) -> None:
+        """Start the N executions, ``workers`` requests at a time, at most ``window``
+        unfinished at once."""
         p = self.params
-        for k in range(p.n):
-            while len(self.open_ids) + len(self.recently_acked) >= p.window:
-                await asyncio.sleep(0.05)
-            execution_id = f"chaos-{p.seed}-{k:05d}"
-            body = {"input": execution_input(k), "executionId": execution_id}
-            response = await self.call(
-                client, "POST", f"/api/v1/workflows/{self.workflow_id}/execute", json=body
-            )
-            if response is not None and response.status_code in (200, 201, 202):
-                self.acked[execution_id] = now()
-                self.recently_acked.add(execution_id)
-            else:
-                self.api_errors["start refused"] += 1
+        numbers = iter(range(p.n))
+
+        async def worker() -> None:
+            for k in numbers:
+                while len(self.open_ids) + len(self.recently_acked) >= p.window:
+                    await asyncio.sleep(0.05)
+                execution_id = f"chaos-{p.seed}-{k:05d}"
+                body = {"input": execution_input(k), "executionId": execution_id}
+                path = f"/api/v1/workflows/{self.workflow_id}/execute"
+                response = await self.call(client, "POST", path, json=body)
+                if response is not None and response.status_code in (200, 201, 202):
+                    self.acked[execution_id] = now()
+                    self.recently_acked.add(execution_id)
+                else:
+                    self.api_errors["start refused"] += 1
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
         self.all_started_at = now()
         self.done_starting = True
 
@@ -355,6 +374,9 @@ class Run:
         lease that outlives a failed commit, issue 11 item 3)."""
         assert self.server is not None
         p = self.params
+        if p.backend == "emulators":
+            await self.freeze_firestore()
+            return
         async with httpx.AsyncClient(base_url=self.counter_base, timeout=10) as counter:
             if p.store_fault_hold > 0:
                 await counter.post("/_faults", json={"hold": p.store_fault_hold})
@@ -369,7 +391,71 @@ class Run:
         fault.ended = now()
         self.faults.append(fault)
 
+    async def freeze_firestore(self) -> None:
+        """The emulators' store fault: SIGSTOP the Firestore emulator's process group
+        for ``store_fault_seconds`` (every read and write hangs), then SIGCONT."""
+        emulator = self.emulators[0]
+        group = os.getpgid(emulator.process.pid)
+        fault = Fault("store_frozen", now())
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(self.params.store_fault_seconds)
+        finally:
+            os.killpg(group, signal.SIGCONT)
+        fault.ended = now()
+        self.faults.append(fault)
+
+    def start_emulators(self) -> None:
+        """Firestore, Pub/Sub and Cloud Tasks emulators, the queue, and the variables
+        that put ``wfe dev`` in gcp mode on them (as ``make dev-emulators`` does); the
+        Cloud Tasks emulator delivers through the counter's duplicating relay."""
+        from shared.dev.emulators import (
+            ensure_tasks_emulator,
+            find_firestore,
+            find_pubsub,
+            firestore_emulator,
+            pubsub_emulator,
+            tasks_emulator,
+        )
+        from shared.dev.on_emulators import create_queue, dev_environment
+
+        self.emulators = [
+            firestore_emulator(find_firestore()),
+            pubsub_emulator(find_pubsub()),
+            tasks_emulator(ensure_tasks_emulator(), max_retries=100),
+        ]
+        for emulator in self.emulators:
+            emulator.start()
+        firestore, pubsub, tasks = (e.host for e in self.emulators)
+        self.project = f"chaos-{self.params.seed}-{int(now())}"
+        create_queue(tasks, self.project, "us-central1", "wfe-steps")
+        env = dev_environment(
+            project=self.project,
+            location="us-central1",
+            queue="wfe-steps",
+            port=self.port,
+            firestore=firestore,
+            pubsub=pubsub,
+            tasks=tasks,
+            base={},
+        )
+        relay = f"{self.counter_base}/forward/tasks/execute-step"
+        self.server_env = {**env, "WFE_EXECUTE_STEP_URL": relay}
+        os.environ["FIRESTORE_EMULATOR_HOST"] = firestore  # the audit reads it
+
+    def stop_emulators(self) -> None:
+        for emulator in reversed(self.emulators):
+            emulator.stop()
+
     async def execute(self) -> dict[str, Any]:
+        try:
+            if self.params.backend == "emulators":
+                self.start_emulators()
+            return await self._execute()
+        finally:
+            self.stop_emulators()
+
+    async def _execute(self) -> dict[str, Any]:
         p = self.params
         self.start_counter()
         self.start_server()
@@ -400,8 +486,17 @@ class Run:
         finally:
             self.server.stop()
             self.counter.stop()
-        audit = await audit_store(self.db, self.acked)
+        audit = await audit_store(self.store(), self.acked)
         return self.report(audit, ledger)
+
+    def store(self) -> Any:
+        if self.params.backend == "emulators":
+            from shared.adapters.firestore_store import FirestoreStore
+
+            return FirestoreStore(project=self.project)
+        from shared.adapters.sqlite_store import SqliteStore
+
+        return SqliteStore(self.db)
 
     def report(self, audit: dict[str, Any], ledger: dict[str, Any]) -> dict[str, Any]:
         p = self.params
@@ -455,11 +550,8 @@ def _at(value: datetime) -> float:
     return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
 
 
-async def audit_store(db: Path, acked: dict[str, float]) -> dict[str, Any]:
-    """Read every acknowledged execution, its step runs and events from the database."""
-    from shared.adapters.sqlite_store import SqliteStore
-
-    store = SqliteStore(db)
+async def audit_store(store: Any, acked: dict[str, float]) -> dict[str, Any]:
+    """Read every acknowledged execution, its step runs and events from the store."""
     lost = 0
     stuck: list[str] = []
     wrong: list[str] = []
@@ -617,15 +709,18 @@ def parse(argv: list[str] | None = None) -> tuple[Params, str | None]:
 def main(argv: list[str] | None = None) -> int:
     params, folder = parse(argv)
     json_out = "--json" in (argv if argv is not None else sys.argv[1:])
-    if params.backend != "local":
-        print("chaos: --backend emulators is not implemented yet", file=sys.stderr)
-        return 2
     random.seed(params.seed)
     workdir = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="wfe-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # a fresh store: the execution ids repeat per seed
         (workdir / f"chaos.db{suffix}").unlink(missing_ok=True)
-    result = asyncio.run(Run(params, workdir).execute())
+    try:
+        result = asyncio.run(Run(params, workdir).execute())
+    except Exception as exc:
+        if type(exc).__name__ != "Unavailable":
+            raise
+        print(f"chaos: NOT RUN: an emulator is not available: {exc}", file=sys.stderr)
+        return 2
     result["workdir"] = str(workdir)
     if json_out:
         print(json.dumps(result, indent=2))
