@@ -12,14 +12,23 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from shared.models.audit import AuditEntry, AuditVia
 from shared.observability import current_traceparent
 from shared.ports import Clock
 from shared.ports.audit import AuditLog
 
-__all__ = ["Auditor", "current_request_id", "outcome_of", "record_trigger", "request_id_var"]
+__all__ = [
+    "Auditor",
+    "audited_trigger",
+    "current_request_id",
+    "outcome_of",
+    "record_trigger",
+    "request_id_var",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,45 @@ _TRIGGER_OUTCOMES = {
 }
 """The outcome recorded for each status of a trigger's start (a duplicate delivery
 found the execution of the first one: the call succeeded)."""
+
+
+class TriggerStart(Protocol):
+    """What a trigger's start answers: a status and, when one exists, the execution."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def execution_id(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=TriggerStart)
+
+
+async def audited_trigger(
+    auditor: Auditor | None,
+    *,
+    kind: str,
+    tenant: str,
+    workflow_id: str,
+    start: Callable[[], Awaitable[S]],
+) -> S:
+    """``await start()``, recorded as one call of ``trigger:<kind>``: its status, or the
+    error it was refused with (re-raised)."""
+    try:
+        outcome = await start()
+    except Exception as exc:
+        await record_trigger(auditor, kind=kind, tenant=tenant, workflow_id=workflow_id, error=exc)
+        raise
+    await record_trigger(
+        auditor,
+        kind=kind,
+        tenant=tenant,
+        workflow_id=workflow_id,
+        execution_id=outcome.execution_id,
+        status=outcome.status,
+    )
+    return outcome
 
 
 async def record_trigger(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.app.audit import record_trigger
+from shared.app.audit import audited_trigger
 from shared.app.service import StartRequest, WorkflowApp
 from shared.errors import NotFound, WorkflowError
 from shared.expressions import TRIGGER_ROOTS, compile_expression
@@ -265,22 +265,13 @@ class ScheduleFire:
 
 async def _audited_start(app: WorkflowApp, kind: str, request: StartRequest) -> StartOutcome:
     """``start_once``, recorded in the audit log as a call of ``trigger:<kind>``."""
-    try:
-        outcome = await start_once(app, request)
-    except Exception as exc:
-        await record_trigger(
-            app.auditor, kind=kind, tenant=app.tenant, workflow_id=request.workflow_id, error=exc
-        )
-        raise
-    await record_trigger(
+    return await audited_trigger(
         app.auditor,
         kind=kind,
         tenant=app.tenant,
         workflow_id=request.workflow_id,
-        execution_id=outcome.execution_id,
-        status=outcome.status,
+        start=lambda: start_once(app, request),
     )
-    return outcome
 
 
 async def fire_schedule(app: WorkflowApp, fire: ScheduleFire) -> StartOutcome:
@@ -289,22 +280,13 @@ async def fire_schedule(app: WorkflowApp, fire: ScheduleFire) -> StartOutcome:
 
     Raises NotFound when the workflow does not exist or has no schedule trigger.
     """
-    try:
-        outcome = await _fire_schedule(app, fire)
-    except Exception as exc:
-        await record_trigger(
-            app.auditor, kind="schedule", tenant=app.tenant, workflow_id=fire.workflow_id, error=exc
-        )
-        raise
-    await record_trigger(
+    return await audited_trigger(
         app.auditor,
         kind="schedule",
         tenant=app.tenant,
         workflow_id=fire.workflow_id,
-        execution_id=outcome.execution_id,
-        status=outcome.status,
+        start=lambda: _fire_schedule(app, fire),
     )
-    return outcome
 
 
 async def _fire_schedule(app: WorkflowApp, fire: ScheduleFire) -> StartOutcome:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.app.audit import record_trigger
+from shared.app.audit import audited_trigger
 from shared.app.quotas import RateLimited
 from shared.app.secrets import SecretResolver
 from shared.app.service import StartRequest, WorkflowApp
@@ -148,22 +148,13 @@ async def receive_webhook(
     ``_receive`` for which bucket), and each one is recorded in the audit log as a call of
     ``trigger:webhook``, refused or not.
     """
-    try:
-        outcome = await _receive(app, call, secrets)
-    except Exception as exc:
-        await record_trigger(
-            app.auditor, kind="webhook", tenant=app.tenant, workflow_id=call.workflow_id, error=exc
-        )
-        raise
-    await record_trigger(
+    return await audited_trigger(
         app.auditor,
         kind="webhook",
         tenant=app.tenant,
         workflow_id=call.workflow_id,
-        execution_id=outcome.execution_id,
-        status=outcome.status,
+        start=lambda: _receive(app, call, secrets),
     )
-    return outcome
 
 
 async def _admit(app: WorkflowApp, workflow_id: str, source: str) -> None:
