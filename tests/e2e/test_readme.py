@@ -100,3 +100,9 @@ def test_every_readme_command_works_against_wfe_dev(dev: ServiceProcess, scratch
     failed = re.findall(r"^FAILED (.+)$", output, flags=re.MULTILINE)
     assert not failed, f"{failed}\n{output[-6000:]}"
     assert output.count(">>> ") >= 30
+    # What the blocks say happens does: the headline workflow ships (CLI and server), the
+    # approval posted through the API calls the demo service and takes maria's decision.
+    assert "succeeded  ship-order v1" in output
+    assert '"tracking": "1Z' in output
+    assert '"decidedBy": "maria"' in output
+    assert "succeeded  order-fulfilment v1" in output

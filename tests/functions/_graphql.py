@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ def doubler(name: str = "doubler", tags: list[str] | None = None) -> dict[str, A
 def sleeper(seconds: float = 0.5) -> dict[str, Any]:
     """A ``WorkflowInput`` that parks on a durable ``wait`` between two transforms."""
     return {
-        "name": "sleeper",
+        "name": f"sleeper-{uuid.uuid4().hex[:8]}",  # names are unique in a tenant
         "steps": [
             {
                 "id": "before",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,12 @@ def steps() -> list[dict[str, Any]]:
 
 async def workflow(app: WorkflowApp, trigger: dict[str, Any], **fields: Any) -> str:
     definition = await app.create_workflow(
-        {"name": fields.pop("name", "wf"), "trigger": trigger, "steps": steps(), **fields}
+        {
+            "name": fields.pop("name", f"wf-{uuid.uuid4().hex[:8]}"),
+            "trigger": trigger,
+            "steps": steps(),
+            **fields,
+        }
     )
     return definition.id
 

@@ -59,8 +59,8 @@ async def test_export_drops_server_fields_and_round_trips(app: WorkflowApp) -> N
         exported
     )
     assert (await app.export_workflow(first.id, version=1))["name"] == "a"
-    [clone] = await app.import_workflows([exported])
-    assert await app.export_workflow(clone.id) == exported
+    [clone] = await app.import_workflows([{**exported, "name": "a3"}])
+    assert await app.export_workflow(clone.id) == {**exported, "name": "a3"}
     with pytest.raises(NotFound):
         await app.export_workflow(first.id, version=3)
 

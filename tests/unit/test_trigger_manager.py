@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +57,12 @@ def backend_of(manager: TriggerManager) -> LocalTriggerBackend:
 
 
 async def create(app: WorkflowApp, trigger: dict[str, Any], **fields: Any) -> str:
-    body = {"name": fields.pop("name", "wf"), "trigger": trigger, "steps": STEPS, **fields}
+    body = {
+        "name": fields.pop("name", f"wf-{uuid.uuid4().hex[:8]}"),
+        "trigger": trigger,
+        "steps": STEPS,
+        **fields,
+    }
     return (await app.create_workflow(body)).id
 
 
