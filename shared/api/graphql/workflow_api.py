@@ -61,9 +61,16 @@ class WorkflowPage:
 # -- use-case calls shared by the seed-shaped and the union-returning fields -----------
 
 
-async def _create(who: Caller, workflow: WorkflowInput) -> models.WorkflowDefinition:
+async def _create(
+    who: Caller, workflow: WorkflowInput, new_version_on_conflict: bool = False
+) -> models.WorkflowDefinition:
     authorize(who.principal, "write")
-    return await who.app.create_workflow(definition_json(workflow), owner=who.principal.subject)
+    return await who.app.create_workflow(
+        definition_json(workflow),
+        owner=who.principal.subject,
+        on_conflict="newVersion" if new_version_on_conflict else "fail",
+        may_update=lambda workflow_id: authorize(who.principal, "write", workflow_id),
+    )
 
 
 async def _update(
@@ -135,9 +142,16 @@ class WorkflowQuery:
 
 @strawberry.type
 class WorkflowMutation:
-    @strawberry.mutation(description="Create a workflow at version 1 (errors: see docs).")
-    async def create_workflow(self, info: GqlInfo, input: WorkflowInput) -> Workflow:
-        return Workflow.from_model(await _create(await caller(info), input))
+    @strawberry.mutation(
+        description="Create a workflow at version 1 (errors: see docs). A name the tenant "
+        "uses is WORKFLOW_NAME_TAKEN unless `newVersionOnConflict` (then a new version of it)."
+    )
+    async def create_workflow(
+        self, info: GqlInfo, input: WorkflowInput, new_version_on_conflict: bool = False
+    ) -> Workflow:
+        return Workflow.from_model(
+            await _create(await caller(info), input, new_version_on_conflict)
+        )
 
     @strawberry.mutation(description="Write a new immutable version of a workflow.")
     async def update_workflow(
@@ -150,8 +164,11 @@ class WorkflowMutation:
         return Workflow.from_model(await _update(await caller(info), id, input, expected_version))
 
     @strawberry.mutation(description="`createWorkflow` answering errors in the payload.")
-    async def create_workflow_result(self, info: GqlInfo, input: WorkflowInput) -> WorkflowPayload:
-        return await as_payload(_create(await caller(info), input), Workflow.from_model)
+    async def create_workflow_result(
+        self, info: GqlInfo, input: WorkflowInput, new_version_on_conflict: bool = False
+    ) -> WorkflowPayload:
+        work = _create(await caller(info), input, new_version_on_conflict)
+        return await as_payload(work, Workflow.from_model)
 
     @strawberry.mutation(description="`updateWorkflow` answering errors in the payload.")
     async def update_workflow_result(
@@ -166,12 +183,15 @@ class WorkflowMutation:
 
     @strawberry.mutation(description="Create several workflows; one result per input, in order.")
     async def create_workflows(
-        self, info: GqlInfo, inputs: list[WorkflowInput]
+        self, info: GqlInfo, inputs: list[WorkflowInput], new_version_on_conflict: bool = False
     ) -> list[WorkflowPayload]:
         if len(inputs) > MAX_BATCH:
             raise InputInvalid(f"at most {MAX_BATCH} items per batch", path="/inputs")
         who = await caller(info)
-        return [await as_payload(_create(who, item), Workflow.from_model) for item in inputs]
+        return [
+            await as_payload(_create(who, item, new_version_on_conflict), Workflow.from_model)
+            for item in inputs
+        ]
 
     @strawberry.mutation(description="Activate or deactivate (writes a new version if it changes).")
     async def set_workflow_active(
