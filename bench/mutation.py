@@ -14,6 +14,7 @@ do not count), has mutmut generate the mutants there, draws a seeded sample of
 cover its function) and prints one JSON object: killed, survived, timeouts (counted as
 killed: the tests did not pass), no-tests, the score ``killed / (killed + survived +
 no tests)`` and the survivors' names (``mutmut show NAME`` in the workdir shows each).
+Tests that already fail on the unmutated tree are left out, and listed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,31 @@ def copy_tree(workdir: Path, ref: str | None) -> None:
             target = workdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+
+
+def deselect_failing(workdir: Path) -> list[str]:
+    """Leave out the tests that fail without any mutant (work in progress elsewhere):
+    mutmut refuses to start on a red suite, and they could kill nothing anyway."""
+    selection = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"][
+        "pytest_add_cli_args_test_selection"
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-rf", *selection],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    failing = sorted(
+        {line.split()[1] for line in run.stdout.splitlines() if line.startswith("FAILED ")}
+    )
+    if failing:
+        pyproject = workdir / "pyproject.toml"
+        extra = "".join(f'  "--deselect", "{nodeid}",\n' for nodeid in failing)
+        text = pyproject.read_text().replace(
+            "pytest_add_cli_args = [", "pytest_add_cli_args = [\n" + extra, 1
+        )
+        pyproject.write_text(text)
+    return failing
 
 
 def mutant_names(workdir: Path) -> list[str]:
@@ -126,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    failing = deselect_failing(workdir)
     names = mutant_names(workdir)
     sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
     run = subprocess.run(
@@ -135,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary = report(results(workdir, sample), len(names), args.seed)
     summary["mutmut_exit_code"] = run.returncode
+    summary["deselected_failing_tests"] = failing
     print(json.dumps(summary, indent=2))
     return 0 if run.returncode == 0 else 1
 

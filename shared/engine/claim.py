@@ -43,6 +43,7 @@ class ClaimMixin(EngineCore):
     ) -> HopResult | tuple[StepRun, WorkflowExecution]:
         now = self.clock.now()
         early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
+        woken: list[StepRun] = []
 
         async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
             run = await tx.get_run(task.run_id)
@@ -82,6 +83,7 @@ class ClaimMixin(EngineCore):
                 )
                 await commit.close_execution()
                 commit.finalize()
+                woken[:] = commit.woken_parents
                 return HopResult("cancelled")
             step = definition.step(run.step_id)
             run.status = StepRunStatus.RUNNING
@@ -100,6 +102,11 @@ class ClaimMixin(EngineCore):
         result = await self.transaction(claim)
         if isinstance(result, HopResult) and result.status == "early":
             await self._requeue_early(task)
+        for parent in woken:  # a child that timed out wakes its parent's step now
+            if parent.due_at is not None:
+                await self.queue.enqueue(
+                    StepTask(parent.execution_id, parent.id, parent.due_at, parent.wake_seq)
+                )
         return result
 
     async def _requeue_early(self, task: StepTask) -> None:
