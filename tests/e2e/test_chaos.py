@@ -3,7 +3,9 @@
 60 executions (transform, http, branch, parallel, map) through ``wfe dev`` on the
 embedded store, with 30% duplicate deliveries, one SIGKILL of the server (restarted
 on the same file), 30% upstream 503s with latency, a 3 s full-disk fault and redrives
-of what failed. Nothing may be lost, doubled, wrong or left unfinished.
+of what failed. Nothing may be lost, doubled, wrong or left unfinished. The same,
+smaller (10 executions: the Cloud Tasks emulator delivers one task at a time), on the
+Firestore, Pub/Sub and Cloud Tasks emulators.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from _chaos_counter import Faults, create_app  # noqa: E402
 from chaos import Fault, recovery  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    workdir = tmp_path_factory.mktemp("chaos")
+def _chaos(workdir: Path, *args: str) -> dict[str, Any]:
     argv = [sys.executable, str(ROOT / "bench" / "chaos.py"), "--short", "--json"]
-    argv += ["--workdir", str(workdir), "--drain-seconds", "120"]
+    argv += ["--workdir", str(workdir), "--drain-seconds", "120", *args]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
     assert done.stdout, f"no report (exit {done.returncode}):\n{done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _chaos(tmp_path_factory.mktemp("chaos"))
 
 
 @pytest.mark.slow
@@ -61,6 +66,21 @@ def test_nothing_is_lost_doubled_wrong_or_stuck(report: dict[str, Any]) -> None:
 def test_every_execution_recovers_within_30_seconds_of_a_fault(report: dict[str, Any]) -> None:
     assert report["unrecovered"] == 0, report["faults"]
     assert report["max_recovery_seconds"] <= 30, report["faults"]
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+@pytest.mark.timeout(300)
+def test_the_short_chaos_run_on_the_emulators(emulators_installed: None, tmp_path: Path) -> None:
+    result = _chaos(tmp_path, "--backend", "emulators", "--n", "10", "--window", "10")
+    assert sorted(fault["kind"] for fault in result["faults"]) == ["kill", "store_frozen"]
+    assert result["acknowledged"] == 10
+    assert result["counter"]["forwardedTwice"] > 0  # duplicate deliveries happened
+    summary = {k: result[k] for k in ("lost", "doubled_effects", "wrong_results", "stuck")}
+    assert summary == {"lost": 0, "doubled_effects": 0, "wrong_results": 0, "stuck": 0}, result
+    assert result["history_errors"] == 0, result["examples"]["history"]
+    assert result["unrecovered"] == 0, result["faults"]
+    assert result["max_recovery_seconds"] <= 30, result["faults"]
 
 
 # The auditors themselves: a suite that cannot see a doubled effect or a stall proves nothing.
