@@ -42,7 +42,8 @@ stops the server, and audits the database and the counter:
   recorded event; the largest over all faults (``unrecovered`` counts executions with
   no event after the fault at all);
 - ``max_stall_seconds``: the longest gap between two consecutive events of one
-  execution, whatever the cause;
+  execution, whatever the cause; ``baseline_max_gap_seconds`` the same before the
+  first fault (what a step takes to follow another with no fault);
 - throughput: executions and step runs per second of wall time.
 
 ``--short`` is the quick variant ``make test`` runs (N=60, 1 kill, 30% duplicates).
@@ -448,6 +449,11 @@ class Run:
             emulator.stop()
 
     async def execute(self) -> dict[str, Any]:
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # stop every child process first
+            loop.add_signal_handler(signum, main.cancel)
         try:
             if self.params.backend == "emulators":
                 self.start_emulators()
@@ -507,6 +513,7 @@ class Run:
             k = int(execution_id.rsplit("-", 1)[1])
             missing += sum(1 for name in logical_steps(execution_id, k) if name not in by_step)
         recoveries = recovery(self.faults, audit["timelines"], self.finished_at)
+        first_fault = min((f.started for f in self.faults), default=self.finished_at)
         wall = self.finished_at - self.started_at
         runs = audit["step_runs"]
         return {
@@ -523,6 +530,7 @@ class Run:
             "unrecovered": sum(r["unrecovered"] for r in recoveries),
             "max_stall_seconds": audit["max_stall_seconds"],
             "max_stall_execution": audit["max_stall_execution"],
+            "baseline_max_gap_seconds": baseline_gap(audit["timelines"], first_fault),
             "throughput": {
                 "wall_seconds": round(wall, 1),
                 "executions_per_second": round(len(self.acked) / wall, 2) if wall else 0,
@@ -616,6 +624,19 @@ async def audit_store(store: Any, acked: dict[str, float]) -> dict[str, Any]:
         "max_stall_seconds": round(max_stall[0], 2),
         "max_stall_execution": max_stall[1],
     }
+
+
+def baseline_gap(timelines: dict[str, list[tuple[float, bool]]], until: float) -> float:
+    """The longest gap between two consecutive events of one execution before the first
+    fault: how long a step may take to follow the previous one with no fault at all
+    (what a recovery time compares with)."""
+    gaps = [
+        b - a
+        for timeline in timelines.values()
+        for (a, _), (b, _) in itertools.pairwise(timeline)
+        if b <= until
+    ]
+    return round(max(gaps, default=0.0), 2)
 
 
 def _terminal(event_type: str) -> bool:
