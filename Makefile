@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators chaos
+.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators chaos mutation
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ chaos: install
 # environment of its own, .venv-tasks-emulator. The emulator tests make it when missing.
 tasks-emulator: install
 	$(BIN)/python tests/emulators_gcp.py
+
+# Sampled mutation testing of the engine core (issue 11): a seeded sample of mutmut's
+# mutants of shared/engine, each against the engine and unit tests that cover it; prints
+# killed/survived/score as JSON. Not part of make test (about 20-40 min on 2 cores).
+# `make mutation MUTATION_ARGS="--ref HEAD --sample 50"` tests a commit, a smaller sample.
+mutation: install
+	$(BIN)/python bench/mutation.py $(MUTATION_ARGS)
 
 # Regenerate the lock file from pyproject.toml (needs uv; installs it into the venv).
 lock: install
