@@ -1,4 +1,4 @@
-"""Every shell block of README.md, run as written against a real ``wfe dev``.
+"""Every shell block of README.md and docs/*.md, run as written against a real ``wfe dev``.
 
 The server runs on a free port (the README says 8080) in a scratch folder that links
 ``examples``, ``.venv`` and ``README.md``, so nothing here touches the checkout's
@@ -10,6 +10,7 @@ HTTP answer must be 2xx. A block that cannot run here carries
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -24,8 +25,12 @@ from processes import ROOT, ServiceProcess
 pytestmark = pytest.mark.slow
 
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 NOT_RUN_IN_README = 3
 """Quick start (make test/make dev), the websocat streams, the broken-file report."""
+NOT_RUN_IN_DOCS = 23
+"""gcloud, terraform and docker (deploy, gcp), functions run alone (rest, streams,
+triggers), streams that stay open, an API key, sessions shown with their answers."""
 
 _PREAMBLE = """\
 set -o pipefail
@@ -41,6 +46,7 @@ def _script(blocks: list[Block], port: int, scratch: Path) -> str:
             continue
         for number, command in enumerate(block.commands, start=1):
             text = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            text = text.replace("localhost:8080", f"127.0.0.1:{port}")
             text = text.replace("/tmp/", f"{scratch}/")
             label = f"{block.where} command {number}"
             parts.append(
@@ -50,17 +56,15 @@ def _script(blocks: list[Block], port: int, scratch: Path) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _scratch(folder: Path) -> Path:
     """A folder that looks like a fresh checkout to the commands (links, no state)."""
-    folder = tmp_path_factory.mktemp("readme")
     for name in ("examples", ".venv", "README.md"):
         (folder / name).symlink_to(ROOT / name)
     return folder
 
 
-@pytest.fixture(scope="module")
-def dev(scratch: Path) -> Iterator[ServiceProcess]:
+@contextlib.contextmanager
+def _dev(scratch: Path) -> Iterator[ServiceProcess]:
     """``wfe dev`` as ``make dev`` runs it: default demo port, examples, its own key."""
     argv = [str(ROOT / ".venv/bin/wfe"), "dev", "--port", "{port}", "--db", ".wfe/wfe.db"]
     env = {k: "" for k in os.environ if k.startswith("WFE_")}
@@ -73,6 +77,30 @@ def dev(scratch: Path) -> Iterator[ServiceProcess]:
         assert "Traceback" not in output, output[-4000:]
 
 
+def _run(blocks: list[Block], scratch: Path) -> str:
+    """Run the blocks against a fresh ``wfe dev``; the output, with no command failed."""
+    with _dev(scratch) as dev:
+        demo = httpx.get(f"{dev.base}/").json()["demoService"]
+        assert demo == f"http://127.0.0.1:{dev.port + 1}" or dev.port == 65535
+        script = scratch / "blocks.sh"
+        script.write_text(_script(blocks, dev.port, scratch))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WFE_")}
+        done = subprocess.run(
+            ["bash", str(script)],
+            cwd=scratch,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # in order: a curl error under its command
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    output = done.stdout
+    failed = re.findall(r"^FAILED (.+)$", output, flags=re.MULTILINE)
+    assert not failed, f"{failed}\n{output[-6000:]}"
+    return output
+
+
 def test_readme_blocks_are_found_and_not_run_ones_say_why() -> None:
     blocks = shell_blocks(README)
     skipped = [b for b in blocks if b.not_run is not None]
@@ -81,28 +109,21 @@ def test_readme_blocks_are_found_and_not_run_ones_say_why() -> None:
     assert sum(len(b.commands) for b in blocks if b.not_run is None) >= 30
 
 
-def test_every_readme_command_works_against_wfe_dev(dev: ServiceProcess, scratch: Path) -> None:
-    demo = httpx.get(f"{dev.base}/").json()["demoService"]
-    assert demo == f"http://127.0.0.1:{dev.port + 1}" or dev.port == 65535
-    script = scratch / "readme.sh"
-    script.write_text(_script(shell_blocks(README), dev.port, scratch))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WFE_")}
-    done = subprocess.run(
-        ["bash", str(script)],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    failed = re.findall(r"^FAILED (.+)$", output, flags=re.MULTILINE)
-    assert not failed, f"{failed}\n{output[-6000:]}"
+def test_every_readme_command_works_against_wfe_dev(tmp_path: Path) -> None:
+    output = _run(shell_blocks(README), _scratch(tmp_path))
     assert output.count(">>> ") >= 30
     # What the blocks say happens does: the headline workflow ships (CLI and server), the
     # approval posted through the API calls the demo service and takes maria's decision.
     assert "succeeded  ship-order v1" in output
     assert '"tracking": "1Z' in output
     assert '"decidedBy": "maria"' in output
+    assert "succeeded  order-fulfilment v1" in output
+
+
+def test_every_docs_command_works_against_wfe_dev(tmp_path: Path) -> None:
+    blocks = [block for path in DOCS for block in shell_blocks(path)]
+    skipped = [b for b in blocks if b.not_run is not None]
+    assert len(skipped) == NOT_RUN_IN_DOCS, [(b.where, b.not_run) for b in skipped]
+    output = _run(blocks, _scratch(tmp_path))
+    assert output.count(">>> ") >= 30
     assert "succeeded  order-fulfilment v1" in output
