@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -206,7 +207,9 @@ async def stored(runtime: LocalRuntime, execution_id: str) -> list[dict[str, Any
 
 
 async def start_run(server: ServerThread, definition: dict[str, Any]) -> tuple[str, str]:
-    """(workflow id, execution id) of a new execution, started in the server's runtime."""
+    """(workflow id, execution id) of a new execution, started in the server's runtime (of
+    a new workflow: the name gets a suffix, as names are unique in a tenant)."""
+    definition = {**definition, "name": f"{definition['name']}-{uuid.uuid4().hex[:8]}"}
     flow = await server.app(lambda rt: rt.app.create_workflow(definition))
     execution = await server.app(lambda rt: rt.app.start_execution(StartRequest(flow.id, {})))
     return flow.id, execution.id

@@ -7,10 +7,12 @@ The principals (``KEYS``): in tenant ``tenant-a`` an admin, an editor and a view
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from edge_fixtures import _settle, client_for
@@ -58,8 +60,10 @@ class Served:
         page = await self.runtime.app.for_tenant(tenant).list_executions(limit=200)
         return len(page.items)
 
-    async def create(self, headers: Mapping[str, str], flow: object = FLOW) -> str:
-        created = await self.api.post(f"{API}/workflows", json=flow, headers=dict(headers))
+    async def create(self, headers: Mapping[str, str], flow: Mapping[str, Any] = FLOW) -> str:
+        """A new workflow (its name gets a suffix: names are unique in a tenant)."""
+        unique = {**flow, "name": f"{flow['name']}-{uuid.uuid4().hex[:8]}"}
+        created = await self.api.post(f"{API}/workflows", json=unique, headers=dict(headers))
         assert created.status_code == 201, created.text
         return str(created.json()["id"])
 

@@ -124,7 +124,9 @@ async def test_same_origin_and_allowed_origins_may_write(edge: Edge) -> None:
         )
         assert own.status_code == 201, own.text
         console = await api.post(
-            f"{API}/workflows", json=FLOW, headers={"Origin": "https://console.example"}
+            f"{API}/workflows",
+            json={**FLOW, "name": "console"},
+            headers={"Origin": "https://console.example"},
         )
         assert console.status_code == 201
         other = await api.post(

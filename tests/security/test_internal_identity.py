@@ -118,9 +118,11 @@ async def test_forged_pubsub_and_scheduler_calls_start_nothing(
     runtime: LocalRuntime, edge: Edge
 ) -> None:
     app = runtime.app
-    listens = await app.create_workflow({**FLOW, "trigger": {"type": "event", "topic": "t"}})
+    listens = await app.create_workflow(
+        {**FLOW, "name": "listens", "trigger": {"type": "event", "topic": "t"}}
+    )
     ticks = await app.create_workflow(
-        {**FLOW, "trigger": {"type": "schedule", "cron": "* * * * *"}}
+        {**FLOW, "name": "ticks", "trigger": {"type": "schedule", "cron": "* * * * *"}}
     )
     push = {"message": {"data": "e30=", "messageId": "m-1", "attributes": {}}}
     async with client_for(FUNCTION_APPS["trigger-handler"](edge), "http://fn.test") as client:

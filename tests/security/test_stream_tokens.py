@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ async def clients(edge: Edge) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.As
 
 async def _finished(runtime: LocalRuntime, tenant: str = "default") -> tuple[str, str]:
     app = runtime.app.for_tenant(tenant)
-    flow = await app.create_workflow({"name": "streamed", "steps": STEPS})
+    flow = await app.create_workflow({"name": f"streamed-{uuid.uuid4().hex[:8]}", "steps": STEPS})
     execution = await app.start_execution(StartRequest(flow.id, {}))
     for _ in range(250):
         if (await app.get_execution(execution.id)).status.terminal:
