@@ -12,8 +12,12 @@ from _cli import Wfe
 from google.auth import jwt
 
 from shared.api.identity import DEV_AUDIENCE, DEV_INVOKER, DevKeys
+from shared.app.registration import all_workflows
 from shared.dev.server import DevOptions, running
+from shared.engine.validation import parse_documents
 from shared.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 FLOW = """\
 name: solo
@@ -65,3 +69,26 @@ async def test_dev_server_takes_a_free_demo_port_when_its_own_is_taken(tmp_path:
                 raise AssertionError("a pinned, taken demo port must fail the start")
         except OSError:
             pass
+
+
+async def test_dev_server_restarts_register_nothing_new_and_fill_demo_url(tmp_path: Path) -> None:
+    settings = Settings.local_mode(str(tmp_path / "dev.db"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        demo_port = probe.getsockname()[1]
+    options = DevOptions(examples=EXAMPLES, demo_port=demo_port)
+    for _ in range(2):  # the second start finds every example unchanged
+        async with running(settings, options) as server:
+            assert server.edge is not None
+            app = server.edge.app
+            heads = await all_workflows(app)
+            assert len(heads) == len(server.loaded) >= 9
+            assert {w.version for w in heads} == {1}
+    async with running(settings, options) as server:
+        assert server.edge is not None
+        # examples/approval.yaml as POST /workflows sends it: demoUrl "" in the file
+        raw = parse_documents((EXAMPLES / "approval.yaml").read_text(), "approval.yaml")[0]
+        assert raw["variables"]["demoUrl"] == ""
+        saved = await server.edge.app.create_workflow(raw, on_conflict="newVersion")
+        assert saved.version == 2
+        assert saved.variables["demoUrl"] == server.demo_url == f"http://127.0.0.1:{demo_port}"
