@@ -21,7 +21,7 @@ from shared.app.service import StartRequest
 from shared.engine.definitions import DefinitionCache
 from shared.engine.runtime import Engine, EngineSettings, HopResult
 from shared.engine.steps import Complete, Outcome, StepContext, StepRegistry, StepServices, StepType
-from shared.errors import StepFailed
+from shared.errors import Conflict, StepFailed
 from shared.models import StepRun, WorkflowExecution
 from shared.ports import StepTask
 from shared.steps import register_builtins
@@ -102,7 +102,16 @@ class Harness:
         self.results: list[HopResult] = []
 
     async def create(self, raw: dict[str, Any]) -> str:
-        return (await self.app.create_workflow(raw)).id
+        """A new workflow; a name already taken here gets a suffix (names are unique in a
+        tenant), so running one definition twice still makes two workflows."""
+        for attempt in range(1, 100):
+            named = raw if attempt == 1 else {**raw, "name": f"{raw['name']}-{attempt}"}
+            try:
+                return (await self.app.create_workflow(named)).id
+            except Conflict as exc:
+                if exc.code != "WORKFLOW_NAME_TAKEN":
+                    raise
+        raise AssertionError(f"too many workflows named {raw['name']!r}")
 
     async def start(
         self, workflow_id: str, data: dict[str, Any] | None = None, **kwargs: Any
