@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,8 @@ def _dev(scratch: Path) -> Iterator[ServiceProcess]:
 
 def _run(blocks: list[Block], scratch: Path) -> str:
     """Run the blocks against a fresh ``wfe dev``; the output, with no command failed."""
+    missing = [tool for tool in ("bash", "curl", "jq", "base64", "sed") if not shutil.which(tool)]
+    assert not missing, f"the documented commands need {missing} (make test runs them)"
     with _dev(scratch) as dev:
         demo = httpx.get(f"{dev.base}/").json()["demoService"]
         assert demo == f"http://127.0.0.1:{dev.port + 1}" or dev.port == 65535
