@@ -31,7 +31,8 @@ stops the server, and audits the database and the counter:
 - ``lost``: executions the API acknowledged (202) that the store does not hold;
 - ``stuck``: executions not terminal at the end;
 - ``wrong_results``: succeeded executions whose result differs from the expected one
-  (each is a pure function of the execution id and input);
+  (each is a pure function of the execution id and input); ``failed_final`` counts
+  executions still failed after every redrive (with ``failed_codes``), apart;
 - ``doubled_effects``: logical steps (execution, http step, map item) for which the
   counter applied an effect under more than one idempotency key (the same key again
   is deduplicated by the counter, as a real idempotent upstream does);
@@ -44,7 +45,13 @@ stops the server, and audits the database and the counter:
 - ``max_stall_seconds``: the longest gap between two consecutive events of one
   execution, whatever the cause; ``baseline_max_gap_seconds`` the same before the
   first fault (what a step takes to follow another with no fault);
-- throughput: executions and step runs per second of wall time.
+- throughput: executions and step runs per second of wall time (on a shared machine,
+  compare runs of the same load only).
+
+The exit status is 0 when the issue's target holds (``lost``, ``doubled_effects``,
+``stuck`` and ``wrong_results`` all 0, ``max_recovery_seconds`` <= 30), else 1. The
+server runs with ``WFE_RATE_LIMITS=false`` (the driver is one principal starting
+thousands of executions) and the default sweeper settings.
 
 ``--short`` is the quick variant ``make test`` runs (N=60, 1 kill, 30% duplicates).
 
@@ -53,8 +60,10 @@ emulators (``wfe dev`` in gcp mode, as ``make dev-emulators`` starts it). There 
 duplicates come from the counter process relaying each Cloud Tasks delivery to
 execute-step, a second copy alongside with probability ``--duplicates``; the store
 fault freezes the Firestore emulator (SIGSTOP, then SIGCONT); the Cloud Tasks
-emulator retries without backoff (up to 100 times). Without the Google Cloud CLI's
-emulators it prints one line saying the run did not happen and exits 2.
+emulator retries without backoff (up to 100 times) and delivers one task at a time, so
+throughput and step-to-step gaps there are the emulator's (see
+``baseline_max_gap_seconds``). Without the Google Cloud CLI's emulators it prints one
+line saying the run did not happen and exits 2.
 """
 
 from __future__ import annotations
