@@ -1,0 +1,212 @@
+"""Recovery and control paths that mutation testing (``make mutation``) found
+unchecked: restart recovery, the sweeper's new task names, early deliveries keeping
+their trace, a signal consumed once, the status a resume restores, loop-limit and
+child-id details."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from harness import Harness, linear
+
+from shared.models import ExecutionStatus, StepRunStatus
+from shared.ports import StepTask
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_recover_releases_a_dead_workers_lease_and_requeues_its_run(h: Harness) -> None:
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    [task] = h.queue.take_due(h.clock.now())
+    await h.engine._claim(task, "the-process-that-died")
+    [claimed] = await h.runs(execution.id)
+    assert claimed.status == StepRunStatus.RUNNING and claimed.lease_expires_at > h.clock.now()
+    assert await h.engine.recover() == 1
+    [released] = await h.runs(execution.id)
+    assert released.lease_expires_at == h.clock.now()
+    [again] = h.queue.take_due(h.clock.now())
+    assert (again.run_id, again.due_at, again.wake_seq) == (
+        claimed.id,
+        claimed.due_at,
+        claimed.wake_seq,
+    )
+    assert (await h.engine.handle_task(again)).status == "done"
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+    assert sum(h.counter.calls.values()) == 1
+
+
+async def test_the_sweeper_gives_a_lost_task_the_next_name(h: Harness) -> None:
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    [lost] = h.queue.take_due(h.clock.now())  # the enqueue was lost
+    h.clock.advance(timedelta(seconds=30))
+    assert await h.engine.sweep(grace_seconds=60) == 0, "not overdue yet"
+    h.clock.advance(timedelta(seconds=31))
+    assert await h.engine.sweep(grace_seconds=60) == 1
+    [task] = h.queue.take_due(h.clock.now())
+    assert task.run_id == lost.run_id and task.wake_seq == lost.wake_seq + 1
+    [run] = await h.runs(execution.id)
+    assert run.wake_seq == lost.wake_seq + 1
+    assert (await h.engine.handle_task(task)).status == "done"
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+
+
+async def test_an_early_delivery_is_requeued_with_its_trace(h: Harness) -> None:
+    workflow_id = await h.create(
+        linear(
+            {"id": "w", "type": "wait", "config": {"seconds": 3600}}, {"id": "b", "type": "count"}
+        )
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    [timer] = h.queue.tasks
+    h.queue.tasks.clear()
+    early = StepTask(timer.execution_id, timer.run_id, h.clock.now(), timer.wake_seq, trace=TRACE)
+    assert (await h.engine.handle_task(early)).status == "early"
+    [again] = h.queue.tasks
+    assert again.due_at == timer.due_at and again.wake_seq == timer.wake_seq + 1
+    assert again.trace is not None and again.trace.split("-")[1] == TRACE.split("-")[1]
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+
+
+async def test_a_signal_wakes_one_wait_only(h: Harness) -> None:
+    """The signal a waiting step took is consumed: a later wait for the same event
+    waits for the next one."""
+    ask = {"type": "wait_for_event", "config": {"event": "go", "timeoutSeconds": 3600}}
+    workflow_id = await h.create(
+        linear({"id": "first", **ask}, {"id": "second", **ask}, {"id": "end", "type": "count"})
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    answer = await h.app.send_event(execution.id, "go", 1)
+    assert answer["delivered"] is True
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    assert dict(await h.statuses(execution.id)) == {"first": "succeeded", "second": "waiting"}
+    await h.app.send_event(execution.id, "go", 2)
+    await h.drain(advance=False)
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED
+
+
+async def test_resume_restores_running_for_a_fan_out_whose_bodies_wait(h: Harness) -> None:
+    """Waiting bodies and their fan-out owner (or the deadline timer) do not make the
+    execution ``waiting``: a resume restores ``running``, the status the pause found."""
+    wait = {"type": "wait", "config": {"seconds": 600}}
+    workflow_id = await h.create(
+        {
+            "name": "fan",
+            "timeoutSeconds": 3600,
+            "steps": [
+                {
+                    "id": "fan",
+                    "type": "parallel",
+                    "config": {
+                        "branches": [{"name": "l", "start": "l"}, {"name": "r", "start": "r"}]
+                    },
+                },
+                {"id": "l", **wait},
+                {"id": "r", **wait},
+            ],
+        }
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.RUNNING
+    await h.app.pause(execution.id)
+    assert (await h.app.resume(execution.id)).status == ExecutionStatus.RUNNING
+    await h.drain()
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+
+
+async def test_resume_restores_running_for_a_parent_waiting_on_its_child(h: Harness) -> None:
+    await h.create(
+        linear(
+            {
+                "id": "hold",
+                "type": "wait_for_event",
+                "config": {"event": "go", "timeoutSeconds": 60},
+            },
+            name="child",
+        )
+    )
+    workflow_id = await h.create(
+        {
+            "name": "parent",
+            "steps": [{"id": "call", "type": "subworkflow", "config": {"workflowName": "child"}}],
+        }
+    )
+    parent = await h.start(workflow_id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(parent.id)).status == ExecutionStatus.RUNNING
+    await h.app.pause(parent.id)
+    assert (await h.app.resume(parent.id)).status == ExecutionStatus.RUNNING
+
+
+async def test_a_main_flow_park_resumes_as_waiting(h: Harness) -> None:
+    workflow_id = await h.create(
+        linear({"id": "w", "type": "wait", "config": {"seconds": 600}}, timeoutSeconds=3600)
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    await h.app.pause(execution.id)
+    assert (await h.app.resume(execution.id)).status == ExecutionStatus.WAITING
+
+
+async def test_a_timed_out_first_step_is_redriven_not_the_deadline_timer(h: Harness) -> None:
+    workflow_id = await h.create(
+        linear(
+            {
+                "id": "ask",
+                "type": "wait_for_event",
+                "config": {"event": "go", "timeoutSeconds": 9999},
+            },
+            timeoutSeconds=60,
+        )
+    )
+    execution = await h.start(workflow_id)
+    await h.drain()
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.TIMED_OUT
+    assert {r.step_id for r in await h.runs(execution.id)} == {"ask", "$deadline"}
+    await h.app.redrive(execution.id)
+    await h.drain(advance=False)
+    await h.app.send_event(execution.id, "go", True)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+
+
+async def test_the_loop_limit_error_names_its_step(h: Harness) -> None:
+    execution = await h.run(
+        {
+            "name": "loop",
+            "steps": [
+                {"id": "inc", "type": "transform", "nextSteps": ["again"], "maxIterations": 2},
+                {
+                    "id": "again",
+                    "type": "branch",
+                    "nextSteps": ["inc"],
+                    "config": {"cases": [{"when": "true", "next": "inc"}]},
+                },
+            ],
+        }
+    )
+    assert execution.error_info is not None
+    assert execution.error_info.code == "LOOP_LIMIT_EXCEEDED"
+    assert execution.error_info.step_id == "inc"
+    assert "maxIterations=2" in execution.error_info.message
+
+
+async def test_a_child_execution_id_is_a_uuid(h: Harness) -> None:
+    await h.create({"name": "child", "steps": [{"id": "a", "type": "transform"}]})
+    parent = await h.run(
+        {
+            "name": "parent",
+            "steps": [{"id": "call", "type": "subworkflow", "config": {"workflowName": "child"}}],
+        }
+    )
+    [call] = await h.runs(parent.id)
+    child_id = call.state["childExecutionId"]
+    assert str(uuid.UUID(child_id)) == child_id
