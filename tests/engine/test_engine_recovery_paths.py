@@ -5,11 +5,13 @@ child-id details."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
 from harness import Harness, linear
 
+from shared.engine import policy
 from shared.models import ExecutionStatus, StepRunStatus
 from shared.ports import StepTask
 
@@ -41,10 +43,11 @@ async def test_the_sweeper_gives_a_lost_task_the_next_name(h: Harness) -> None:
     workflow_id = await h.create(linear({"id": "a", "type": "count"}))
     execution = await h.start(workflow_id)
     [lost] = h.queue.take_due(h.clock.now())  # the enqueue was lost
+    assert lost.execution_id == execution.id
     h.clock.advance(timedelta(seconds=30))
-    assert await h.engine.sweep(grace_seconds=60) == 0, "not overdue yet"
-    h.clock.advance(timedelta(seconds=31))
-    assert await h.engine.sweep(grace_seconds=60) == 1
+    assert await h.engine.sweep() == 0, "not overdue yet"
+    h.clock.advance(timedelta(seconds=30.5))
+    assert await h.engine.sweep() == 1, "overdue by more than the default 60 s of grace"
     [task] = h.queue.take_due(h.clock.now())
     assert task.run_id == lost.run_id and task.wake_seq == lost.wake_seq + 1
     [run] = await h.runs(execution.id)
@@ -210,3 +213,130 @@ async def test_a_child_execution_id_is_a_uuid(h: Harness) -> None:
     [call] = await h.runs(parent.id)
     child_id = call.state["childExecutionId"]
     assert str(uuid.UUID(child_id)) == child_id
+
+
+async def test_deliveries_of_unknown_or_finished_work_say_so(h: Harness) -> None:
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    ghost = StepTask(execution.id, "no-such-run", h.clock.now(), 0)
+    assert (await h.engine.handle_task(ghost)).status == "unknown"
+    [task] = h.queue.take_due(h.clock.now())
+    await h.app.cancel(execution.id)
+    assert (await h.engine.handle_task(task)).status == "duplicate"  # its run was cancelled
+    assert not h.counter.calls
+
+
+async def test_a_deadline_timer_delivered_within_the_early_tolerance_waits(h: Harness) -> None:
+    """A task may come up to a second early (clock skew); the deadline timer must not
+    end the execution before its deadline, nor be run as a step."""
+    workflow_id = await h.create(
+        linear(
+            {
+                "id": "ask",
+                "type": "wait_for_event",
+                "config": {"event": "go", "timeoutSeconds": 600},
+            },
+            timeoutSeconds=60,
+        )
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    [timer] = [t for t in h.queue.tasks if t.due_at == h.clock.now() + timedelta(seconds=60)]
+    h.clock.advance(timedelta(seconds=59.5))
+    assert (await h.engine.handle_task(timer)).status == "early"
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    h.clock.advance(timedelta(seconds=0.5))
+    await h.drain(advance=False)
+    timed_out = await h.app.get_execution(execution.id)
+    assert timed_out.status == ExecutionStatus.TIMED_OUT
+    assert timed_out.error_info is not None
+    assert timed_out.error_info.message == "execution deadline passed"
+
+
+async def test_a_late_branch_does_not_reopen_a_parallel_that_failed_and_continued(
+    h: Harness,
+) -> None:
+    """``onError: continue`` on a parallel: the first failing branch ends the fan-out
+    and the flow goes on; a sibling already running, which finishes later, is not
+    joined (the fan-out would complete again and the next step run twice)."""
+    h.counter.delay = 0.2
+    workflow_id = await h.create(
+        {
+            "name": "p",
+            "steps": [
+                {
+                    "id": "fan",
+                    "type": "parallel",
+                    "nextSteps": ["after"],
+                    "onError": {"strategy": "continue"},
+                    "config": {
+                        "branches": [
+                            {"name": "slow", "start": "slow"},
+                            {"name": "ko", "start": "bad"},
+                        ]
+                    },
+                },
+                {"id": "slow", "type": "count"},
+                {"id": "bad", "type": "transform", "config": {"output": "${vars.none.deeper}"}},
+                {"id": "after", "type": "wait", "config": {"seconds": 60}, "nextSteps": ["end"]},
+                {"id": "end", "type": "count"},
+            ],
+        }
+    )
+    execution = await h.start(workflow_id)
+    [fan] = h.queue.take_due(h.clock.now())
+    await h.deliver(fan)
+    bodies = h.queue.take_due(h.clock.now())
+    assert len(bodies) == 2
+    # slow is claimed and running when bad fails and the flow continues; then slow ends
+    await asyncio.gather(*(h.deliver(task) for task in bodies))
+    assert dict(await h.statuses(execution.id))["fan"] == "failed"
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED
+    runs = await h.runs(execution.id)
+    assert [r.status for r in runs if r.step_id == "fan"] == [StepRunStatus.FAILED]
+    assert sum(h.counter.calls[r.id] for r in runs if r.step_id == "end") == 1
+    assert [r.step_id for r in runs].count("after") == 1
+
+
+async def test_a_branch_failure_keeps_its_code_and_retryability(h: Harness) -> None:
+    h.counter.fail_codes["bad"] = ("FLAKY", True)
+    execution = await h.run(
+        {
+            "name": "p",
+            "steps": [
+                {
+                    "id": "fan",
+                    "type": "parallel",
+                    "config": {"branches": [{"name": "ko", "start": "bad"}]},
+                },
+                {"id": "bad", "type": "count"},
+            ],
+        }
+    )
+    error = execution.error_info
+    assert error is not None
+    assert (error.code, error.retryable, error.step_id) == ("FLAKY", True, "fan")
+    assert error.message == "fan[0] failed at bad: bad told to fail"
+
+
+async def test_a_child_starts_at_the_engines_time(h: Harness) -> None:
+    await h.create({"name": "child", "steps": [{"id": "a", "type": "transform"}]})
+    parent = await h.run(
+        {
+            "name": "parent",
+            "steps": [{"id": "call", "type": "subworkflow", "config": {"workflowName": "child"}}],
+        }
+    )
+    [call] = await h.runs(parent.id)
+    [started, *_] = await h.store.list_events(call.state["childExecutionId"])
+    assert started.type == "execution.started" and started.at == h.clock.now()
+
+
+def test_output_size_is_measured_on_compact_json() -> None:
+    value = {"k": "x" * 100}
+    compact = len('{"k":""}') + 100
+    assert policy.cap_output(value, compact) == (value, False)
+    cut, truncated = policy.cap_output(value, compact - 1)
+    assert truncated and cut["bytes"] == compact
