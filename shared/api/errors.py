@@ -116,7 +116,9 @@ def validation_error(errors: Sequence[Any]) -> WorkflowError:
     if where and where[0] in ("query", "path", "header", "cookie"):
         name = str(where[1]) if len(where) > 1 else ""
         return InputInvalid(
-            f"{where[0]} parameter {name!r}: {first.get('msg', 'invalid')}", path=f"/{name}"
+            f"{where[0]} parameter {name!r}: "
+            f"{str(first.get('msg', 'invalid')).removeprefix('Value error, ')}",
+            path=f"/{name}",
         )
     if first.get("type") == "json_invalid":
         context = first.get("ctx")

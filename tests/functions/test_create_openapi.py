@@ -149,6 +149,13 @@ def _get_cases() -> dict[int, Produce]:
     }
 
 
+async def _reused(api: httpx.AsyncClient, url: str) -> httpx.Response:
+    """An executionId taken by another input: 409 EXECUTION_ID_REUSED."""
+    first = await api.post(url, json={"input": {"n": 1}, "executionId": "taken"}, headers=OWNER)
+    assert first.status_code == 202, first.text
+    return await api.post(url, json={"input": {"n": 2}, "executionId": "taken"}, headers=OWNER)
+
+
 def _execute_cases() -> dict[int, Produce]:
     def url(wid: str) -> str:
         return f"{API}/workflows/{wid}/execute"
@@ -159,6 +166,7 @@ def _execute_cases() -> dict[int, Produce]:
         401: lambda api, wid: api.post(url(wid), json={}),
         403: lambda api, wid: api.post(url(wid), json={}, headers=VIEWER),
         404: lambda api, _: api.post(url("missing"), json={}, headers=OWNER),
+        409: lambda api, wid: _reused(api, url(wid)),
         413: lambda api, wid: api.post(url(wid), content=HUGE, headers=OWNER),
         415: lambda api, wid: api.post(
             url(wid), content=b"input: {}", headers={**OWNER, "Content-Type": "application/yaml"}

@@ -27,7 +27,7 @@ async def test_create_get_update_delete(api: httpx.AsyncClient) -> None:
 
     got = await api.get(f"{API}/workflows/{body['id']}")
     assert got.status_code == 200
-    assert got.json()["executionStats"] == {"total": 0, "byStatus": {}}
+    assert got.json()["executionStats"] == {"total": 0, "window": 1000, "byStatus": {}}
     assert got.json()["steps"] == body["steps"]
 
     changed = doubler(name="doubler-v2", tags=["billing"])

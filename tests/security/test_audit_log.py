@@ -337,3 +337,11 @@ async def test_a_graphql_batch_cut_short_by_the_start_limit_records_what_it_did(
             [(flows[0], "ok"), (flows[1], "ok"), (flows[2], "RATE_LIMITED")]
         )
         assert await s.executions("tenant-a") == 2
+
+
+@pytest.mark.parametrize("moment", ["0.5", "1700000000", "yesterday", "2026-13"])
+async def test_audit_time_filters_take_rfc3339_only(s: Served, moment: str) -> None:
+    """schemathesis: ``until=0.5`` was accepted as a date-time (pydantic read seconds)."""
+    response = await s.api.get(f"{API}/audit", params={"until": moment}, headers=ALICE)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["path"] == "/until"

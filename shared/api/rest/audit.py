@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from shared.api.auth import Principal, authorize
@@ -35,6 +37,18 @@ async def _admin(
 
 
 Admin = Annotated[Principal, Depends(_admin)]
+
+
+def _rfc3339_only(value: object) -> object:
+    """A time is written as one (``2026-12-03T10:00:00Z``); pydantic would also take a
+    number of seconds since 1970 (``0.5``), which the schema does not allow."""
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2026-12-03T10:00:00Z")
+    return value
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+Moment = Annotated[datetime, BeforeValidator(_rfc3339_only)]
 Filter = Annotated[str | None, Query(max_length=500)]
 
 
@@ -47,8 +61,8 @@ async def list_audit(
     target: Annotated[
         Filter, Query(description="Entries about this workflow or execution id only.")
     ] = None,
-    since: Annotated[datetime | None, Query(description="Entries at or after this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Entries before this time.")] = None,
+    since: Annotated[Moment | None, Query(description="Entries at or after this time.")] = None,
+    until: Annotated[Moment | None, Query(description="Entries before this time.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:

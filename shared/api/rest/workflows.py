@@ -276,7 +276,7 @@ async def decision_graph(
     tags=["executions"],
     status_code=202,
     response_model=WorkflowExecution,
-    responses=errors(*_BODY, *_WRITE, 404),
+    responses=errors(*_BODY, *_WRITE, 404, 409),
     dependencies=[Depends(json_only)],
 )
 async def execute_workflow(
