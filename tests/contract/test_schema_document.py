@@ -13,5 +13,5 @@ def test_the_checked_in_schema_is_the_served_one() -> None:
     served = str(schema).rstrip() + "\n"
     assert DOCUMENT.read_text() == served, (
         "docs/schema.graphql is stale: regenerate it with "
-        "python -c \"from shared.api.graphql.schema import schema; print(schema)\""
+        'python -c "from shared.api.graphql.schema import schema; print(schema)"'
     )

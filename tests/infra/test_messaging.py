@@ -194,4 +194,4 @@ def test_a_scheduled_sweep_calls_execute_step_as_the_tasks_invoker() -> None:
     assert token["service_account_email"] == '${google_service_account.sa["tasks"].email}'
     assert token["audience"] == '${local.urls["execute-step"]}'
     assert not str(job["name"]).startswith(ports.JOB_PREFIX)  # reconciled jobs: wfe-*
-    assert "Route(\"/sweep\"" in (ROOT / "shared" / "api" / "tasks.py").read_text()
+    assert 'Route("/sweep"' in (ROOT / "shared" / "api" / "tasks.py").read_text()
