@@ -357,7 +357,10 @@ class Run:
             plan.append(((p.kills + 0.5) / (p.kills + 1), "store"))  # no restart after it
         plan.sort()
         for share, kind in plan:
-            while self.completed() < share * p.n and not self.done_starting:
+            waited = now()
+            # Until that share has finished (all of them finishing counts too: a share is
+            # below 1); a run that stops progressing gets its fault after drain_seconds.
+            while self.completed() < share * p.n and now() - waited < p.drain_seconds:
                 await asyncio.sleep(0.05)
             if kind == "kill":
                 await self.kill_and_restart()
