@@ -15,6 +15,9 @@ cover its function) and prints one JSON object: killed, survived, timeouts (coun
 killed: the tests did not pass), no-tests, the score ``killed / (killed + survived +
 no tests)`` and the survivors' names (``mutmut show NAME`` in the workdir shows each).
 Tests that already fail on the unmutated tree are left out, and listed.
+``score_behaviour_changing`` leaves out the survivors listed, each with its reason, in
+bench/mutation_equivalent.txt (reviewed by hand: text of messages, dead branches);
+mutant names follow the code, so a changed function needs its entries reviewed again.
 """
 
 from __future__ import annotations
@@ -115,12 +118,28 @@ def results(workdir: Path, sample: list[str]) -> dict[str, int | None]:
     return {name: codes.get(name) for name in sample}
 
 
-def report(codes: dict[str, int | None], total: int, seed: int) -> dict[str, Any]:
+def equivalents(path: Path) -> dict[str, str]:
+    """Survivors judged not to change behaviour: ``name  # why`` per line."""
+    if not path.exists():
+        return {}
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, _, why = line.partition("#")
+        if name.strip():
+            found[name.strip()] = why.strip()
+    return found
+
+
+def report(
+    codes: dict[str, int | None], total: int, seed: int, equivalent: dict[str, str]
+) -> dict[str, Any]:
     killed = sorted(n for n, c in codes.items() if c in KILLED)
     survived = sorted(n for n, c in codes.items() if c in SURVIVED)
     untested = sorted(n for n, c in codes.items() if c in NO_TESTS)
     other = sorted(n for n, c in codes.items() if c not in KILLED | SURVIVED | NO_TESTS)
     judged = len(killed) + len(survived) + len(untested)
+    same = [n for n in survived + untested if n in equivalent]
+    changing = judged - len(same)
     return {
         "mutants_total": total,
         "sampled": len(codes),
@@ -130,7 +149,10 @@ def report(codes: dict[str, int | None], total: int, seed: int) -> dict[str, Any
         "no_tests": len(untested),
         "not_judged": len(other),
         "score": round(len(killed) / judged, 4) if judged else None,
-        "survivors": survived + untested,
+        "equivalent_survivors": len(same),
+        "score_behaviour_changing": round(len(killed) / changing, 4) if changing else None,
+        "survivors": [n for n in survived + untested if n not in equivalent],
+        "equivalent": same,
         "not_judged_names": other,
     }
 
@@ -142,9 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", help="test this commit instead of the working tree")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "mutation")
+    parser.add_argument(
+        "--equivalent",
+        type=Path,
+        default=ROOT / "bench" / "mutation_equivalent.txt",
+        help="survivors reviewed as not changing behaviour, left out of score_behaviour_changing",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="score the last run in --workdir again"
+    )
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
+    if args.report_only:
+        names = mutant_names(workdir)
+        sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
+        summary = report(
+            results(workdir, sample), len(names), args.seed, equivalents(args.equivalent)
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
     copy_tree(workdir, args.ref)
     mutmut = [sys.executable, "-c", "from mutmut.__main__ import cli; cli()"]
     subprocess.run(
@@ -161,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         cwd=workdir,
         stdout=sys.stderr,
     )
-    summary = report(results(workdir, sample), len(names), args.seed)
+    summary = report(results(workdir, sample), len(names), args.seed, equivalents(args.equivalent))
     summary["mutmut_exit_code"] = run.returncode
     summary["deselected_failing_tests"] = failing
     print(json.dumps(summary, indent=2))
