@@ -60,7 +60,7 @@ tasks-emulator: install
 
 # Sampled mutation testing of the engine core (issue 11): a seeded sample of mutmut's
 # mutants of shared/engine, each against the engine and unit tests that cover it; prints
-# killed/survived/score as JSON. Not part of make test (about 20-40 min on 2 cores).
+# killed/survived/score as JSON. Not part of make test (about 10 min on 2 cores).
 # `make mutation MUTATION_ARGS="--ref HEAD --sample 50"` tests a commit, a smaller sample.
 mutation: install
 	$(BIN)/python bench/mutation.py $(MUTATION_ARGS)
