@@ -73,7 +73,7 @@ T = TypeVar("T")
 class EngineSettings:
     """Tunables of the executor, with the defaults used in production."""
 
-    lease_seconds: float = 15.0
+    lease_seconds: float = 10.0
     """Lease on a claimed run beyond its step's time limit: the time its outcome's commit
     may take. A worker killed mid-step leaves its run to the next delivery this much
     after the step's own deadline (an http call's timeout), not minutes later."""

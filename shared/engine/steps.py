@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from shared.ports.secrets import SecretResolver
 
 
-QUICK_STEP_SECONDS = 30.0
+QUICK_STEP_SECONDS = 10.0
 """Time limit of steps that only record what comes next (park, fan out, start a child,
 publish): their run is retried this soon after a worker died during it."""
 

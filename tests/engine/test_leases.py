@@ -29,14 +29,14 @@ async def _first_task(h: Harness, raw: dict[str, Any]) -> tuple[str, StepTask]:
 @pytest.mark.parametrize(
     ("step", "lease_seconds"),
     [
-        ({"id": "a", "type": "count", "timeoutSeconds": 10}, 10 + 15),
-        ({"id": "a", "type": "transform", "config": {"set": {"x": 1}}}, 10 + 15),
-        ({"id": "a", "type": "wait", "config": {"seconds": 5}}, 30 + 15),
+        ({"id": "a", "type": "count", "timeoutSeconds": 10}, 10 + 10),
+        ({"id": "a", "type": "transform", "config": {"set": {"x": 1}}}, 10 + 10),
+        ({"id": "a", "type": "wait", "config": {"seconds": 5}}, 10 + 10),
         (
             {"id": "a", "type": "http", "config": {"url": "https://x.test/", "timeoutSeconds": 10}},
-            10 + 5 + 15,
+            10 + 5 + 10,
         ),
-        ({"id": "a", "type": "count"}, 300 + 15),  # no bound of its own: the default
+        ({"id": "a", "type": "count"}, 300 + 10),  # no bound of its own: the default
     ],
 )
 async def test_the_lease_follows_the_steps_own_deadline(
@@ -54,9 +54,9 @@ async def test_a_dead_workers_run_is_retried_once_its_lease_ends(h: Harness) -> 
         h, linear({"id": "a", "type": "count", "timeoutSeconds": 10}, {"id": "b", "type": "count"})
     )
     await h.engine._claim(task, "a-worker-that-dies")  # claimed, then the process is killed
-    h.clock.advance(timedelta(seconds=24))
+    h.clock.advance(timedelta(seconds=19))
     assert (await h.engine.handle_task(task)).status == "busy"  # still within its lease
-    h.clock.advance(timedelta(seconds=2))  # 26 s after the claim: the lease has ended
+    h.clock.advance(timedelta(seconds=2))  # 21 s after the claim: the lease has ended
     assert (await h.engine.handle_task(task)).status == "done"
     await h.drain()
     execution = await h.app.get_execution(execution_id)
