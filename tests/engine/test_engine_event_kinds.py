@@ -148,3 +148,66 @@ async def test_the_sweeper_does_not_rename_a_run_someone_renamed_meanwhile(h: Ha
 
 def test_an_output_with_keys_json_refuses_is_kept_as_text() -> None:
     assert policy.cap_output({(1, 2): "a"}, 100) == ("{(1, 2): 'a'}", False)
+
+
+async def test_a_signal_that_came_first_wakes_the_step_with_ok_value_and_name(
+    h: Harness,
+) -> None:
+    h.registry.register(HoldStep())
+    workflow_id = await h.create(
+        linear(
+            {"id": "w", "type": "wait", "config": {"seconds": 5}}, {"id": "hold", "type": "hold"}
+        )
+    )
+    execution = await h.start(workflow_id)
+    await h.drain(advance=False)
+    answer = await h.app.send_event(execution.id, "go", 7)
+    assert answer["delivered"] is False  # kept for the step that waits for it later
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.result == {"ok": True, "value": 7, "signal": "go"}
+
+
+async def test_records_carry_the_engines_time_ids_and_iterations(h: Harness) -> None:
+    execution = await h.run(
+        {
+            "name": "loop",
+            "timeoutSeconds": 60,
+            "variables": {"n": 0},
+            "steps": [
+                {
+                    "id": "inc",
+                    "type": "transform",
+                    "config": {"set": {"n": "${vars.n + 1}"}},
+                    "nextSteps": ["again"],
+                    "maxIterations": 5,
+                },
+                {
+                    "id": "again",
+                    "type": "branch",
+                    "nextSteps": ["inc", "end"],
+                    "config": {"cases": [{"when": "vars.n < 3", "next": "inc"}], "default": "end"},
+                },
+                {"id": "end", "type": "transform"},
+            ],
+        },
+        advance=False,
+    )
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    runs = await h.runs(execution.id)
+    assert [r.iteration for r in runs if r.step_id == "inc"] == [1, 2, 3]
+    assert {r.workflow_id for r in runs} == {execution.workflow_id}
+    assert any(r.step_id == "$deadline" for r in runs)
+    assert {e.at for e in await h.store.list_events(execution.id)} == {h.clock.now()}
+
+
+async def test_a_delivery_past_the_deadline_ends_the_execution_and_says_cancelled(
+    h: Harness,
+) -> None:
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}, timeoutSeconds=60))
+    execution = await h.start(workflow_id)
+    [first] = [t for t in h.queue.take_due(h.clock.now())]
+    h.clock.advance(61)
+    assert (await h.engine.handle_task(first)).status == "cancelled"
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.TIMED_OUT
+    assert not h.counter.calls
