@@ -106,12 +106,33 @@ async def _collect(
     return results
 
 
+def _held() -> dict[str, Any]:
+    """transform -> wait for a ``go`` event -> transform: it ends when the test says so
+    (a timed wait could end before the subscription is open, under load)."""
+    flow = sleeper()
+    flow["steps"][1] = {
+        "id": "nap",
+        "type": "wait_for_event",
+        "config": {"event": "go", "timeoutSeconds": 60},
+        "nextSteps": ["after"],
+    }
+    return flow
+
+
 async def test_workflow_status_follows_an_execution(server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
-        workflow_id = await create(http, sleeper(0.5))
+        workflow_id = await create(http, _held())
         execution_id = await execute(http, workflow_id)
-        received = await _collect(f"{server.ws}/graphql", STATUS, {"id": execution_id})
-        statuses = [r["workflowStatus"] for r in received]
+        statuses: list[str] = []
+        request = GraphQLRequest(STATUS, variable_values={"id": execution_id})
+        async with asyncio.timeout(15), _client(f"{server.ws}/graphql") as session:
+            async for result in session.subscribe(request):
+                statuses.append(result["workflowStatus"])
+                if statuses[-1] == "WAITING" and statuses.count("WAITING") == 1:
+                    sent = await http.post(
+                        f"/api/v1/executions/{execution_id}/events", json={"name": "go"}
+                    )
+                    assert sent.status_code == 202, sent.text
         assert statuses[-1] == "SUCCEEDED"
         assert "WAITING" in statuses and "RUNNING" in statuses, statuses
         assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
