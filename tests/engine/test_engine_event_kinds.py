@@ -166,6 +166,8 @@ async def test_a_signal_that_came_first_wakes_the_step_with_ok_value_and_name(
     await h.drain()
     done = await h.app.get_execution(execution.id)
     assert done.result == {"ok": True, "value": 7, "signal": "go"}
+    woken = [(s, d) for t, s, d in await events(h, execution.id) if t == "step.woken"]
+    assert woken == [("hold", {"signal": "go"})]
 
 
 async def test_records_carry_the_engines_time_ids_and_iterations(h: Harness) -> None:
@@ -211,3 +213,15 @@ async def test_a_delivery_past_the_deadline_ends_the_execution_and_says_cancelle
     assert (await h.engine.handle_task(first)).status == "cancelled"
     assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.TIMED_OUT
     assert not h.counter.calls
+
+
+async def test_each_redrive_counts_and_a_failure_names_its_run(h: Harness) -> None:
+    h.counter.fail_codes["a"] = ("BROKEN", False)
+    execution = await h.start(await h.create(linear({"id": "a", "type": "count"})))
+    await h.drain()
+    for expected in (1, 2):
+        failed = await h.app.get_execution(execution.id)
+        [last] = (await h.runs(execution.id))[-1:]
+        assert failed.status == ExecutionStatus.FAILED and failed.failed_run_id == last.id
+        assert (await h.app.redrive(execution.id)).redrive_count == expected
+        await h.drain()

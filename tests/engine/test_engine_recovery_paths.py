@@ -332,6 +332,10 @@ async def test_a_child_starts_at_the_engines_time(h: Harness) -> None:
     [call] = await h.runs(parent.id)
     [started, *_] = await h.store.list_events(call.state["childExecutionId"])
     assert started.type == "execution.started" and started.at == h.clock.now()
+    assert started.data == {
+        "workflowVersion": 1,
+        "trigger": {"type": "subworkflow", "parentExecutionId": parent.id, "depth": 1},
+    }
 
 
 def test_output_size_is_measured_on_compact_json() -> None:
