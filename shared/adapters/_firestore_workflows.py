@@ -156,10 +156,13 @@ class FirestoreWorkflows:
     async def list_workflows(self, query: WorkflowQuery) -> Page[WorkflowDefinition]:
         wanted = set(query.tags)
         keep: Callable[[Row], bool] | None = None
-        if len(wanted) > 1:  # the query matched one tag; the others are checked here
+        if len(wanted) > 1 or query.name is not None:
+            # The query matched one tag (or none): the other tags and the name are
+            # checked here, which needs no composite index per combination.
 
             def keep(row: Row) -> bool:
-                return wanted <= set(row["tags"])
+                named = query.name is None or row["name"] == query.name
+                return named and wanted <= set(row["tags"])
 
         listing = workflows_listing(self._client(), self._names, query)
         with translated():

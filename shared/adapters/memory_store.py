@@ -182,6 +182,8 @@ class MemoryStore(Listeners):
                 continue
             if query.active_only and not head.doc.is_active:
                 continue
+            if query.name is not None and head.doc.name != query.name:
+                continue
             if not set(query.tags) <= set(head.doc.tags):
                 continue
             rows.append(((head.created, head.doc.id), head.doc))

@@ -276,6 +276,9 @@ class SqliteStore(Listeners):
         params: list[Any] = [query.tenant]
         if query.active_only:
             where.append("is_active = 1")
+        if query.name is not None:
+            where.append("name = ?")
+            params.append(query.name)
         tags = sorted(set(query.tags))
         if tags:
             marks = ", ".join("?" * len(tags))

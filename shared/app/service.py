@@ -186,17 +186,11 @@ class WorkflowApp:
         return definition
 
     async def _workflow_named(self, name: str) -> WorkflowDefinition | None:
-        """The head of the tenant's workflow called ``name`` (the store's own listing, no
-        statistics), or None."""
-        cursor: str | None = None
-        while True:
-            page = await self.workflows.list_workflows(
-                WorkflowQuery(tenant=self.tenant, limit=200, cursor=cursor)
-            )
-            found = next((w for w in page.items if w.name == name), None)
-            if found is not None or page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
+        """The head of the tenant's workflow called ``name`` (no statistics), or None."""
+        page = await self.workflows.list_workflows(
+            WorkflowQuery(tenant=self.tenant, name=name, limit=1)
+        )
+        return page.items[0] if page.items else None
 
     async def update_workflow(
         self, workflow_id: str, raw: Mapping[str, Any], expected_version: int | None = None
@@ -204,8 +198,6 @@ class WorkflowApp:
         """Write a new immutable version; running executions keep theirs."""
         head = await self.get_workflow(workflow_id)
         if expected_version is not None and expected_version != head.version:
-            from shared.errors import Conflict
-
             raise Conflict(
                 f"workflow is at version {head.version}, not {expected_version}",
                 code="VERSION_MISMATCH",

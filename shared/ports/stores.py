@@ -47,6 +47,8 @@ class WorkflowQuery:
     active_only: bool = False
     tags: tuple[str, ...] = ()
     """Workflows carrying every one of these tags."""
+    name: str | None = None
+    """The workflow of this name only (names are unique in a tenant)."""
     limit: int = 50
     cursor: str | None = None
 

@@ -203,6 +203,23 @@ async def test_list_workflows_filters_active_and_all_tags(store: Store) -> None:
     assert await listed(tags=("x", "y"), limit=1, active_only=True) == ["w3"]
 
 
+async def test_list_workflows_filters_by_name(store: Store) -> None:
+    await store.create_workflow(definition("n1", name="orders", tags=["x"], created=1), "t1")
+    await store.create_workflow(definition("n2", name="billing", tags=["x"], created=2), "t1")
+    await store.create_workflow(definition("n3", name="orders", created=3), "t2")
+
+    async def named(name: str, **kwargs: object) -> list[str]:
+        query = WorkflowQuery(tenant="t1", name=name, **kwargs)  # type: ignore[arg-type]
+        return ids((await store.list_workflows(query)).items)
+
+    assert await named("orders") == ["n1"]  # not t2's workflow of that name
+    assert await named("billing", limit=1) == ["n2"]
+    assert await named("orders", tags=("x",)) == ["n1"]
+    assert await named("Orders") == []
+    await store.delete_workflow("n1", "t1")
+    assert await named("orders") == []
+
+
 async def test_a_bad_cursor_or_limit_is_invalid_input(store: Store) -> None:
     with pytest.raises(InputInvalid):
         await store.list_workflows(WorkflowQuery(cursor="not a cursor"))
