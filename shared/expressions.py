@@ -187,21 +187,22 @@ def expression(source: str, roots: frozenset[str] = STEP_ROOTS) -> Expression:
     return compiled
 
 
-def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside ``value`` with its JSON pointer under ``path``."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _walk_strings(item, f"{path}/{pointer_token(str(key))}")
+            yield from walk_strings(item, f"{path}/{pointer_token(str(key))}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk_strings(item, f"{path}/{index}")
+            yield from walk_strings(item, f"{path}/{index}")
 
 
 def check_template(value: Any, path: str, roots: frozenset[str] = STEP_ROOTS) -> list[Issue]:
     """Compile every ``${...}`` inside ``value`` (any JSON); return the problems found."""
     issues: list[Issue] = []
-    for sub_path, text in _walk_strings(value, path):
+    for sub_path, text in walk_strings(value, path):
         for match in _TEMPLATE.finditer(text):
             _, found = compile_expression(match.group(1), sub_path, roots)
             issues.extend(found)

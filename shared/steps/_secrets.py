@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 import secrets as _random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from shared.errors import Issue
+from shared.expressions import walk_strings
 
 __all__ = [
     "SECRET_NAME",
@@ -51,23 +52,11 @@ def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
     return value
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            escaped = str(key).replace("~", "~0").replace("/", "~1")
-            yield from _strings(item, f"{path}/{escaped}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}/{index}")
-
-
 def secret_names(value: Any, path: str, declared: Mapping[str, str]) -> list[Issue]:
     """Problems with the secret templates in ``value`` (header, query or body values):
     a name not declared in ``secrets``, or ``secret`` used other than as ``${secret.NAME}``."""
     issues: list[Issue] = []
-    for where, text in _strings(value, path):
+    for where, text in walk_strings(value, path):
         for match in SECRET_TEMPLATE.finditer(text):
             if match.group(1) not in declared:
                 issues.append(
