@@ -26,6 +26,7 @@ from shared.adapters._firestore_codec import Collections
 from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
 from shared.models import StepRunStatus
 from shared.ports import AuditQuery, ExecutionQuery, WorkflowQuery
+from shared.ports.analytics import RollupQuery
 
 __all__ = [
     "Row",
@@ -40,6 +41,7 @@ __all__ = [
     "keyset_page",
     "overdue_timers",
     "pending_signal",
+    "rollups_in",
     "runs_of",
     "versions_of",
     "watch_execution",
@@ -249,3 +251,17 @@ def audit_listing(client: AsyncClient, collection: str, query: AuditQuery) -> As
     if query.until is not None:
         found = found.where(filter=FieldFilter("timeKey", "<", epoch(query.until)))
     return found.order_by("timeKey", direction="DESCENDING").order_by("id")
+
+
+def rollups_in(client: AsyncClient, collection: str, query: RollupQuery) -> AsyncQuery:
+    """Analytics rollup shards of a tenant (or one workflow) in [start, end)."""
+    found = (
+        client.collection(collection)
+        .where(filter=_eq("tenant", query.tenant))
+        .where(filter=_eq("grain", query.grain))
+    )
+    if query.workflow_id is not None:
+        found = found.where(filter=_eq("workflowId", query.workflow_id))
+    return found.where(filter=FieldFilter("bucket", ">=", query.start.timestamp())).where(
+        filter=FieldFilter("bucket", "<", query.end.timestamp())
+    )

@@ -27,6 +27,7 @@ from shared.adapters._firestore_codec import (
     next_created_key,
 )
 from shared.adapters._firestore_queries import child, fetch, joins_of, pending_signal, runs_of
+from shared.adapters.firestore_rollups import RollupWrites
 from shared.errors import Conflict, TransientError, WorkflowError
 from shared.models import (
     ExecutionEvent,
@@ -36,6 +37,7 @@ from shared.models import (
     StepRunStatus,
     WorkflowExecution,
 )
+from shared.ports.analytics import RollupDelta
 
 __all__ = ["Contention", "FirestoreTx", "transact", "translate", "translated"]
 
@@ -155,6 +157,7 @@ class FirestoreTx:
         self._transaction = transaction
         self._writes: dict[str, _Write] = {}
         self._duplicate_event: tuple[str, int] | None = None
+        self._rollups = RollupWrites(client, names)
         self.events: list[ExecutionEvent] = []
 
     # -- reads -------------------------------------------------------------------
@@ -243,6 +246,9 @@ class FirestoreTx:
         self._buffer(_Write("create", ref, data))
         self.events.append(event.model_copy(deep=True))
 
+    def add_rollup(self, delta: RollupDelta) -> None:
+        self._rollups.add(delta)  # Increment writes, no read (firestore_rollups)
+
     def _join_ref(self, owner_run_id: str, index: int) -> AsyncDocumentReference:
         owner = self._client.collection(self._names.step_runs).document(owner_run_id)
         return child(owner, self._names.joins).document(join_doc_id(index))
@@ -263,3 +269,5 @@ class FirestoreTx:
                 self._transaction.delete(write.ref)
             else:
                 self._transaction.set(write.ref, write.data, merge=write.kind == "merge")
+        for ref, data in self._rollups.writes():
+            self._transaction.set(ref, data, merge=True)

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from shared.adapters._sqlite_schema import DELETE_JOIN, Write, ensure_schema, write_for
+from shared.adapters.sqlite_rollups import rollup_writes
 from shared.errors import Conflict
 from shared.models import (
     ExecutionEvent,
@@ -15,6 +16,7 @@ from shared.models import (
     StepRunStatus,
     WorkflowExecution,
 )
+from shared.ports.analytics import RollupDelta
 
 __all__ = [
     "SqliteTx",
@@ -78,6 +80,9 @@ class SqliteTx:
     def add_event(self, event: ExecutionEvent) -> None:
         self.writes.append(write_for(event))
         self.events.append(event)  # events are never changed after they are added
+
+    def add_rollup(self, delta: RollupDelta) -> None:
+        self.writes.extend(rollup_writes(delta))  # two upserts, no read (sqlite_rollups)
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:

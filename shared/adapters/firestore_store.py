@@ -52,9 +52,11 @@ from shared.adapters._firestore_watch import Watches
 from shared.adapters._firestore_workflows import FirestoreWorkflows
 from shared.adapters._store_common import EventListener, Listeners, check_limit, epoch
 from shared.adapters.clock import SystemClock
+from shared.adapters.firestore_rollups import RollupWrites, read_rows
 from shared.errors import InputInvalid
 from shared.models import ExecutionEvent, StepRun, WorkflowExecution
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page
+from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 
 __all__ = ["FirestoreStore"]
 
@@ -161,6 +163,20 @@ class FirestoreStore(FirestoreWorkflows, Listeners):
         result = await self._transact(body)
         self.notify(committed)
         return result
+
+    async def read_rollups(self, query: RollupQuery) -> list[RollupRow]:
+        return await read_rows(self._client(), self._names, query)
+
+    async def add_rollups(self, deltas: list[RollupDelta]) -> None:
+        client = self._client()
+        for start in range(0, len(deltas), 200):  # a batch takes at most 500 writes
+            writes = RollupWrites(client, self._names)
+            for delta in deltas[start : start + 200]:
+                writes.add(delta)
+            batch = client.batch()
+            for ref, data in writes.writes():
+                batch.set(ref, data, merge=True)
+            await batch.commit()
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
         row = await self._get(self._names.executions, execution_id)

@@ -23,6 +23,7 @@ from shared.adapters._store_common import (
     paginate,
 )
 from shared.adapters.clock import SystemClock
+from shared.adapters.memory_rollups import MemoryRollups
 from shared.errors import Conflict, InputInvalid, NotFound
 from shared.models import (
     ExecutionEvent,
@@ -34,11 +35,12 @@ from shared.models import (
     WorkflowExecution,
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
+from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
-_Record = WorkflowExecution | StepRun | JoinMark | Signal | ExecutionEvent
+_Record = WorkflowExecution | StepRun | JoinMark | Signal | ExecutionEvent | RollupDelta
 
 
 @dataclass
@@ -99,6 +101,9 @@ class _MemoryTx:
     def add_event(self, event: ExecutionEvent) -> None:
         self.writes.append(event.model_copy(deep=True))
 
+    def add_rollup(self, delta: RollupDelta) -> None:
+        self.writes.append(delta)
+
 
 class MemoryStore(Listeners):
     """WorkflowStore and ExecutionStore kept in dicts."""
@@ -120,6 +125,7 @@ class MemoryStore(Listeners):
         self._signals: dict[str, Signal] = {}
         self._signal_seq: dict[str, int] = {}
         self._events: dict[tuple[str, int], ExecutionEvent] = {}
+        self._rollups = MemoryRollups()
 
     async def close(self) -> None:
         """Nothing to release; present for parity with the other stores."""
@@ -226,6 +232,14 @@ class MemoryStore(Listeners):
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
         return self._get_execution(execution_id)
 
+    async def read_rollups(self, query: RollupQuery) -> list[RollupRow]:
+        return self._rollups.read(query)
+
+    async def add_rollups(self, deltas: list[RollupDelta]) -> None:
+        async with self._lock:
+            for delta in deltas:
+                self._rollups.add(delta)
+
     async def list_executions(self, query: ExecutionQuery) -> Page[WorkflowExecution]:
         rows: list[tuple[SortKey, WorkflowExecution]] = [
             ((epoch(ex.started_at), ex.id), ex)
@@ -291,6 +305,8 @@ class MemoryStore(Listeners):
             self._joins.pop(record, None)
         elif isinstance(record, WorkflowExecution):
             self._executions[record.id] = record
+        elif isinstance(record, RollupDelta):
+            self._rollups.add(record)
         elif isinstance(record, StepRun):
             self._run_seq.setdefault(record.id, next(self._seq))
             self._runs[record.id] = record

@@ -33,6 +33,12 @@ from shared.adapters._store_common import (
     epoch_or_none,
 )
 from shared.adapters.clock import SystemClock
+from shared.adapters.sqlite_rollups import (
+    ensure_rollup_schema,
+    rollup_writes,
+    rows_of,
+    select_rollups,
+)
 from shared.errors import Conflict, InputInvalid, NotFound, TransientError
 from shared.models import (
     ExecutionEvent,
@@ -42,6 +48,7 @@ from shared.models import (
     WorkflowExecution,
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
+from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 
 __all__ = ["SqliteStore"]
 
@@ -75,6 +82,7 @@ class SqliteStore(Listeners):
         self._lock = asyncio.Lock()
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._conn = connect(str(path), mode)
+        ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
         # Reads outside transactions use a second connection (WAL lets it read the last
         # commit while the writer's COMMIT is still syncing), so they do not queue behind
         # a group commit. An in-memory database has one connection for both.
@@ -109,6 +117,18 @@ class SqliteStore(Listeners):
                     raise
                 raise mapped from exc
             return result
+
+    async def read_rollups(self, query: RollupQuery) -> list[RollupRow]:
+        sql, params = select_rollups(query)
+        return rows_of(query, await self._read(sql, params))
+
+    async def add_rollups(self, deltas: list[RollupDelta]) -> None:
+        def add(conn: sqlite3.Connection) -> None:
+            for delta in deltas:
+                for sql, params in rollup_writes(delta):
+                    conn.execute(sql, params)
+
+        await self._write(add)
 
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         """Run ``fn`` in a write transaction; apply its buffered writes, then commit.

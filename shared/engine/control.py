@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from shared.engine import policy
+from shared.engine import policy, rollup
 from shared.engine.core import EngineCore
 from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.transitions import ACTIVE_RUN, Commit
@@ -77,6 +77,7 @@ class ControlMixin(EngineCore):
                 workflowVersion=definition.version,
                 trigger=fresh.trigger,
             )
+            tx.add_rollup(rollup.started(fresh))  # analytics: the start, in this commit
             commit.finalize()
             return fresh, True
 
@@ -244,6 +245,7 @@ class ControlMixin(EngineCore):
                 if not candidates:
                     raise InvalidState("no failed step to redrive from")
                 failed = candidates[-1]
+            commit.tx.add_rollup(rollup.redriven(execution))  # analytics: undo its end
             execution.redrive_count += 1
             generation = execution.redrive_count
             execution.status = ExecutionStatus.RUNNING

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.engine import policy
+from shared.engine import policy, rollup
 from shared.engine.runs import LoopLimit, make_run, wake_run
 from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
@@ -379,6 +379,7 @@ class Commit:
                 )
             )
             self.tx.put_execution(child)
+            self.tx.add_rollup(rollup.started(child))  # analytics: the child's start
         for run in self.child_runs:
             self.tx.put_run(run)
 
@@ -417,7 +418,12 @@ class Commit:
         if not self.ended:
             return
         exe = self.execution
-        for run in await self.tx.list_runs(exe.id, ACTIVE_RUN):
+        # Every run, not only the live ones: the analytics rollup below counts the
+        # step figures of this execution from them (one read at the end, none per step).
+        listed = await self.tx.list_runs(exe.id)
+        for run in listed:
+            if run.status not in ACTIVE_RUN:
+                continue
             if run.id in self._runs and self._runs[run.id].status not in ACTIVE_RUN:
                 continue
             run = self._runs.get(run.id, run)
@@ -425,6 +431,11 @@ class Commit:
             run.finished_at = self.now
             run.lease_owner = None
             self.put_run(run)
+        # Analytics: the end, in this same transaction (exactly-once with the commit).
+        seen = {run.id for run in listed}
+        runs = [self._runs.get(r.id, r) for r in listed]
+        runs += [r for r in self._runs.values() if r.id not in seen]
+        self.tx.add_rollup(rollup.ended(exe, runs))
         self.outbox = [
             r
             for r in self.outbox

@@ -17,6 +17,7 @@ from shared.models import (
     WorkflowDefinition,
     WorkflowExecution,
 )
+from shared.ports.analytics import RollupDelta, RollupStore
 
 __all__ = [
     "EventListener",
@@ -123,6 +124,9 @@ class ExecutionTx(Protocol):
 
     def add_event(self, event: ExecutionEvent) -> None: ...
 
+    def add_rollup(self, delta: RollupDelta) -> None:
+        """Add analytics counters in this transaction (``shared.ports.analytics``)."""
+
 
 class ExecutionStore(Protocol):
     """Executions, step runs, join marks, signals and events."""
@@ -171,7 +175,7 @@ class EventSource(Protocol):
     def remove_listener(self, callback: EventListener) -> None: ...
 
 
-class Store(WorkflowStore, ExecutionStore, EventSource, Protocol):
+class Store(WorkflowStore, ExecutionStore, EventSource, RollupStore, Protocol):
     """One database holding both: what a runtime wires (SQLite, memory, Firestore)."""
 
     async def close(self) -> None:

@@ -25,6 +25,7 @@ from shared.adapters import _firestore_queries as queries
 from shared.adapters._firestore_codec import Collections
 from shared.models import ExecutionStatus, StepRunStatus
 from shared.ports import AuditQuery, ExecutionQuery, WorkflowQuery
+from shared.ports.analytics import RollupQuery
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEXES = ROOT / "infra" / "firestore" / "indexes.json"
@@ -122,6 +123,9 @@ def every_query() -> list[Any]:
     for field, since in product([None, "action", "subject", "target"], [None, now]):
         audit = AuditQuery(tenant="t", since=since, **({field: "x"} if field else {}))
         built.append(queries.audit_listing(aio, "audit", audit))
+    for workflow_id in (None, "wf"):  # analytics rollups (firestore_rollups)
+        rollups = RollupQuery(tenant="t", grain="day", start=now, end=now, workflow_id=workflow_id)
+        built.append(queries.rollups_in(aio, "rollups", rollups))
     return built
 
 
