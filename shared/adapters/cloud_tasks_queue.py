@@ -73,13 +73,14 @@ DeadlineFor = Callable[[StepTask], float | None]
 
 
 def task_id(task: StepTask) -> str:
-    """``{hash}-{runId}-{wakeSeq}``: deterministic, spread, at most 500 safe characters.
+    """``{hash}-{runId}-{wakeSeq}[-{tag}]``: deterministic, spread, at most 500 safe
+    characters.
 
     The hash is over the unsanitised name, so two run ids that differ only in
     characters replaced by ``_`` (or beyond the cut) still get different ids.
     """
     prefix = hashlib.sha256(task.name.encode()).hexdigest()[:_PREFIX]
-    suffix = f"-{task.wake_seq}"
+    suffix = f"-{task.wake_seq}" + (f"-{_UNSAFE.sub('_', task.tag)}" if task.tag else "")
     room = MAX_ID - len(prefix) - 1 - len(suffix)
     return f"{prefix}-{_UNSAFE.sub('_', task.run_id)[:room]}{suffix}"
 

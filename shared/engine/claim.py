@@ -3,12 +3,14 @@
 A delivery claims its run in a transaction with a lease. A duplicate finds it claimed
 or finished and does nothing; a run of a finished, paused or timed-out execution is
 not run; a delivery that comes before its run is due is re-queued for the due time.
+A delivery that finds its run leased (busy) leaves one task for the lease's expiry, so a
+run whose holder died is taken over then, not at the next sweep.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from shared.engine.core import EngineCore
@@ -44,6 +46,7 @@ class ClaimMixin(EngineCore):
         now = self.clock.now()
         early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
         woken: list[StepRun] = []
+        recheck: list[StepTask] = []
 
         async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
             run = await tx.get_run(task.run_id)
@@ -60,6 +63,7 @@ class ClaimMixin(EngineCore):
                 return HopResult("paused")
             if run.status == StepRunStatus.RUNNING:
                 if run.lease_expires_at and run.lease_expires_at > now:
+                    recheck[:] = [_lease_check(run, run.lease_expires_at)]
                     return HopResult("busy")
             elif run.due_at is None or run.due_at > early_ok:
                 return HopResult("early")
@@ -102,6 +106,11 @@ class ClaimMixin(EngineCore):
         result = await self.transaction(claim)
         if isinstance(result, HopResult) and result.status == "early":
             await self._requeue_early(task)
+        if isinstance(result, HopResult) and result.status == "busy" and recheck:
+            # The holder may be dead (its instance killed): the queue redelivered because
+            # the holder's request failed. Acking this delivery would leave the run to the
+            # sweeper; one task per lease (named after it) checks at the lease's expiry.
+            await self.queue.enqueue(replace(recheck[0], trace=task.trace))
         for parent in woken:  # a child that timed out wakes its parent's step now
             if parent.due_at is not None:
                 await self.queue.enqueue(
@@ -129,3 +138,15 @@ class ClaimMixin(EngineCore):
             await self.queue.enqueue(
                 StepTask(run.execution_id, run.id, run.due_at, run.wake_seq, trace=trace)
             )
+
+
+def _lease_check(run: StepRun, expires_at: datetime) -> StepTask:
+    """A task for ``run`` at its lease's expiry, named after the lease: every busy
+    delivery of one lease asks for the same task, which the queue keeps once."""
+    return StepTask(
+        run.execution_id,
+        run.id,
+        expires_at,
+        run.wake_seq,
+        tag=f"lease{int(expires_at.timestamp() * 1000)}",
+    )

@@ -23,10 +23,15 @@ class StepTask:
     trace across hops. Not part of equality or the task name: the same run and wake-up
     is the same task whoever traced it."""
 
+    tag: str = ""
+    """Tells apart a second task for the same run and wake-up (a check at a lease's
+    expiry): part of the name, not of the payload."""
+
     @property
     def name(self) -> str:
-        """Deterministic task name: one task per run and wake-up."""
-        return f"{self.run_id}-{self.wake_seq}"
+        """Deterministic task name: one task per run, wake-up and tag."""
+        base = f"{self.run_id}-{self.wake_seq}"
+        return f"{base}-{self.tag}" if self.tag else base
 
 
 class TaskQueue(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -97,6 +98,10 @@ def test_task_names_are_hashed_deterministic_and_safe() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,500}", odd)
     assert len(odd) == 500 and odd.endswith("-12")
     assert task_id(step(run_id="a/b")) != task_id(step(run_id="a.b")), "hash of the raw id"
+    check = task_id(replace(step(), tag="lease1767603600000"))
+    assert check != first and check.endswith(f"-{RUN}-0-lease1767603600000"), "a lease check"
+    tagged = task_id(replace(step(run_id="a/b.c" + "x" * 600, wake_seq=12), tag="lease1"))
+    assert len(tagged) == 500 and tagged.endswith("-12-lease1")
 
 
 async def test_second_enqueue_is_already_exists_and_success(

@@ -344,3 +344,52 @@ def test_output_size_is_measured_on_compact_json() -> None:
     assert policy.cap_output(value, compact) == (value, False)
     cut, truncated = policy.cap_output(value, compact - 1)
     assert truncated and cut["bytes"] == compact
+
+
+async def test_a_delivery_that_finds_its_run_busy_leaves_one_check_at_the_leases_expiry(
+    h: Harness,
+) -> None:
+    """Issue 11 item 3: the holder of a lease was killed, the queue redelivers (the
+    holder's request failed), the delivery finds the run busy. It used to be acked and
+    the run left to the sweeper; now one task, named after the lease, comes back when
+    the lease expires and takes the run over."""
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    [task] = h.queue.take_due(h.clock.now())
+    await h.engine._claim(task, "the-process-that-died")
+    [claimed] = await h.runs(execution.id)
+    assert claimed.lease_expires_at is not None
+    for _ in range(3):  # three redeliveries of the same task while the lease holds
+        assert (await h.engine.handle_task(task)).status == "busy"
+    checks = h.queue.take_due(claimed.lease_expires_at)
+    assert len({c.name for c in checks}) == 1, "one task name per lease"
+    check = checks[0]
+    assert (check.run_id, check.wake_seq, check.due_at) == (
+        claimed.id,
+        claimed.wake_seq,
+        claimed.lease_expires_at,
+    )
+    assert check.name != task.name
+    assert h.counter.calls[claimed.id] == 0
+    h.clock.set(claimed.lease_expires_at)
+    assert (await h.engine.handle_task(check)).status == "done"
+    assert h.counter.calls[claimed.id] == 1
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+    assert (await h.engine.handle_task(check)).status == "duplicate"
+
+
+async def test_a_busy_delivery_of_a_live_holder_changes_nothing(h: Harness) -> None:
+    """The lease check of a holder that finished in time finds its run done."""
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    [task] = h.queue.take_due(h.clock.now())
+    h.counter.delay = 0.05
+    first = asyncio.create_task(h.engine.handle_task(task))
+    await asyncio.sleep(0.01)
+    assert (await h.engine.handle_task(task)).status == "busy"
+    assert (await first).status == "done"
+    [check] = [t for t in h.queue.tasks if t.run_id == task.run_id]
+    h.clock.set(check.due_at)
+    assert (await h.engine.handle_task(check)).status == "duplicate"
+    [run] = await h.runs(execution.id)
+    assert h.counter.calls[run.id] == 1
