@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "GRAINS",
@@ -80,6 +80,7 @@ class RollupQuery:
     workflow_id: str | None = None
 
 
+@runtime_checkable
 class RollupStore(Protocol):
     """Reads rollup rows; bulk-adds deltas outside an execution transaction."""
 
