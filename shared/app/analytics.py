@@ -194,7 +194,9 @@ def choose_window(
             code="WINDOW_TOO_LARGE",
             path="/from",
         )
-    return AnalyticsWindow(start=aligned_start, end=aligned_end, bucket=grain)
+    return AnalyticsWindow.model_validate(
+        {"from": aligned_start, "to": aligned_end, "bucket": grain}
+    )
 
 
 async def analytics(
