@@ -8,6 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
+from shared.api.graphql.analytics_api import AnalyticsQuery
 from shared.api.graphql.audit_api import AuditLogQuery, AuditMutations
 from shared.api.graphql.control_api import ControlMutation
 from shared.api.graphql.errors import ErrorCodes, log_errors
@@ -16,7 +17,7 @@ from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
-Query = merge_types("Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery))
+Query = merge_types("Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery, AnalyticsQuery))
 Mutation = merge_types("Mutation", (WorkflowMutation, ExecutionMutation, ControlMutation))
 
 
