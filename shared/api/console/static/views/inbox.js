@@ -1,0 +1,226 @@
+// #/inbox: every execution waiting for an event (a wait_for_event step), across
+// workflows. Built on the public API: the waiting executions
+// (GET /executions?status=waiting), their waiting runs (GET /executions/{id}/steps:
+// the resolved config gives the event name and timeout, dueAt the deadline), and one
+// event stream per listed execution, so a card goes away as soon as its execution
+// moves on. New waiting executions show up on the next refresh (button, and every
+// 15 s while the page is visible).
+
+import * as format from '../lib/format.js';
+import {
+  el, empty, linkRunsCss, ms, shortDuration, badge, parseJson, mapLimit, collect,
+  TERMINAL_EVENTS,
+} from '../lib/inbox_common.js';
+
+const MAX_EXECUTIONS = 200;
+const MAX_LIVE = 50;
+const REFRESH_MS = 15_000;
+const MOVED_ON = new Set(['step.woken', 'step.succeeded', 'step.failed', 'step.cancelled', 'step.skipped']);
+
+function answerers(run, session) {
+  const config = run.input || {};
+  for (const key of ['assignees', 'approvers', 'answeredBy', 'allowedResponders']) {
+    const value = config[key];
+    if (Array.isArray(value) && value.length) return value.map(String).join(', ');
+    if (typeof value === 'string' && value) return value;
+  }
+  const you = session?.principal ? ` (you: ${session.principal}, ${session.role || 'unknown role'})` : '';
+  return `anyone with the editor or owner role${you}`;
+}
+
+export async function mount(root, ctx) {
+  linkRunsCss();
+  const api = ctx.api;
+  const canOperate = typeof ctx.can === 'function' ? ctx.can('operate') : true;
+  const state = {
+    destroyed: false,
+    cards: new Map(), // runId -> {item, node, waited, left}
+    streams: new Map(), // executionId -> close()
+    workflows: new Map(),
+    loading: null,
+  };
+
+  empty(root);
+  const status = el('p', {class: 'runs-status', role: 'status', 'aria-live': 'polite'}, 'Loading…');
+  const list = el('ul', {class: 'inbox-list', 'aria-labelledby': 'inbox-title'});
+  const refresh = el('button', {type: 'button', id: 'inbox-refresh', onclick: () => load()}, 'Refresh');
+  root.appendChild(el('section', {class: 'runs-view inbox-view'},
+    el('header', {class: 'run-header'}, el('h2', {id: 'inbox-title'}, 'Approvals inbox'), refresh),
+    el('p', {class: 'runs-muted'}, 'Executions waiting for an event. Approve or reject sends the event with your payload.'),
+    status, list));
+
+  function itemsOf(execution, runs) {
+    return runs
+      .filter((r) => r.status === 'waiting' && r.stepType === 'wait_for_event')
+      .map((run) => ({execution, run}));
+  }
+
+  async function load() {
+    if (state.loading) return state.loading;
+    state.loading = (async () => {
+      try {
+        if (!state.workflows.size) {
+          for (const wf of await collect(api, '/workflows', {}, 1000).catch(() => [])) state.workflows.set(wf.id, wf);
+        }
+        const executions = await collect(api, '/executions', {status: 'waiting'}, MAX_EXECUTIONS);
+        const details = await mapLimit(executions, 6, (ex) => api.get(`/executions/${encodeURIComponent(ex.id)}/steps`));
+        if (state.destroyed) return;
+        const items = [];
+        details.forEach((d, i) => { if (d.ok) items.push(...itemsOf(executions[i], d.value.items || [])); });
+        items.sort((a, b) => (ms(a.run.startedAt) ?? 0) - (ms(b.run.startedAt) ?? 0));
+        render(items, executions.length >= MAX_EXECUTIONS);
+      } catch (error) {
+        status.textContent = `Could not load the inbox: ${error.message}`;
+      } finally {
+        state.loading = null;
+      }
+    })();
+    return state.loading;
+  }
+
+  function render(items, truncated) {
+    const keep = new Set(items.map((i) => i.run.id));
+    for (const [runId, card] of state.cards) if (!keep.has(runId)) removeCard(runId, card, false);
+    for (const item of items) {
+      const card = state.cards.get(item.run.id);
+      if (card) continue;
+      const node = cardFor(item);
+      list.appendChild(node.node);
+      state.cards.set(item.run.id, node);
+    }
+    const live = new Set(items.map((i) => i.execution.id));
+    for (const [executionId, close] of state.streams) {
+      if (!live.has(executionId)) { close(); state.streams.delete(executionId); }
+    }
+    for (const executionId of live) follow(executionId);
+    updateStatus(truncated);
+    tick();
+  }
+
+  function updateStatus(truncated = false) {
+    const n = state.cards.size;
+    status.textContent = n
+      ? `${n} step${n === 1 ? '' : 's'} waiting for an event${truncated ? ` (the ${MAX_EXECUTIONS} newest waiting executions)` : ''}.`
+      : 'Nothing is waiting for an event.';
+  }
+
+  function follow(executionId) {
+    if (state.streams.has(executionId) || state.streams.size >= MAX_LIVE || !ctx.live?.executionEvents) return;
+    try {
+      const close = ctx.live.executionEvents(executionId, (event) => onEvent(executionId, event)) || (() => {});
+      state.streams.set(executionId, close);
+    } catch (error) {
+      console.warn('inbox stream', executionId, error);
+    }
+  }
+
+  function onEvent(executionId, event) {
+    if (!event || !event.type) return;
+    const gone = [];
+    for (const [runId, card] of state.cards) {
+      if (card.item.execution.id !== executionId) continue;
+      if (TERMINAL_EVENTS.has(event.type) || (event.runId === runId && MOVED_ON.has(event.type))) gone.push([runId, card]);
+    }
+    for (const [runId, card] of gone) removeCard(runId, card, true);
+    if (TERMINAL_EVENTS.has(event.type)) {
+      state.streams.get(executionId)?.();
+      state.streams.delete(executionId);
+    }
+  }
+
+  function removeCard(runId, card, announce) {
+    card.node.remove();
+    state.cards.delete(runId);
+    if (announce) updateStatus();
+  }
+
+  function cardFor(item) {
+    const {execution, run} = item;
+    const config = run.input || {};
+    const eventName = config.event || run.stepId;
+    const workflow = state.workflows.get(execution.workflowId);
+    const title = `${workflow?.name || execution.workflowId} · ${run.stepId}`;
+    const headingId = `inbox-${run.id}`;
+    const waited = el('span', {class: 'inbox-waited'});
+    const left = el('span', {class: 'inbox-left'});
+    const payloadId = `payload-${run.id}`;
+    const payload = el('textarea', {id: payloadId, class: 'inbox-payload', rows: 3, spellcheck: 'false'},
+      JSON.stringify(ctx.session?.principal ? {by: ctx.session.principal} : {}, null, 2));
+    const error = el('p', {class: 'row-error', role: 'alert'});
+    const sent = el('p', {class: 'row-ok', 'aria-live': 'polite'});
+    const send = async (approved, button) => {
+      error.textContent = '';
+      let body;
+      try {
+        body = parseJson(payload.value, 'The payload') ?? {};
+      } catch (exc) {
+        error.textContent = exc.message;
+        payload.focus();
+        return;
+      }
+      if (typeof body !== 'object' || Array.isArray(body)) {
+        error.textContent = 'The payload must be a JSON object (approved is added to it).';
+        payload.focus();
+        return;
+      }
+      for (const b of buttons) b.disabled = true;
+      try {
+        await api.post(`/executions/${encodeURIComponent(execution.id)}/events`, {name: eventName, payload: {...body, approved}});
+        sent.textContent = approved ? 'Approved: waiting for the execution to move on…' : 'Rejected: waiting for the execution to move on…';
+        ctx.toast?.(`${approved ? 'Approved' : 'Rejected'} ${run.stepId}`, 'success');
+        if (!state.streams.has(execution.id)) setTimeout(() => load(), 500);
+      } catch (exc) {
+        error.textContent = `Refused: ${exc.message}`;
+        for (const b of buttons) b.disabled = false;
+      }
+      void button;
+    };
+    const approve = el('button', {type: 'button', class: 'inbox-approve', 'aria-describedby': headingId}, 'Approve');
+    const reject = el('button', {type: 'button', class: 'inbox-reject', 'aria-describedby': headingId}, 'Reject');
+    const buttons = [approve, reject];
+    approve.addEventListener('click', () => send(true, approve));
+    reject.addEventListener('click', () => send(false, reject));
+    const fact = (name, value) => [el('dt', {}, name), el('dd', {}, value)];
+    const node = el('li', {class: 'inbox-card', dataset: {executionId: execution.id, runId: run.id, stepId: run.stepId, event: eventName}},
+      el('article', {'aria-labelledby': headingId},
+        el('h3', {id: headingId, class: 'inbox-title'}, title),
+        el('dl', {class: 'inbox-facts'},
+          ...fact('Workflow', el('a', {href: `#/executions?workflowId=${encodeURIComponent(execution.workflowId)}`}, workflow?.name || execution.workflowId)),
+          ...fact('Execution', el('a', {href: `#/executions/${encodeURIComponent(execution.id)}`, class: 'runs-mono'}, execution.id)),
+          ...fact('Step', el('span', {class: 'runs-mono'}, run.stepId)),
+          ...fact('Event', el('code', {}, eventName)),
+          ...fact('Who may answer', answerers(run, ctx.session)),
+          ...fact('Waiting for', waited),
+          ...fact('Times out', left),
+          ...fact('Status', badge(format, execution.status))),
+        canOperate ? el('div', {class: 'inbox-answer'},
+          el('label', {for: payloadId}, `Payload for ${eventName} (JSON object)`), payload, error, sent,
+          el('div', {class: 'run-actions'}, approve, reject)) : el('p', {class: 'runs-muted'}, 'Your role cannot answer.')));
+    return {item, node, waited, left, since: ms(run.startedAt) ?? ms(run.createdAt), due: ms(run.dueAt)};
+  }
+
+  function tick() {
+    const now = Date.now();
+    for (const card of state.cards.values()) {
+      card.waited.textContent = card.since !== null ? shortDuration(now - card.since) : '—';
+      if (card.due === null) {
+        card.left.textContent = 'never';
+      } else {
+        const rest = card.due - now;
+        card.left.textContent = rest > 0 ? `in ${shortDuration(rest)}` : 'now (timing out)';
+        card.node.classList.toggle('inbox-urgent', rest > 0 && rest < 5 * 60_000);
+      }
+    }
+  }
+
+  const clock = setInterval(tick, 1000);
+  const refresher = setInterval(() => { if (document.visibilityState === 'visible') load(); }, REFRESH_MS);
+  await load();
+  return () => {
+    state.destroyed = true;
+    clearInterval(clock);
+    clearInterval(refresher);
+    for (const close of state.streams.values()) { try { close(); } catch { /* closed */ } }
+    state.streams.clear();
+  };
+}
