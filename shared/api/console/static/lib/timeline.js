@@ -52,9 +52,11 @@ export function createTimeline(container, {onSelect} = {}) {
     dirty.add(row);
   }
 
-  function pct(t) {
-    const span = Math.max(1, t1 - t0);
-    return Math.max(0, Math.min(100, ((t - t0) / span) * 100));
+  // Segments are placed with CSS custom properties in milliseconds from t0 and the
+  // container's --tl-span: a new time scale is one property on the container, not a
+  // redraw of every row.
+  function setSpan() {
+    container.style.setProperty('--tl-span', String(Math.max(1, t1 - t0)));
   }
 
   function drawRow(row) {
@@ -76,12 +78,10 @@ export function createTimeline(container, {onSelect} = {}) {
     const segment = (kind, from, to, title) => {
       if (from === null || from === undefined) return;
       const stop = to ?? from;
-      const left = pct(from);
-      const width = Math.max(0.4, pct(stop) - left);
-      row.track.appendChild(el('span', {
-        class: `tl-seg tl-${kind}`, title: `${title}: ${shortDuration(stop - from)}`,
-        style: {left: `${left}%`, width: `${width}%`},
-      }));
+      const node = el('span', {class: `tl-seg tl-${kind}`, title: `${title}: ${shortDuration(stop - from)}`});
+      node.style.setProperty('--a', String(from - t0));
+      node.style.setProperty('--b', String(Math.max(0, stop - from)));
+      row.track.appendChild(node);
     };
     if (created !== null && created !== undefined) segment('queued', created, started ?? end ?? created, 'queued');
     if (started !== null && started !== undefined) segment('running', started, waiting ?? end ?? started, 'running');
@@ -89,7 +89,9 @@ export function createTimeline(container, {onSelect} = {}) {
     if (run.status === 'failed' || run.error) {
       const at = run.finishedAt ?? end ?? created;
       if (at !== null && at !== undefined) {
-        row.track.appendChild(el('span', {class: 'tl-error', title: errorText(run.error) || 'failed', style: {left: `${pct(at)}%`}}, '✕'));
+        const mark = el('span', {class: 'tl-error', title: errorText(run.error) || 'failed'}, '✕');
+        mark.style.setProperty('--a', String(at - t0));
+        row.track.appendChild(mark);
       }
       if (run.error) row.track.appendChild(el('span', {class: 'tl-error-text'}, errorText(run.error)));
     }
@@ -106,29 +108,29 @@ export function createTimeline(container, {onSelect} = {}) {
 
   /** Redraw what changed; returns the number of rows drawn. */
   function flush(at = Date.now()) {
-    let grew = false;
     if (at > now) {
       now = at;
       for (const row of rows.values()) {
         if (ACTIVE.has(row.run.status)) {
           widen(row.run);
           dirty.add(row);
-          grew = true;
         }
       }
     }
-    const span = Math.max(1, t1 - t0);
-    const moved = drawnT0 !== t0 || drawnT1 === null || Math.abs(t1 - drawnT1) > span * 0.02;
     let drawn = 0;
-    if (moved && (grew || dirty.size || drawnT1 === null || drawnT1 !== t1)) {
+    if (drawnT0 !== t0) {
+      // A run older than the first one: every offset moves.
       drawnT0 = t0;
-      drawnT1 = t1;
-      drawAxis();
       for (const row of rows.values()) drawRow(row);
       drawn = rows.size;
     } else {
       for (const row of dirty) drawRow(row);
       drawn = dirty.size;
+    }
+    if (drawnT1 !== t1) {
+      drawnT1 = t1;
+      setSpan();
+      drawAxis();
     }
     dirty.clear();
     return drawn;

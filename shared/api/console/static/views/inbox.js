@@ -3,8 +3,9 @@
 // (GET /executions?status=waiting), their waiting runs (GET /executions/{id}/steps:
 // the resolved config gives the event name and timeout, dueAt the deadline), and one
 // event stream per listed execution, so a card goes away as soon as its execution
-// moves on. New waiting executions show up on the next refresh (button, and every
-// 15 s while the page is visible).
+// moves on. New waiting executions are heard on the workflows' live streams (for up to
+// 30 workflows; a step.waiting on an event reloads the list), with the Refresh button
+// and a reload every 60 s while the page is visible as a backstop.
 
 import * as format from '../lib/format.js';
 import {
@@ -14,11 +15,11 @@ import {
 
 const MAX_EXECUTIONS = 200;
 const MAX_LIVE = 50;
-const REFRESH_MS = 15_000;
+const REFRESH_MS = 60_000;
+const MAX_WORKFLOW_STREAMS = 30;
 const MOVED_ON = new Set(['step.woken', 'step.succeeded', 'step.failed', 'step.cancelled', 'step.skipped']);
 
-function answerers(run, session) {
-  const config = run.input || {};
+function answerers(config, session) {
   for (const key of ['assignees', 'approvers', 'answeredBy', 'allowedResponders']) {
     const value = config[key];
     if (Array.isArray(value) && value.length) return value.map(String).join(', ');
@@ -36,6 +37,8 @@ export async function mount(root, ctx) {
     destroyed: false,
     cards: new Map(), // runId -> {item, node, waited, left}
     streams: new Map(), // executionId -> close()
+    workflowStreams: new Map(), // workflowId -> close()
+    reloadTimer: 0,
     workflows: new Map(),
     loading: null,
   };
@@ -49,10 +52,35 @@ export async function mount(root, ctx) {
     el('p', {class: 'runs-muted'}, 'Executions waiting for an event. Approve or reject sends the event with your payload.'),
     status, list));
 
-  function itemsOf(execution, runs) {
-    return runs
-      .filter((r) => r.status === 'waiting' && r.stepType === 'wait_for_event')
-      .map((run) => ({execution, run}));
+  // The run does not carry its config while it waits: the event name (and any declared
+  // answerers) come from the definition version the execution is pinned to.
+  const definitions = new Map(); // "<workflowId>@<version>" -> Promise<Map<stepId, step>>
+  function stepsOf(execution) {
+    const key = `${execution.workflowId}@${execution.workflowVersion}`;
+    if (!definitions.has(key)) {
+      definitions.set(key, api.get(`/workflows/${encodeURIComponent(execution.workflowId)}/versions/${execution.workflowVersion}`)
+        .then((definition) => {
+          const steps = new Map();
+          const visit = (list) => {
+            for (const step of list || []) {
+              if (!step?.id) continue;
+              steps.set(step.id, step);
+              if (Array.isArray(step.config?.steps)) visit(step.config.steps);
+            }
+          };
+          visit(definition.steps);
+          return steps;
+        })
+        .catch(() => new Map()));
+    }
+    return definitions.get(key);
+  }
+
+  async function itemsOf(execution, runs) {
+    const waiting = runs.filter((r) => r.status === 'waiting' && r.stepType === 'wait_for_event');
+    if (!waiting.length) return [];
+    const steps = await stepsOf(execution);
+    return waiting.map((run) => ({execution, run, step: steps.get(run.stepId)}));
   }
 
   async function load() {
@@ -61,12 +89,13 @@ export async function mount(root, ctx) {
       try {
         if (!state.workflows.size) {
           for (const wf of await collect(api, '/workflows', {}, 1000).catch(() => [])) state.workflows.set(wf.id, wf);
+          watchWorkflows();
         }
         const executions = await collect(api, '/executions', {status: 'waiting'}, MAX_EXECUTIONS);
-        const details = await mapLimit(executions, 6, (ex) => api.get(`/executions/${encodeURIComponent(ex.id)}/steps`));
+        const details = await mapLimit(executions, 6, async (ex) => itemsOf(ex, (await api.get(`/executions/${encodeURIComponent(ex.id)}/steps`)).items || []));
         if (state.destroyed) return;
         const items = [];
-        details.forEach((d, i) => { if (d.ok) items.push(...itemsOf(executions[i], d.value.items || [])); });
+        details.forEach((d) => { if (d.ok) items.push(...d.value); });
         items.sort((a, b) => (ms(a.run.startedAt) ?? 0) - (ms(b.run.startedAt) ?? 0));
         render(items, executions.length >= MAX_EXECUTIONS);
       } catch (error) {
@@ -114,6 +143,25 @@ export async function mount(root, ctx) {
     }
   }
 
+  function watchWorkflows() {
+    if (!ctx.live?.workflowEvents) return;
+    for (const workflowId of state.workflows.keys()) {
+      if (state.workflowStreams.size >= MAX_WORKFLOW_STREAMS) break;
+      if (state.workflowStreams.has(workflowId)) continue;
+      try {
+        const close = ctx.live.workflowEvents(workflowId, (event) => {
+          if (event?.type === 'step.waiting' && event.data?.signal && !state.streams.has(event.executionId)) {
+            clearTimeout(state.reloadTimer);
+            state.reloadTimer = setTimeout(() => load(), 250);
+          }
+        }) || (() => {});
+        state.workflowStreams.set(workflowId, close);
+      } catch (error) {
+        console.warn('inbox workflow stream', workflowId, error);
+      }
+    }
+  }
+
   function onEvent(executionId, event) {
     if (!event || !event.type) return;
     const gone = [];
@@ -136,7 +184,7 @@ export async function mount(root, ctx) {
 
   function cardFor(item) {
     const {execution, run} = item;
-    const config = run.input || {};
+    const config = item.step?.config || run.input || {};
     const eventName = config.event || run.stepId;
     const workflow = state.workflows.get(execution.workflowId);
     const title = `${workflow?.name || execution.workflowId} · ${run.stepId}`;
@@ -189,7 +237,7 @@ export async function mount(root, ctx) {
           ...fact('Execution', el('a', {href: `#/executions/${encodeURIComponent(execution.id)}`, class: 'runs-mono'}, execution.id)),
           ...fact('Step', el('span', {class: 'runs-mono'}, run.stepId)),
           ...fact('Event', el('code', {}, eventName)),
-          ...fact('Who may answer', answerers(run, ctx.session)),
+          ...fact('Who may answer', answerers(config, ctx.session)),
           ...fact('Waiting for', waited),
           ...fact('Times out', left),
           ...fact('Status', badge(format, execution.status))),
@@ -220,7 +268,11 @@ export async function mount(root, ctx) {
     state.destroyed = true;
     clearInterval(clock);
     clearInterval(refresher);
-    for (const close of state.streams.values()) { try { close(); } catch { /* closed */ } }
+    clearTimeout(state.reloadTimer);
+    for (const close of [...state.streams.values(), ...state.workflowStreams.values()]) {
+      try { close(); } catch { /* closed */ }
+    }
     state.streams.clear();
+    state.workflowStreams.clear();
   };
 }
