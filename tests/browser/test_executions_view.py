@@ -153,6 +153,11 @@ def test_list_filters_pages_and_bulk_cancels(
         expect(row).to_have_attribute("data-status", "cancelled")
     refused = page.locator(f"tr[data-execution-id='{held[0]}'] .row-error")
     expect(refused).to_contain_text("cancel failed: INVALID_STATE")
+    # ... and the row then shows what that execution is now.
+    expect(page.locator(f"tr[data-execution-id='{held[0]}']")).to_have_attribute(
+        "data-status", "cancelled"
+    )
+    expect(refused).to_contain_text("cancel failed: INVALID_STATE")
     for execution_id in held:
         assert api.get(f"/executions/{execution_id}").json()["status"] == "cancelled"
     shot(page, "executions-bulk-cancel")
@@ -389,3 +394,72 @@ def test_benchmark_500_steps_and_100_events_per_second(
     assert result["events"] == 500
     assert result["runs"] == runs + 250
     expect(page.locator(".tl-row")).to_have_count(runs + 250)
+
+
+DECISION = {
+    "name": "h2-decision",
+    "variables": {"tier": "gold", "subject": "printer is on fire"},
+    "steps": [
+        {
+            "id": "route",
+            "type": "decision",
+            "config": {
+                "nodes": [
+                    {
+                        "id": "is_vip",
+                        "type": "condition",
+                        "when": "vars.tier == 'gold'",
+                        "then": "sla",
+                        "else": "low",
+                    },
+                    {
+                        "id": "sla",
+                        "type": "lookup",
+                        "key": "vars.tier",
+                        "table": {"gold": 4},
+                        "default": 24,
+                        "as": "slaHours",
+                        "next": "classify",
+                    },
+                    {
+                        "id": "classify",
+                        "type": "ai",
+                        "prompt": "Classify ${vars.subject}",
+                        "branches": {
+                            "hardware": {"next": "high", "description": "devices"},
+                            "other": {"next": "low", "description": "anything else"},
+                        },
+                        "fallback": "hardware",
+                    },
+                ]
+            },
+            "nextSteps": ["high", "low"],
+        },
+        {"id": "high", "type": "transform", "config": {"set": {"lane": "high"}}},
+        {"id": "low", "type": "transform", "config": {"set": {"lane": "low"}}},
+    ],
+}
+
+
+def test_decision_step_shows_its_path_and_ai_route(
+    console_server: Any, page: Any, api: httpx.Client, shot: Callable[[Any, str], Path]
+) -> None:
+    """No model is configured in wfe dev: the AI node falls back, and says why."""
+    from playwright.sync_api import expect
+
+    execution_id = _start(api, _workflow(api, DECISION))
+    _until(api, execution_id, {"succeeded"})
+    page.goto(f"{console_server.console}#/executions/{execution_id}")
+    graph = page.locator(".run-graph")
+    expect(graph.locator("[data-step-id=high][data-state=succeeded]")).to_have_count(1)
+    expect(graph.locator("[data-step-id=low][data-state=pending]")).to_have_count(1)
+    graph.locator("[data-step-id=route]").first.click()
+    box = page.locator(".run-panel .run-decision-box")
+    expect(box.locator("h4")).to_have_text("Decision: high")
+    path = box.locator("li")
+    expect(path).to_have_count(4)
+    expect(path.nth(0)).to_contain_text("condition → true")
+    expect(path.nth(1)).to_contain_text('lookup "gold" → 4')
+    expect(path.nth(2)).to_contain_text("ai route → hardware · decided by fallback")
+    expect(path.nth(2).locator(".row-error")).to_contain_text("NO_MODEL")
+    shot(page, "execution-detail-decision")

@@ -386,7 +386,7 @@ export async function mount(root, ctx, params = {}) {
     if (!canOperate) return;
     const s = state.execution.status;
     const action = (name, label, body) => el('button', {
-      type: 'button', class: `run-${name}`, 'data-action': name,
+      type: 'button', class: `btn ${name === 'cancel' ? 'btn-danger' : ''} run-${name}`, 'data-action': name,
       onclick: async (e) => {
         e.currentTarget.disabled = true;
         try {
@@ -428,7 +428,7 @@ export async function mount(root, ctx, params = {}) {
       el('datalist', {id: 'send-names'}, names.map((n) => el('option', {value: n}))),
       el('label', {for: 'send-payload'}, 'Payload (JSON)'), sendPayload,
       error,
-      el('button', {type: 'submit', id: 'send-event'}, 'Send event'));
+      el('button', {type: 'submit', class: 'btn btn-primary', id: 'send-event'}, 'Send event'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       error.textContent = '';

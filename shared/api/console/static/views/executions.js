@@ -75,7 +75,7 @@ export async function mount(root, ctx, params = {}) {
   const form = el('form', {class: 'runs-filters', role: 'search', 'aria-label': 'Filter executions'},
     field('Workflow', workflowSelect), field('Status', statusSelect), field('Trigger', triggerSelect),
     field('Started after', sinceInput), field('Started before', untilInput), field('Per page', limitSelect),
-    el('button', {type: 'button', class: 'runs-secondary', onclick: () => resetFilters()}, 'Clear filters'));
+    el('button', {type: 'button', class: 'btn btn-ghost', onclick: () => resetFilters()}, 'Clear filters'));
   statusSelect.value = filters.status;
   triggerSelect.value = filters.trigger;
   sinceInput.value = toLocalInput(filters.since);
@@ -115,13 +115,13 @@ export async function mount(root, ctx, params = {}) {
       el('th', {scope: 'col'}, 'Result'))),
     tbody);
   const selectedCount = el('span', {class: 'runs-muted', 'aria-live': 'polite'}, '');
-  const cancelButton = el('button', {type: 'button', id: 'bulk-cancel', disabled: true, onclick: () => bulk('cancel')}, 'Cancel selected');
-  const redriveButton = el('button', {type: 'button', id: 'bulk-redrive', disabled: true, onclick: () => bulk('redrive')}, 'Redrive selected');
+  const cancelButton = el('button', {type: 'button', class: 'btn btn-danger', id: 'bulk-cancel', disabled: true, onclick: () => bulk('cancel')}, 'Cancel selected');
+  const redriveButton = el('button', {type: 'button', class: 'btn', id: 'bulk-redrive', disabled: true, onclick: () => bulk('redrive')}, 'Redrive selected');
   const bulkBar = el('div', {class: 'runs-bulk', role: 'toolbar', 'aria-label': 'Bulk actions'},
     selectedCount, canOperate ? [cancelButton, redriveButton] : null);
   const status = el('p', {class: 'runs-status', role: 'status', 'aria-live': 'polite'});
-  const prevButton = el('button', {type: 'button', id: 'page-prev', disabled: true, onclick: () => prev()}, '← Newer');
-  const nextButton = el('button', {type: 'button', id: 'page-next', disabled: true, onclick: () => next()}, 'Older →');
+  const prevButton = el('button', {type: 'button', class: 'btn', id: 'page-prev', disabled: true, onclick: () => prev()}, '← Newer');
+  const nextButton = el('button', {type: 'button', class: 'btn', id: 'page-next', disabled: true, onclick: () => next()}, 'Older →');
   const pager = el('nav', {class: 'runs-pager', 'aria-label': 'Pages'}, prevButton, nextButton);
   root.appendChild(el('section', {class: 'runs-view'}, heading, form, bulkBar, status,
     el('div', {class: 'runs-table-wrap'}, table), pager));
@@ -233,7 +233,7 @@ export async function mount(root, ctx, params = {}) {
       ? Date.now() - ms(started) : null);
     const actions = [];
     if (canOperate && REDRIVABLE.has(execution.status)) {
-      actions.push(el('button', {type: 'button', class: 'row-redrive runs-small',
+      actions.push(el('button', {type: 'button', class: 'row-redrive btn btn-small',
         'aria-label': `Redrive execution ${execution.id}`, onclick: () => act([row], 'redrive')}, 'Redrive'));
     }
     tr.append(
@@ -302,10 +302,20 @@ export async function mount(root, ctx, params = {}) {
         row.check.checked = false;
         row.result.appendChild(el('span', {class: 'row-ok'}, action === 'cancel' ? 'cancelled' : 'redriven'));
       } else {
-        fillRow(row);
         const error = outcome.error || {};
-        row.result.appendChild(el('span', {class: 'row-error', role: 'alert'},
-          `${action} failed: ${error.code ? `${error.code}: ` : ''}${error.message || String(error)}`));
+        const message = `${action} failed: ${error.code ? `${error.code}: ` : ''}${error.message || String(error)}`;
+        const show = () => {
+          fillRow(row);
+          row.result.appendChild(el('span', {class: 'row-error', role: 'alert'}, message));
+        };
+        show();
+        // The row may be stale (changed behind the page): show what the execution is now.
+        api.get(`/executions/${encodeURIComponent(row.execution.id)}`).then((fresh) => {
+          if (state.destroyed || state.rows.get(row.execution.id) !== row) return;
+          row.execution = {...fresh, steps: undefined};
+          show();
+          updateBulk();
+        }).catch(() => {});
       }
     });
     updateBulk();

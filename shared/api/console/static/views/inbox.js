@@ -46,7 +46,7 @@ export async function mount(root, ctx) {
   empty(root);
   const status = el('p', {class: 'runs-status', role: 'status', 'aria-live': 'polite'}, 'Loading…');
   const list = el('ul', {class: 'inbox-list', 'aria-labelledby': 'inbox-title'});
-  const refresh = el('button', {type: 'button', id: 'inbox-refresh', onclick: () => load()}, 'Refresh');
+  const refresh = el('button', {type: 'button', class: 'btn btn-ghost', id: 'inbox-refresh', onclick: () => load()}, 'Refresh');
   root.appendChild(el('section', {class: 'runs-view inbox-view'},
     el('header', {class: 'run-header'}, el('h2', {id: 'inbox-title'}, 'Approvals inbox'), refresh),
     el('p', {class: 'runs-muted'}, 'Executions waiting for an event. Approve or reject sends the event with your payload.'),
@@ -223,8 +223,8 @@ export async function mount(root, ctx) {
       }
       void button;
     };
-    const approve = el('button', {type: 'button', class: 'inbox-approve', 'aria-describedby': headingId}, 'Approve');
-    const reject = el('button', {type: 'button', class: 'inbox-reject', 'aria-describedby': headingId}, 'Reject');
+    const approve = el('button', {type: 'button', class: 'btn inbox-approve', 'aria-describedby': headingId}, 'Approve');
+    const reject = el('button', {type: 'button', class: 'btn inbox-reject', 'aria-describedby': headingId}, 'Reject');
     const buttons = [approve, reject];
     approve.addEventListener('click', () => send(true, approve));
     reject.addEventListener('click', () => send(false, reject));
