@@ -111,6 +111,9 @@ export async function mount(root, ctx, params = {}) {
     selected: null,
     panelDirty: false,
     headerDirty: true,
+    lastPanel: -Infinity,
+    panelTimer: 0,
+    refreshTimer: 0,
     stats: {frames: 0, events: 0, maxFlushMs: 0, flushMs: [], firstRenderMs: null},
     steps: stepsOf(definition),
     live: 'connecting',
@@ -273,7 +276,10 @@ export async function mount(root, ctx, params = {}) {
     if (next) run.status = next;
     else if (event.status) run.status = event.status;
     addRun(run);
-    if (state.selected === run.stepId) state.panelDirty = true;
+    if (state.selected === run.stepId) {
+      state.panelDirty = true;
+      if (run.finishedAt) refreshSoon(); // its output, once the burst settles
+    }
     state.headerDirty = true; // the send form follows the waiting runs
   }
 
@@ -303,8 +309,15 @@ export async function mount(root, ctx, params = {}) {
       renderHeader();
     }
     if (state.panelDirty) {
-      state.panelDirty = false;
-      renderPanel();
+      // At most four panel renders a second: a selected map step can get 100 runs/s.
+      const wait = state.lastPanel + 250 - performance.now();
+      if (wait <= 0) {
+        state.panelDirty = false;
+        state.lastPanel = performance.now();
+        renderPanel();
+      } else if (!state.panelTimer) {
+        state.panelTimer = setTimeout(() => { state.panelTimer = 0; schedule(); }, wait);
+      }
     }
     const spent = performance.now() - began;
     state.stats.frames += 1;
@@ -462,6 +475,11 @@ export async function mount(root, ctx, params = {}) {
     schedule();
   }
 
+  function refreshSoon() {
+    if (state.refreshTimer || state.destroyed) return;
+    state.refreshTimer = setTimeout(() => { state.refreshTimer = 0; if (!state.destroyed) refreshRuns(); }, 2000);
+  }
+
   let refreshing = null;
   function refreshRuns() {
     if (refreshing) return refreshing;
@@ -517,7 +535,7 @@ export async function mount(root, ctx, params = {}) {
     if (run.output !== undefined && run.output !== null) {
       card.append(el('h4', {}, `Output${run.outputTruncated ? ' (truncated)' : ''}`), jsonView(run.output, {collapsedDepth: 1}));
     }
-    if (!run.full) card.appendChild(el('p', {class: 'runs-muted'}, 'Loading its input and output…'));
+    if (!run.full) card.appendChild(el('p', {class: 'runs-muted'}, 'Its input and output are read when it settles.'));
     return card;
   }
 
@@ -586,6 +604,8 @@ export async function mount(root, ctx, params = {}) {
   return () => {
     state.destroyed = true;
     clearInterval(tick);
+    clearTimeout(state.panelTimer);
+    clearTimeout(state.refreshTimer);
     if (state.frame) cancelAnimationFrame(state.frame);
     try { close(); } catch { /* already closed */ }
     try { graph?.destroy(); } catch { /* gone */ }
