@@ -463,3 +463,59 @@ def test_decision_step_shows_its_path_and_ai_route(
     expect(path.nth(2)).to_contain_text("ai route → hardware · decided by fallback")
     expect(path.nth(2).locator(".row-error")).to_contain_text("NO_MODEL")
     shot(page, "execution-detail-decision")
+
+
+SALT = "runs-views-salt"
+OWNER_KEY = "runs-owner-key-0123456789"
+VIEWER_KEY = "runs-viewer-key-0123456789"
+
+
+def test_a_viewer_watches_live_but_gets_no_write_controls(
+    start_console: Callable[..., Any], page: Any, problems: Any
+) -> None:
+    """With API keys: the stream opens with a stream token (a browser sends no headers
+    on a WebSocket); a viewer sees the execution live but no action, bulk or answer
+    control (the API would refuse them anyway)."""
+    from playwright.sync_api import expect
+
+    from shared.api.auth import hash_api_key
+
+    keys = [
+        f"{hash_api_key(OWNER_KEY, SALT)}:olga:default:owner",
+        f"{hash_api_key(VIEWER_KEY, SALT)}:vera:default:viewer",
+    ]
+    server = start_console({"WFE_API_KEYS": ",".join(keys), "WFE_API_KEY_SALT": SALT})
+    with httpx.Client(
+        base_url=f"{server.base}/api/v1", headers={"X-API-Key": OWNER_KEY}, timeout=30
+    ) as owner:
+        execution_id = _start(owner, _workflow(owner, HOLD))
+        _until(owner, execution_id, {"waiting"})
+
+        problems.expected.append("401")  # GET /session before signing in
+        page.goto(f"{server.console}#/executions")
+        page.get_by_label("API key").fill(VIEWER_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator(".role")).to_have_text("viewer")
+        page.goto(f"{server.console}#/executions")
+        expect(page.locator(f"tr[data-execution-id='{execution_id}']")).to_have_count(1)
+        expect(page.locator("#bulk-cancel")).to_have_count(0)
+        expect(page.locator("#bulk-redrive")).to_have_count(0)
+
+        page.goto(f"{server.console}#/executions/{execution_id}")
+        graph = page.locator(".run-graph")
+        expect(graph.locator("[data-step-id=wait][data-state=waiting]")).to_have_count(1)
+        expect(page.locator(".run-live")).to_have_attribute("data-live", "open")
+        expect(page.locator(".run-actions button")).to_have_count(0)
+        expect(page.locator(".run-send")).to_be_hidden()
+        sent = owner.post(
+            f"/executions/{execution_id}/events", json={"name": "go", "payload": {"by": "olga"}}
+        )
+        assert sent.status_code == 202, sent.text
+        expect(graph.locator("[data-step-id=record][data-state=succeeded]")).to_have_count(1)
+
+        waiting = _start(owner, _workflow(owner, HOLD))
+        _until(owner, waiting, {"waiting"})
+        page.goto(f"{server.console}#/inbox")
+        card = page.locator(f".inbox-card[data-execution-id='{waiting}']")
+        expect(card).to_contain_text("Your role cannot answer.")
+        expect(card.get_by_role("button", name="Approve")).to_have_count(0)
