@@ -140,6 +140,22 @@ def test_list_filters_pages_and_bulk_cancels(
     expect(rows).to_have_count(3)
     shot(page, "executions-list")
 
+    # Trigger and time range (applied to the pages read): all of these are manual and
+    # started before now + 1 day.
+    page.locator("#f-trigger").select_option("schedule")
+    expect(page.locator(".runs-view .runs-status")).to_have_text(
+        "No executions match these filters."
+    )
+    assert "trigger=schedule" in page.evaluate("location.hash")
+    page.locator("#f-trigger").select_option("manual")
+    expect(rows).to_have_count(3)
+    page.locator("#f-since").fill("2999-01-01T00:00")
+    expect(rows).to_have_count(0)
+    page.locator("#f-since").fill("")
+    page.locator("#f-until").fill("2999-01-01T00:00")
+    expect(rows).to_have_count(3)
+    assert "until=" in page.evaluate("location.hash")
+
     # One of them is cancelled behind the page's back: its row reports the refusal,
     # the others are cancelled.
     assert api.post(f"/executions/{held[0]}/cancel", json={}).status_code == 200
