@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators chaos mutation
+.PHONY: install test test-fast lint typecheck format dev bench lock clean tasks-emulator bundle checkov dev-emulators chaos mutation console
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ tasks-emulator: install
 # `make mutation MUTATION_ARGS="--ref HEAD --sample 50"` tests a commit, a smaller sample.
 mutation: install
 	$(BIN)/python bench/mutation.py $(MUTATION_ARGS)
+
+# Re-vendor the web console's libraries (console/package.json, pinned by its lock) into
+# shared/api/console/static/vendor with their licenses and a MANIFEST.json; needs Node's
+# npm (maintainers only: make dev and make test use the committed copies).
+console:
+	$(PYTHON) console/vendor.py
 
 # Regenerate the lock file from pyproject.toml (needs uv; installs it into the venv).
 lock: install

@@ -130,6 +130,7 @@ class DevServer:
         base = f"http://{self.options.host}:{self.options.port}"
         ws = f"ws://{self.options.host}:{self.options.port}"
         return {
+            "console": f"{base}/console/",
             "api": f"{base}/api/v1/workflows",
             "openapi": f"{base}/api/v1/openapi.json",
             "docs": f"{base}/api/v1/docs",
@@ -246,6 +247,7 @@ def banner(server: DevServer) -> str:
             f"  Workflow engine ({server.settings.backend} mode) on "
             f"{server.options.host}:{server.options.port}",
             f"  database      {_database(server.settings)}",
+            f"  console       {links['console']}  (the web console, in a browser)",
             f"  REST          curl {links['api']}",
             f"  OpenAPI       {links['openapi']}  (Swagger UI: {links['docs']})",
             f"  GraphQL       {links['graphql']}  (open it in a browser for GraphiQL)",

@@ -5,7 +5,8 @@ routes in ``workflows``, ``executions``, ``audit``, ``stream_tokens`` and ``meta
 (each handler declares its caller and role as dependencies and calls one use case),
 GraphQL over HTTP and WebSocket on strawberry, FastAPI's OpenAPI document at
 ``/api/v1/openapi.json`` and Swagger UI at ``/api/v1/docs`` (ReDoc at
-``/api/v1/redoc``), served from a package, not a CDN.
+``/api/v1/redoc``), served from a package, not a CDN; the web console at ``/console``
+(``shared/api/console``) and ``GET /api/v1/session`` (who the caller is) for it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route, WebSocketRoute
 
+from shared.api.console import console_routes
 from shared.api.edge import Edge
 from shared.api.errors import install_error_handlers
 from shared.api.graphql.app import GraphQLApp
 from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, CatchAll, RequestGuard
-from shared.api.rest import analytics, audit, executions, meta, stream_tokens, workflows
+from shared.api.rest import analytics, audit, executions, meta, session, stream_tokens, workflows
 from shared.api.rest._audit import AuditMiddleware
 from shared.api.rest._deps import API
 from shared.api.rest._docs import without_framework_errors
@@ -61,13 +63,14 @@ def create_management_app(
     install_error_handlers(app)
     # The routers' routes carry their tags and responses already; one flat table lets
     # a 405 name every method a path has (``errors.allowed_methods``).
-    routers = (workflows, executions, analytics, audit, stream_tokens, meta)
+    routers = (workflows, executions, analytics, audit, stream_tokens, session, meta)
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
     graphql = GraphQLApp(edge, allowed_origins=allowed_origins)
     for path in ("/graphql", f"{API}/graphql"):
         app.router.routes.append(Route(path, graphql, methods=["GET", "POST"]))
         app.router.routes.append(WebSocketRoute(path, graphql))
+    app.router.routes.extend(console_routes())  # the web console at /console
     openapi = app.openapi
 
     def document() -> dict[str, Any]:
