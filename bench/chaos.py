@@ -60,10 +60,15 @@ emulators (``wfe dev`` in gcp mode, as ``make dev-emulators`` starts it). There 
 duplicates come from the counter process relaying each Cloud Tasks delivery to
 execute-step, a second copy alongside with probability ``--duplicates``; the store
 fault freezes the Firestore emulator (SIGSTOP, then SIGCONT); the Cloud Tasks
-emulator retries without backoff (up to 100 times) and delivers one task at a time, so
-throughput and step-to-step gaps there are the emulator's (see
-``baseline_max_gap_seconds``). Without the Google Cloud CLI's emulators it prints one
-line saying the run did not happen and exits 2.
+emulator delivers one task at a time, waiting for each answer, so throughput and
+step-to-step gaps there are the emulator's (see ``baseline_max_gap_seconds``). It
+retries without backoff, so it runs with no cap on retries: with a cap (100) it can
+spend every attempt of a task while a killed server restarts, which real Cloud Tasks
+(50 attempts with backoff, Terraform's retry config) does not, and leave the task to
+the sweeper. (A relay dispatching concurrently, as real Cloud Tasks does,
+was tried: the Firestore emulator then answers most transactions with lock timeouts.)
+Without the Google Cloud CLI's emulators it prints one line saying the run did not
+happen and exits 2.
 """
 
 from __future__ import annotations
@@ -435,7 +440,7 @@ class Run:
         self.emulators = [
             firestore_emulator(find_firestore()),
             pubsub_emulator(find_pubsub()),
-            tasks_emulator(ensure_tasks_emulator(), max_retries=100),
+            tasks_emulator(ensure_tasks_emulator(), max_retries=-1),
         ]
         for emulator in self.emulators:
             emulator.start()
