@@ -112,6 +112,7 @@ def test_readme_blocks_are_found_and_not_run_ones_say_why() -> None:
     assert sum(len(b.commands) for b in blocks if b.not_run is None) >= 30
 
 
+@pytest.mark.timeout(300)  # about 60 s alone; a loaded 2-core machine doubles it
 def test_every_readme_command_works_against_wfe_dev(tmp_path: Path) -> None:
     output = _run(shell_blocks(README), _scratch(tmp_path))
     assert output.count(">>> ") >= 30
@@ -123,6 +124,7 @@ def test_every_readme_command_works_against_wfe_dev(tmp_path: Path) -> None:
     assert "succeeded  order-fulfilment v1" in output
 
 
+@pytest.mark.timeout(300)
 def test_every_docs_command_works_against_wfe_dev(tmp_path: Path) -> None:
     blocks = [block for path in DOCS for block in shell_blocks(path)]
     skipped = [b for b in blocks if b.not_run is not None]
