@@ -20,7 +20,7 @@ install: $(STAMP)
 test: install .venv-checkov/bin/checkov
 	$(BIN)/ruff check shared functions tests bench infra
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
