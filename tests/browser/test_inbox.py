@@ -121,3 +121,46 @@ def test_approve_and_reject_from_the_inbox(
     expect(page.locator(".inbox-view .runs-status")).to_have_text(
         "Nothing is waiting for an event."
     )
+
+
+TWO_STEPS = {
+    "name": "h2-two-approvals",
+    "steps": [
+        {
+            "id": "manager",
+            "type": "wait_for_event",
+            "config": {"event": "manager_ok", "timeoutSeconds": 3600},
+            "nextSteps": ["finance"],
+        },
+        {
+            "id": "finance",
+            "type": "wait_for_event",
+            "config": {"event": "finance_ok", "timeoutSeconds": 600},
+            "nextSteps": ["done"],
+        },
+        {"id": "done", "type": "transform", "config": {"set": {"ok": True}}},
+    ],
+}
+
+
+def test_an_execution_that_waits_again_comes_back_with_its_next_step(
+    console_server: Any, page: Any, api: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    created = api.post("/workflows", params={"onConflict": "newVersion"}, json=TWO_STEPS)
+    assert created.status_code == 201, created.text
+    execution_id = _start(api, created.json()["id"])
+    _until(api, execution_id, {"waiting"})
+
+    page.goto(f"{console_server.console}#/inbox")
+    cards = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
+    expect(cards).to_have_count(1)
+    expect(cards).to_have_attribute("data-event", "manager_ok")
+    cards.get_by_role("button", name="Approve").click()
+    expect(cards).to_have_attribute("data-event", "finance_ok")
+    expect(cards).to_have_count(1)
+    expect(cards.locator(".inbox-left")).to_contain_text("in 9 min")
+    cards.get_by_role("button", name="Approve").click()
+    expect(cards).to_have_count(0)
+    assert _until(api, execution_id, {"succeeded"})["variables"] == {"ok": True}

@@ -150,10 +150,7 @@ export async function mount(root, ctx) {
       if (state.workflowStreams.has(workflowId)) continue;
       try {
         const close = ctx.live.workflowEvents(workflowId, (event) => {
-          if (event?.type === 'step.waiting' && event.data?.signal && !state.streams.has(event.executionId)) {
-            clearTimeout(state.reloadTimer);
-            state.reloadTimer = setTimeout(() => load(), 250);
-          }
+          if (!state.streams.has(event?.executionId)) arrival(event);
         }) || (() => {});
         state.workflowStreams.set(workflowId, close);
       } catch (error) {
@@ -162,8 +159,16 @@ export async function mount(root, ctx) {
     }
   }
 
+  /** A step that starts waiting for an event and has no card yet: reload the list. */
+  function arrival(event) {
+    if (event?.type !== 'step.waiting' || !event.data?.signal || state.cards.has(event.runId)) return;
+    clearTimeout(state.reloadTimer);
+    state.reloadTimer = setTimeout(() => load(), 250);
+  }
+
   function onEvent(executionId, event) {
     if (!event || !event.type) return;
+    arrival(event); // the same execution may wait again, on another step
     const gone = [];
     for (const [runId, card] of state.cards) {
       if (card.item.execution.id !== executionId) continue;
