@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
 from functools import cache
 from pathlib import Path
 
@@ -30,19 +31,33 @@ PREFIX = "/console"
 _IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.DOTALL)
 
 
+NONCE = "{{CSP_NONCE}}"
+"""Stands in index.html for the nonce of each answer (CodeMirror's style elements)."""
+
+
 @cache
-def content_security_policy() -> str:
-    """The console's policy; the import map is its only inline script, pinned by hash."""
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
-    hashes = [
+def _index_template() -> str:
+    return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+@cache
+def _import_map_hashes() -> tuple[str, ...]:
+    return tuple(
         "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
-        for m in _IMPORT_MAP.findall(html)
-    ]
+        for m in _IMPORT_MAP.findall(_index_template())
+    )
+
+
+def content_security_policy(nonce: str | None = None) -> str:
+    """The console's policy: the import map is its only inline script, pinned by hash;
+    the only inline styles are the editor's ``<style>`` elements, carrying the page's
+    nonce (a fresh one per load of index.html; files other than index.html get none)."""
+    style = "style-src 'self'" + (f" 'nonce-{nonce}'" if nonce else "")
     return "; ".join(
         [
             "default-src 'self'",
-            " ".join(["script-src 'self'", *hashes]),
-            "style-src 'self'",
+            " ".join(["script-src 'self'", *_import_map_hashes()]),
+            style,
             "img-src 'self' data:",
             "font-src 'self'",
             "connect-src 'self'",
@@ -54,9 +69,9 @@ def content_security_policy() -> str:
     )
 
 
-def _security_headers(cache_control: str) -> dict[str, str]:
+def _security_headers(cache_control: str, nonce: str | None = None) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(),
+        "Content-Security-Policy": content_security_policy(nonce),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
@@ -83,8 +98,10 @@ class _ConsoleFiles(StaticFiles):
 
 
 async def _index(request: Request) -> Response:
-    body = (STATIC / "index.html").read_bytes()
-    return Response(body, media_type="text/html", headers=_security_headers("no-cache"))
+    nonce = secrets.token_urlsafe(18)
+    body = _index_template().replace(NONCE, nonce)
+    headers = _security_headers("no-store", nonce)
+    return Response(body, media_type="text/html", headers=headers)
 
 
 def console_routes() -> list[BaseRoute]:
@@ -92,5 +109,6 @@ def console_routes() -> list[BaseRoute]:
     return [
         Route(PREFIX, _index, methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/", _index, methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/index.html", _index, methods=["GET", "HEAD"]),
         Mount(PREFIX, _ConsoleFiles(directory=STATIC, html=False), name="console"),
     ]

@@ -15,7 +15,11 @@ function caseLabels(step) {
     add(config.default, 'default');
   } else if (step.type === 'decision') {
     for (const node of config.nodes || []) {
-      if (node && node.type === 'leaf') add(node.next, String(node.id));
+      if (!node || typeof node !== 'object') continue;
+      add(node.then, `${node.id}: yes`);
+      add(node.else, `${node.id}: no`);
+      add(node.next, String(node.id));
+      for (const [label, option] of Object.entries(node.branches || {})) add(option && option.next, label);
     }
   }
   return labels;
