@@ -45,7 +45,8 @@ export function comparePanel(ctx, workflowId, versions) {
     const rows = pairRows(lineDiff(ta, tb));
     const changed = rows.filter((r) => r.type !== 'same').length;
     summary.textContent = changed ? `${changed} changed line(s)` : 'identical';
-    clear(table).append(h('thead', {}, h('tr', {}, h('th', {colspan: 2}, `v${a}`), h('th', {colspan: 2}, `v${b}`))),
+    const cols = h('colgroup', {}, h('col', {class: 'diff-no-col'}), h('col', {}), h('col', {class: 'diff-no-col'}), h('col', {}));
+    clear(table).append(cols, h('thead', {}, h('tr', {}, h('th', {colspan: 2}, `v${a}`), h('th', {colspan: 2}, `v${b}`))),
       h('tbody', {}, rows.map((row) => h('tr', {class: `diff-row-${row.type}`}, cells(row, 'left'), cells(row, 'right')))));
   }
   panel.addEventListener('change', () => refresh().catch((e) => ctx.toast(e.message, 'error')));
