@@ -11,12 +11,12 @@ conditions, lookup keys and prompt templates.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
-
-from langgraph.graph.state import CompiledStateGraph
+from typing import TYPE_CHECKING, Any
 
 from shared.ai.decision_config import (
+    DECISION_ROOTS,
     HISTORY,
+    LEAF_PREFIX,
     AiNode,
     ConditionNode,
     DecisionConfig,
@@ -25,11 +25,13 @@ from shared.ai.decision_config import (
     LookupNode,
     node_refs,
 )
-from shared.ai.decision_graph import DECISION_ROOTS, LEAF_PREFIX, build_graph
 from shared.errors import Issue
 from shared.expressions import check_template, compile_expression
 
-Graph = CompiledStateGraph[Any, Any, Any, Any]
+if TYPE_CHECKING:  # LangGraph loads on the first compile, not with the service
+    from langgraph.graph.state import CompiledStateGraph
+
+    Graph = CompiledStateGraph[Any, Any, Any, Any]
 _GRAPHS: OrderedDict[int, tuple[DecisionConfig, Graph]] = OrderedDict()
 _GRAPH_CACHE = 512
 
@@ -178,6 +180,8 @@ def compiled_graph(config: DecisionConfig) -> Graph:
     if found is not None and found[0] is config:
         _GRAPHS.move_to_end(key)
         return found[1]
+    from shared.ai.decision_graph import build_graph  # LangGraph loads here, lazily
+
     graph = build_graph(config)
     _GRAPHS[key] = (config, graph)  # holding the config keeps its id from being reused
     if len(_GRAPHS) > _GRAPH_CACHE:

@@ -25,6 +25,11 @@ from shared.ai.history import HistoryOptions
 from shared.ai.models import ModelOptions
 from shared.engine.steps import StepConfig
 from shared.errors import pointer_token
+from shared.expressions import STEP_ROOTS
+
+DECISION_ROOTS = STEP_ROOTS | {"decision"}
+"""Roots of expressions inside a decision tree: the step's, plus ``decision`` facts."""
+LEAF_PREFIX = "leaf__"
 
 NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
 LABEL = r"^[A-Za-z0-9_\-]{1,64}$"

@@ -26,6 +26,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from shared.ai.decision_config import (
+    DECISION_ROOTS,
+    LEAF_PREFIX,
     AiNode,
     ConditionNode,
     DecisionConfig,
@@ -34,12 +36,8 @@ from shared.ai.decision_config import (
     LookupNode,
 )
 from shared.errors import StepFailed
-from shared.expressions import STEP_ROOTS, render
 from shared.expressions import expression as compile_expr
-
-DECISION_ROOTS = STEP_ROOTS | {"decision"}
-"""Roots of expressions inside a decision tree: the step's, plus ``decision`` facts."""
-LEAF_PREFIX = "leaf__"
+from shared.expressions import render
 
 
 class DecisionState(TypedDict, total=False):

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
-
-from langchain_core.runnables import RunnableConfig
+from typing import TYPE_CHECKING, Any
 
 from shared.ai.accounting import USAGE_KEY
 from shared.ai.decision_compile import check_decision, compiled_graph, has_io
 from shared.ai.decision_config import DecisionConfig, LeafNode, LookupNode, parse_decision_config
-from shared.ai.decision_graph import DecisionContext
 from shared.ai.routing import StepRouter
 from shared.ai.services import AiServices
 from shared.engine.steps import Complete, Outcome, StepContext, StepType
 from shared.errors import Issue, StepFailed
 from shared.models import WorkflowStep
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
 
 _PARSED: OrderedDict[int, tuple[Mapping[str, Any], DecisionConfig]] = OrderedDict()
 _PARSED_CACHE = 1024
@@ -68,10 +68,12 @@ class DecisionStep(StepType):
         ]
 
     async def execute(self, ctx: StepContext) -> Outcome:
+        from shared.ai.decision_graph import DecisionContext  # LangGraph loads here, lazily
+
         config: DecisionConfig = ctx.config
         graph = compiled_graph(config)
         env = ctx.env
-        limit = RunnableConfig(recursion_limit=len(config.nodes) + 5)
+        limit: RunnableConfig = {"recursion_limit": len(config.nodes) + 5}
         if not has_io(config):
             result = graph.invoke({"path": []}, limit, context=DecisionContext(env))
             return _complete(config, result, None)

@@ -6,30 +6,22 @@ step replays the workflow's recording file and says so (``"source": "recording"`
 Token and cost accounting covers the step and the execution; a budget that runs out
 fails the step (BUDGET_EXCEEDED) or pauses the execution (``onExceeded: pause``):
 resuming it approves going over the budget for this step run.
+
+The step type itself is light: checking a config needs no LangChain. The run
+(``shared.ai.llm_run``, LangChain messages and a LangGraph loop) loads on the first
+llm step a process runs, so a function instance that never runs one does not pay
+for those imports at its cold start.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
-
-from shared.ai.accounting import USAGE_KEY, BudgetExceeded, execution_usage, guard_for
-from shared.ai.llm_config import LlmConfig, MemoryOptions, check_llm
-from shared.ai.llm_graph import LlmState, build_graph
-from shared.ai.llm_session import LlmSession
-from shared.ai.models import ModelError, resolve_spec
-from shared.ai.services import AiEnv, AiServices
-from shared.ai.tools import ToolBox
-from shared.ai.turns import dump_messages, load_messages, text_of
-from shared.engine.steps import Complete, Outcome, Park, StepContext, StepType
-from shared.errors import Issue, StepFailed
-from shared.models import StepRun, StepRunStatus, WorkflowStep
-
-PAUSED_KEY = "budgetPaused"
-MEMORY_KEY = "memory"
+from shared.ai.llm_config import LlmConfig, check_llm
+from shared.ai.services import AiServices
+from shared.engine.steps import Outcome, StepContext, StepType
+from shared.errors import Issue
+from shared.models import WorkflowStep
 
 
 class LlmStep(StepType):
@@ -43,133 +35,6 @@ class LlmStep(StepType):
         return check_llm(config, f"{path}/config")
 
     async def execute(self, ctx: StepContext) -> Outcome:
-        config: LlmConfig = ctx.config
-        env = self.services.env(ctx.services)
-        runs = await env.executions.list_runs(ctx.execution.id) if env.executions else []
-        session = await self._session(ctx, env, config, runs)
-        prompt = str(ctx.render(config.prompt))
-        memory = _memory(runs, ctx.run, config.memory)
-        messages: list[AnyMessage] = [
-            SystemMessage(_system(ctx, config)),
-            *memory,
-            HumanMessage(prompt),
-        ]
-        ctx.run.input = {"prompt": prompt[:2000], "model": session.spec.model}
-        limit = 3 * (config.max_tool_calls + config.max_repairs + 2) + 5
-        try:
-            result = await build_graph().ainvoke(
-                LlmState(messages=messages, repairs_left=config.max_repairs),
-                RunnableConfig(recursion_limit=limit),
-                context=session,
-            )
-        except BudgetExceeded as exceeded:
-            _keep_usage(ctx, session)
-            if config.budget.on_exceeded == "pause":
-                state = {PAUSED_KEY: {"reason": exceeded.message, "at": ctx.now.isoformat()}}
-                return Park(until=ctx.now, pause=exceeded.message, state=state)
-            raise
-        except StepFailed:
-            _keep_usage(ctx, session)
-            raise
-        _keep_usage(ctx, session)
-        final = result["messages"][-1]
-        text = text_of(final.content)
-        if config.memory is not None:
-            kept = [*memory, HumanMessage(prompt), AIMessage(text)][-config.memory.max_messages :]
-            ctx.run.state[MEMORY_KEY] = {"key": config.memory.key, "messages": dump_messages(kept)}
-        return _complete(session, config, text, result.get("data"))
+        from shared.ai.llm_run import LlmRunner  # LangChain loads here, lazily
 
-    async def _session(
-        self, ctx: StepContext, env: AiEnv, config: LlmConfig, runs: list[StepRun]
-    ) -> LlmSession:
-        spec = resolve_spec(config.model, env.settings)
-        toolbox = ToolBox(ctx, env, config)
-        tools = toolbox.tools()
-        model: Any = None
-        recording = None
-        if env.models.configured:
-            try:
-                model = env.models.chat_model(spec)
-                if tools:
-                    model = model.bind_tools(list(tools.values()))
-            except ModelError as error:
-                raise StepFailed(
-                    error.message, code=error.code, retryable=error.retryable
-                ) from None
-            except NotImplementedError:
-                raise StepFailed(
-                    f"model {spec.model} cannot call tools", code="MODEL_NO_TOOLS", retryable=False
-                ) from None
-        else:
-            recording = env.recordings.find(ctx.definition.name, ctx.step.id)
-        before = execution_usage(runs, ctx.run.idempotency_key)
-        approved = PAUSED_KEY in ctx.run.state
-        return LlmSession(
-            env=env,
-            ctx=ctx,
-            spec=spec,
-            model=model,
-            recording=recording,
-            recorded=await env.replay.load(ctx.run),
-            guard=guard_for(config.budget, env.settings, before, approved),
-            toolbox=toolbox,
-            tools=tools,
-            schema=config.output_schema,
-            max_tool_calls=config.max_tool_calls,
-        )
-
-
-def _system(ctx: StepContext, config: LlmConfig) -> str:
-    parts = [str(ctx.render(config.system))] if config.system else []
-    if config.output_schema is not None:
-        parts.append(
-            "Answer with one JSON object matching this JSON schema, and nothing else: "
-            + json.dumps(config.output_schema, separators=(",", ":"))
-        )
-    return "\n\n".join(parts) or "You are a careful assistant inside a workflow."
-
-
-def _memory(runs: list[StepRun], current: StepRun, options: MemoryOptions | None) -> list[Any]:
-    """The conversation of the latest earlier llm step of this execution with the key."""
-    if options is None:
-        return []
-    for run in reversed(runs):
-        memory = run.state.get(MEMORY_KEY)
-        if run.id == current.id or run.status != StepRunStatus.SUCCEEDED:
-            continue
-        if isinstance(memory, dict) and memory.get("key") == options.key:
-            return load_messages(memory.get("messages"))[-options.max_messages :]
-    return []
-
-
-def _keep_usage(ctx: StepContext, session: LlmSession) -> None:
-    if session.usage.calls:
-        ctx.run.state = {**ctx.run.state, USAGE_KEY: session.usage.to_dict()}
-
-
-def _complete(session: LlmSession, config: LlmConfig, text: str, data: Any) -> Complete:
-    source = session.source
-    usage = session.usage
-    output: dict[str, Any] = {
-        "text": text,
-        "source": source,
-        "recorded": source != "model",
-        "model": session.spec.model,
-        "turns": len(session.origins),
-        "usage": {
-            "step": usage.to_dict(),
-            "execution": session.guard.execution_before.add(usage).to_dict(),
-        },
-    }
-    if config.output_schema is not None:
-        output["data"] = data
-    if session.recording is not None:
-        output["recording"] = session.recording.source
-    if session.tool_log:
-        output["toolCalls"] = session.tool_log
-    if config.memory is not None:
-        output["memory"] = {"key": config.memory.key}
-    set_vars = dict(session.toolbox.set_vars)
-    if config.set_vars and isinstance(data, dict):
-        set_vars.update(data)
-    return Complete(output=output, set_vars=set_vars or None)
+        return await LlmRunner(self.services).execute(ctx)
