@@ -80,13 +80,17 @@ def copy_tree(workdir: Path, ref: str | None) -> None:
 
 def deselect_failing(workdir: Path) -> list[str]:
     """Leave out the tests that fail without any mutant (work in progress elsewhere):
-    mutmut refuses to start on a red suite, and they could kill nothing anyway."""
+    mutmut refuses to start on a red suite, and they could kill nothing anyway.
+
+    They run where mutmut runs them, in ``mutants/``: it holds only the source paths and
+    the tests, so a test that reads another part of the tree (a bench script) fails there
+    though it passes in the full copy."""
     selection = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"][
         "pytest_add_cli_args_test_selection"
     ]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-rf", *selection],
-        cwd=workdir,
+        cwd=workdir / "mutants",
         capture_output=True,
         text=True,
     )
