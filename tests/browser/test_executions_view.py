@@ -359,7 +359,11 @@ def test_benchmark_500_steps_and_100_events_per_second(
             }
         )
     )
+    # Long logs paint only the lines near the viewport: a viewport as tall as the page.
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     shot(page, "execution-detail-500")
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     # 100 events/s for 5 s: new map items running then succeeding, fed as the socket would.
     result = page.evaluate(

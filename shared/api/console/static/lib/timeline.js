@@ -55,8 +55,13 @@ export function createTimeline(container, {onSelect} = {}) {
   // Segments are placed with CSS custom properties in milliseconds from t0 and the
   // container's --tl-span: a new time scale is one property on the container, not a
   // redraw of every row.
+  // Changing it restyles every row, so while the run grows the scale gets 25 % headroom
+  // and changes only when the runs outgrow it (a few times), not on every frame.
+  let span = 0;
   function setSpan() {
-    container.style.setProperty('--tl-span', String(Math.max(1, t1 - t0)));
+    const needed = Math.max(1, t1 - t0);
+    span = span === 0 ? needed : Math.max(needed, needed * 1.25);
+    container.style.setProperty('--tl-span', String(span));
   }
 
   function drawRow(row) {
@@ -100,7 +105,6 @@ export function createTimeline(container, {onSelect} = {}) {
   function drawAxis() {
     empty(axis);
     if (!Number.isFinite(t0) || !Number.isFinite(t1)) return;
-    const span = Math.max(1, t1 - t0);
     for (let i = 0; i <= 4; i++) {
       axis.appendChild(el('span', {class: 'tl-tick', style: {left: `${i * 25}%`}}, `+${shortDuration((span * i) / 4)}`));
     }
@@ -127,7 +131,7 @@ export function createTimeline(container, {onSelect} = {}) {
       for (const row of dirty) drawRow(row);
       drawn = dirty.size;
     }
-    if (drawnT1 !== t1) {
+    if (drawnT1 === null || t1 - t0 > span) {
       drawnT1 = t1;
       setSpan();
       drawAxis();

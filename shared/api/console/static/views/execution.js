@@ -12,7 +12,8 @@ import {
   ACTIVE_EXECUTION, TERMINAL_EVENTS,
 } from '../lib/inbox_common.js';
 
-const LOG_LIMIT = 2000;
+const LOG_LIMIT = 1000;
+const BIG = 200;
 const RUN_LIST_LIMIT = 50;
 const ACTIVE_RUN = new Set(['scheduled', 'running', 'waiting', 'retrying']);
 const STATE_ORDER = ['running', 'retrying', 'waiting', 'pending'];
@@ -334,6 +335,8 @@ export async function mount(root, ctx, params = {}) {
     logList.appendChild(fragment);
     let extra = logList.childElementCount - LOG_LIMIT;
     while (extra-- > 0) logList.removeChild(logList.firstChild);
+    logList.classList.toggle('runs-big', logList.childElementCount > BIG);
+    timelineBox.classList.toggle('runs-big', timeline.size() > BIG);
   }
 
   function logLine(event) {
