@@ -148,7 +148,7 @@ def test_hostile_text_in_a_definition_renders_as_text(
     _type(page, HOSTILE)
     graph = page.locator(".designer-graph")
     expect(graph.locator("[data-step-id=first]")).to_have_class("node has-error")
-    expect(graph.locator("[data-step-id=first] text.label")).to_have_text("<img src=x onerror=al…")
+    expect(graph.locator("[data-step-id=first] text.label")).to_contain_text("<img src=x onerror=")
     expect(graph.locator('[data-step-id="<script>alert(2)</script>"]')).to_have_count(1)
     expect(page.locator(".problems")).to_contain_text("<script>alert(2)</script>")
     assert page.locator(".designer-graph img, .problems img, .designer-graph script").count() == 0

@@ -52,7 +52,7 @@ def test_list_filters_and_stats(
     assert _finished(api, started.json()["id"])["status"] == "succeeded"
 
     page.goto(console_server.console + "#/workflows")
-    row = page.locator("tr[data-workflow-id='%s']" % ran)
+    row = page.locator(f"tr[data-workflow-id='{ran}']")
     expect(row.locator(".last-run .badge")).to_have_text("succeeded")
     expect(row.locator("td").nth(4)).to_have_text("100%")
     expect(row.locator("td").nth(5)).not_to_have_text("—")
@@ -79,7 +79,7 @@ def test_import_export_delete(
     from playwright.sync_api import expect
 
     page.goto(console_server.console + "#/workflows")
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).first.click()
     page.get_by_label("Or paste JSON or YAML").fill(
         "name: imported-a\nsteps:\n  - {id: a, type: transform, config: {set: {x: 1}}}\n"
         "---\nname: imported-b\nsteps:\n  - {id: b, type: wait, config: {seconds: 1}}\n"
@@ -113,7 +113,7 @@ def test_an_invalid_import_shows_its_errors(
 
     problems.expected.append("status of 422")
     page.goto(console_server.console + "#/workflows")
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).first.click()
     page.get_by_label("Or paste JSON or YAML").fill(
         '[{"name": "bad-import", "steps": [{"id": "a", "type": "transform", '
         '"nextSteps": ["<b>nope</b>"]}]}]'
@@ -135,7 +135,7 @@ def test_a_hostile_name_renders_as_text(
 
     workflow_id = _create(api, HOSTILE, ["<script>alert(2)</script>"])
     page.goto(console_server.console + "#/workflows")
-    row = page.locator("tr[data-workflow-id='%s']" % workflow_id)
+    row = page.locator(f"tr[data-workflow-id='{workflow_id}']")
     expect(row.locator(".wf-name")).to_have_text(HOSTILE)
     expect(row.locator(".tag")).to_have_text("<script>alert(2)</script>")
     assert row.locator("img, script").count() == 0

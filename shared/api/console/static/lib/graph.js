@@ -4,7 +4,8 @@ import dagre from '@dagrejs/dagre';
 import { svg, clear, h } from './dom.js';
 import { graphOf } from './graph_model.js';
 
-const SIZE = {width: 168, height: 52};
+const SIZE = {width: 156, height: 50};
+const MIN_SCALE = 0.7;  // a wide graph shrinks to its pane down to this, then scrolls
 const STATES = new Set(['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'retrying', 'skipped']);
 const KIND_LABEL = {
   http: 'HTTP', transform: 'transform', branch: 'branch', decision: 'decision', llm: 'LLM',
@@ -53,7 +54,7 @@ export function renderGraph(container, definition, {onSelect} = {}) {
     return {setStepState() {}, setErrors() {}, select() {}, destroy() { clear(container); }};
   }
   const g = new dagre.graphlib.Graph({multigraph: true});
-  g.setGraph({rankdir: 'TB', nodesep: 36, ranksep: 48, marginx: 20, marginy: 20});
+  g.setGraph({rankdir: 'TB', nodesep: 28, ranksep: 48, marginx: 16, marginy: 16});
   g.setDefaultEdgeLabel(() => ({}));
   for (const node of model.nodes) {
     const size = node.type === 'join' ? {width: 30, height: 30} : SIZE;
@@ -95,7 +96,7 @@ export function renderGraph(container, definition, {onSelect} = {}) {
       'aria-label': `${kind ? `${kind} ` : ''}step ${node.id}`},
     svg('title', {}, `${node.id} (${node.type})`), shape(node.type, w, hh));
     if (node.type !== 'join') {
-      group.append(svg('text', {x: 0, y: -3, 'text-anchor': 'middle', class: 'label'}, fit(node.label, 22)),
+      group.append(svg('text', {x: 0, y: -3, 'text-anchor': 'middle', class: 'label'}, fit(node.label, 21)),
         svg('text', {x: 0, y: 13, 'text-anchor': 'middle', class: 'kind'}, kind));
     } else {
       group.append(svg('text', {x: 0, y: 4, 'text-anchor': 'middle', class: 'kind'}, '⋈'));
@@ -108,6 +109,7 @@ export function renderGraph(container, definition, {onSelect} = {}) {
     nodeLayer.append(group);
     elements.set(node.id, group);
   }
+  root.style.minWidth = `${Math.round(Math.max(width, 200) * MIN_SCALE)}px`;  // CSSOM: allowed by the CSP
   container.append(root);
 
   const api = {
