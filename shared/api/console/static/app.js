@@ -92,7 +92,7 @@ function signOut() {
 }
 
 function signInForm(message) {
-  renderNav(null);
+  clear(document.getElementById('nav'));  // nothing to navigate to before signing in
   renderWho(null);
   title.textContent = 'Sign in';
   const input = h('input', {id: 'api-key', name: 'apiKey', type: 'password', autocomplete: 'off', required: true});
