@@ -247,6 +247,8 @@ class MemoryStore(Listeners):
             if ex.tenant == query.tenant
             and (query.workflow_id is None or ex.workflow_id == query.workflow_id)
             and (query.status is None or ex.status == query.status)
+            and (query.started_from is None or ex.started_at >= query.started_from)
+            and (query.started_before is None or ex.started_at < query.started_before)
         ]
         page = paginate(rows, query.cursor, query.limit)
         return Page([ex.model_copy(deep=True) for ex in page.items], page.next_cursor)

@@ -350,6 +350,12 @@ class SqliteStore(Listeners):
         if query.status is not None:
             where.append("status = ?")
             params.append(str(query.status))
+        if query.started_from is not None:
+            where.append("started_at >= ?")
+            params.append(epoch(query.started_from))
+        if query.started_before is not None:
+            where.append("started_at < ?")
+            params.append(epoch(query.started_before))
         rows = await self._page("executions", "started_at", where, params, query)
         return _to_page(rows, query.limit, WorkflowExecution.model_validate_json)
 

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from shared.ai import render_mermaid
@@ -357,7 +358,14 @@ class WorkflowApp:
         status: ExecutionStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        started_from: datetime | None = None,
+        started_before: datetime | None = None,
     ) -> Page[WorkflowExecution]:
+        for name, moment in (("startedFrom", started_from), ("startedBefore", started_before)):
+            if moment is not None and moment.utcoffset() is None:
+                raise InputInvalid(f"{name} needs a time zone (e.g. Z)", path=f"/{name}")
+        if started_from and started_before and started_from >= started_before:
+            raise InputInvalid("startedFrom must be before startedBefore", path="/startedFrom")
         return await self.executions.list_executions(
             ExecutionQuery(
                 tenant=self.tenant,
@@ -365,6 +373,8 @@ class WorkflowApp:
                 status=status,
                 limit=limit,
                 cursor=cursor,
+                started_from=started_from,
+                started_before=started_before,
             )
         )
 

@@ -61,6 +61,10 @@ class ExecutionQuery:
     status: ExecutionStatus | None = None
     limit: int = 50
     cursor: str | None = None
+    started_from: datetime | None = None
+    """Executions started at or after this moment only."""
+    started_before: datetime | None = None
+    """Executions started before this moment only."""
 
 
 class WorkflowStore(Protocol):

@@ -272,6 +272,32 @@ async def test_list_executions_filters_and_pages_newest_first(store: Store) -> N
     assert (ids(second.items), second.next_cursor) == (["e1"], None)
 
 
+async def test_list_executions_by_when_they_started(store: Store) -> None:
+    """``started_from`` is inclusive, ``started_before`` exclusive, with the other filters
+    and paging (the console's time range)."""
+    await put(
+        store,
+        *(execution(f"e{i}", started=10 * i) for i in range(1, 7)),
+        execution("other", workflow_id="wf-2", started=30),
+        execution("elsewhere", started=30, tenant="t2"),
+    )
+
+    async def listed(**kwargs: object) -> list[str]:
+        page = await store.list_executions(ExecutionQuery(**kwargs))  # type: ignore[arg-type]
+        return ids(page.items)
+
+    assert await listed(started_from=at(30)) == ["e6", "e5", "e4", "e3", "other"]
+    assert await listed(started_before=at(30)) == ["e2", "e1"]
+    window = {"started_from": at(20), "started_before": at(50)}
+    assert await listed(**window, workflow_id="wf-1") == ["e4", "e3", "e2"]
+    assert await listed(**window, tenant="t2") == ["elsewhere"]
+    first = await store.list_executions(ExecutionQuery(limit=2, workflow_id="wf-1", **window))
+    assert ids(first.items) == ["e4", "e3"]
+    rest = ExecutionQuery(limit=2, workflow_id="wf-1", cursor=first.next_cursor, **window)
+    second = await store.list_executions(rest)
+    assert (ids(second.items), second.next_cursor) == (["e2"], None)
+
+
 async def test_runs_are_listed_oldest_first_by_creation(store: Store) -> None:
     await put(store, run("r3"), run("q1", execution_id="ex-2"))
     await put(store, run("r1"), run("r2", status=StepRunStatus.RUNNING))

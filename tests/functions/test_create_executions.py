@@ -113,6 +113,32 @@ async def test_execution_filters_and_pagination(api: httpx.AsyncClient) -> None:
     assert (bad.status_code, error_of(bad)["path"]) == (400, "/status")
 
 
+async def test_executions_listed_by_when_they_started(api: httpx.AsyncClient) -> None:
+    doubles = await create(api, doubler())
+    started = [await execute(api, doubles, input={"n": n}) for n in range(3)]
+    moments = sorted(e["startedAt"] for e in started)
+
+    async def ids(**params: str) -> list[str]:
+        response = await api.get(f"{API}/executions", params={"workflow_id": doubles, **params})
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["items"]]
+
+    newest_first = [e["id"] for e in sorted(started, key=lambda e: e["startedAt"], reverse=True)]
+    assert await ids(started_from=moments[1]) == newest_first[:2]
+    assert await ids(started_before=moments[1]) == newest_first[2:]
+    assert await ids(started_from=moments[0], started_before=moments[2]) == newest_first[1:]
+    # A moment without a zone, an empty range and garbage are 400 with the parameter's path.
+    naive = moments[0].replace("Z", "").split("+")[0]
+    for params, path in (
+        ({"started_from": naive}, "/started_from"),
+        ({"started_from": moments[2], "started_before": moments[0]}, "/started_from"),
+        ({"started_before": "yesterday"}, "/started_before"),
+    ):
+        bad = await api.get(f"{API}/executions", params=params)
+        assert bad.status_code == 400, (params, bad.text)
+        assert error_of(bad)["path"] == path, bad.text
+
+
 async def test_event_resumes_a_waiting_execution(api: httpx.AsyncClient) -> None:
     execution = await execute(api, await create(api, approval()))
     url = f"{API}/executions/{execution['id']}"

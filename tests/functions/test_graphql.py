@@ -327,3 +327,31 @@ async def test_tenants_are_isolated(api: httpx.AsyncClient) -> None:
     assert cancel["cancelExecution"]["__typename"] == "NotFoundError"
     mine = await data(api, "{ workflows { id } }", tenant="acme")
     assert mine["workflows"] == [{"id": workflow_id}]
+
+
+async def test_executions_filtered_by_when_they_started(api: httpx.AsyncClient) -> None:
+    workflow_id = await create(api, doubler())
+    ids = [await execute(api, workflow_id, {"n": n}) for n in range(3)]
+    listed = await data(
+        api,
+        "query($wf: ID!) { executions(filter: {workflowId: $wf}) { id startedAt } }",
+        {"wf": workflow_id},
+    )
+    moments = {e["id"]: e["startedAt"] for e in listed["executions"]}
+    middle = sorted(moments.values())[1]
+    later = await data(
+        api,
+        "query($wf: ID!, $t: DateTime!) {"
+        " from: executions(filter: {workflowId: $wf, startedFrom: $t}) { id }"
+        " before: executions(filter: {workflowId: $wf, startedBefore: $t}) { id } }",
+        {"wf": workflow_id, "t": middle},
+    )
+    assert {e["id"] for e in later["from"]} == {i for i in ids if moments[i] >= middle}
+    assert {e["id"] for e in later["before"]} == {i for i in ids if moments[i] < middle}
+    assert len(later["from"]) == 2 and len(later["before"]) == 1
+    zoneless = await post(
+        api,
+        "query($t: DateTime!) { executions(filter: {startedFrom: $t}) { id } }",
+        {"t": middle.replace("Z", "").split("+")[0]},
+    )
+    assert codes(zoneless) == ["INVALID_INPUT"], zoneless

@@ -75,6 +75,8 @@ async def _list(
         status=models.ExecutionStatus(wanted.status.value) if wanted.status else None,
         limit=check_first(first),
         cursor=after,
+        started_from=wanted.started_from,
+        started_before=wanted.started_before,
     )
     return ExecutionPage(
         items=[WorkflowExecution.from_model(e) for e in page.items],

@@ -8,6 +8,7 @@ Unset and null fields are left out: the model's documented defaults apply.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -93,6 +94,12 @@ class WorkflowFilter:
 class ExecutionFilter:
     workflow_id: strawberry.ID | None = None
     status: ExecutionStatus | None = None
+    started_from: datetime | None = strawberry.field(
+        default=None, description="Started at or after this moment (with a time zone)."
+    )
+    started_before: datetime | None = strawberry.field(
+        default=None, description="Started before this moment (with a time zone)."
+    )
 
 
 @strawberry.input(description="How to start an execution.")

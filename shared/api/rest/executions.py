@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Body, Depends, Path, Query
+from pydantic import AwareDatetime
 from starlette.responses import JSONResponse, Response
 
 from shared.api.rest._bodies import json_only
@@ -29,6 +30,7 @@ from shared.api.rest.schemas import (
     StepRunView,
 )
 from shared.api.rest.workflows import Cursor, Limit
+from shared.errors import InputInvalid
 from shared.models import ExecutionStatus, WorkflowExecution
 
 router = router_for("executions")
@@ -48,10 +50,25 @@ async def list_executions(
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    started_from: Annotated[
+        AwareDatetime | None,
+        Query(description="Executions started at or after this moment (RFC 3339, with zone)."),
+    ] = None,
+    started_before: Annotated[
+        AwareDatetime | None,
+        Query(description="Executions started before this moment (RFC 3339, with zone)."),
+    ] = None,
 ) -> Response:
     """List executions, newest first."""
+    if started_from and started_before and started_from >= started_before:
+        raise InputInvalid("started_from must be before started_before", path="/started_from")
     page = await caller.app.list_executions(
-        workflow_id=workflow_id or None, status=status, limit=limit, cursor=cursor or None
+        workflow_id=workflow_id or None,
+        status=status,
+        limit=limit,
+        cursor=cursor or None,
+        started_from=started_from,
+        started_before=started_before,
     )
     return respond_page(page)
 
