@@ -14,7 +14,7 @@ from shared.engine import policy, rollup
 from shared.engine.core import EngineCore
 from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.transitions import ACTIVE_RUN, Commit
-from shared.errors import InvalidState, NotFound
+from shared.errors import Conflict, InvalidState, NotFound, TransientError
 from shared.models import (
     ExecutionStatus,
     Signal,
@@ -294,7 +294,12 @@ class ControlMixin(EngineCore):
         now = self.clock.now()
         due = await self.executions.due_runs(now, grace_seconds, limit)
         for run in due:
-            bumped = await self.executions.run_transaction(_bump(run, now))
+            try:
+                bumped = await self.executions.run_transaction(_bump(run, now))
+            except (Conflict, TransientError):
+                # One contended run must not stop the pass: the others are due too.
+                log.warning("sweep: run %s left to the next pass", run.id, exc_info=True)
+                continue
             if bumped is not None:
                 await self._enqueue(bumped)
         return len(due)

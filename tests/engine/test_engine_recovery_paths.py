@@ -12,6 +12,7 @@ from datetime import timedelta
 from harness import Harness, linear
 
 from shared.engine import policy
+from shared.errors import Conflict
 from shared.models import ExecutionStatus, StepRunStatus
 from shared.ports import StepTask
 
@@ -393,3 +394,31 @@ async def test_a_busy_delivery_of_a_live_holder_changes_nothing(h: Harness) -> N
     assert (await h.engine.handle_task(check)).status == "duplicate"
     [run] = await h.runs(execution.id)
     assert h.counter.calls[run.id] == 1
+
+
+async def test_a_contended_run_does_not_stop_the_sweepers_pass(h: Harness) -> None:
+    """On Firestore one bump can fail with lock contention; the pass goes on with the
+    other overdue runs (it used to end there, leaving them all to the next pass)."""
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    first = await h.start(workflow_id)
+    second = await h.start(workflow_id)
+    h.queue.take_due(h.clock.now())  # both enqueues were lost
+    h.clock.advance(timedelta(seconds=120))
+    real = h.store.run_transaction
+    calls = 0
+
+    async def contended_once(fn):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Conflict("transaction contention", code="CONTENTION")
+        return await real(fn)
+
+    h.store.run_transaction = contended_once  # type: ignore[method-assign]
+    assert await h.engine.sweep() == 2
+    [task] = h.queue.take_due(h.clock.now())
+    h.store.run_transaction = real  # type: ignore[method-assign]
+    assert task.execution_id in {first.id, second.id}
+    await h.engine.sweep()  # the next pass takes the contended one
+    again = {t.execution_id for t in h.queue.take_due(h.clock.now())}
+    assert again == {first.id, second.id}
