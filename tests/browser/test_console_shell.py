@@ -141,3 +141,49 @@ def test_every_vendored_library_loads_through_the_import_map(
     )
     assert set(loaded) >= {"@codemirror/view", "@dagrejs/dagre", "chart.js", "yaml"}
     assert all(count > 0 for count in loaded.values()), loaded
+
+
+def test_each_load_gets_its_own_style_nonce(console_server: Any) -> None:
+    first, second = (httpx.get(console_server.base + "/console/") for _ in range(2))
+    nonces = []
+    for answer in (first, second):
+        policy = answer.headers["content-security-policy"]
+        nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+        assert f'<meta name="csp-nonce" content="{nonce}">' in answer.text
+        assert answer.headers["cache-control"] == "no-store"
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+    assert "{{CSP_NONCE}}" not in httpx.get(console_server.base + "/console/index.html").text
+    module = httpx.get(console_server.base + "/console/app.js")
+    assert "nonce-" not in module.headers["content-security-policy"]
+    assert module.headers["cache-control"] == "no-cache"
+    vendored = httpx.get(console_server.base + "/console/vendor/yaml/browser/index.js")
+    assert vendored.headers["cache-control"] == "public, max-age=86400"
+
+
+def test_the_policy_blocks_injected_script_and_style(
+    console_server: Any, page: Any, problems: Any
+) -> None:
+    """What the ``page`` fixture fails a test on: here provoked, then checked and cleared."""
+    from playwright.sync_api import expect
+
+    page.goto(console_server.console)
+    expect(page.locator("[data-nav=workflows]")).to_be_visible()
+    with (
+        page.expect_console_message(lambda m: "CSP violation: script-src" in m.text),
+        page.expect_console_message(lambda m: "CSP violation: style-src" in m.text),
+    ):
+        page.evaluate(
+            """() => {
+            const script = document.createElement('script');
+            script.textContent = 'window.__injected = true';
+            document.body.append(script);
+            const style = document.createElement('style');
+            style.textContent = 'body { background: red }';
+            document.head.append(style);
+        }"""
+        )
+    assert page.evaluate("window.__injected === undefined")
+    assert any("CSP violation: script-src" in e for e in problems.errors), problems.errors
+    assert any("CSP violation: style-src" in e for e in problems.errors), problems.errors
+    problems.errors.clear()
