@@ -96,6 +96,13 @@ class NotFound(WorkflowError):
     code = "NOT_FOUND"
 
 
+class SenderNotAllowed(WorkflowError):
+    """An event a ``wait_for_event`` step takes only from named principals (``answeredBy``)
+    came from someone else (403)."""
+
+    code = "EVENT_SENDER_NOT_ALLOWED"
+
+
 class Conflict(WorkflowError):
     """A concurrent writer won, or a precondition no longer holds; retrying may help."""
 

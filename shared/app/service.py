@@ -23,6 +23,7 @@ from shared.errors import (
     InvalidState,
     Issue,
     NotFound,
+    SenderNotAllowed,
 )
 from shared.models import (
     ExecutionEvent,
@@ -397,8 +398,20 @@ class WorkflowApp:
         await self.get_execution(execution_id)
         return await self.executions.list_events(execution_id, after_seq, limit)
 
-    async def send_event(self, execution_id: str, name: str, payload: Any = None) -> dict[str, Any]:
-        await self.get_execution(execution_id)
+    async def send_event(
+        self, execution_id: str, name: str, payload: Any = None, *, sender: str | None = None
+    ) -> dict[str, Any]:
+        """Send event ``name``; when the steps of the execution's version that wait for it
+        name who may answer (``answeredBy``), ``sender`` must be one of them."""
+        execution = await self.get_execution(execution_id)
+        definition = await self.workflows.get_version(
+            execution.workflow_id, execution.workflow_version, self.tenant
+        )
+        allowed = answerers(definition, name) if definition is not None else None
+        if allowed is not None and sender not in allowed:
+            raise SenderNotAllowed(
+                f"event {name!r} of this execution may be sent only by {', '.join(allowed)}"
+            )
         signal, delivered = await self.engine.send_signal(execution_id, name, payload)
         return {"signalId": signal.id, "delivered": delivered}
 
@@ -508,3 +521,20 @@ def _name_taken(existing: WorkflowDefinition, path: str = "/name") -> Conflict:
 def _user_runs(runs: list[StepRun]) -> list[StepRun]:
     """Step runs of the definition's steps: the execution-deadline timer is internal."""
     return [run for run in runs if not run.step_id.startswith("$")]
+
+
+def answerers(definition: WorkflowDefinition, event: str) -> list[str] | None:
+    """Who may send ``event`` to an execution of ``definition``: the union of the
+    ``answeredBy`` lists of its ``wait_for_event`` steps waiting for it (branch and map
+    steps are in the same flat list); None when none of them restricts it."""
+    allowed: list[str] = []
+    restricted = False
+    for step in definition.steps:
+        config = step.config if isinstance(step.config, Mapping) else {}
+        if step.type != "wait_for_event" or config.get("event") != event:
+            continue
+        named = config.get("answeredBy")
+        if isinstance(named, list):
+            restricted = True
+            allowed += [str(n) for n in named if str(n) not in allowed]
+    return allowed if restricted else None

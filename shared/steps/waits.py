@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -111,6 +111,12 @@ class WaitForEventConfig(StepConfig):
     """Name of the event (signal) to wait for."""
     timeout_seconds: float = Field(gt=0, le=MAX_WAIT_SECONDS)
     """After this, the step fails with EVENT_TIMEOUT (handle it with onError)."""
+    answered_by: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
+    """Principals (their subjects: an API key's name, a Google account's email) who may
+    send this event; anyone else gets 403 EVENT_SENDER_NOT_ALLOWED, on top of the
+    operate role the events endpoint needs. Unset: anyone with that role."""
 
 
 class WaitForEventStep(StepType):

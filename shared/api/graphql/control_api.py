@@ -92,7 +92,9 @@ class ControlMutation:
 
         async def work() -> EventDelivery:
             await load_execution(who, execution_id, "operate")
-            sent = await who.app.send_event(execution_id, name, payload)
+            sent = await who.app.send_event(
+                execution_id, name, payload, sender=who.principal.subject
+            )
             return EventDelivery(
                 signal_id=strawberry.ID(sent["signalId"]), delivered=bool(sent["delivered"])
             )

@@ -112,7 +112,9 @@ async def send_event(
     execution_id: ExecutionId, body: EventInput, caller: ExecutionOperator
 ) -> Response:
     """Send an event to an execution; a ``wait_for_event`` step waiting for it resumes."""
-    result = await caller.app.send_event(execution_id, body.name, body.payload)
+    result = await caller.app.send_event(
+        execution_id, body.name, body.payload, sender=caller.principal.subject
+    )
     return respond(result, 202)
 
 

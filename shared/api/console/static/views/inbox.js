@@ -20,11 +20,9 @@ const MAX_WORKFLOW_STREAMS = 30;
 const MOVED_ON = new Set(['step.woken', 'step.succeeded', 'step.failed', 'step.cancelled', 'step.skipped']);
 
 function answerers(config, session) {
-  for (const key of ['assignees', 'approvers', 'answeredBy', 'allowedResponders']) {
-    const value = config[key];
-    if (Array.isArray(value) && value.length) return value.map(String).join(', ');
-    if (typeof value === 'string' && value) return value;
-  }
+  // wait_for_event's answeredBy: the principals the API accepts the event from.
+  const named = config.answeredBy;
+  if (Array.isArray(named) && named.length) return named.map(String).join(', ');
   const you = session?.principal ? ` (you: ${session.principal}, ${session.role || 'unknown role'})` : '';
   return `anyone with the editor or owner role${you}`;
 }
