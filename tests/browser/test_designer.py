@@ -152,3 +152,25 @@ def test_hostile_text_in_a_definition_renders_as_text(
     expect(graph.locator('[data-step-id="<script>alert(2)</script>"]')).to_have_count(1)
     expect(page.locator(".problems")).to_contain_text("<script>alert(2)</script>")
     assert page.locator(".designer-graph img, .problems img, .designer-graph script").count() == 0
+
+
+def test_json_errors_land_at_their_pointer_too(
+    console_server: Any, page: Any, problems: Any
+) -> None:
+    import json
+
+    import yaml
+    from playwright.sync_api import expect
+
+    problems.expected.append(INVALID)
+    page.goto(console_server.console + "#/workflows/new")
+    expect(page.locator(".validity")).to_have_attribute("data-valid", "true")
+    page.get_by_label("Format").select_option("json")
+    expect(page.locator(".cm-content")).to_contain_text('"name": "my-workflow"')
+    _type(page, json.dumps(yaml.safe_load(BROKEN), indent=2))
+    expect(page.locator(".designer-graph [data-step-id=check]")).to_have_class("node has-error")
+    expect(page.locator(".cm-lintRange-error")).to_have_text('"nowhere"')
+    _type(page, json.dumps(yaml.safe_load(FIXED), indent=2))
+    expect(page.locator(".validity")).to_have_attribute("data-valid", "true")
+    page.get_by_label("Format").select_option("yaml")
+    expect(page.locator(".cm-content")).to_contain_text("name: designer-demo")
