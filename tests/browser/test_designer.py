@@ -5,6 +5,7 @@ definition renders as text."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -157,9 +159,6 @@ def test_hostile_text_in_a_definition_renders_as_text(
 def test_json_errors_land_at_their_pointer_too(
     console_server: Any, page: Any, problems: Any
 ) -> None:
-    import json
-
-    import yaml
     from playwright.sync_api import expect
 
     problems.expected.append(INVALID)
