@@ -56,7 +56,11 @@ export function toast(message, kind = 'info') {
 function makeContext(session) {
   return {
     api, live, session,
-    can: (action) => (RANK[session.role] ?? -1) >= RANK[NEEDS[action] || 'owner'],
+    /** can('write') on the tenant, or can('write', workflowId) with per-workflow roles. */
+    can: (action, workflowId) => {
+      const role = (workflowId && session.workflowRoles && session.workflowRoles[workflowId]) || session.role;
+      return (RANK[role] ?? -1) >= RANK[NEEDS[action] || 'owner'];
+    },
     navigate: (hash) => { if (location.hash === hash) route(); else location.hash = hash; },
     toast,
     setTitle: (text) => { title.textContent = text; document.title = `${text} · Workflow Engine`; },

@@ -33,7 +33,7 @@ export async function mount(root, ctx, params) {
     text = await (await ctx.api.raw(`/workflows/${encodeURIComponent(id)}/export`, {format: 'yaml'})).text();
     ctx.setTitle(workflow.name);
   }
-  const canWrite = ctx.can('write');
+  const canWrite = ctx.can('write', id || undefined);
   let graph = null;
   let graphKey = '';
   let map = null;
@@ -191,7 +191,7 @@ export async function mount(root, ctx, params) {
       h('label', {for: 'designer-format'}, 'Format'), languagePick,
       compareButton,
       canWrite && h('button', {type: 'button', class: 'btn btn-primary', onClick: save}, workflow ? 'Save' : 'Create'),
-      workflow && ctx.can('execute') && h('button', {type: 'button', class: 'btn', onClick: run}, 'Run')),
+      workflow && ctx.can('execute', workflow.id) && h('button', {type: 'button', class: 'btn', onClick: run}, 'Run')),
     palette,
     h('div', {class: 'designer'},
       h('section', {class: 'card designer-pane', 'aria-label': 'Definition'}, editorBox, problems),

@@ -98,7 +98,7 @@ export async function mount(root, ctx, params) {
       h('td', {class: 'num'}, `v${w.version}`),
       h('td', {}, h('div', {class: 'row-actions'},
         h('button', {type: 'button', class: 'btn btn-small', 'aria-label': `Export ${w.name}`, onClick: () => onExport(w)}, 'Export'),
-        ctx.can('delete') && h('button', {type: 'button', class: 'btn btn-small btn-danger', 'aria-label': `Delete ${w.name}`, onClick: () => onDelete(w)}, 'Delete'))));
+        ctx.can('delete', w.id) && h('button', {type: 'button', class: 'btn btn-small btn-danger', 'aria-label': `Delete ${w.name}`, onClick: () => onDelete(w)}, 'Delete'))));
   }
 
   function render() {
