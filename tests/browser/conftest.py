@@ -186,6 +186,8 @@ def page(browser: Browser, problems: Problems) -> Iterator[Page]:
             problems.errors.append(f"console: {message.text}")
 
     def on_failed(request: Any) -> None:
+        if request.failure == "net::ERR_ABORTED":  # cancelled by the page or its closing
+            return
         problems.errors.append(f"request failed: {request.method} {request.url} {request.failure}")
 
     def on_dialog(dialog: Any) -> None:
