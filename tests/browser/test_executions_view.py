@@ -211,6 +211,12 @@ def _fits(page: Any, selector: str) -> None:
         selector,
     )
     assert overflow == [], overflow
+    share = page.evaluate(
+        "(s) => document.querySelector(s).getBoundingClientRect().width / window.innerWidth",
+        selector,
+    )
+    assert share > 0.8, f"the view gets {share:.0%} of the screen's width (the nav's share?)"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def _count_polls(page: Any, execution_id: str) -> list[str]:

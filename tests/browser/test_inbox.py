@@ -65,6 +65,12 @@ def _fits(page: Any, selector: str) -> None:
         selector,
     )
     assert overflow == [], overflow
+    share = page.evaluate(
+        "(s) => document.querySelector(s).getBoundingClientRect().width / window.innerWidth",
+        selector,
+    )
+    assert share > 0.8, f"the view gets {share:.0%} of the screen's width (the nav's share?)"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_approve_and_reject_from_the_inbox(
