@@ -130,10 +130,10 @@ def api(console_server: ConsoleServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium per module (tests/browser is not a package). Not for the session: Playwright's sync API runs an
-    event loop on this thread until it stops, and every asyncio test after this
-    package would then fail with "Cannot run the event loop while another loop is
-    running"."""
+    """One Chromium per module (tests/browser is not a package), not per session:
+    Playwright's sync API runs an event loop on this thread until it stops, and every
+    asyncio test after the suite would then fail with "Cannot run the event loop while
+    another loop is running"."""
     missing = _missing()
     if missing is not None:  # only under CI=true: elsewhere these tests are skipped
         pytest.fail(f"the browser suite must run under CI: {missing}")
