@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Body, Depends, Path, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 from starlette.responses import JSONResponse, Response
 
 from shared.api.rest._bodies import json_only
@@ -38,6 +38,20 @@ router = router_for("executions")
 _ONE = f"{API}/executions/{{execution_id}}"
 ExecutionId = Annotated[str, Path(description="The execution's id.")]
 
+# The largest event seq a store can hold (SQLite's and Firestore's 64-bit integers).
+MAX_SEQ = 2**63 - 1
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only an RFC 3339 text is a moment here: pydantic would also read ``0`` or
+    ``1700000000`` as seconds since the epoch, which the OpenAPI ``date-time`` refuses."""
+    if isinstance(value, str) and "T" not in value.upper():
+        raise ValueError("expected an RFC 3339 date-time such as 2026-12-01T00:00:00Z")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
 
 @router.get(f"{API}/executions", response_model=ExecutionPage, responses=errors(400))
 async def list_executions(
@@ -51,11 +65,11 @@ async def list_executions(
     limit: Limit = 50,
     cursor: Cursor = None,
     started_from: Annotated[
-        AwareDatetime | None,
+        Moment | None,
         Query(description="Executions started at or after this moment (RFC 3339, with zone)."),
     ] = None,
     started_before: Annotated[
-        AwareDatetime | None,
+        Moment | None,
         Query(description="Executions started before this moment (RFC 3339, with zone)."),
     ] = None,
 ) -> Response:
@@ -92,7 +106,9 @@ async def list_steps(execution_id: ExecutionId, caller: ExecutionReader) -> Resp
 async def list_events(
     execution_id: ExecutionId,
     caller: ExecutionReader,
-    after: Annotated[int, Query(ge=0, description="Only events with a greater seq.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Only events with a greater seq.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 1000,
 ) -> Response:
     """Read an execution's events in seq order (resume with ``after``)."""
