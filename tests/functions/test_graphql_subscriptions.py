@@ -133,8 +133,11 @@ async def test_workflow_status_follows_an_execution(server: Server) -> None:
                         f"/api/v1/executions/{execution_id}/events", json={"name": "go"}
                     )
                     assert sent.status_code == 202, sent.text
-        assert statuses[-1] == "SUCCEEDED"
-        assert "WAITING" in statuses and "RUNNING" in statuses, statuses
+        # On a failure, say what the execution did (it once read ['SUCCEEDED'] alone).
+        detail = (await http.get(f"/api/v1/executions/{execution_id}")).json()
+        story = (statuses, [(s["stepId"], s["status"]) for s in detail.get("steps", [])])
+        assert statuses[-1] == "SUCCEEDED", story
+        assert "WAITING" in statuses and "RUNNING" in statuses, story
         assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
         assert not TERMINAL & set(statuses[:-1])
 
