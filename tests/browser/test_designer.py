@@ -114,6 +114,20 @@ def test_design_validate_fix_save_and_run(
     page.locator(".compare").scroll_into_view_if_needed()
     shot(page, "designer-compare")
 
+    # Back to version 1: it goes into the editor, and Save makes it version 3.
+    expect(page.locator("#compare-left")).to_have_value("1")
+    page.get_by_role("button", name="Edit the older version").click()
+    expect(page.locator(".cm-content")).to_contain_text("greeting: hello")
+    expect(page.locator(".designer-toolbar")).to_contain_text("editing a copy of v1")
+    shot(page, "designer-restore")
+    expect(page.locator(".validity")).to_have_attribute("data-valid", "true")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast", has_text="Saved version 3")).to_be_visible()
+    restored = api.get(f"/workflows/{workflow_id}").json()
+    assert restored["version"] == 3
+    assert restored["steps"][0]["config"] == {"set": {"greeting": "hello"}}
+    expect(page.locator(".compare")).to_have_count(0)
+
     page.get_by_role("button", name="Run").click()
     page.get_by_role("button", name="Start").click()
     expect(page).to_have_url(re.compile(r"#/executions/[^/]+$"))

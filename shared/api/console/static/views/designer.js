@@ -1,6 +1,7 @@
 // Designer: the definition as YAML or JSON in CodeMirror beside its graph, validated as
 // you type through POST /workflows/validate (errors in the editor AND on the nodes);
-// palette, save (POST or a new version by PUT), run, and a version comparison.
+// palette, save (POST or a new version by PUT), run, and a version comparison from which
+// an older version can be put back in the editor (and saved as the newest: a rollback).
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { h, clear, modal } from '../lib/dom.js';
 import { createEditor } from '../lib/editor.js';
@@ -136,6 +137,8 @@ export async function mount(root, ctx, params) {
         {headers: {...headers, 'If-Match': `"${workflow.version}"`}});
       workflow = saved;
       versionInfo.textContent = `v${saved.version}`;
+      clear(compareSlot);
+      if (compareButton) compareButton.setAttribute('aria-expanded', 'false');
       ctx.setTitle(saved.name);
       ctx.toast(`Saved version ${saved.version}`, 'success');
     } catch (e) {
@@ -180,7 +183,15 @@ export async function mount(root, ctx, params) {
   const compareButton = workflow && h('button', {type: 'button', class: 'btn', 'aria-expanded': 'false', onClick: async () => {
     if (compareSlot.firstChild) { clear(compareSlot); compareButton.setAttribute('aria-expanded', 'false'); return; }
     const versions = (await ctx.api.get(`/workflows/${encodeURIComponent(workflow.id)}/versions`)).items;
-    compareSlot.append(comparePanel(ctx, workflow.id, versions));
+    const openVersion = canWrite ? (n, yamlText) => {
+      // The version's YAML replaces the editor's text; Save makes it the newest version.
+      if (language !== 'yaml') { language = 'yaml'; languagePick.value = 'yaml'; editor.setLanguage('yaml'); }
+      editor.setText(yamlText);
+      versionInfo.textContent = `v${workflow.version} · editing a copy of v${n}`;
+      ctx.toast(`Version ${n} is in the editor: Save makes it version ${workflow.version + 1}`, 'info');
+      editorBox.scrollIntoView({block: 'nearest'});
+    } : null;
+    compareSlot.append(comparePanel(ctx, workflow.id, versions, openVersion));
     compareButton.setAttribute('aria-expanded', 'true');
   }}, 'Compare versions');
 

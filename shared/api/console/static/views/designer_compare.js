@@ -25,8 +25,9 @@ function cells(row, side) {
   return [h('td', {class: 'diff-no'}, String(no)), h('td', {class: ['diff-line', `diff-${kind}`]}, text)];
 }
 
-/** A panel comparing two versions (exported as YAML) of workflowId. */
-export function comparePanel(ctx, workflowId, versions) {
+/** A panel comparing two versions (exported as YAML) of workflowId. With onOpen(n, yaml),
+ * a button puts the older side's version into the editor (saving it makes a new version). */
+export function comparePanel(ctx, workflowId, versions, onOpen = null) {
   const numbers = versions.map((v) => v.version).sort((a, b) => a - b);
   const pick = (id, label, value) => h('div', {class: 'field'}, h('label', {for: id}, label),
     h('select', {id}, numbers.map((n) => h('option', {value: String(n), selected: n === value}, `v${n}`))));
@@ -34,12 +35,17 @@ export function comparePanel(ctx, workflowId, versions) {
   const right = pick('compare-right', 'Newer', numbers[numbers.length - 1]);
   const summary = h('span', {class: 'muted', 'aria-live': 'polite'});
   const table = h('table', {class: 'diff', 'aria-label': 'Differences between the versions'});
-  const panel = h('section', {class: 'card compare', 'aria-label': 'Compare versions'},
-    h('div', {class: 'toolbar'}, h('h2', {}, 'Compare versions'), left, right, summary), h('div', {class: 'diff-scroll'}, table));
-
   const text = (n) => ctx.api.raw(`/workflows/${encodeURIComponent(workflowId)}/export`, {format: 'yaml', version: n}).then((r) => r.text());
+  const older = () => Number(left.querySelector('select').value);
+  const open = onOpen && h('button', {type: 'button', class: 'btn btn-small', id: 'compare-open', onClick: async () => {
+    const n = older();
+    try { onOpen(n, await text(n)); } catch (e) { ctx.toast(e.message, 'error'); }
+  }}, 'Edit the older version');
+  const panel = h('section', {class: 'card compare', 'aria-label': 'Compare versions'},
+    h('div', {class: 'toolbar'}, h('h2', {}, 'Compare versions'), left, right, open, summary), h('div', {class: 'diff-scroll'}, table));
+
   async function refresh() {
-    const a = Number(left.querySelector('select').value);
+    const a = older();
     const b = Number(right.querySelector('select').value);
     const [ta, tb] = await Promise.all([text(a), text(b)]);
     const rows = pairRows(lineDiff(ta, tb));
