@@ -16,6 +16,15 @@ engine's sweeper re-enqueues step runs that were left scheduled.
 Times are compared against the injected clock's ``now()`` while the waiting itself is
 real (``asyncio`` sleeps). With a ``ManualClock``, a worker re-reads the clock at least
 every ``_MAX_SLEEP`` seconds; call ``wake()`` after moving the clock to react at once.
+
+Fairness (docs/flow-control-fairness.md): a task not yet due waits in one timer heap;
+once due it moves to its tenant's own ready heap (due-time order), and workers take
+from the tenants' ready heaps in turn (round robin, one delivery per turn), so a tenant
+with 10,000 due tasks gets the same share of the workers as a tenant with one. The
+tenant comes from ``tenant_of(execution_id)`` (the store's execution, cached in a
+bounded LRU), resolved once at ``enqueue``; an execution it cannot resolve (missing,
+resolver failing or slow) goes to a default bucket, it is never lost. ``fair=False``
+puts every task in one bucket: plain due-time order, FIFO across tenants.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import heapq
 import itertools
 import logging
 import random
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -34,11 +44,26 @@ from shared.adapters.clock import SystemClock, as_utc
 from shared.observability import attached, current_traceparent, traceparent_context
 from shared.ports import Clock, StepTask
 
-__all__ = ["LocalTaskQueue", "QueueStats", "TaskHandler", "backoff_seconds"]
+__all__ = [
+    "DEFAULT_BUCKET",
+    "LocalTaskQueue",
+    "QueueStats",
+    "TaskHandler",
+    "TenantResolver",
+    "backoff_seconds",
+]
 
 logger = logging.getLogger(__name__)
 
 TaskHandler = Callable[[StepTask], Awaitable[None]]
+TenantResolver = Callable[[str], Awaitable[str | None]]
+"""``execution_id -> tenant`` (None when the execution is unknown)."""
+
+DEFAULT_BUCKET = ""
+"""The fairness bucket of tasks whose tenant is unknown (or of every task when not fair)."""
+
+_RESOLVE_TIMEOUT = 5.0
+"""Longest ``enqueue`` waits for the tenant resolver before using the default bucket."""
 
 _MAX_SLEEP = 0.5
 """Longest a worker sleeps before re-reading the clock (seconds of real time)."""
@@ -70,6 +95,8 @@ class QueueStats:
     """Tasks given up after ``max_attempts`` failed deliveries."""
     discarded: int = 0
     """Tasks pending or in flight when ``stop()`` was called."""
+    unresolved: int = 0
+    """Enqueues whose tenant could not be resolved (put in the default bucket)."""
 
 
 @dataclass
@@ -79,6 +106,11 @@ class _Entry:
     task: StepTask
     failures: int = 0
     duplicate: bool = False
+    bucket: str = DEFAULT_BUCKET
+    """The fairness bucket (tenant) the task is dispatched in."""
+
+
+_Item = tuple[datetime, int, _Entry]
 
 
 class LocalTaskQueue:
@@ -95,7 +127,15 @@ class LocalTaskQueue:
         max_backoff: float = 60.0,
         duplicate_rate: float = 0.0,
         seed: int | None = None,
+        tenant_of: TenantResolver | None = None,
+        fair: bool = True,
+        tenant_cache_size: int = 10_000,
     ) -> None:
+        """Args:
+        tenant_of: resolves a task's tenant from its execution id (None: one bucket).
+        fair: round robin across tenants among due tasks; False is due-time order only.
+        tenant_cache_size: execution ids whose tenant is remembered (LRU).
+        """
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if max_attempts < 1:
@@ -104,6 +144,8 @@ class LocalTaskQueue:
             raise ValueError("backoff must satisfy 0 <= min_backoff <= max_backoff")
         if not 0.0 <= duplicate_rate <= 1.0:
             raise ValueError("duplicate_rate must be between 0 and 1")
+        if tenant_cache_size < 1:
+            raise ValueError("tenant_cache_size must be at least 1")
         self._handler = handler
         self._clock: Clock = clock or SystemClock()
         self._worker_count = workers
@@ -112,7 +154,16 @@ class LocalTaskQueue:
         self._max_backoff = max_backoff
         self._duplicate_rate = duplicate_rate
         self._rng = random.Random(seed)
-        self._heap: list[tuple[datetime, int, _Entry]] = []
+        self._tenant_of = tenant_of if fair else None
+        self._tenants: OrderedDict[str, str] = OrderedDict()
+        self._tenant_cache_size = tenant_cache_size
+        self._heap: list[_Item] = []
+        """Deliveries not yet seen due (the timer heap)."""
+        self._ready: dict[str, list[_Item]] = {}
+        """Due deliveries per bucket, each a heap in due-time order."""
+        self._turns: deque[str] = deque()
+        """Buckets with due deliveries, in the order they get a worker next."""
+        self._ready_count = 0
         self._seq = itertools.count()
         self._names: set[str] = set()
         self._in_flight = 0
@@ -128,9 +179,10 @@ class LocalTaskQueue:
         A task without a trace context gets the current one: its delivery continues
         the enqueuer's trace, as a Cloud Task's does.
         """
-        if task.name in self._names:
-            self.stats.deduplicated += 1
-            logger.debug("task %s already pending; enqueue ignored", task.name)
+        if self._deduplicated(task):
+            return
+        bucket = await self._bucket_of(task.execution_id)
+        if self._deduplicated(task):  # enqueued by someone else while resolving
             return
         if task.trace is None:
             trace = current_traceparent()
@@ -138,7 +190,36 @@ class LocalTaskQueue:
                 task = replace(task, trace=trace)
         self._names.add(task.name)
         self.stats.enqueued += 1
-        self._push(as_utc(task.due_at), _Entry(task))
+        self._push(as_utc(task.due_at), _Entry(task, bucket=bucket))
+
+    def _deduplicated(self, task: StepTask) -> bool:
+        if task.name not in self._names:
+            return False
+        self.stats.deduplicated += 1
+        logger.debug("task %s already pending; enqueue ignored", task.name)
+        return True
+
+    async def _bucket_of(self, execution_id: str) -> str:
+        """The execution's tenant (cached), or the default bucket if it cannot be told."""
+        if self._tenant_of is None:
+            return DEFAULT_BUCKET
+        cached = self._tenants.get(execution_id)
+        if cached is not None:
+            self._tenants.move_to_end(execution_id)
+            return cached
+        try:
+            async with asyncio.timeout(_RESOLVE_TIMEOUT):
+                tenant = await self._tenant_of(execution_id)
+        except Exception:
+            logger.warning("tenant of execution %s not resolved", execution_id, exc_info=True)
+            tenant = None
+        if not tenant:
+            self.stats.unresolved += 1
+            return DEFAULT_BUCKET
+        self._tenants[execution_id] = tenant
+        if len(self._tenants) > self._tenant_cache_size:
+            self._tenants.popitem(last=False)
+        return tenant
 
     async def start(self) -> None:
         """Spawn the workers in the running loop; a no-op if already started."""
@@ -153,12 +234,15 @@ class LocalTaskQueue:
     async def stop(self) -> None:
         """Cancel the workers and drop every pending or in-flight task."""
         workers, self._workers = self._workers, []
-        discarded = len(self._heap) + self._in_flight
+        discarded = self.pending_count() + self._in_flight
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self.stats.discarded += discarded
         self._heap.clear()
+        self._ready.clear()
+        self._turns.clear()
+        self._ready_count = 0
         self._names.clear()
         self._in_flight = 0
         self._update_idle()
@@ -184,7 +268,14 @@ class LocalTaskQueue:
 
     def pending_count(self) -> int:
         """Deliveries waiting in the queue (scheduled retries and duplicates included)."""
-        return len(self._heap)
+        return len(self._heap) + self._ready_count
+
+    def pending_by_bucket(self) -> dict[str, int]:
+        """Deliveries waiting per fairness bucket (tenant; ``""`` is the default one)."""
+        counts = {bucket: len(items) for bucket, items in self._ready.items()}
+        for _, _, entry in self._heap:
+            counts[entry.bucket] = counts.get(entry.bucket, 0) + 1
+        return counts
 
     def in_flight_count(self) -> int:
         """Deliveries whose handler is running now."""
@@ -192,7 +283,10 @@ class LocalTaskQueue:
 
     def next_due(self) -> datetime | None:
         """The earliest due time among pending deliveries, or None if there are none."""
-        return self._heap[0][0] if self._heap else None
+        heads = [items[0][0] for items in self._ready.values()]
+        if self._heap:
+            heads.append(self._heap[0][0])
+        return min(heads, default=None)
 
     async def __aenter__(self) -> LocalTaskQueue:
         await self.start()
@@ -207,7 +301,31 @@ class LocalTaskQueue:
         self._changed.set()
 
     def _outstanding(self) -> int:
-        return len(self._heap) + self._in_flight
+        return self.pending_count() + self._in_flight
+
+    def _promote(self, now: datetime) -> None:
+        """Move the deliveries due by ``now`` from the timer heap to their buckets."""
+        while self._heap and self._heap[0][0] <= now:
+            item = heapq.heappop(self._heap)
+            bucket = item[2].bucket
+            items = self._ready.get(bucket)
+            if items is None:
+                items = self._ready[bucket] = []
+                self._turns.append(bucket)
+            heapq.heappush(items, item)
+            self._ready_count += 1
+
+    def _pop_ready(self) -> _Entry:
+        """The earliest due delivery of the bucket whose turn it is."""
+        bucket = self._turns.popleft()
+        items = self._ready[bucket]
+        _, _, entry = heapq.heappop(items)
+        if items:
+            self._turns.append(bucket)
+        else:
+            del self._ready[bucket]
+        self._ready_count -= 1
+        return entry
 
     def _update_idle(self) -> None:
         if self._outstanding() == 0:
@@ -223,17 +341,19 @@ class LocalTaskQueue:
                 self._update_idle()
 
     async def _take(self) -> _Entry:
-        """Wait for the earliest pending delivery to fall due and claim it."""
+        """Wait for a due delivery and claim it, taking the buckets in turn."""
         while True:
             # Clearing and checking happen without an await in between: no lost wake-ups.
             self._changed.clear()
+            now = self._clock.now()
+            self._promote(now)
+            if self._turns:
+                entry = self._pop_ready()
+                self._in_flight += 1
+                return entry
             timeout: float | None = None
             if self._heap:
-                delay = (self._heap[0][0] - self._clock.now()).total_seconds()
-                if delay <= 0:
-                    _, _, entry = heapq.heappop(self._heap)
-                    self._in_flight += 1
-                    return entry
+                delay = (self._heap[0][0] - now).total_seconds()
                 timeout = min(delay, _MAX_SLEEP)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -248,7 +368,8 @@ class LocalTaskQueue:
             and self._rng.random() < self._duplicate_rate
         ):
             self.stats.duplicated += 1
-            self._push(self._clock.now(), _Entry(entry.task, entry.failures, duplicate=True))
+            extra = _Entry(entry.task, entry.failures, duplicate=True, bucket=entry.bucket)
+            self._push(self._clock.now(), extra)
         try:
             with attached(traceparent_context(entry.task.trace)):
                 await self._handler(entry.task)
@@ -283,4 +404,4 @@ class LocalTaskQueue:
             exc,
         )
         due_at = self._clock.now() + timedelta(seconds=delay)
-        self._push(due_at, _Entry(entry.task, failures))
+        self._push(due_at, _Entry(entry.task, failures, bucket=entry.bucket))

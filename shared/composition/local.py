@@ -67,9 +67,14 @@ def build_local(
     clock: Clock | None = None,
     registry: StepRegistry | None = None,
     memory: bool = False,
+    fair_dispatch: bool = True,
 ) -> LocalRuntime:
     """Wire the local backend: SQLite (or memory) store, local queue, local bus; the
-    rate limits' buckets and the audit log in the same SQLite file (or in memory)."""
+    rate limits' buckets and the audit log in the same SQLite file (or in memory).
+
+    The queue shares its workers fairly between tenants (the execution's tenant, read
+    from the store); ``fair_dispatch=False`` is plain due-time order (bench/fairness.py).
+    """
     settings = settings or Settings.from_env()
     local = settings.local
     clock = clock or SystemClock()
@@ -91,8 +96,17 @@ def build_local(
     async def deliver(task: StepTask) -> None:
         await engines[0].handle_task(task)
 
+    async def tenant_of(execution_id: str) -> str | None:
+        execution = await store.get_execution(execution_id)
+        return execution.tenant if execution is not None else None
+
     queue = LocalTaskQueue(
-        deliver, clock=clock, workers=local.workers, duplicate_rate=local.duplicate_rate
+        deliver,
+        clock=clock,
+        workers=local.workers,
+        duplicate_rate=local.duplicate_rate,
+        tenant_of=tenant_of,
+        fair=fair_dispatch,
     )
     engine, app = wire_engine(
         settings,
