@@ -124,15 +124,17 @@ async def test_resume_leaves_a_run_leased_to_a_live_delivery_to_it(h: Harness) -
     execution = await h.start(workflow_id)
     [task] = h.queue.take_due(h.clock.now())
     delivery = asyncio.create_task(h.engine.handle_task(task))
-    await asyncio.wait_for(gate.entered.wait(), timeout=30)
-    [running] = await h.runs(execution.id)
-    assert running.status == StepRunStatus.RUNNING
-    await h.app.pause(execution.id)
-    resumed = await h.app.resume(execution.id)
-    assert resumed.status == ExecutionStatus.RUNNING
-    assert [t for t in h.queue.tasks if t.run_id == running.id] == []
-    assert [r.wake_seq for r in await h.runs(execution.id)] == [running.wake_seq]
-    gate.open.set()
+    try:
+        await asyncio.wait_for(gate.entered.wait(), timeout=30)
+        [running] = await h.runs(execution.id)
+        assert running.status == StepRunStatus.RUNNING
+        await h.app.pause(execution.id)
+        resumed = await h.app.resume(execution.id)
+        assert resumed.status == ExecutionStatus.RUNNING
+        assert [t for t in h.queue.tasks if t.run_id == running.id] == []
+        assert [r.wake_seq for r in await h.runs(execution.id)] == [running.wake_seq]
+    finally:
+        gate.open.set()  # a failed assertion must not leave the delivery hanging
     assert (await asyncio.wait_for(delivery, timeout=30)).status == "done"
     await h.drain()
     done = await h.app.get_execution(execution.id)
