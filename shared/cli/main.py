@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(wlist)
     wlist.set_defaults(handler=_async(cmd_workflows_list))
 
+    from shared.cli.import_cmd import add_parser as add_import
+
+    add_import(commands, _command, _common)
+
     resume = _command(commands, "resume-all", "finish executions a stopped process left unfinished")
     resume.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS")
     _common(resume)
