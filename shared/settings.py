@@ -121,6 +121,9 @@ class LimitSettings(_Group):
     )
     """Per tenant overrides, JSON: ``{"acme": {"start_rps": 5, "start_burst": 20}}``
     (fields named like the settings without ``limit_``)."""
+    tenant_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long an instance trusts what it read of the tenant registry (tenants, API
+    keys): a key revoked or a tenant disabled elsewhere is refused within this time."""
 
 
 class LocalSettings(_Group):

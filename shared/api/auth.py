@@ -3,7 +3,10 @@
 ``Authenticator`` turns a request into a ``Principal`` (subject, tenant, roles);
 ``authorize`` checks an action against the principal's role on a workflow. Local
 development uses ``LocalDevAuthenticator`` (everyone is an admin of the tenant named
-by ``X-Tenant``, default ``default``); API keys are checked against salted hashes;
+by ``X-Tenant``, default ``default``, and a platform admin); API keys are checked
+against salted hashes (``WFE_API_KEYS``; the tenant ``*`` makes a platform admin,
+who manages tenants) or, shaped ``wfe_<id>_<secret>``, against the tenant registry
+(``RegistryAuthenticator``, which also refuses every key of a disabled tenant);
 Google-signed ID tokens (``IdTokenAuthenticator``) are verified by
 ``shared.api.identity.TokenVerifier`` and their email mapped to a configured principal.
 """
@@ -50,6 +53,18 @@ class Forbidden(WorkflowError):
     code = "FORBIDDEN"
 
 
+class TenantDisabled(WorkflowError):
+    """The caller's tenant is disabled in the tenant registry (403)."""
+
+    code = "TENANT_DISABLED"
+
+
+PLATFORM_TENANT = "*"
+"""The tenant of a ``WFE_API_KEYS`` or ``WFE_ID_TOKEN_PRINCIPALS`` entry that makes a
+platform admin: a principal that manages tenants (``/api/v1/admin/...``) and belongs to
+no tenant (its workflow calls act in the empty tenant ``*``)."""
+
+
 class UnknownPrincipal(WorkflowError):
     """A valid ID token whose email no ``WFE_ID_TOKEN_PRINCIPALS`` entry names (403)."""
 
@@ -65,6 +80,8 @@ class Principal:
     role: Role = Role.VIEWER
     """Role on every workflow of the tenant unless ``workflow_roles`` says otherwise."""
     workflow_roles: Mapping[str, Role] = field(default_factory=dict)
+    platform_admin: bool = False
+    """May manage every tenant (create, quotas, keys): ``docs/security.md``."""
 
     def role_on(self, workflow_id: str | None) -> Role:
         if workflow_id is not None and workflow_id in self.workflow_roles:
@@ -83,12 +100,27 @@ def authorize(principal: Principal, action: str, workflow_id: str | None = None)
         raise Forbidden(f"{action} needs role {needed.name.lower()} on this workflow")
 
 
+def authorize_platform(principal: Principal) -> None:
+    """Raise FORBIDDEN unless the principal is a platform admin."""
+    if not principal.platform_admin:
+        raise Forbidden("managing tenants needs a platform admin")
+
+
+def authorize_tenant_keys(principal: Principal, tenant_id: str) -> None:
+    """Raise FORBIDDEN unless the principal may manage the API keys of ``tenant_id``:
+    a platform admin, or an owner of that very tenant."""
+    if principal.platform_admin:
+        return
+    if principal.tenant != tenant_id or principal.role < Role.OWNER:
+        raise Forbidden("managing a tenant's API keys needs its owner or a platform admin")
+
+
 class LocalDevAuthenticator:
     """Local mode: no credentials; the tenant comes from ``X-Tenant``."""
 
     async def authenticate(self, connection: HTTPConnection) -> Principal:
         tenant = connection.headers.get("x-tenant", "default")
-        return Principal(subject="local-dev", tenant=tenant, role=Role.OWNER)
+        return Principal(subject="local-dev", tenant=tenant, role=Role.OWNER, platform_admin=True)
 
 
 def hash_api_key(key: str, salt: str) -> str:
@@ -184,6 +216,12 @@ def _settings_error(variable: str, index: int, shape: str) -> InputInvalid:
     )
 
 
+def _principal(subject: str, tenant: str, role: Role) -> Principal:
+    if tenant == PLATFORM_TENANT:
+        return Principal(subject=subject, tenant=tenant, role=Role.VIEWER, platform_admin=True)
+    return Principal(subject=subject, tenant=tenant, role=role)
+
+
 def id_token_principals(entries: Iterable[str]) -> dict[str, Principal]:
     """``<email>:<tenant>:<role>`` entries (``WFE_ID_TOKEN_PRINCIPALS``) by email."""
     roles = "|".join(sorted(role.name.lower() for role in Role))
@@ -193,7 +231,7 @@ def id_token_principals(entries: Iterable[str]) -> dict[str, Principal]:
         role = _role(parts[2]) if len(parts) == 3 and all(parts) else None
         if role is None or "@" not in parts[0]:
             raise _settings_error("WFE_ID_TOKEN_PRINCIPALS", index, f"<email>:<tenant>:<{roles}>")
-        principals[parts[0].lower()] = Principal(subject=parts[0], tenant=parts[1], role=role)
+        principals[parts[0].lower()] = _principal(parts[0], parts[1], role)
     return principals
 
 
@@ -220,7 +258,7 @@ def authenticator_from_settings(
                 raise _settings_error(
                     "WFE_API_KEYS", index, f"<sha256>:<subject>:<tenant>:<{roles}>"
                 )
-            principals[parts[0]] = Principal(subject=parts[1], tenant=parts[2], role=role)
+            principals[parts[0]] = _principal(parts[1], parts[2], role)
         keys = ApiKeyAuthenticator(principals, salt)
     tokens: IdTokenAuthenticator | None = None
     if id_token_audiences:
@@ -235,3 +273,62 @@ def authenticator_from_settings(
         assert keys is not None
         return keys
     return CombinedAuthenticator(keys, tokens)
+
+
+class TenantRegistry(Protocol):
+    """What ``RegistryAuthenticator`` reads (``shared.app.tenants.TenantDirectory``)."""
+
+    async def key(self, key: str) -> Any: ...
+
+    async def tenant(self, tenant_id: str) -> Any: ...
+
+
+def _presented_key(connection: HTTPConnection) -> str:
+    key = connection.headers.get("x-api-key", "")
+    header = connection.headers.get("authorization", "")
+    if not key and header.lower().startswith("bearer "):
+        key = header[7:].strip()
+    return key
+
+
+class RegistryAuthenticator:
+    """Keys of the tenant registry (``wfe_<id>_<secret>``) before the configured
+    authenticator; then any principal of a disabled tenant is refused.
+
+    The registry is read through a cache (``TenantDirectory``, a few seconds): a key
+    revoked or a tenant disabled on another instance is refused within that time.
+    """
+
+    def __init__(self, inner: Authenticator, registry: TenantRegistry) -> None:
+        self.inner = inner
+        self.registry = registry
+
+    async def authenticate(self, connection: HTTPConnection) -> Principal:
+        from shared.app.tenants import KEY_PREFIX
+
+        presented = _presented_key(connection)
+        if presented.startswith(KEY_PREFIX):
+            key = await self.registry.key(presented)
+            if key is None:
+                raise Unauthenticated("invalid API key")
+            principal = Principal(key.subject, key.tenant, Role[str(key.role).upper()])
+        else:
+            principal = await self.inner.authenticate(connection)
+        tenant = await self.registry.tenant(principal.tenant)  # "*" is never registered
+        if tenant is not None and tenant.disabled:
+            raise TenantDisabled(f"tenant {principal.tenant} is disabled")
+        return principal
+
+
+class _LocalDevWithRegistry(RegistryAuthenticator, LocalDevAuthenticator):
+    """Local development mode with the registry: still local mode to whoever asks
+    (``GET /session`` says no credentials are required)."""
+
+
+def with_registry(authenticator: Authenticator, registry: TenantRegistry) -> Authenticator:
+    """``authenticator`` behind ``RegistryAuthenticator`` (once)."""
+    if isinstance(authenticator, RegistryAuthenticator):
+        return authenticator
+    if isinstance(authenticator, LocalDevAuthenticator):
+        return _LocalDevWithRegistry(authenticator, registry)
+    return RegistryAuthenticator(authenticator, registry)

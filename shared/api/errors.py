@@ -33,6 +33,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "FORBIDDEN": 403,
     "UNKNOWN_PRINCIPAL": 403,
     "TENANT_BINDING_INVALID": 403,
+    "TENANT_DISABLED": 403,
     "EVENT_SENDER_NOT_ALLOWED": 403,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
@@ -43,9 +44,11 @@ STATUS_BY_CODE: dict[str, int] = {
     "REPLAYED": 409,
     "EXECUTION_ID_REUSED": 409,
     "WORKFLOW_NAME_TAKEN": 409,
+    "TENANT_EXISTS": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMITED": 429,
+    "QUOTA_EXCEEDED": 429,
     "TRANSIENT": 503,
 }
 
@@ -69,7 +72,10 @@ RETRY_AFTER_SECONDS = 2
 
 
 def status_for(error: WorkflowError) -> int:
-    """HTTP status of a core error: by code, else 503 when retryable, else 500."""
+    """HTTP status of a core error: by code, else 503 when retryable, else 500. A
+    QUOTA_EXCEEDED that waiting cannot lift (not retryable: maxWorkflows) is 409."""
+    if error.code == "QUOTA_EXCEEDED" and not error.retryable:
+        return 409
     if error.code in STATUS_BY_CODE:
         return STATUS_BY_CODE[error.code]
     return 503 if error.retryable else 500
@@ -81,7 +87,7 @@ def error_response(error: Exception) -> JSONResponse:
         status = status_for(error)
         response = JSONResponse({"error": error.to_dict()}, status_code=status)
         retry_after = error.details.get("retryAfterSeconds") if error.details else None
-        if error.code == "RATE_LIMITED" and isinstance(retry_after, int):
+        if error.code in ("RATE_LIMITED", "QUOTA_EXCEEDED") and isinstance(retry_after, int):
             response.headers["Retry-After"] = str(retry_after)
         elif status == 503:  # a store or queue outage: come back soon
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -3,7 +3,9 @@ starts per tenant, webhook calls per workflow and source.
 
 ``Quotas`` turns the settings (defaults and per-tenant overrides) into ``RateLimit``s
 and asks the ``RateLimiter`` port; a refusal raises ``RateLimited`` (code
-``RATE_LIMITED``, answered 429 with ``Retry-After`` by the HTTP edges).
+``RATE_LIMITED``, answered 429 with ``Retry-After`` by the HTTP edges). With a
+``TenantQuotaGuard`` (``tenants``), the quotas of the tenant registry apply too
+(``QUOTA_EXCEEDED``, ``shared.app.tenants``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from shared.app.tenants import TenantQuotaGuard
 from shared.errors import WorkflowError
 from shared.ports.limits import RateLimit, RateLimiter
 from shared.settings import LimitSettings
@@ -45,9 +48,16 @@ class RateLimited(WorkflowError):
 class Quotas:
     """The limits of one deployment over a shared ``RateLimiter``."""
 
-    def __init__(self, limiter: RateLimiter, settings: LimitSettings) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        settings: LimitSettings,
+        tenants: TenantQuotaGuard | None = None,
+    ) -> None:
         self.limiter = limiter
         self.settings = settings
+        self.tenants = tenants
+        """The tenant registry's quotas (None: no registry, only the rate limits)."""
 
     def limit(self, kind: Kind, tenant: str) -> RateLimit:
         """The limit of ``kind`` for ``tenant``: its override, else the default."""
@@ -72,8 +82,22 @@ class Quotas:
         await self._check("tenant", tenant, tenant, "requests of this tenant")
 
     async def admit_start(self, tenant: str) -> None:
-        """One execution start in ``tenant``."""
+        """One execution start in ``tenant``: its quotas (counts first, so a refused start
+        takes no token), then the start rate."""
+        if self.tenants is not None:
+            await self.tenants.admit_start(tenant)
         await self._check("start", tenant, tenant, "execution starts of this tenant")
+
+    async def admit_workflow(self, tenant: str, definition_bytes: int, *, new: int) -> None:
+        """Definitions saved in ``tenant``, the largest of ``definition_bytes``, adding
+        ``new`` workflows."""
+        if self.tenants is not None:
+            await self.tenants.admit_workflow(tenant, definition_bytes, new=new)
+
+    async def admit_step(self, execution_id: str) -> None:
+        """One step delivery of ``execution_id`` under its tenant's step throughput."""
+        if self.tenants is not None:
+            await self.tenants.admit_step(execution_id)
 
     async def admit_failure_record(self, tenant: str, address: str) -> bool:
         """Whether one more refused call from ``address`` (a client address, or

@@ -178,6 +178,7 @@ class WorkflowApp:
             if may_update is not None:
                 may_update(existing.id)
             return await self.update_workflow(existing.id, raw, existing.version)
+        await self._admit_definitions([definition], new=1)
         now = self.engine.clock.now()
         definition.id = str(uuid.uuid4())
         definition.version = 1
@@ -186,6 +187,12 @@ class WorkflowApp:
         await self.workflows.create_workflow(definition, self.tenant)
         await self._changed(definition.id)
         return definition
+
+    async def _admit_definitions(self, definitions: list[WorkflowDefinition], new: int) -> None:
+        """The tenant's quotas (maxWorkflows, maxDefinitionBytes) admit these saves."""
+        if self.quotas is not None and definitions:
+            size = max(len(d.model_dump_json(by_alias=True).encode()) for d in definitions)
+            await self.quotas.admit_workflow(self.tenant, size, new=new)
 
     async def _workflow_named(self, name: str) -> WorkflowDefinition | None:
         """The head of the tenant's workflow called ``name`` (no statistics), or None."""
@@ -212,6 +219,7 @@ class WorkflowApp:
         definition.created_at = head.created_at
         definition.updated_at = self.engine.clock.now()
         definition.last_executed = head.last_executed
+        await self._admit_definitions([definition], new=0)
         await self.workflows.save_version(definition, head.version, self.tenant)
         await self._changed(definition.id)
         return definition
@@ -462,8 +470,13 @@ class WorkflowApp:
                 issues.extend(Issue(i.code, i.message, f"/{index}{i.path}") for i in exc.issues)
         if issues:
             raise DefinitionInvalid(issues)
+        validated = [self.validate(d) for d in documents]
         if on_conflict != "newVersion":
-            await self._check_names_free([self.validate(d).name for d in documents])
+            await self._check_names_free([d.name for d in validated])
+            new = len(validated)
+        else:
+            new = sum([await self._workflow_named(d.name) is None for d in validated])
+        await self._admit_definitions(validated, new=new)  # all or nothing: checked first
         return [
             await self.create_workflow(
                 document, owner, on_conflict=on_conflict, may_update=may_update
@@ -503,7 +516,10 @@ class WorkflowApp:
     # -- workers ---------------------------------------------------------------------
 
     async def execute_step(self, task: StepTask) -> HopResult:
-        """The task-queue target: run one delivery of a step task."""
+        """The task-queue target: run one delivery of a step task (after its tenant's
+        step throughput admits it: a refusal is retryable, so the queue delivers later)."""
+        if self.quotas is not None:
+            await self.quotas.admit_step(task.execution_id)
         return await self.engine.handle_task(task)
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp
 
-from shared.api.auth import Authenticator, authenticator_from_settings
+from shared.api.auth import Authenticator, authenticator_from_settings, with_registry
 from shared.api.edge import Edge
 from shared.api.identity import InternalIdentity, identity_from_settings
 from shared.api.rest import create_management_app
@@ -114,7 +114,11 @@ def build_edge(
 ) -> Edge:
     """The edge of one process, from its settings (``runtime``, ``authenticator`` and
     ``identity`` replace what the settings would build: tests, the dev server). A
-    ``runtime`` given here is started and stopped by its owner, not by the edge."""
+    ``runtime`` given here is started and stopped by its owner, not by the edge.
+
+    With a tenant registry (every runtime ``wire_engine`` builds with a limiter), the
+    registry's keys are accepted before ``authenticator``, and the principals of a
+    disabled tenant are refused (``RegistryAuthenticator``)."""
     owns_runtime = runtime is None
     runtime = runtime if runtime is not None else build_runtime(settings)
     if identity is None:
@@ -127,6 +131,9 @@ def build_edge(
             id_token_principals_entries=settings.id_token_principals,
             verifier=identity.verifier,
         )
+    guard = runtime.tenant_guard
+    if guard is not None:
+        authenticator = with_registry(authenticator, guard.directory)
     return Edge(
         runtime=runtime,
         authenticator=authenticator,

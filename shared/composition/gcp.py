@@ -23,6 +23,7 @@ from shared.engine.steps import StepRegistry
 from shared.errors import InputInvalid, NotFound
 from shared.models import ScheduleTrigger
 from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, Store
+from shared.ports.tenants import TenantStore, TenantUsage
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -126,6 +127,7 @@ def build_gcp(
 
         store = FirestoreStore(project=project, database=gcp.firestore_database, clock=clock)
     limiter, audit_log = _limits_and_audit(settings, project, store)
+    tenant_store, usage = _tenant_registry(settings, project, store)
     queue = CloudTasksQueue(
         _tasks_config(settings, project), clock=clock, interceptors=interceptors
     )
@@ -141,6 +143,8 @@ def build_gcp(
         registry=registry or build_registry(),
         limiter=limiter,
         audit_log=audit_log,
+        tenant_store=tenant_store,
+        usage=usage,
     )
     lifecycle = None
     if gcp.lifecycle_topic:
@@ -184,6 +188,27 @@ def _limits_and_audit(
 
     limiter = FirestoreRateLimiter(client, max_shards=settings.limits.limit_shards)
     return limiter, FirestoreAuditLog(client)
+
+
+def _tenant_registry(
+    settings: Settings, project: str, store: GcpStore
+) -> tuple[TenantStore | None, TenantUsage | None]:
+    """The tenant registry in Firestore (``tenants``, ``tenantKeys``) beside a Firestore
+    store; None beside any other store (``wire_engine`` then keeps it in memory)."""
+    from shared.adapters.firestore_store import FirestoreStore
+
+    if not isinstance(store, FirestoreStore):
+        return None, None
+    from google.cloud.firestore import AsyncClient
+
+    from shared.adapters.firestore_tenants import FirestoreTenantStore, FirestoreUsage
+
+    database = settings.gcp.firestore_database
+
+    def client() -> AsyncClient:
+        return AsyncClient(project=project, database=database)
+
+    return FirestoreTenantStore(client), FirestoreUsage(client)
 
 
 def keep_paused_if_inactive(app: WorkflowApp) -> KeepPaused:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -18,10 +19,12 @@ from shared.app import WorkflowApp
 from shared.app.audit import Auditor
 from shared.app.quotas import Quotas
 from shared.app.secrets import default_secret_resolver
+from shared.app.tenants import TenantAdmin, TenantDirectory, TenantQuotaGuard
 from shared.engine.definitions import DefinitionCache
 from shared.engine.runtime import Engine, EngineSettings
 from shared.engine.steps import StepRegistry, StepServices
 from shared.ports import AuditLog, Clock, EventBus, EventFeed, RateLimiter, Store, TaskQueue
+from shared.ports.tenants import TenantStore, TenantUsage
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -53,6 +56,18 @@ class Runtime(ABC):
     sweeps_by_default: ClassVar[bool] = True
     """Whether ``start()`` runs the sweeper in this process unless told otherwise."""
 
+    @property
+    def tenant_guard(self) -> TenantQuotaGuard | None:
+        """The tenant registry's quotas and directory (None: no registry is wired)."""
+        quotas = self.app.quotas
+        return quotas.tenants if quotas is not None else None
+
+    @property
+    def tenants(self) -> TenantAdmin | None:
+        """The tenant admin use cases over the registry (None: no registry is wired)."""
+        guard = self.tenant_guard
+        return TenantAdmin(guard.directory, self.engine.clock) if guard is not None else None
+
     @abstractmethod
     def event_feed(self) -> EventFeed:
         """What feeds this process's stream broker with committed events."""
@@ -80,6 +95,12 @@ class Runtime(ABC):
             await self.limiter.close()
         if self.audit_log is not None:
             await self.audit_log.close()
+        guard = self.tenant_guard
+        if guard is not None:
+            await guard.directory.store.close()
+            close = getattr(guard.usage, "close", None)
+            if close is not None:
+                await close()
 
     @abstractmethod
     async def _stop_backend(self) -> None:
@@ -117,9 +138,15 @@ def wire_engine(
     registry: StepRegistry,
     limiter: RateLimiter | None = None,
     audit_log: AuditLog | None = None,
+    tenant_store: TenantStore | None = None,
+    usage: TenantUsage | None = None,
 ) -> tuple[Engine, WorkflowApp]:
     """The engine over the given adapters, and the app over the engine (with the rate
-    limits of ``settings.limits`` over ``limiter``, and the audit log, when given)."""
+    limits of ``settings.limits`` over ``limiter``, and the audit log, when given).
+
+    The tenant registry (``tenant_store``, ``usage``) defaults to the store's side: a
+    SQLite store gets the tables beside it in ``settings.local.db_path``, any other
+    store the registry in memory with counts through its listings."""
     services = StepServices(
         event_bus=bus,
         workflows=store,
@@ -142,12 +169,41 @@ def wire_engine(
             default_step_timeout=tuning.default_step_timeout_seconds,
         ),
     )
+    quotas = None
+    if limiter is not None:
+        if tenant_store is None or usage is None:
+            tenant_store, usage = _local_registry(settings, store)
+        directory = TenantDirectory(tenant_store, ttl=settings.limits.tenant_cache_seconds)
+        guard = TenantQuotaGuard(
+            directory, usage, limiter, tenant_of_execution=_tenant_lookup(store)
+        )
+        quotas = Quotas(limiter, settings.limits, guard)
     app = WorkflowApp(
         workflows=store,
         executions=store,
         engine=engine,
         tenant=settings.tenant,
-        quotas=Quotas(limiter, settings.limits) if limiter is not None else None,
+        quotas=quotas,
         auditor=Auditor(audit_log, clock) if audit_log is not None else None,
     )
     return engine, app
+
+
+def _tenant_lookup(store: Store) -> Callable[[str], Awaitable[str | None]]:
+    async def tenant_of(execution_id: str) -> str | None:
+        execution = await store.get_execution(execution_id)
+        return execution.tenant if execution is not None else None
+
+    return tenant_of
+
+
+def _local_registry(settings: Settings, store: Store) -> tuple[TenantStore, TenantUsage]:
+    """The registry beside a local store: SQLite tables in its file, or memory."""
+    from shared.adapters.memory_tenants import MemoryTenantStore, StoreUsage
+    from shared.adapters.sqlite_store import SqliteStore
+    from shared.adapters.sqlite_tenants import SqliteTenantStore, SqliteUsage
+
+    path = settings.local.db_path
+    if isinstance(store, SqliteStore) and path != ":memory:":
+        return SqliteTenantStore(path), SqliteUsage(path)
+    return MemoryTenantStore(), StoreUsage(store, store)

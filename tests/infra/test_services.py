@@ -90,6 +90,7 @@ DEFAULTED = {
     "limit_webhook_burst": "limits shipped with the code",
     "limit_shards": "16 shards: about one write per second per Firestore document",
     "tenant_limits": "no per-tenant overrides until an operator sets some",
+    "tenant_cache_seconds": "five seconds: a revoked key is refused within it",
     "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
     "chain_commit_steps": "engine tuning",

@@ -15,7 +15,12 @@ import httpx
 import pytest
 from edge_fixtures import client_for
 
-from shared.api.auth import CombinedAuthenticator, IdTokenAuthenticator, hash_api_key
+from shared.api.auth import (
+    CombinedAuthenticator,
+    IdTokenAuthenticator,
+    RegistryAuthenticator,
+    hash_api_key,
+)
 from shared.api.edge import Edge
 from shared.api.identity import DevKeys
 from shared.api.rest import create_management_app
@@ -68,7 +73,8 @@ def mint(edge: Edge, email: str, **claims: object) -> str:
 async def test_an_id_token_maps_to_its_configured_principal(
     token_edge: Edge, api: httpx.AsyncClient
 ) -> None:
-    assert isinstance(token_edge.authenticator, CombinedAuthenticator)
+    assert isinstance(token_edge.authenticator, RegistryAuthenticator)
+    assert isinstance(token_edge.authenticator.inner, CombinedAuthenticator)
     alice = bearer(mint(token_edge, "alice@example.com"))
     created = await api.post(f"{API}/workflows", json=FLOW, headers=alice)
     assert created.status_code == 201, created.text

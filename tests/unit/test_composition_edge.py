@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.cloud_scheduler import CloudSchedulerBackend
-from shared.api.auth import ApiKeyAuthenticator, LocalDevAuthenticator, hash_api_key
+from shared.api.auth import (
+    ApiKeyAuthenticator,
+    LocalDevAuthenticator,
+    RegistryAuthenticator,
+    hash_api_key,
+)
 from shared.api.edge import Edge
 from shared.composition import build_local
 from shared.composition.edge import FUNCTION_APPS, build_edge, build_function_app
@@ -34,7 +39,9 @@ def _edge(service: str, env: dict[str, str]) -> Edge:
 def test_every_function_gets_the_authenticator_its_settings_ask_for() -> None:
     keys = {"WFE_API_KEYS": f"{hash_api_key('k', 's')}:ana:default:editor", "WFE_API_KEY_SALT": "s"}
     for service in FUNCTION_APPS:
-        assert isinstance(_edge(service, {**GCP, **keys}).authenticator, ApiKeyAuthenticator)
+        keyed = _edge(service, {**GCP, **keys}).authenticator
+        assert isinstance(keyed, RegistryAuthenticator)  # registry keys first, then these
+        assert isinstance(keyed.inner, ApiKeyAuthenticator)
         unauthenticated = {**GCP, "WFE_ALLOW_UNAUTHENTICATED": "true"}
         assert isinstance(_edge(service, unauthenticated).authenticator, LocalDevAuthenticator)
 

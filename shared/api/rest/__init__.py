@@ -23,7 +23,16 @@ from shared.api.edge import Edge
 from shared.api.errors import install_error_handlers
 from shared.api.graphql.app import GraphQLApp
 from shared.api.middleware import JSON_MEDIA, YAML_MEDIA, CatchAll, RequestGuard
-from shared.api.rest import analytics, audit, executions, meta, session, stream_tokens, workflows
+from shared.api.rest import (
+    admin,
+    analytics,
+    audit,
+    executions,
+    meta,
+    session,
+    stream_tokens,
+    workflows,
+)
 from shared.api.rest._audit import AuditMiddleware
 from shared.api.rest._deps import API
 from shared.api.rest._docs import without_framework_errors
@@ -63,7 +72,7 @@ def create_management_app(
     install_error_handlers(app)
     # The routers' routes carry their tags and responses already; one flat table lets
     # a 405 name every method a path has (``errors.allowed_methods``).
-    routers = (workflows, executions, analytics, audit, stream_tokens, session, meta)
+    routers = (workflows, executions, analytics, audit, admin, stream_tokens, session, meta)
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
     graphql = GraphQLApp(edge, allowed_origins=allowed_origins)

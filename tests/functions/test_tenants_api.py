@@ -1,0 +1,148 @@
+"""The tenant admin REST API (``/api/v1/admin/tenants``) on the real management app,
+and the quotas it sets, enforced at workflow create/import and execution start."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from shared.composition import LocalRuntime
+
+API = "/api/v1"
+TENANTS = f"{API}/admin/tenants"
+FLOW = {"name": "q", "steps": [{"id": "a", "type": "transform", "config": {"set": {"n": 1}}}]}
+WAITING = {
+    "name": "parked",
+    "steps": [
+        {"id": "w", "type": "wait_for_event", "config": {"event": "go", "timeoutSeconds": 600}}
+    ],
+}
+
+
+def _named(flow: dict[str, Any]) -> dict[str, Any]:
+    return {**flow, "name": f"{flow['name']}-{uuid.uuid4().hex[:8]}"}
+
+
+async def test_a_tenant_is_created_listed_changed_and_disabled(api: httpx.AsyncClient) -> None:
+    made = await api.post(
+        TENANTS, json={"id": "acme", "displayName": "Acme", "quotas": {"maxWorkflows": 5}}
+    )
+    assert made.status_code == 201, made.text
+    assert made.headers["location"] == f"{TENANTS}/acme"
+    assert made.json()["quotas"] == {"maxWorkflows": 5}
+    assert (await api.post(TENANTS, json={"id": "acme"})).json()["error"]["code"] == (
+        "TENANT_EXISTS"
+    )
+    await api.post(TENANTS, json={"id": "beta"})
+    listed = (await api.get(TENANTS, params={"limit": 1})).json()
+    assert [t["id"] for t in listed["items"]] == ["acme"] and listed["nextAfter"] == "acme"
+    rest = (await api.get(TENANTS, params={"after": "acme"})).json()
+    assert [t["id"] for t in rest["items"]] == ["beta"]
+    changed = await api.patch(f"{TENANTS}/acme", json={"displayName": "Acme Corp."})
+    assert changed.json()["displayName"] == "Acme Corp."
+    assert changed.json()["quotas"] == {"maxWorkflows": 5}
+    quotas = await api.put(f"{TENANTS}/acme/quotas", json={"maxRunningExecutions": 2})
+    assert quotas.json()["quotas"] == {"maxRunningExecutions": 2}
+    disabled = await api.post(f"{TENANTS}/acme/disable")
+    assert disabled.json()["disabled"] is True
+    assert (await api.get(f"{TENANTS}/acme")).json()["disabled"] is True
+    assert (await api.post(f"{TENANTS}/acme/enable")).json()["disabled"] is False
+
+
+async def test_bad_tenant_input_is_refused_with_a_pointer(api: httpx.AsyncClient) -> None:
+    bad_id = await api.post(TENANTS, json={"id": "Not A Slug"})
+    assert bad_id.status_code == 422
+    assert bad_id.json()["error"]["errors"][0]["path"] == "/id"
+    bad_quota = await api.put(f"{TENANTS}/x/quotas", json={"maxWorkflows": -1})
+    assert bad_quota.status_code == 422
+    assert bad_quota.json()["error"]["path"] == "/maxWorkflows"
+    unknown = await api.post(TENANTS, json={"id": "ok", "owner": "me"})
+    assert unknown.status_code == 422
+    assert (await api.get(f"{TENANTS}/ghost")).status_code == 404
+    assert (await api.get(TENANTS)).json()["items"] == []  # nothing half-written
+
+
+async def test_an_issued_key_works_until_it_is_revoked(api: httpx.AsyncClient) -> None:
+    await api.post(TENANTS, json={"id": "acme"})
+    issued = await api.post(f"{TENANTS}/acme/keys", json={"subject": "ci", "role": "editor"})
+    assert issued.status_code == 201, issued.text
+    secret, key = issued.json()["secret"], issued.json()["key"]
+    assert secret.startswith(f"wfe_{key['id']}_") and "secretSha256" not in key
+    session = await api.get(f"{API}/session", headers={"X-API-Key": secret})
+    assert session.json()["tenant"] == "acme" and session.json()["role"] == "editor"
+    bearer = await api.get(f"{API}/session", headers={"Authorization": f"Bearer {secret}"})
+    assert bearer.json()["principal"] == "ci"
+    listed = (await api.get(f"{TENANTS}/acme/keys")).json()["items"]
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert secret not in str(listed)
+    revoked = await api.delete(f"{TENANTS}/acme/keys/{key['id']}")
+    assert revoked.status_code == 200 and revoked.json()["revokedAt"]
+    refused = await api.get(f"{API}/session", headers={"X-API-Key": secret})
+    assert refused.status_code == 401
+    forged = secret[:-4] + "AAAA"
+    assert (await api.get(f"{API}/session", headers={"X-API-Key": forged})).status_code == 401
+
+
+async def test_a_disabled_tenants_keys_are_refused(api: httpx.AsyncClient) -> None:
+    await api.post(TENANTS, json={"id": "acme"})
+    secret = (await api.post(f"{TENANTS}/acme/keys", json={"subject": "s"})).json()["secret"]
+    assert (await api.get(f"{API}/workflows", headers={"X-API-Key": secret})).status_code == 200
+    await api.post(f"{TENANTS}/acme/disable")
+    refused = await api.get(f"{API}/workflows", headers={"X-API-Key": secret})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "TENANT_DISABLED"
+    as_header = await api.get(f"{API}/workflows", headers={"X-Tenant": "acme"})
+    assert as_header.status_code == 403  # local mode's X-Tenant too
+    issue = await api.post(f"{TENANTS}/acme/keys", json={"subject": "s2"})
+    assert issue.json()["error"]["code"] == "TENANT_DISABLED"
+
+
+async def test_max_workflows_refuses_creates_and_whole_imports(api: httpx.AsyncClient) -> None:
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"maxWorkflows": 2}})
+    acme = {"X-Tenant": "acme"}
+    assert (await api.post(f"{API}/workflows", json=_named(FLOW), headers=acme)).status_code == 201
+    too_many = [_named(FLOW), _named(FLOW)]
+    imported = await api.post(f"{API}/workflows/import", json=too_many, headers=acme)
+    assert imported.status_code == 409, imported.text
+    assert imported.json()["error"]["code"] == "QUOTA_EXCEEDED"
+    assert imported.json()["error"]["details"]["quota"] == "maxWorkflows"
+    assert "retry-after" not in imported.headers
+    page = (await api.get(f"{API}/workflows", headers=acme)).json()
+    assert len(page["items"]) == 1  # the import wrote nothing
+    second = await api.post(f"{API}/workflows", json=_named(FLOW), headers=acme)
+    assert second.status_code == 201
+    third = await api.post(f"{API}/workflows", json=_named(FLOW), headers=acme)
+    assert third.status_code == 409 and third.json()["error"]["code"] == "QUOTA_EXCEEDED"
+    other = await api.post(f"{API}/workflows", json=_named(FLOW), headers={"X-Tenant": "b"})
+    assert other.status_code == 201  # another tenant's quota is its own
+
+
+async def test_max_definition_bytes_refuses_large_definitions(api: httpx.AsyncClient) -> None:
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"maxDefinitionBytes": 400}})
+    big = {**_named(FLOW), "description": "x" * 500}
+    refused = await api.post(f"{API}/workflows", json=big, headers={"X-Tenant": "acme"})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["quota"] == "maxDefinitionBytes"
+
+
+async def test_max_running_executions_refuses_starts_with_retry_after(
+    api: httpx.AsyncClient, runtime: LocalRuntime
+) -> None:
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"maxRunningExecutions": 2}})
+    acme = {"X-Tenant": "acme"}
+    flow = (await api.post(f"{API}/workflows", json=_named(WAITING), headers=acme)).json()["id"]
+    for _ in range(2):
+        started = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
+        assert started.status_code == 202, started.text
+    refused = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "QUOTA_EXCEEDED"
+    assert refused.json()["error"]["details"]["quota"] == "maxRunningExecutions"
+    assert int(refused.headers["retry-after"]) >= 1
+    first = (await api.get(f"{API}/executions", headers=acme)).json()["items"][0]["id"]
+    cancelled = await api.post(f"{API}/executions/{first}/cancel", json={}, headers=acme)
+    assert cancelled.status_code == 200, cancelled.text
+    again = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
+    assert again.status_code == 202  # a finished execution frees its place
