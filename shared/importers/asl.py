@@ -556,7 +556,7 @@ class AslTranslator:
         if on_error["strategy"] != "fail":
             step["onError"] = on_error
 
-    def hold(self, sid: str, name: str, step_after: str) -> str:
+    def hold(self, sid: str, name: str, step_after: str, path: str = "") -> str:
         """Keep the state document in a variable before a step that outputs its own record."""
         var = "wfState" + re.sub(r"\W", "_", sid)[:40]
         if self.in_map:
@@ -564,7 +564,7 @@ class AslTranslator:
                 "ASL_MAP_SHARED_STATE",
                 "inside a Map iteration the state document is kept in a workflow variable "
                 "shared by concurrent iterations; set MaxConcurrency to 1 for exact results",
-                "",
+                path,
             )
         self.emit(
             {
@@ -681,7 +681,7 @@ class AslTranslator:
             )
             config = {"seconds": 0}
         wait, restore = self.f.new_id(f"{sid}_wait"), self.f.new_id(f"{sid}_out")
-        var = self.hold(sid, name, wait)
+        var = self.hold(sid, name, wait, path)
         self.emit({"id": wait, "type": "wait", "config": config, "nextSteps": [restore]})
         value = (
             self.output_path("${vars." + var + "}", state, path)
@@ -710,7 +710,7 @@ class AslTranslator:
         if not isinstance(choices, list) or not choices:
             raise Unsupported("ASL_CHOICE", f"{path}: Choice needs Choices")
         branch = self.f.new_id(f"{sid}_choice")
-        var = self.hold(sid, name, branch)
+        var = self.hold(sid, name, branch, path)
         base = self.path_expr(state, "InputPath", "vars." + var, path) or "vars." + var
         cases, targets = [], []
         for index, rule in enumerate(choices):
@@ -823,7 +823,7 @@ class AslTranslator:
         call_id = self.f.new_id(f"{sid}_call") if keep else sid
         kept = "prev"
         if keep:
-            kept = "vars." + self.hold(sid, name, call_id)
+            kept = "vars." + self.hold(sid, name, call_id, path)
         params = self.effective_input(state, path, language)
         step: dict[str, Any]
         if resource.endswith(".waitForTaskToken"):
