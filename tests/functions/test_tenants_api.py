@@ -146,3 +146,60 @@ async def test_max_running_executions_refuses_starts_with_retry_after(
     assert cancelled.status_code == 200, cancelled.text
     again = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
     assert again.status_code == 202  # a finished execution frees its place
+
+
+async def _gql(
+    api: httpx.AsyncClient, query: str, headers: dict[str, str] | None = None, **variables: Any
+) -> dict[str, Any]:
+    answer = await api.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def test_graphql_manages_tenants_and_keys(api: httpx.AsyncClient) -> None:
+    made = await _gql(
+        api,
+        'mutation($q: TenantQuotasInput) { createTenant(id: "acme", displayName: "Acme",'
+        " quotas: $q) { id displayName quotas { maxWorkflows stepsPerSecond } } }",
+        q={"maxWorkflows": 3, "stepsPerSecond": 2.5},
+    )
+    assert made["data"]["createTenant"] == {
+        "id": "acme",
+        "displayName": "Acme",
+        "quotas": {"maxWorkflows": 3, "stepsPerSecond": 2.5},
+    }
+    again = await _gql(api, 'mutation { createTenant(id: "acme") { id } }')
+    assert again["errors"][0]["extensions"]["code"] == "TENANT_EXISTS"
+    bad = await _gql(api, 'mutation { createTenant(id: "../etc") { id } }')
+    assert bad["errors"][0]["extensions"]["code"] == "VALIDATION_FAILED"
+    quotas = await _gql(
+        api,
+        'mutation { setTenantQuotas(id: "acme", quotas: {maxRunningExecutions: 4})'
+        " { quotas { maxRunningExecutions maxWorkflows } } }",
+    )
+    assert quotas["data"]["setTenantQuotas"]["quotas"] == {
+        "maxRunningExecutions": 4,
+        "maxWorkflows": None,
+    }
+    issued = await _gql(
+        api,
+        'mutation { issueTenantKey(tenantId: "acme", subject: "ci", role: "owner")'
+        " { secret key { id role } } }",
+    )
+    secret = issued["data"]["issueTenantKey"]["secret"]
+    key_id = issued["data"]["issueTenantKey"]["key"]["id"]
+    owner = {"X-API-Key": secret}
+    mine = await _gql(api, 'query { tenantKeys(tenantId: "acme") { id subject } }', owner)
+    assert mine["data"]["tenantKeys"] == [{"id": key_id, "subject": "ci"}]
+    listing = await _gql(api, "query { tenants { id } }", owner)
+    assert listing["errors"][0]["extensions"]["code"] == "FORBIDDEN"  # owners are no admins
+    revoked = await _gql(
+        api,
+        f'mutation {{ revokeTenantKey(tenantId: "acme", keyId: "{key_id}") {{ revokedAt }} }}',
+    )
+    assert revoked["data"]["revokeTenantKey"]["revokedAt"]
+    answer = await api.post("/graphql", json={"query": "{ tenants { id } }"}, headers=owner)
+    assert answer.status_code == 401

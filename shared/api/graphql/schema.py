@@ -15,10 +15,15 @@ from shared.api.graphql.errors import ErrorCodes, log_errors
 from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
 from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
+from shared.api.graphql.tenant_api import TenantMutation, TenantQuery
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
-Query = merge_types("Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery, AnalyticsQuery))
-Mutation = merge_types("Mutation", (WorkflowMutation, ExecutionMutation, ControlMutation))
+Query = merge_types(
+    "Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery, AnalyticsQuery, TenantQuery)
+)
+Mutation = merge_types(
+    "Mutation", (WorkflowMutation, ExecutionMutation, ControlMutation, TenantMutation)
+)
 
 
 class WorkflowSchema(strawberry.Schema):
