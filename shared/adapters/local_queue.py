@@ -35,11 +35,12 @@ import heapq
 import itertools
 import logging
 import random
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shared.adapters._tenant_cache import TenantCache, TenantResolver
 from shared.adapters.clock import SystemClock, as_utc
 from shared.observability import attached, current_traceparent, traceparent_context
 from shared.ports import Clock, StepTask
@@ -56,8 +57,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TaskHandler = Callable[[StepTask], Awaitable[None]]
-TenantResolver = Callable[[str], Awaitable[str | None]]
-"""``execution_id -> tenant`` (None when the execution is unknown)."""
 
 DEFAULT_BUCKET = ""
 """The fairness bucket of tasks whose tenant is unknown (or of every task when not fair)."""
@@ -154,9 +153,11 @@ class LocalTaskQueue:
         self._max_backoff = max_backoff
         self._duplicate_rate = duplicate_rate
         self._rng = random.Random(seed)
-        self._tenant_of = tenant_of if fair else None
-        self._tenants: OrderedDict[str, str] = OrderedDict()
-        self._tenant_cache_size = tenant_cache_size
+        self._tenants = (
+            TenantCache(tenant_of, size=tenant_cache_size, timeout=_RESOLVE_TIMEOUT)
+            if tenant_of is not None and fair
+            else None
+        )
         self._heap: list[_Item] = []
         """Deliveries not yet seen due (the timer heap)."""
         self._ready: dict[str, list[_Item]] = {}
@@ -201,24 +202,12 @@ class LocalTaskQueue:
 
     async def _bucket_of(self, execution_id: str) -> str:
         """The execution's tenant (cached), or the default bucket if it cannot be told."""
-        if self._tenant_of is None:
+        if self._tenants is None:
             return DEFAULT_BUCKET
-        cached = self._tenants.get(execution_id)
-        if cached is not None:
-            self._tenants.move_to_end(execution_id)
-            return cached
-        try:
-            async with asyncio.timeout(_RESOLVE_TIMEOUT):
-                tenant = await self._tenant_of(execution_id)
-        except Exception:
-            logger.warning("tenant of execution %s not resolved", execution_id, exc_info=True)
-            tenant = None
-        if not tenant:
+        tenant = await self._tenants.tenant_of(execution_id)
+        if tenant is None:
             self.stats.unresolved += 1
             return DEFAULT_BUCKET
-        self._tenants[execution_id] = tenant
-        if len(self._tenants) > self._tenant_cache_size:
-            self._tenants.popitem(last=False)
         return tenant
 
     async def start(self) -> None:
