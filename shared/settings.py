@@ -148,6 +148,9 @@ class GcpSettings(_Group):
     """Region of the Cloud Tasks queue and of the Cloud Scheduler jobs."""
     tasks_queue: str = "wfe-steps"
     """Cloud Tasks queue id; the full name is built from project and location."""
+    tasks_queue_shards: int = Field(default=1, ge=1, le=64)
+    """Queues a tenant's step tasks are spread over: ``tasks_queue``, then ``-1``, ``-2``...
+    suffixed ids; each tenant's go to one of them (docs/flow-control-fairness.md)."""
     execute_step_url: str = ""
     """URL of the ``execute-step`` function: every task is an HTTP POST to it."""
     trigger_handler_url: str = ""
