@@ -5,11 +5,27 @@ from __future__ import annotations
 import sqlite3
 
 from shared.adapters._store_common import epoch, epoch_or_none
-from shared.models import ExecutionEvent, JoinMark, Signal, StepRun, WorkflowExecution
+from shared.models import (
+    ConcurrencySlot,
+    ExecutionEvent,
+    ExecutionStatus,
+    JoinMark,
+    Signal,
+    StepRun,
+    WorkflowExecution,
+)
 
-__all__ = ["DELETE_JOIN", "SCHEMA_VERSION", "Write", "ensure_schema", "write_for"]
+__all__ = [
+    "DELETE_JOIN",
+    "SCHEMA_VERSION",
+    "Write",
+    "ensure_schema",
+    "queue_write",
+    "slot_write",
+    "write_for",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Write = tuple[str, tuple[object, ...]]
 """One buffered statement and its parameters."""
@@ -91,7 +107,29 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_workflow ON events (workflow_id);
 """
 
-_MIGRATIONS = {1: _SCHEMA_V1}
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS flow_slots (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    slot_key TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flow_slots_by_key ON flow_slots (tenant, slot_key);
+CREATE TABLE IF NOT EXISTS flow_queue (
+    execution_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    wait_key TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flow_queue_order
+    ON flow_queue (tenant, wait_key, priority DESC, queued_at, execution_id);
+CREATE INDEX IF NOT EXISTS flow_queue_age ON flow_queue (queued_at)
+"""
+"""Flow control: concurrency slot documents and the queue of queued executions (an
+execution is in ``flow_queue`` exactly while its status is ``queued``)."""
+
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """Script that brings the schema from version ``n - 1`` to ``n``."""
 
 
@@ -145,6 +183,40 @@ ON CONFLICT (id) DO UPDATE SET execution_id = excluded.execution_id,
 _INSERT_EVENT = "INSERT INTO events (execution_id, seq, workflow_id, doc) VALUES (?, ?, ?, ?)"
 
 DELETE_JOIN = "DELETE FROM joins WHERE owner_run_id = ? AND idx = ?"
+
+_UPSERT_SLOT = """
+INSERT INTO flow_slots (id, tenant, slot_key, doc) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET doc = excluded.doc
+"""
+
+_UPSERT_QUEUED = """
+INSERT INTO flow_queue (execution_id, tenant, wait_key, priority, queued_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (execution_id) DO UPDATE SET tenant = excluded.tenant,
+    wait_key = excluded.wait_key, priority = excluded.priority, queued_at = excluded.queued_at
+"""
+
+_DELETE_QUEUED = "DELETE FROM flow_queue WHERE execution_id = ?"
+
+
+def slot_write(slot: ConcurrencySlot) -> Write:
+    """The statement that stores a concurrency slot document."""
+    return _UPSERT_SLOT, (slot.id, slot.tenant, slot.slot_key, slot.model_dump_json(by_alias=True))
+
+
+def queue_write(execution: WorkflowExecution) -> Write:
+    """Keep ``flow_queue`` in step with the execution: a row exactly while it is queued."""
+    state = execution.queue
+    if execution.status != ExecutionStatus.QUEUED or state is None or state.wait_key is None:
+        return _DELETE_QUEUED, (execution.id,)
+    queued_at = state.queued_at or execution.started_at
+    return _UPSERT_QUEUED, (
+        execution.id,
+        execution.tenant,
+        state.wait_key,
+        state.priority,
+        epoch(queued_at),
+    )
 
 
 def write_for(record: WorkflowExecution | StepRun | JoinMark | Signal | ExecutionEvent) -> Write:

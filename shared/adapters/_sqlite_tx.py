@@ -5,10 +5,18 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from shared.adapters._sqlite_schema import DELETE_JOIN, Write, ensure_schema, write_for
+from shared.adapters._sqlite_schema import (
+    DELETE_JOIN,
+    Write,
+    ensure_schema,
+    queue_write,
+    slot_write,
+    write_for,
+)
 from shared.adapters.sqlite_rollups import rollup_writes
 from shared.errors import Conflict
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
     JoinMark,
     Signal,
@@ -64,6 +72,7 @@ class SqliteTx:
 
     def put_execution(self, execution: WorkflowExecution) -> None:
         self.writes.append(write_for(execution))
+        self.writes.append(queue_write(execution))
 
     def put_run(self, run: StepRun) -> None:
         self.writes.append(write_for(run))
@@ -83,6 +92,33 @@ class SqliteTx:
 
     def add_rollup(self, delta: RollupDelta) -> None:
         self.writes.extend(rollup_writes(delta))  # two upserts, no read (sqlite_rollups)
+
+    async def get_slots(self, slot_ids: list[str]) -> dict[str, ConcurrencySlot]:
+        found: dict[str, ConcurrencySlot] = {}
+        for start in range(0, len(slot_ids), 500):
+            chunk = slot_ids[start : start + 500]
+            rows = self._conn.execute(
+                f"SELECT doc FROM flow_slots WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for (doc,) in rows:
+                slot = ConcurrencySlot.model_validate_json(doc)
+                found[slot.id] = slot
+        return found
+
+    def put_slot(self, slot: ConcurrencySlot) -> None:
+        self.writes.append(slot_write(slot))
+
+    async def queued_executions(
+        self, tenant: str, wait_key: str, limit: int
+    ) -> list[WorkflowExecution]:
+        rows = self._conn.execute(
+            "SELECT e.doc FROM flow_queue q JOIN executions e ON e.id = q.execution_id"
+            " WHERE q.tenant = ? AND q.wait_key = ?"
+            " ORDER BY q.priority DESC, q.queued_at, q.execution_id LIMIT ?",
+            (tenant, wait_key, limit),
+        )
+        return [WorkflowExecution.model_validate_json(doc) for (doc,) in rows]
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:

@@ -26,7 +26,9 @@ from shared.adapters.clock import SystemClock
 from shared.adapters.memory_rollups import MemoryRollups
 from shared.errors import Conflict, InputInvalid, NotFound
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
+    ExecutionStatus,
     JoinMark,
     Signal,
     StepRun,
@@ -40,7 +42,9 @@ from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
-_Record = WorkflowExecution | StepRun | JoinMark | Signal | ExecutionEvent | RollupDelta
+_Record = (
+    WorkflowExecution | StepRun | JoinMark | Signal | ExecutionEvent | RollupDelta | ConcurrencySlot
+)
 
 
 @dataclass
@@ -104,6 +108,18 @@ class _MemoryTx:
     def add_rollup(self, delta: RollupDelta) -> None:
         self.writes.append(delta)
 
+    async def get_slots(self, slot_ids: list[str]) -> dict[str, ConcurrencySlot]:
+        slots = self._store._slots
+        return {i: slots[i].model_copy(deep=True) for i in slot_ids if i in slots}
+
+    def put_slot(self, slot: ConcurrencySlot) -> None:
+        self.writes.append(slot.model_copy(deep=True))
+
+    async def queued_executions(
+        self, tenant: str, wait_key: str, limit: int
+    ) -> list[WorkflowExecution]:
+        return self._store._queued(tenant, wait_key, limit)
+
 
 class MemoryStore(Listeners):
     """WorkflowStore and ExecutionStore kept in dicts."""
@@ -126,6 +142,7 @@ class MemoryStore(Listeners):
         self._signal_seq: dict[str, int] = {}
         self._events: dict[tuple[str, int], ExecutionEvent] = {}
         self._rollups = MemoryRollups()
+        self._slots: dict[str, ConcurrencySlot] = {}
 
     async def close(self) -> None:
         """Nothing to release; present for parity with the other stores."""
@@ -273,6 +290,43 @@ class MemoryStore(Listeners):
         due.sort(key=lambda run: (epoch_or_none(run.due_at) or 0.0, self._run_seq[run.id]))
         return [run.model_copy(deep=True) for run in due[:limit]]
 
+    async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
+        check_limit(limit)
+        queued = [
+            ex
+            for ex in self._executions.values()
+            if ex.status == ExecutionStatus.QUEUED and (tenant is None or ex.tenant == tenant)
+        ]
+        queued.sort(key=lambda ex: (epoch_or_none(_queued_at(ex)) or 0.0, ex.id))
+        return [ex.model_copy(deep=True) for ex in queued[:limit]]
+
+    async def list_slots(self, tenant: str, slot_key_prefix: str) -> list[ConcurrencySlot]:
+        found = [
+            slot
+            for slot in self._slots.values()
+            if slot.tenant == tenant and slot.slot_key.startswith(slot_key_prefix)
+        ]
+        found.sort(key=lambda slot: (slot.slot_key, slot.index))
+        return [slot.model_copy(deep=True) for slot in found]
+
+    def _queued(self, tenant: str, wait_key: str, limit: int) -> list[WorkflowExecution]:
+        queued = [
+            ex
+            for ex in self._executions.values()
+            if ex.status == ExecutionStatus.QUEUED
+            and ex.tenant == tenant
+            and ex.queue is not None
+            and ex.queue.wait_key == wait_key
+        ]
+        queued.sort(
+            key=lambda ex: (
+                -(ex.queue.priority if ex.queue else 0),
+                epoch_or_none(_queued_at(ex)) or 0.0,
+                ex.id,
+            )
+        )
+        return [ex.model_copy(deep=True) for ex in queued[:limit]]
+
     def _get_execution(self, execution_id: str) -> WorkflowExecution | None:
         execution = self._executions.get(execution_id)
         return None if execution is None else execution.model_copy(deep=True)
@@ -309,6 +363,8 @@ class MemoryStore(Listeners):
             self._executions[record.id] = record
         elif isinstance(record, RollupDelta):
             self._rollups.add(record)
+        elif isinstance(record, ConcurrencySlot):
+            self._slots[record.id] = record
         elif isinstance(record, StepRun):
             self._run_seq.setdefault(record.id, next(self._seq))
             self._runs[record.id] = record
@@ -319,6 +375,10 @@ class MemoryStore(Listeners):
             self._signals[record.id] = record
         else:
             self._events[(record.execution_id, record.seq)] = record
+
+
+def _queued_at(execution: WorkflowExecution) -> datetime | None:
+    return execution.queue.queued_at if execution.queue is not None else None
 
 
 def _is_due(run: StepRun, now: float, cutoff: float) -> bool:

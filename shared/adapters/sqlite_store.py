@@ -41,6 +41,7 @@ from shared.adapters.sqlite_rollups import (
 )
 from shared.errors import Conflict, InputInvalid, NotFound, TransientError
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
     StepRun,
     StepRunStatus,
@@ -391,6 +392,23 @@ class SqliteStore(Listeners):
             ),
         )
         return [StepRun.model_validate_json(doc) for (doc,) in rows]
+
+    async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
+        where, params = ("WHERE q.tenant = ?", [tenant]) if tenant is not None else ("", [])
+        rows = await self._read(
+            "SELECT e.doc FROM flow_queue q JOIN executions e ON e.id = q.execution_id"
+            f" {where} ORDER BY q.queued_at, q.execution_id LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [WorkflowExecution.model_validate_json(doc) for (doc,) in rows]
+
+    async def list_slots(self, tenant: str, slot_key_prefix: str) -> list[ConcurrencySlot]:
+        rows = await self._read(
+            "SELECT doc FROM flow_slots WHERE tenant = ? AND substr(slot_key, 1, ?) = ?",
+            (tenant, len(slot_key_prefix), slot_key_prefix),
+        )
+        slots = [ConcurrencySlot.model_validate_json(doc) for (doc,) in rows]
+        return sorted(slots, key=lambda slot: (slot.slot_key, slot.index))
 
     async def _page(
         self,

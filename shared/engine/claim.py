@@ -33,7 +33,7 @@ class HopResult:
     """What one task delivery did (for logs, tests and the HTTP edge)."""
 
     status: str
-    """done | duplicate | busy | early | paused | cancelled | unknown | lost_lease"""
+    """done | duplicate | busy | early | paused | queued | cancelled | unknown | lost_lease"""
     steps: list[str] = field(default_factory=list)
 
 
@@ -61,6 +61,8 @@ class ClaimMixin(EngineCore):
                 return HopResult("cancelled")
             if execution.status == ExecutionStatus.PAUSED:
                 return HopResult("paused")
+            if execution.status == ExecutionStatus.QUEUED:
+                return HopResult("queued")  # its runs get tasks when it leaves the queue
             if run.status == StepRunStatus.RUNNING:
                 if run.lease_expires_at and run.lease_expires_at > now:
                     recheck[:] = [_lease_check(run, run.lease_expires_at)]
@@ -87,7 +89,8 @@ class ClaimMixin(EngineCore):
                 )
                 await commit.close_execution()
                 commit.finalize()
-                woken[:] = commit.woken_parents
+                # Its woken parent, and the executions its freed slots started.
+                woken[:] = [*commit.woken_parents, *commit.outbox]
                 return HopResult("cancelled")
             step = definition.step(run.step_id)
             run.status = StepRunStatus.RUNNING

@@ -10,13 +10,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from shared.engine import policy, rollup
+from shared.engine import flow, policy, rollup
 from shared.engine.core import EngineCore
 from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.transitions import ACTIVE_RUN, Commit
 from shared.errors import Conflict, InvalidState, NotFound, TransientError
 from shared.models import (
     ExecutionStatus,
+    FlowKey,
     Signal,
     StepRun,
     StepRunStatus,
@@ -56,8 +57,10 @@ class ControlMixin(EngineCore):
             tenant=tenant,
             now=now,
         )
+        execution.queue = flow.plan(definition, execution)  # raises on a bad key: no write
 
         written: list[StepRun] = []
+        queued = False
 
         async def create(tx: ExecutionTx) -> tuple[WorkflowExecution, bool]:
             existing = await tx.get_execution(execution.id)
@@ -69,20 +72,33 @@ class ControlMixin(EngineCore):
             fresh = execution.model_copy(deep=True) if reruns else execution
             written[:] = [run.model_copy(deep=True) for run in runs] if reruns else runs
             commit = Commit(tx, fresh, definition, self.registry, now)
+            nonlocal queued
+            queued = await flow.take_or_queue(tx, fresh, now)
+            if queued:
+                flow.park_runs(written)
             for run in written:
                 commit.put_run(run)
-            commit.event(
-                "execution.started",
-                None,
-                workflowVersion=definition.version,
-                trigger=fresh.trigger,
-            )
+            if queued:
+                commit.event(
+                    "execution.queued",
+                    None,
+                    workflowVersion=definition.version,
+                    trigger=fresh.trigger,
+                    **_queue_data(fresh),
+                )
+            else:
+                commit.event(
+                    "execution.started",
+                    None,
+                    workflowVersion=definition.version,
+                    trigger=fresh.trigger,
+                )
             tx.add_rollup(rollup.started(fresh))  # analytics: the start, in this commit
             commit.finalize()
             return fresh, True
 
         stored, created = await self.executions.run_transaction(create)
-        if created:
+        if created and not queued:
             for run in written:
                 await self._enqueue(run)
         return stored, created
@@ -182,9 +198,9 @@ class ControlMixin(EngineCore):
 
     async def pause(self, execution_id: str) -> WorkflowExecution:
         async def do(commit: Commit) -> list[StepRun]:
-            if (
-                commit.execution.status.terminal
-                or commit.execution.status == ExecutionStatus.PAUSED
+            if commit.execution.status.terminal or commit.execution.status in (
+                ExecutionStatus.PAUSED,
+                ExecutionStatus.QUEUED,  # it holds no slot and runs nothing: cancel it
             ):
                 raise InvalidState(f"execution is {commit.execution.status.value}")
             commit.execution.status = ExecutionStatus.PAUSED
@@ -280,10 +296,42 @@ class ControlMixin(EngineCore):
                 if _effect_unknown(old):
                     run.idempotency_key = old.idempotency_key or run.idempotency_key
                 commit.schedule(run)
+            await _requeue_redriven(commit)
             return []
 
         execution, _ = await self._operate(execution_id, do)
         return execution
+
+    async def promote_queued(self, limit: int = 500) -> int:
+        """Start queued executions whose key has a free slot (the sweeper's backstop for
+        a promotion lost between a commit and its enqueue, or a slot freed by healing)."""
+        now = self.clock.now()
+        heads: dict[tuple[str, str], FlowKey] = {}
+        for execution in await self.executions.list_queued(None, limit):
+            state = execution.queue
+            if state is None or state.wait_key is None:
+                continue
+            for key in state.keys:
+                if key.slot_key == state.wait_key:
+                    heads.setdefault((execution.tenant, key.slot_key), key)
+        started = 0
+        for (tenant, _), key in heads.items():
+
+            async def fn(
+                tx: ExecutionTx, tenant: str = tenant, key: FlowKey = key
+            ) -> list[flow.Promotion]:
+                return await flow.promote(tx, tenant, [key], now, budget=key.limit)
+
+            try:
+                promoted = await self.executions.run_transaction(fn)
+            except (Conflict, TransientError):
+                log.warning("sweep: queue %s left to the next pass", key.slot_key, exc_info=True)
+                continue
+            for promotion in promoted:
+                started += 1
+                for run in promotion.runs:
+                    await self._enqueue(run)
+        return started
 
     async def sweep(self, grace_seconds: float = 60.0, limit: int = 500) -> int:
         """Re-enqueue runs whose task should have run by now (lost enqueue, dead worker).
@@ -302,6 +350,7 @@ class ControlMixin(EngineCore):
                 continue
             if bumped is not None:
                 await self._enqueue(bumped)
+        await self.promote_queued(limit)
         return len(due)
 
     async def recover(self) -> int:
@@ -326,6 +375,27 @@ class ControlMixin(EngineCore):
                 StepTask(run.execution_id, run.id, run.due_at or now, run.wake_seq)
             )
         return len(runs)
+
+
+def _queue_data(execution: WorkflowExecution) -> dict[str, Any]:
+    """What an ``execution.queued`` event says about the queue it entered."""
+    state = execution.queue
+    assert state is not None
+    return {"key": state.key, "reason": state.reason, "priority": state.priority}
+
+
+async def _requeue_redriven(commit: Commit) -> None:
+    """A redriven execution takes its slots again, or goes back to the queue with the
+    runs the redrive scheduled parked (they are scheduled when it leaves the queue)."""
+    execution = commit.execution
+    if not await flow.take_or_queue(commit.tx, execution, commit.now):
+        return
+    mine = [r for r in commit.outbox if r.execution_id == execution.id]
+    flow.park_runs(mine)
+    for run in mine:
+        commit.put_run(run)
+    commit.outbox = [r for r in commit.outbox if r.execution_id != execution.id]
+    commit.event("execution.queued", None, **_queue_data(execution))
 
 
 def _cut_off(runs: list[StepRun], failed: StepRun, revived: list[str]) -> list[StepRun]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.engine import policy, rollup
+from shared.engine import flow, policy, rollup
 from shared.engine.runs import LoopLimit, make_run, wake_run
 from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
@@ -441,6 +441,15 @@ class Commit:
             for r in self.outbox
             if r.status == StepRunStatus.SCHEDULED and r.execution_id != exe.id
         ]
+        # Flow control: free its slots and start the head of each freed key's queue, in
+        # this same transaction (their runs are enqueued after the commit, as the outbox).
+        freed = flow.release(self.tx, exe, self.now)
+        if freed:
+            promoted = await flow.promote(
+                self.tx, exe.tenant, freed, self.now, freed_by=exe.id, budget=len(freed)
+            )
+            for promotion in promoted:
+                self.outbox.extend(promotion.runs)
         if exe.parent is None:
             return
         parent_run = await self.tx.get_run(exe.parent.run_id)

@@ -15,6 +15,7 @@ import yaml
 from croniter import croniter
 from pydantic import ValidationError
 
+from shared.engine.flow import check_flow
 from shared.engine.graph import check_graph
 from shared.engine.steps import StepRegistry, StepType
 from shared.errors import (
@@ -187,6 +188,7 @@ def check_definition(definition: WorkflowDefinition, registry: StepRegistry) -> 
         issues.extend(_check_step(definition, index, ids, registry, configs))
     issues.extend(check_template(definition.output, "/output"))
     issues.extend(_check_trigger(definition))
+    issues.extend(check_flow(definition))
     if not issues:
         issues.extend(check_graph(definition, registry, configs, ids))
     return issues

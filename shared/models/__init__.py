@@ -1,6 +1,8 @@
 """Pydantic models: definitions, executions, step runs, events."""
 
 from shared.models.definition import (
+    ConcurrencyScope,
+    ConcurrencySpec,
     DecisionBranchStats,
     ErrorHandling,
     ErrorStrategy,
@@ -17,11 +19,14 @@ from shared.models.definition import (
     WorkflowTrigger,
 )
 from shared.models.execution import (
+    ConcurrencySlot,
     ErrorInfo,
     ExecutionEvent,
     ExecutionStatus,
+    FlowKey,
     JoinMark,
     ParentLink,
+    QueueState,
     Signal,
     StepRun,
     StepRunStatus,
@@ -29,6 +34,9 @@ from shared.models.execution import (
 )
 
 __all__ = [
+    "ConcurrencyScope",
+    "ConcurrencySlot",
+    "ConcurrencySpec",
     "DecisionBranchStats",
     "ErrorHandling",
     "ErrorInfo",
@@ -37,9 +45,11 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionStats",
     "ExecutionStatus",
+    "FlowKey",
     "JoinMark",
     "ManualTrigger",
     "ParentLink",
+    "QueueState",
     "RetryPolicy",
     "ScheduleTrigger",
     "Signal",

@@ -179,6 +179,26 @@ _READ_ONLY: dict[str, Any] = {"readOnly": True}
 """Server fields: in every response, ignored in a request (``WorkflowApp`` drops them)."""
 
 
+class ConcurrencyScope(StrEnum):
+    WORKFLOW = "workflow"
+    """Executions of this workflow share the key's slots."""
+    TENANT = "tenant"
+    """Every workflow of the tenant naming the same key value shares its slots."""
+
+
+MAX_CONCURRENCY_LIMIT = 1000
+MAX_CONCURRENCY_ENTRIES = 2
+
+
+class ConcurrencySpec(ApiModel):
+    """At most ``limit`` active executions per value of ``key`` (``docs/flow-control.md``)."""
+
+    limit: int = Field(ge=1, le=MAX_CONCURRENCY_LIMIT)
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger`` (string or number); absent = one shared key."""
+    scope: ConcurrencyScope = ConcurrencyScope.WORKFLOW
+
+
 class WorkflowDefinition(ApiModel):
     """A workflow as stored: the seed's WorkflowDefinition plus start step and limits."""
 
@@ -207,6 +227,12 @@ class WorkflowDefinition(ApiModel):
     """Time limit of a whole execution; it ends ``timed_out`` when exceeded."""
     output: Any = None
     """Template of the execution result (``${...}`` expressions); defaults to the last output."""
+    concurrency: list[ConcurrencySpec] = Field(
+        default_factory=list, max_length=MAX_CONCURRENCY_ENTRIES
+    )
+    """Concurrency limits: excess executions wait in the ``queued`` status."""
+    priority: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger`` (int): higher leaves the queue first."""
 
     @cached_property
     def step_index(self) -> dict[str, WorkflowStep]:

@@ -13,6 +13,8 @@ from shared.models._base import ApiModel, RecordModel, utcnow
 
 class ExecutionStatus(StrEnum):
     PENDING = "pending"
+    QUEUED = "queued"
+    """Waiting for a concurrency slot (``docs/flow-control.md``); no step is scheduled."""
     RUNNING = "running"
     WAITING = "waiting"
     PAUSED = "paused"
@@ -73,6 +75,51 @@ class ParentLink(RecordModel):
     run_id: str
 
 
+class FlowKey(RecordModel):
+    """One concurrency key an execution needs a slot of, evaluated at its start."""
+
+    slot_key: str
+    """Internal key of the slot set: scope, workflow (scope workflow) and key value."""
+    label: str
+    """The evaluated key value as users see it (``acme``; ``""`` for the shared key)."""
+    limit: int
+    scope: str = "workflow"
+
+
+class QueueState(RecordModel):
+    """An execution's flow control state: its keys, the slots it holds, its queue place."""
+
+    keys: list[FlowKey] = Field(default_factory=list)
+    held: list[str] = Field(default_factory=list)
+    """Ids of the slot documents this execution holds (released when it ends)."""
+    priority: int = 0
+    """Evaluated ``priority``: higher starts first among queued executions of a key."""
+    key: str | None = None
+    """While queued: the label of the key it waits for."""
+    wait_key: str | None = None
+    """While queued: the ``slot_key`` it waits for (the queue it is in)."""
+    reason: str | None = None
+    """While queued: why (``waiting for concurrency slot key=acme``)."""
+    queued_at: datetime | None = None
+    position: int | None = None
+    """Place in its key's queue (1 = next), computed on read; never stored."""
+    timeout_seconds: float | None = None
+    """The workflow's time limit, started when the execution leaves the queue."""
+
+
+class ConcurrencySlot(RecordModel):
+    """One of the ``limit`` slot documents of a concurrency key, in the store."""
+
+    id: str
+    tenant: str
+    slot_key: str
+    label: str = ""
+    index: int
+    holder: str | None = None
+    """The execution holding this slot; ``None`` (or an ended execution) = free."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class WorkflowExecution(ApiModel):
     """One run of a workflow (the seed's WorkflowExecution, extended)."""
 
@@ -103,6 +150,8 @@ class WorkflowExecution(ApiModel):
     steps_run: int = 0
     """Step runs finished so far (guards against runaway executions)."""
     failed_run_id: str | None = None
+    queue: QueueState | None = None
+    """Flow control: concurrency keys, held slots, queue place (``None`` without limits)."""
 
 
 class StepRun(RecordModel):
@@ -154,7 +203,7 @@ class ExecutionEvent(RecordModel):
     workflow_id: str
     seq: int
     type: str
-    """execution.started|step.started|step.succeeded|step.failed|step.retrying|step.waiting|
+    """execution.queued|execution.dequeued|execution.started|step.started|step.succeeded|step.failed|step.retrying|step.waiting|
     step.skipped|execution.waiting|execution.paused|execution.resumed|execution.succeeded|
     execution.failed|execution.cancelled|execution.timed_out"""
     step_id: str | None = None

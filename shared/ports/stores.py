@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
     ExecutionStatus,
     JoinMark,
@@ -131,6 +132,17 @@ class ExecutionTx(Protocol):
     def add_rollup(self, delta: RollupDelta) -> None:
         """Add analytics counters in this transaction (``shared.ports.analytics``)."""
 
+    async def get_slots(self, slot_ids: list[str]) -> dict[str, ConcurrencySlot]:
+        """The concurrency slot documents of these ids that exist (flow control)."""
+
+    def put_slot(self, slot: ConcurrencySlot) -> None:
+        """Write one concurrency slot document (its holder, or ``None`` = free)."""
+
+    async def queued_executions(
+        self, tenant: str, wait_key: str, limit: int
+    ) -> list[WorkflowExecution]:
+        """Executions of ``tenant`` queued on ``wait_key``: priority desc, then FIFO."""
+
 
 class ExecutionStore(Protocol):
     """Executions, step runs, join marks, signals and events."""
@@ -165,6 +177,12 @@ class ExecutionStore(Protocol):
     async def due_runs(self, now: datetime, grace_seconds: float, limit: int) -> list[StepRun]:
         """Runs the queue should have delivered: scheduled and due more than ``grace``
         ago, or running with an expired lease. The sweeper re-enqueues them."""
+
+    async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
+        """Queued executions (of one tenant, or of all), oldest queued first."""
+
+    async def list_slots(self, tenant: str, slot_key_prefix: str) -> list[ConcurrencySlot]:
+        """Concurrency slot documents of a tenant whose key starts with the prefix."""
 
 
 EventListener = Callable[[list[ExecutionEvent]], None]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from _builders import T0, at, definition, dumped, event, execution, ids, join, put, run, signal
 
+from shared.adapters._sqlite_schema import SCHEMA_VERSION
 from shared.adapters.sqlite_store import SqliteStore
 from shared.models import StepRunStatus
 from shared.ports import ExecutionTx, WorkflowQuery
@@ -131,10 +132,10 @@ async def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         expected = {"workflows", "workflow_versions", "executions", "step_runs", "joins"}
-        assert expected | {"signals", "events"} <= tables
+        assert expected | {"signals", "events", "flow_slots", "flow_queue"} <= tables
     finally:
         raw.close()
 
