@@ -45,6 +45,9 @@ def json_path(path: Any, base: str) -> str:
         raise Unsupported("ASL_PATH", f"a path must be a string, not {path!r}")
     if path in _CONTEXT:
         return _CONTEXT[path]
+    for prefix, root in (("$$.Map.Item.Value", "item"), ("$$.Execution.Input", "input")):
+        if path.startswith(prefix + ".") or path.startswith(prefix + "["):
+            return json_path("$" + path[len(prefix) :], root)
     if path.startswith("$$."):
         raise Unsupported("ASL_CONTEXT", f"context object field {path} has no equivalent")
     match = _PATH.match(path)
@@ -210,7 +213,13 @@ class AslTranslator:
         if not isinstance(self.source, Mapping) or "States" not in self.source:
             raise Unsupported("ASL_NOT_STATE_MACHINE", "an ASL document needs StartAt and States")
         language = self.source.get("QueryLanguage", "JSONPath")
-        entry = self.machine(self.source, "", language)
+        first = self.machine(self.source, "", language)
+        entry = self.f.new_id("StateInput")
+        # ASL's first state receives the execution input; our first step's prev is null
+        self.emit(
+            {"id": entry, "type": "transform", "config": {"set": {}, "output": "${input}"},
+             "nextSteps": [first]}
+        )
         steps = [s for s in self.steps if s["id"] == entry] + [
             s for s in self.steps if s["id"] != entry
         ]
@@ -384,6 +393,7 @@ class AslTranslator:
         language: str,
         after: str | None,
         kept: str = "prev",
+        base: str = "prev",
     ) -> dict[str, Any]:
         """The transform that gives the state's output from ``result`` (a template whose
         ``prev`` is the result) per ResultSelector, ResultPath and OutputPath (or Output)."""
@@ -396,7 +406,7 @@ class AslTranslator:
         else:
             if "ResultSelector" in state:
                 result = self.template(
-                    state["ResultSelector"], "prev", f"{path}/ResultSelector", language
+                    state["ResultSelector"], base, f"{path}/ResultSelector", language
                 )
             result_path = state.get("ResultPath", "$")
             if result_path is None:
@@ -822,6 +832,8 @@ class AslTranslator:
         keep = state.get("ResultPath", "$") is None and language != "JSONata"
         call_id = self.f.new_id(f"{sid}_call") if keep else sid
         kept = "prev"
+        result_base = "prev"
+        finish_first = finish_id
         if keep:
             kept = "vars." + self.hold(sid, name, call_id, path)
         params = self.effective_input(state, path, language)
@@ -840,17 +852,28 @@ class AslTranslator:
                 "config": {"event": "task-token", "timeoutSeconds": _num(timeout, 1, MAX_WAIT)},
             }
             result: Any = "${prev.payload}"
+            result_base = "prev.payload"
         elif resource.startswith("arn:aws:states:::http:invoke"):
             step = {
                 "id": call_id,
                 "type": "http",
                 "config": self.http_config(params, path, language),
             }
-            result = {
+            finish_first = self.f.new_id(f"{sid}_response")
+            response = {
                 "StatusCode": "${prev.status}",
                 "ResponseBody": "${prev.body}",
                 "Headers": "${prev.headers}",
             }
+            self.emit(
+                {
+                    "id": finish_first,
+                    "type": "transform",
+                    "config": {"set": {}, "output": response},
+                    "nextSteps": [finish_id],
+                }
+            )
+            result = "${prev}"
         else:
             self.f.unsupported_(
                 "ASL_RESOURCE",
@@ -873,12 +896,13 @@ class AslTranslator:
                 },
             }
             result = "${prev.body}"
+            result_base = "prev.body"
         if "TimeoutSeconds" in state and step["type"] == "http":
             step["timeoutSeconds"] = _num(state["TimeoutSeconds"], 1, 86_400)
-        step["nextSteps"] = [finish_id]
+        step["nextSteps"] = [finish_first]
         self.emit(step)
         self.on_error(step, state, ids, path, language)
-        self.finish(finish_id, state, result, path, language, after, kept)
+        self.finish(finish_id, state, result, path, language, after, kept, result_base)
 
     def http_config(self, params: Any, path: str, language: str) -> dict[str, Any]:
         if not isinstance(params, Mapping):
@@ -952,8 +976,9 @@ class AslTranslator:
             }
         )
         self.on_error(step, state, ids, path, language)
-        result = "${[" + ", ".join(f"prev.b{i}" for i in range(len(config))) + "]}"
-        self.finish(finish_id, state, result, path, language, self._next(state, ids, path))
+        listed = "[" + ", ".join(f"prev.b{i}" for i in range(len(config))) + "]"
+        after = self._next(state, ids, path)
+        self.finish(finish_id, state, "${" + listed + "}", path, language, after, base=listed)
 
     def _map(
         self,

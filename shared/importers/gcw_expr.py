@@ -123,7 +123,9 @@ class _Parser:
         left = self.multiplicative()
         while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
             op = self.take()[1]
-            left = f"({left} {op} {self.multiplicative()})"
+            right, left = _mixed(self.multiplicative(), left)
+            left, right = _mixed(left, right)
+            left = f"({left} {op} {right})"
         return left
 
     def multiplicative(self) -> str:
@@ -136,6 +138,8 @@ class _Parser:
             elif op == "//":
                 left = f"({left} / {right})"
             else:
+                right, left = _mixed(right, left)
+                left, right = _mixed(left, right)
                 left = f"({left} {op} {right})"
         return left
 
@@ -262,6 +266,21 @@ class _Parser:
         raise Unsupported(
             "GCW_FUNCTION", f"function {function}() has no equivalent in our CEL expressions"
         )
+
+
+_INT = re.compile(r"^-?\d+$")
+
+
+def _is_double(text: str) -> bool:
+    return text.startswith("(double(") or bool(re.fullmatch(r"-?\d*\.\d*(e[-+]?\d+)?", text))
+
+
+def _mixed(literal: str, other: str) -> tuple[str, str]:
+    """Cloud Workflows mixes int and double in arithmetic; CEL does not: an integer
+    literal next to a double operand becomes a double literal."""
+    if _INT.match(literal) and _is_double(other):
+        return literal + ".0", other
+    return literal, other
 
 
 def to_cel(source: str, scope: Mapping[str, str] | None = None) -> str:
