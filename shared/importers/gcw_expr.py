@@ -272,7 +272,10 @@ _INT = re.compile(r"^-?\d+$")
 
 
 def _is_double(text: str) -> bool:
-    return text.startswith("(double(") or bool(re.fullmatch(r"-?\d*\.\d*(e[-+]?\d+)?", text))
+    if text.startswith("(double("):
+        return True
+    code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    return re.search(r"(?<![\w.])\d+\.\d+", code) is not None
 
 
 def _mixed(literal: str, other: str) -> tuple[str, str]:
