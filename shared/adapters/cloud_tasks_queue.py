@@ -17,6 +17,12 @@ limit). A run delivered before it is due is re-enqueued by the engine with the n
 ``wake_seq``, which is how waits longer than 30 days hop. The dispatch deadline is how
 long Cloud Tasks waits for execute-step's answer (15 s to 30 min).
 
+Fairness (docs/flow-control-fairness.md): with ``shard_paths``, K queues in all, the
+tasks of one tenant all go to queue ``shard_of(tenant, K)`` (``queue_path`` is shard 0),
+the tenant being the execution's (``tenant_of``, cached per execution). Each queue has
+its own dispatch rate and concurrency, so a tenant flooding its queue delays only the
+tenants hashed to the same one. A task whose tenant cannot be resolved goes to shard 0.
+
 Errors: UNAVAILABLE is retried briefly in the call; what still fails with
 UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED or INTERNAL is raised as
 ``TransientError``, anything else as a non-retryable ``WorkflowError``
@@ -40,6 +46,7 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 from grpc import aio
 
 from shared.adapters._gapic import async_client, translate
+from shared.adapters._tenant_cache import TenantCache, TenantResolver
 from shared.adapters.clock import SystemClock, as_utc
 from shared.observability import TRACEPARENT, current_traceparent
 from shared.ports import Clock, StepTask
@@ -54,6 +61,8 @@ __all__ = [
     "CloudTasksQueue",
     "clamp_deadline",
     "schedule_time_for",
+    "shard_of",
+    "shard_queue_ids",
     "task_id",
 ]
 
@@ -90,6 +99,25 @@ def schedule_time_for(due_at: datetime, now: datetime) -> datetime:
     return min(as_utc(due_at), as_utc(now) + MAX_SCHEDULE_AHEAD)
 
 
+def shard_of(tenant: str, shards: int) -> int:
+    """The queue shard of ``tenant`` among ``shards``: stable across processes and
+    restarts (SHA-256, not Python's salted ``hash``)."""
+    if shards <= 1:
+        return 0
+    return int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:8], "big") % shards
+
+
+def shard_queue_ids(queue_id: str, shards: int) -> list[str]:
+    """``[queue_id, queue_id-1, ..., queue_id-(shards-1)]``: the ids Terraform creates."""
+    return [queue_id] + [f"{queue_id}-{index}" for index in range(1, shards)]
+
+
+def _check_queue_path(path: str) -> None:
+    parts = path.split("/")
+    if len(parts) != 6 or parts[0::2] != ["projects", "locations", "queues"] or "" in parts:
+        raise ValueError(f"not projects/P/locations/L/queues/Q: {path!r}")
+
+
 def clamp_deadline(seconds: float) -> float:
     """A dispatch deadline Cloud Tasks accepts (15 s to 30 min)."""
     return min(MAX_DEADLINE, max(MIN_DEADLINE, seconds))
@@ -117,20 +145,33 @@ class CloudTasksConfig:
     """Timeout of one CreateTask call."""
     retry_seconds: float = 5.0
     """How long UNAVAILABLE answers are retried within one ``enqueue`` (0: never)."""
+    shard_paths: tuple[str, ...] = ()
+    """Further queues, shards 1..K-1 (``queue_path`` is shard 0); a tenant's tasks all go
+    to one shard. Empty: every task goes to ``queue_path``."""
 
     def __post_init__(self) -> None:
-        parts = self.queue_path.split("/")
-        if len(parts) != 6 or parts[0::2] != ["projects", "locations", "queues"] or "" in parts:
-            raise ValueError(f"not projects/P/locations/L/queues/Q: {self.queue_path!r}")
+        for path in self.queue_paths:
+            _check_queue_path(path)
+        if len(set(self.queue_paths)) != len(self.queue_paths):
+            raise ValueError("queue shards must be distinct queues")
         if not self.url.startswith(("https://", "http://")):
             raise ValueError(f"url must be an http(s) URL: {self.url!r}")
 
+    @property
+    def queue_paths(self) -> tuple[str, ...]:
+        """Every shard's queue, shard 0 first."""
+        return (self.queue_path, *self.shard_paths)
+
     @classmethod
     def from_settings(cls, settings: Settings, project: str) -> CloudTasksConfig:
+        gcp = settings.gcp
+        paths = [
+            tasks_v2.CloudTasksClient.queue_path(project, gcp.location, queue_id)
+            for queue_id in shard_queue_ids(gcp.tasks_queue, gcp.tasks_queue_shards)
+        ]
         return cls(
-            queue_path=tasks_v2.CloudTasksClient.queue_path(
-                project, settings.gcp.location, settings.gcp.tasks_queue
-            ),
+            queue_path=paths[0],
+            shard_paths=tuple(paths[1:]),
             url=settings.gcp.execute_step_url,
             service_account=settings.gcp.tasks_service_account,
             audience=settings.gcp.tasks_audience,
@@ -150,11 +191,16 @@ class CloudTasksQueue:
         interceptors: Sequence[aio.ClientInterceptor] = (),
         client_factory: Callable[[], tasks_v2.CloudTasksAsyncClient] | None = None,
         deadline_for: DeadlineFor | None = None,
+        tenant_of: TenantResolver | None = None,
+        tenant_cache_size: int = 10_000,
     ) -> None:
         """Args:
         interceptors: gRPC client interceptors (the cost benchmark counts calls).
         client_factory: builds the client instead (tests); ``interceptors`` is then unused.
         deadline_for: the dispatch deadline of one task in seconds (None: the config's).
+        tenant_of: an execution's tenant, to pick its queue shard (unused with one queue;
+            without it every task goes to shard 0).
+        tenant_cache_size: execution ids whose tenant is remembered (LRU).
         """
         self.config = config
         self._clock: Clock = clock or SystemClock()
@@ -162,6 +208,19 @@ class CloudTasksQueue:
         self._client_factory = client_factory
         self._deadline_for = deadline_for
         self._client: tasks_v2.CloudTasksAsyncClient | None = None
+        self._tenants = (
+            TenantCache(tenant_of, size=tenant_cache_size)
+            if tenant_of is not None and config.shard_paths
+            else None
+        )
+
+    async def queue_for(self, task: StepTask) -> str:
+        """The queue ``task`` goes to: its tenant's shard, shard 0 if the tenant is unknown."""
+        paths = self.config.queue_paths
+        if self._tenants is None:
+            return paths[0]
+        tenant = await self._tenants.tenant_of(task.execution_id)
+        return paths[shard_of(tenant, len(paths))] if tenant is not None else paths[0]
 
     def _get_client(self) -> tasks_v2.CloudTasksAsyncClient:
         if self._client is None:
@@ -176,11 +235,12 @@ class CloudTasksQueue:
                 )
         return self._client
 
-    def task_name(self, task: StepTask) -> str:
-        return f"{self.config.queue_path}/tasks/{task_id(task)}"
+    def task_name(self, task: StepTask, queue_path: str | None = None) -> str:
+        return f"{queue_path or self.config.queue_path}/tasks/{task_id(task)}"
 
-    def build_task(self, task: StepTask) -> tasks_v2.Task:
-        """The Cloud Tasks task for one step task (what ``enqueue`` sends).
+    def build_task(self, task: StepTask, queue_path: str | None = None) -> tasks_v2.Task:
+        """The Cloud Tasks task for one step task (what ``enqueue`` sends) in
+        ``queue_path`` (default: shard 0).
 
         The trace context (the task's own, else the current span's) goes in the body and
         in a ``traceparent`` header, so execute-step continues the enqueuer's trace.
@@ -207,14 +267,16 @@ class CloudTasksQueue:
         seconds = self._deadline_for(task) if self._deadline_for else None
         deadline = clamp_deadline(seconds or config.dispatch_deadline_seconds)
         return tasks_v2.Task(
-            name=self.task_name(task),
+            name=self.task_name(task, queue_path),
             http_request=request,
             schedule_time=schedule_time_for(task.due_at, self._clock.now()),
             dispatch_deadline=timedelta(seconds=deadline),
         )
 
     async def enqueue(self, task: StepTask) -> None:
-        """Create the task; a task of that name already existing is success."""
+        """Create the task in its tenant's queue; a task of that name already existing
+        is success."""
+        queue_path = await self.queue_for(task)
         client = self._get_client()
         retry = None
         if self.config.retry_seconds > 0:
@@ -227,8 +289,8 @@ class CloudTasksQueue:
             )
         try:
             await client.create_task(
-                parent=self.config.queue_path,
-                task=self.build_task(task),
+                parent=queue_path,
+                task=self.build_task(task, queue_path),
                 retry=retry,
                 timeout=self.config.rpc_timeout_seconds,
             )
