@@ -804,12 +804,12 @@ class AslTranslator:
                 return present if value else f"!{present}"
             if key == "IsNull":
                 return f"({var} {'==' if value else '!='} null)"
-            checks = {"IsString": "string", "IsBoolean": "bool", "IsTimestamp": "string"}
+            checks = {"IsString": 'type("")', "IsBoolean": "type(true)", "IsTimestamp": 'type("")'}
             if key in checks:
                 test = f"(type({var}) == {checks[key]})"
                 return test if value else f"!{test}"
             if key == "IsNumeric":
-                test = f"(type({var}) == int || type({var}) == double)"
+                test = f"(type({var}) == type(1) || type({var}) == type(1.0))"
                 return f"({test})" if value else f"!({test})"
             if key == "StringMatches" and isinstance(value, str):
                 regex = "^" + re.escape(value).replace(r"\*", ".*") + "$"
