@@ -74,6 +74,8 @@ async def test_an_issued_key_works_until_it_is_revoked(api: httpx.AsyncClient) -
     assert session.json()["tenant"] == "acme" and session.json()["role"] == "editor"
     bearer = await api.get(f"{API}/session", headers={"Authorization": f"Bearer {secret}"})
     assert bearer.json()["principal"] == "ci"
+    forged = f"wfe_{key['id']}_{'A' * 43}"  # a known key id, a guessed secret
+    assert (await api.get(f"{API}/session", headers={"X-API-Key": forged})).status_code == 401
     listed = (await api.get(f"{TENANTS}/acme/keys")).json()["items"]
     assert [k["id"] for k in listed] == [key["id"]]
     assert secret not in str(listed)
@@ -81,8 +83,6 @@ async def test_an_issued_key_works_until_it_is_revoked(api: httpx.AsyncClient) -
     assert revoked.status_code == 200 and revoked.json()["revokedAt"]
     refused = await api.get(f"{API}/session", headers={"X-API-Key": secret})
     assert refused.status_code == 401
-    forged = secret[:-4] + "AAAA"
-    assert (await api.get(f"{API}/session", headers={"X-API-Key": forged})).status_code == 401
 
 
 async def test_a_disabled_tenants_keys_are_refused(api: httpx.AsyncClient) -> None:
