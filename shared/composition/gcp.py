@@ -128,8 +128,17 @@ def build_gcp(
         store = FirestoreStore(project=project, database=gcp.firestore_database, clock=clock)
     limiter, audit_log = _limits_and_audit(settings, project, store)
     tenant_store, usage = _tenant_registry(settings, project, store)
+    gcp_store = store  # the queue's tenant lookup, for its shards
+
+    async def tenant_of(execution_id: str) -> str | None:
+        execution = await gcp_store.get_execution(execution_id)
+        return execution.tenant if execution is not None else None
+
     queue = CloudTasksQueue(
-        _tasks_config(settings, project), clock=clock, interceptors=interceptors
+        _tasks_config(settings, project),
+        clock=clock,
+        interceptors=interceptors,
+        tenant_of=tenant_of,
     )
     bus = PubSubEventBus(project, interceptors=interceptors)
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
