@@ -41,6 +41,7 @@ def cel_to_gcw(source: str) -> str:
         position = match.end()
         kind = match.lastgroup or "op"
         token = match.group(kind)
+        space = match.group(0)[: len(match.group(0)) - len(token)]
         if kind == "name" and previous != ".":
             if token == "vars" and source[position:].lstrip().startswith("."):
                 position = source.index(".", position) + 1
@@ -57,10 +58,10 @@ def cel_to_gcw(source: str) -> str:
             elif token in ("has", "matches", "map", "filter", "all", "exists", "timestamp"):
                 raise Unsupported("EXPORT_EXPRESSION", f"{token}() has no counterpart")
         elif kind == "op":
-            token = {"&&": " and ", "||": " or ", "!": "not "}.get(token, token)
+            token = {"&&": "and", "||": "or", "!": "not "}.get(token, token)
             if token == "?":
                 raise Unsupported("EXPORT_EXPRESSION", "the ?: operator has no counterpart")
-        out.append(token)
+        out.append(space + token)
         previous = token
     return "".join(out)
 
@@ -271,6 +272,8 @@ def _asl_state(step: Mapping[str, Any], steps: list[Any], path: str, f: Collecto
             state = {"Type": "Pass"}
         elif _asl_path(output) is not None:
             state = {"Type": "Pass", "InputPath": _asl_path(output)}
+        elif isinstance(output, Mapping) and "${" not in json.dumps(output):
+            state = {"Type": "Pass", "Result": output}
         elif isinstance(output, Mapping):
             state = {"Type": "Pass", "Parameters": _asl_parameters(output, f"{path}/config/output", f)}
         elif isinstance(output, str) and "${" in output:
