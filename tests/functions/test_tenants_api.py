@@ -4,11 +4,15 @@ and the quotas it sets, enforced at workflow create/import and execution start."
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
+from shared.app.tenants import QuotaExceeded
 from shared.composition import LocalRuntime
+from shared.ports import StepTask
 
 API = "/api/v1"
 TENANTS = f"{API}/admin/tenants"
@@ -203,3 +207,25 @@ async def test_graphql_manages_tenants_and_keys(api: httpx.AsyncClient) -> None:
     assert revoked["data"]["revokeTenantKey"]["revokedAt"]
     answer = await api.post("/graphql", json={"query": "{ tenants { id } }"}, headers=owner)
     assert answer.status_code == 401
+
+
+async def test_steps_per_second_throttles_step_deliveries(
+    api: httpx.AsyncClient, runtime: LocalRuntime
+) -> None:
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"stepsPerSecond": 0.01}})
+    acme = {"X-Tenant": "acme"}
+    flow = (await api.post(f"{API}/workflows", json=_named(WAITING), headers=acme)).json()["id"]
+    started = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
+    execution_id = started.json()["id"]
+    task = StepTask(execution_id=execution_id, run_id="no-such-run", due_at=datetime.now(UTC))
+    await runtime.app.execute_step(task)  # the bucket's one token (burst 1)
+    with pytest.raises(QuotaExceeded) as refused:
+        await runtime.app.execute_step(task)
+    assert refused.value.retryable and refused.value.details["quota"] == "stepsPerSecond"
+    assert refused.value.details["retryAfterSeconds"] >= 50
+    other = (await api.post(f"{API}/workflows", json=_named(WAITING))).json()["id"]
+    mine = (await api.post(f"{API}/workflows/{other}/execute", json={})).json()["id"]
+    for _ in range(3):  # the default tenant has no such quota
+        await runtime.app.execute_step(
+            StepTask(execution_id=mine, run_id="no-such-run", due_at=datetime.now(UTC))
+        )
