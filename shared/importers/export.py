@@ -58,9 +58,13 @@ def cel_to_gcw(source: str) -> str:
             elif token in ("has", "matches", "map", "filter", "all", "exists", "timestamp"):
                 raise Unsupported("EXPORT_EXPRESSION", f"{token}() has no counterpart")
         elif kind == "op":
-            token = {"&&": "and", "||": "or", "!": "not "}.get(token, token)
+            token = {"&&": "and ", "||": "or ", "!": "not "}.get(token, token)
             if token == "?":
                 raise Unsupported("EXPORT_EXPRESSION", "the ?: operator has no counterpart")
+        if token in ("and ", "or ") and not space:
+            space = " "
+        if out and out[-1].endswith(" "):
+            space = ""
         out.append(space + token)
         previous = token
     return "".join(out)
