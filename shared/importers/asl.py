@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared.importers.result import Collector, Unsupported, pointer
+from shared.importers.result import MAX_EMITTED_STEPS, Collector, Unsupported, pointer
 
 MAX_WAIT = 365 * 86_400
 _PATH = re.compile(r"^\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\['[^']*'\]|\[\"[^\"]*\"\])*)$")
@@ -241,6 +241,12 @@ class AslTranslator:
 
     def emit(self, step: dict[str, Any]) -> dict[str, Any]:
         step.setdefault("nextSteps", [])
+        if len(self.steps) >= MAX_EMITTED_STEPS:
+            raise Unsupported(
+                "IMPORT_TOO_MANY_STEPS",
+                f"the translation needs more than {MAX_EMITTED_STEPS} steps (subworkflows are "
+                "inlined at each call)",
+            )
         self.steps.append(step)
         return step
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.importers.gcw_expr import expression_text, is_expression, to_cel
-from shared.importers.result import Collector, Unsupported, pointer
+from shared.importers.result import MAX_EMITTED_STEPS, Collector, Unsupported, pointer
 
 RESULT_VAR = "wfResult"
 RAISED_VAR = "wfRaised"
@@ -132,6 +132,12 @@ class GcwTranslator:
 
     def emit(self, step: dict[str, Any]) -> dict[str, Any]:
         step.setdefault("nextSteps", [])
+        if len(self.steps) >= MAX_EMITTED_STEPS:
+            raise Unsupported(
+                "IMPORT_TOO_MANY_STEPS",
+                f"the translation needs more than {MAX_EMITTED_STEPS} steps (subworkflows are "
+                "inlined at each call)",
+            )
         self.steps.append(step)
         self.body_of[step["id"]] = self.body
         return step

@@ -24,6 +24,9 @@ MAX_SOURCE_BYTES = MAX_YAML_BYTES
 MAX_SOURCE_DEPTH = MAX_YAML_DEPTH
 MAX_SOURCE_NODES = 50_000
 """Most mappings, sequences and scalars a source document may hold."""
+MAX_EMITTED_STEPS = 2000
+"""A translation stops (IMPORT_TOO_MANY_STEPS) past this many steps: subworkflows are
+inlined at each call, so a few calling each other could otherwise multiply without end."""
 MAX_OUR_STEPS = 500
 """Our definitions hold at most this many steps (``validation.MAX_STEPS``)."""
 
