@@ -740,11 +740,17 @@ class GcwTranslator:
         )
         if "range" in spec:
             bounds = spec["range"]
-            if not isinstance(bounds, list) or len(bounds) != 2:
-                self.f.unsupported_("GCW_FOR_RANGE", "range is [start, end]", f"{where}/range")
-                bounds = [0, -1]
-            start = self.value(bounds[0], f"{where}/range/0", ctx)
-            last = self.value(bounds[1], f"{where}/range/1", ctx)
+            if is_expression(bounds):
+                pair = self.cel(bounds, f"{where}/range", ctx)
+                start, last = f"${{({pair})[0]}}", f"${{({pair})[1]}}"
+            else:
+                if not isinstance(bounds, list) or len(bounds) != 2:
+                    self.f.unsupported_(
+                        "GCW_FOR_RANGE", "range is [start, end]", f"{where}/range"
+                    )
+                    bounds = [0, -1]
+                start = self.value(bounds[0], f"{where}/range/0", ctx)
+                last = self.value(bounds[1], f"{where}/range/1", ctx)
             init_set = {counter: start, end: last}
             when = f"vars.{counter} <= vars.{end}"
             bind_set: dict[str, Any] = {value_name: f"${{vars.{counter}}}"}
