@@ -36,7 +36,9 @@ def _print_text(result: ImportResult, out: Any) -> None:
     print(json.dumps(result.definition, indent=2, ensure_ascii=False), file=out)
     for label, findings in (("warning", result.warnings), ("unsupported", result.unsupported)):
         for finding in findings:
-            print(f"{label:12} {finding.code:28} {finding.path or '/'}  {finding.message}", file=out)
+            print(
+                f"{label:12} {finding.code:28} {finding.path or '/'}  {finding.message}", file=out
+            )
     for issue in result.issues:
         print(f"{'invalid':12} {issue.code:28} {issue.path or '/'}  {issue.message}", file=out)
     state = "valid" if result.valid else "NOT valid"
@@ -95,9 +97,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def add_parser(commands: Any, command: Any, common: Any) -> None:
     """Register ``import`` on the ``wfe`` sub-command parser."""
-    parser = command(
-        commands, "import", "translate a Cloud Workflows or Step Functions definition"
-    )
+    parser = command(commands, "import", "translate a Cloud Workflows or Step Functions definition")
     parser.add_argument("file", metavar="FILE")
     parser.add_argument(
         "--from", dest="source_format", choices=FORMATS, required=True, help="source format"

@@ -217,8 +217,12 @@ class AslTranslator:
         entry = self.f.new_id("StateInput")
         # ASL's first state receives the execution input; our first step's prev is null
         self.emit(
-            {"id": entry, "type": "transform", "config": {"set": {}, "output": "${input}"},
-             "nextSteps": [first]}
+            {
+                "id": entry,
+                "type": "transform",
+                "config": {"set": {}, "output": "${input}"},
+                "nextSteps": [first],
+            }
         )
         steps = [s for s in self.steps if s["id"] == entry] + [
             s for s in self.steps if s["id"] != entry

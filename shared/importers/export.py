@@ -80,9 +80,7 @@ def _gcw_value(value: Any, path: str, f: Collector) -> Any:
                 f.unsupported_(exc.code, exc.message, path)
                 return value
         if "${" in value:
-            f.unsupported_(
-                "EXPORT_TEMPLATE", "text around ${...} has no counterpart (use +)", path
-            )
+            f.unsupported_("EXPORT_TEMPLATE", "text around ${...} has no counterpart (use +)", path)
         return value
     if isinstance(value, Mapping):
         return {k: _gcw_value(v, f"{path}/{k}", f) for k, v in value.items()}
@@ -167,7 +165,9 @@ def to_gcw(raw: Any) -> ImportResult:
             f.unsupported_("EXPORT_ON_ERROR", "onError is not exported (wrap in try)", path)
         out.append({step["id"]: body})
     if definition.get("variables"):
-        out.insert(0, {"init_variables": {"assign": [{k: v} for k, v in definition["variables"].items()]}})
+        out.insert(
+            0, {"init_variables": {"assign": [{k: v} for k, v in definition["variables"].items()]}}
+        )
     document = {"main": {"params": ["args"], "steps": out}}
     return ImportResult(document, f.warnings, f.unsupported)
 
@@ -197,7 +197,9 @@ def _asl_parameters(value: Any, path: str, f: Collector) -> Any:
             if ref is not None:
                 out[f"{key}.$"] = ref
             elif isinstance(item, str) and "${" in item:
-                f.unsupported_("EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/{key}")
+                f.unsupported_(
+                    "EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/{key}"
+                )
             else:
                 out[key] = _asl_parameters(item, f"{path}/{key}", f)
         return out
@@ -212,13 +214,22 @@ def _asl_rule(when: str, path: str, f: Collector) -> dict[str, Any] | None:
         except ValueError:
             literal = None
         kind = (
-            "Boolean" if isinstance(literal, bool)
-            else "Numeric" if isinstance(literal, (int, float))
-            else "String" if isinstance(literal, str)
+            "Boolean"
+            if isinstance(literal, bool)
+            else "Numeric"
+            if isinstance(literal, (int, float))
+            else "String"
+            if isinstance(literal, str)
             else None
         )
-        op = {"==": "Equals", "<": "LessThan", ">": "GreaterThan", "<=": "LessThanEquals",
-              ">=": "GreaterThanEquals", "!=": "Equals"}[match.group(2)]
+        op = {
+            "==": "Equals",
+            "<": "LessThan",
+            ">": "GreaterThan",
+            "<=": "LessThanEquals",
+            ">=": "GreaterThanEquals",
+            "!=": "Equals",
+        }[match.group(2)]
         if kind and (kind != "Boolean" or op == "Equals"):
             rule: dict[str, Any] = {"Variable": "$" + match.group(1), kind + op: literal}
             return {"Not": rule} if match.group(2) == "!=" else rule
@@ -237,7 +248,9 @@ def to_asl(raw: Any) -> ImportResult:
     )
 
 
-def _asl_machine(steps: list[Any], start: str | None, f: Collector, only: set[str]) -> dict[str, Any]:
+def _asl_machine(
+    steps: list[Any], start: str | None, f: Collector, only: set[str]
+) -> dict[str, Any]:
     index_of = {s.get("id"): i for i, s in enumerate(steps)}
     first = start or steps[0].get("id")
     seen: set[str] = set()
@@ -265,13 +278,19 @@ def _asl_machine(steps: list[Any], start: str | None, f: Collector, only: set[st
     return {"StartAt": first, "States": states}
 
 
-def _asl_state(step: Mapping[str, Any], steps: list[Any], path: str, f: Collector) -> dict[str, Any]:
+def _asl_state(
+    step: Mapping[str, Any], steps: list[Any], path: str, f: Collector
+) -> dict[str, Any]:
     kind, config = step.get("type"), step.get("config") or {}
     state: dict[str, Any]
     if kind == "transform":
         output = config.get("output")
         if config.get("set"):
-            f.unsupported_("EXPORT_VARIABLES", "variables set by a transform are not exported", f"{path}/config/set")
+            f.unsupported_(
+                "EXPORT_VARIABLES",
+                "variables set by a transform are not exported",
+                f"{path}/config/set",
+            )
         if output is None:
             state = {"Type": "Pass"}
         elif _asl_path(output) is not None:
@@ -279,9 +298,14 @@ def _asl_state(step: Mapping[str, Any], steps: list[Any], path: str, f: Collecto
         elif isinstance(output, Mapping) and "${" not in json.dumps(output):
             state = {"Type": "Pass", "Result": output}
         elif isinstance(output, Mapping):
-            state = {"Type": "Pass", "Parameters": _asl_parameters(output, f"{path}/config/output", f)}
+            state = {
+                "Type": "Pass",
+                "Parameters": _asl_parameters(output, f"{path}/config/output", f),
+            }
         elif isinstance(output, str) and "${" in output:
-            f.unsupported_("EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/config/output")
+            f.unsupported_(
+                "EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/config/output"
+            )
             state = {"Type": "Pass"}
         else:
             state = {"Type": "Pass", "Result": output}
@@ -293,21 +317,39 @@ def _asl_state(step: Mapping[str, Any], steps: list[Any], path: str, f: Collecto
         else:
             parameters["ApiEndpoint"] = config.get("url")
             if "${" in str(config.get("url")):
-                f.unsupported_("EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/config/url")
+                f.unsupported_(
+                    "EXPORT_EXPRESSION", "only ${prev.a.b} references export", f"{path}/config/url"
+                )
         if config.get("headers"):
             parameters["Headers"] = _asl_parameters(config["headers"], f"{path}/config/headers", f)
         if config.get("query"):
-            parameters["QueryParameters"] = _asl_parameters(config["query"], f"{path}/config/query", f)
+            parameters["QueryParameters"] = _asl_parameters(
+                config["query"], f"{path}/config/query", f
+            )
         if config.get("body") is not None:
             body_ref = _asl_path(config["body"])
             if body_ref:
                 parameters["RequestBody.$"] = body_ref
             else:
-                parameters["RequestBody"] = _asl_parameters(config["body"], f"{path}/config/body", f)
-        f.warn("EXPORT_HTTP_CONNECTION", "HTTP Tasks need Authentication.ConnectionArn (an EventBridge connection)", path)
+                parameters["RequestBody"] = _asl_parameters(
+                    config["body"], f"{path}/config/body", f
+                )
+        f.warn(
+            "EXPORT_HTTP_CONNECTION",
+            "HTTP Tasks need Authentication.ConnectionArn (an EventBridge connection)",
+            path,
+        )
         parameters["Authentication"] = {"ConnectionArn": "<connection-arn>"}
-        state = {"Type": "Task", "Resource": "arn:aws:states:::http:invoke", "Parameters": parameters,
-                 "ResultSelector": {"status.$": "$.StatusCode", "body.$": "$.ResponseBody", "headers.$": "$.Headers"}}
+        state = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::http:invoke",
+            "Parameters": parameters,
+            "ResultSelector": {
+                "status.$": "$.StatusCode",
+                "body.$": "$.ResponseBody",
+                "headers.$": "$.Headers",
+            },
+        }
     elif kind == "branch":
         choices = []
         for i, case in enumerate(config.get("cases") or []):
@@ -332,32 +374,45 @@ def _asl_state(step: Mapping[str, Any], steps: list[Any], path: str, f: Collecto
         if kind == "parallel":
             state = {
                 "Type": "Parallel",
-                "Branches": [_asl_machine(steps, b["start"], f, set()) for b in config.get("branches") or []],
+                "Branches": [
+                    _asl_machine(steps, b["start"], f, set()) for b in config.get("branches") or []
+                ],
             }
         else:
             items = str(config.get("items", ""))
-            state = {"Type": "Map", "MaxConcurrency": config.get("concurrency", 5),
-                     "ItemProcessor": _asl_machine(steps, config.get("start"), f, set())}
+            state = {
+                "Type": "Map",
+                "MaxConcurrency": config.get("concurrency", 5),
+                "ItemProcessor": _asl_machine(steps, config.get("start"), f, set()),
+            }
             ref = _asl_path("${" + items + "}")
             if ref:
                 state["ItemsPath"] = ref
             else:
-                f.unsupported_("EXPORT_EXPRESSION", "map items must be a ${prev.a.b} reference", f"{path}/config/items")
+                f.unsupported_(
+                    "EXPORT_EXPRESSION",
+                    "map items must be a ${prev.a.b} reference",
+                    f"{path}/config/items",
+                )
     else:
         f.unsupported_("EXPORT_STEP_TYPE", f"step type {kind!r} is not exported", path)
         state = {"Type": "Pass", "Comment": f"UNSUPPORTED {kind}"}
     error = step.get("onError") or {}
     retry = error.get("retry")
     if retry:
-        state["Retry"] = [{
-            "ErrorEquals": ["States.ALL"],
-            "MaxAttempts": int(retry.get("maxAttempts", 3)) - 1,
-            "IntervalSeconds": max(1, int(retry.get("initialDelaySeconds", 1))),
-            "BackoffRate": retry.get("multiplier", 2.0),
-            "MaxDelaySeconds": int(retry.get("maxDelaySeconds", 300)),
-        }]
+        state["Retry"] = [
+            {
+                "ErrorEquals": ["States.ALL"],
+                "MaxAttempts": int(retry.get("maxAttempts", 3)) - 1,
+                "IntervalSeconds": max(1, int(retry.get("initialDelaySeconds", 1))),
+                "BackoffRate": retry.get("multiplier", 2.0),
+                "MaxDelaySeconds": int(retry.get("maxDelaySeconds", 300)),
+            }
+        ]
     if error.get("strategy") == "fallback" and error.get("fallbackStep"):
         state["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": error["fallbackStep"]}]
     elif error.get("strategy") == "continue":
-        f.unsupported_("EXPORT_ON_ERROR", "strategy 'continue' has no counterpart", f"{path}/onError")
+        f.unsupported_(
+            "EXPORT_ON_ERROR", "strategy 'continue' has no counterpart", f"{path}/onError"
+        )
     return state

@@ -30,15 +30,39 @@ HTTP_METHODS = {"get": "GET", "post": "POST", "put": "PUT", "patch": "PATCH", "d
 _RETRY_HTTP = ["HTTP_429", "HTTP_502", "HTTP_503", "HTTP_504", "HTTP_TIMEOUT", "HTTP_UNREACHABLE"]
 _RETRY_HTTP_NON_IDEMPOTENT = ["HTTP_429", "HTTP_503"]
 _STEP_KEYS = {"assign", "call", "switch", "for", "parallel", "try", "raise", "return", "steps"}
-_HTTP_STATUSES = (400, 401, 403, 404, 405, 408, 409, 410, 412, 415, 422, 425, 429, 500, 501,
-                  502, 503, 504)
+_HTTP_STATUSES = (
+    400,
+    401,
+    403,
+    404,
+    405,
+    408,
+    409,
+    410,
+    412,
+    415,
+    422,
+    425,
+    429,
+    500,
+    501,
+    502,
+    503,
+    504,
+)
 _STATUS_OF = "".join(f"prev.error.code == 'HTTP_{n}' ? {n} : " for n in _HTTP_STATUSES)
 _IS_HTTP = "prev.error.code in [" + ", ".join(f"'HTTP_{n}'" for n in _HTTP_STATUSES) + "]"
 # one map literal only, closing the template: ``${...}`` ends at a ``}`` not followed by ``}``
 _ERROR_BINDING = (
-    "${prev.error.code == 'EXPRESSION_ERROR' && '" + RAISED_VAR + "' in vars ? vars."
-    + RAISED_VAR + " : {'message': prev.error.message, 'code': " + _STATUS_OF
-    + "prev.error.code, 'tags': " + _IS_HTTP + " ? ['HttpError'] : prev.error.code == "
+    "${prev.error.code == 'EXPRESSION_ERROR' && '"
+    + RAISED_VAR
+    + "' in vars ? vars."
+    + RAISED_VAR
+    + " : {'message': prev.error.message, 'code': "
+    + _STATUS_OF
+    + "prev.error.code, 'tags': "
+    + _IS_HTTP
+    + " ? ['HttpError'] : prev.error.code == "
     "'HTTP_TIMEOUT' ? ['TimeoutError'] : prev.error.code in ['HTTP_UNREACHABLE', 'HTTP_DNS'] "
     "? ['ConnectionError'] : [prev.error.code]}}"
 )
@@ -745,9 +769,7 @@ class GcwTranslator:
                 start, last = f"${{({pair})[0]}}", f"${{({pair})[1]}}"
             else:
                 if not isinstance(bounds, list) or len(bounds) != 2:
-                    self.f.unsupported_(
-                        "GCW_FOR_RANGE", "range is [start, end]", f"{where}/range"
-                    )
+                    self.f.unsupported_("GCW_FOR_RANGE", "range is [start, end]", f"{where}/range")
                     bounds = [0, -1]
                 start = self.value(bounds[0], f"{where}/range/0", ctx)
                 last = self.value(bounds[1], f"{where}/range/1", ctx)

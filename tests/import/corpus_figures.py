@@ -87,19 +87,45 @@ def constructs(fmt: str, path: Path) -> set[str]:
                     if value.startswith("events.")
                     else "call connector/other"
                 )
-            elif key in ("assign", "switch", "for", "parallel", "try", "retry", "except",
-                         "raise", "return", "next", "steps"):
+            elif key in (
+                "assign",
+                "switch",
+                "for",
+                "parallel",
+                "try",
+                "retry",
+                "except",
+                "raise",
+                "return",
+                "next",
+                "steps",
+            ):
                 found.add(key)
             elif key == "params":
                 found.add("subworkflow/params")
         else:
-            if key == "Type" and isinstance(value, str) and value in (
-                "Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"
+            if (
+                key == "Type"
+                and isinstance(value, str)
+                and value
+                in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
             ):
                 found.add(value)
-            elif key in ("Retry", "Catch", "InputPath", "Parameters", "ResultSelector",
-                         "ResultPath", "OutputPath", "ItemsPath", "ItemSelector",
-                         "MaxConcurrency", "Arguments", "Output", "Assign"):
+            elif key in (
+                "Retry",
+                "Catch",
+                "InputPath",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "OutputPath",
+                "ItemsPath",
+                "ItemSelector",
+                "MaxConcurrency",
+                "Arguments",
+                "Output",
+                "Assign",
+            ):
                 found.add(key)
             elif key == "Resource" and isinstance(value, str):
                 found.add("Task http:invoke" if ":::http:invoke" in value else "Task other ARN")
@@ -117,7 +143,10 @@ def main(argv: list[str]) -> int:
     for fmt in ("gcw", "asl"):
         mine = {k: v for k, v in results.items() if k.startswith(fmt + "/")}
         totals = Counter(v["outcome"] for v in mine.values())
-        print(f"\n## {fmt}: {len(mine)} files: " + ", ".join(f"{k} {n}" for k, n in sorted(totals.items())))
+        print(
+            f"\n## {fmt}: {len(mine)} files: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(totals.items()))
+        )
         by_construct: dict[str, Counter[str]] = defaultdict(Counter)
         for name, result in mine.items():
             for construct in constructs(fmt, CORPUS / name):

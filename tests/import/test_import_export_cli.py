@@ -15,15 +15,29 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 OURS = {
     "name": "round-trip",
     "steps": [
-        {"id": "start", "type": "transform", "config": {"set": {"n": "${size(input.items)}"}},
-         "nextSteps": ["call"]},
-        {"id": "call", "type": "http", "config": {"method": "POST", "url": "https://a.test/x",
-                                                   "body": {"n": "${vars.n}"}},
-         "outputVar": "r", "nextSteps": ["pause"]},
+        {
+            "id": "start",
+            "type": "transform",
+            "config": {"set": {"n": "${size(input.items)}"}},
+            "nextSteps": ["call"],
+        },
+        {
+            "id": "call",
+            "type": "http",
+            "config": {"method": "POST", "url": "https://a.test/x", "body": {"n": "${vars.n}"}},
+            "outputVar": "r",
+            "nextSteps": ["pause"],
+        },
         {"id": "pause", "type": "wait", "config": {"seconds": 2}, "nextSteps": ["pick"]},
-        {"id": "pick", "type": "branch",
-         "config": {"cases": [{"when": "vars.n > 2 && vars.n != 7", "next": "big"}], "default": "small"},
-         "nextSteps": ["big", "small"]},
+        {
+            "id": "pick",
+            "type": "branch",
+            "config": {
+                "cases": [{"when": "vars.n > 2 && vars.n != 7", "next": "big"}],
+                "default": "small",
+            },
+            "nextSteps": ["big", "small"],
+        },
         {"id": "big", "type": "transform", "config": {"set": {"size": "big"}}},
         {"id": "small", "type": "transform", "config": {"set": {"size": "small"}}},
     ],
@@ -43,30 +57,56 @@ def test_export_gcw_translates_expressions_back_and_reimports_valid() -> None:
 
 
 def test_export_reports_what_does_not_map_back() -> None:
-    ours = {"name": "x", "steps": [
-        {"id": "a", "type": "transform", "config": {"set": {"v": "${prev.x}"}}, "nextSteps": ["b"]},
-        {"id": "b", "type": "publish", "config": {"topic": "t"}},
-    ]}
+    ours = {
+        "name": "x",
+        "steps": [
+            {
+                "id": "a",
+                "type": "transform",
+                "config": {"set": {"v": "${prev.x}"}},
+                "nextSteps": ["b"],
+            },
+            {"id": "b", "type": "publish", "config": {"topic": "t"}},
+        ],
+    }
     exported = export_gcw(ours)
     assert [(u.code, u.path) for u in exported.unsupported] == [
-        ("EXPORT_EXPRESSION", "/steps/0/config/set/v"), ("EXPORT_STEP_TYPE", "/steps/1"),
+        ("EXPORT_EXPRESSION", "/steps/0/config/set/v"),
+        ("EXPORT_STEP_TYPE", "/steps/1"),
     ]
 
 
 def test_export_asl_and_reimport() -> None:
-    ours = {"name": "asl-trip", "steps": [
-        {"id": "get", "type": "http", "config": {"url": "https://a.test/y"}, "nextSteps": ["check"],
-         "onError": {"strategy": "retry", "retry": {"maxAttempts": 3}}},
-        {"id": "check", "type": "branch", "config": {"cases": [{"when": "prev.status == 200", "next": "ok"}],
-                                                     "default": "wait"}, "nextSteps": ["ok", "wait"]},
-        {"id": "wait", "type": "wait", "config": {"seconds": 5}},
-        {"id": "ok", "type": "transform", "config": {"output": {"fine": True}}},
-    ]}
+    ours = {
+        "name": "asl-trip",
+        "steps": [
+            {
+                "id": "get",
+                "type": "http",
+                "config": {"url": "https://a.test/y"},
+                "nextSteps": ["check"],
+                "onError": {"strategy": "retry", "retry": {"maxAttempts": 3}},
+            },
+            {
+                "id": "check",
+                "type": "branch",
+                "config": {
+                    "cases": [{"when": "prev.status == 200", "next": "ok"}],
+                    "default": "wait",
+                },
+                "nextSteps": ["ok", "wait"],
+            },
+            {"id": "wait", "type": "wait", "config": {"seconds": 5}},
+            {"id": "ok", "type": "transform", "config": {"output": {"fine": True}}},
+        ],
+    }
     exported = export_asl(ours)
     states = exported.definition["States"]
     assert states["get"]["Resource"] == "arn:aws:states:::http:invoke"
     assert states["get"]["Retry"][0]["MaxAttempts"] == 2
-    assert states["check"]["Choices"] == [{"Variable": "$.status", "NumericEquals": 200, "Next": "ok"}]
+    assert states["check"]["Choices"] == [
+        {"Variable": "$.status", "NumericEquals": 200, "Next": "ok"}
+    ]
     assert states["wait"] == {"Type": "Wait", "Seconds": 5, "End": True}
     assert states["ok"] == {"Type": "Pass", "Result": {"fine": True}, "End": True}
     assert not exported.unsupported
@@ -74,7 +114,9 @@ def test_export_asl_and_reimport() -> None:
     assert back.valid, back.issues
 
 
-def test_cli_dry_run_prints_the_translation_and_findings(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_dry_run_prints_the_translation_and_findings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code = main(["import", "--from", "gcw", str(CORPUS / "gcw" / "error_catch.workflows.yaml")])
     out = capsys.readouterr().out
     assert code == 0

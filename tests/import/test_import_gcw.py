@@ -32,7 +32,10 @@ def codes(result: ImportResult) -> tuple[list[str], list[str]]:
         ("len(items)", "size(vars.items)"),
         ("keys(m)", "vars.m.map(k, k)"),
         ('map.get(m, "k")', '("k" in vars.m ? vars.m["k"] : null)'),
-        ('default(map.get(m, "k"), 3)', '("k" in vars.m ? ("k" in vars.m ? vars.m["k"] : null) : 3)'),
+        (
+            'default(map.get(m, "k"), 3)',
+            '("k" in vars.m ? ("k" in vars.m ? vars.m["k"] : null) : 3)',
+        ),
         ('text.match_regex(s, "^a")', 'vars.s.matches("^a")'),
         ("a + b * 2 - c % 3", "((vars.a + (vars.b * 2)) - (vars.c % 3))"),
         ("a / 2", "(double(vars.a) / double(2))"),
@@ -54,8 +57,15 @@ def test_expressions_translate_to_cel(source: str, cel: str) -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["json.encode_to_string(x)", "text.to_lower(s)", "sys.get_env('X')", "map.get(m, ['a', 'b'])",
-     "default(x, 1)", "a ?? b", "'unterminated"],
+    [
+        "json.encode_to_string(x)",
+        "text.to_lower(s)",
+        "sys.get_env('X')",
+        "map.get(m, ['a', 'b'])",
+        "default(x, 1)",
+        "a ?? b",
+        "'unterminated",
+    ],
 )
 def test_expressions_without_an_equivalent_are_unsupported(source: str) -> None:
     with pytest.raises(Unsupported):
@@ -82,7 +92,9 @@ def test_assign_into_a_key_is_unsupported_with_its_path() -> None:
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "delete", "patch"])
-def test_http_calls_keep_method_headers_query_body_timeout_and_give_gcw_result_shape(method: str) -> None:
+def test_http_calls_keep_method_headers_query_body_timeout_and_give_gcw_result_shape(
+    method: str,
+) -> None:
     text = (
         f"- c:\n    call: http.{method}\n    args:\n      url: ${{base + '/x'}}\n"
         "      headers: {A: b}\n      query: {q: 1}\n      body:\n        k: ${v}\n      timeout: 20\n"
@@ -92,17 +104,25 @@ def test_http_calls_keep_method_headers_query_body_timeout_and_give_gcw_result_s
     call = steps(result)["c"]
     assert call["type"] == "http"
     assert call["config"] == {
-        "method": method.upper(), "url": "${(vars.base + \"/x\")}", "headers": {"A": "b"},
-        "query": {"q": 1}, "body": {"k": "${vars.v}"}, "timeoutSeconds": 20,
+        "method": method.upper(),
+        "url": '${(vars.base + "/x")}',
+        "headers": {"A": "b"},
+        "query": {"q": 1},
+        "body": {"k": "${vars.v}"},
+        "timeoutSeconds": 20,
     }
     shape = steps(result)[call["nextSteps"][0]]
     assert shape["config"]["set"]["r"] == {
-        "body": "${prev.body}", "code": "${prev.status}", "headers": "${prev.headers}"
+        "body": "${prev.body}",
+        "code": "${prev.status}",
+        "headers": "${prev.headers}",
     }
 
 
 def test_http_request_with_auth_warns_about_auth() -> None:
-    result = gcw("- c:\n    call: http.request\n    args:\n      method: PATCH\n      url: https://a.test\n      auth: {type: OIDC}\n")
+    result = gcw(
+        "- c:\n    call: http.request\n    args:\n      method: PATCH\n      url: https://a.test\n      auth: {type: OIDC}\n"
+    )
     assert steps(result)["c"]["config"]["method"] == "PATCH"
     assert [(w.code, w.path) for w in result.warnings] == [("GCW_HTTP_AUTH", "/0/c/args/auth")]
 
@@ -142,14 +162,19 @@ def test_for_in_is_a_bounded_sequential_loop_with_value_index_break_and_continue
     assert check["maxIterations"] == 10_000
     assert check["config"]["cases"][0]["when"] == "vars.wfLoop1I < size(vars.wfLoop1Items)"
     assert found["l_bind"]["config"]["set"] == {
-        "v": "${vars.wfLoop1Items[vars.wfLoop1I]}", "i": "${vars.wfLoop1I}"
+        "v": "${vars.wfLoop1Items[vars.wfLoop1I]}",
+        "i": "${vars.wfLoop1I}",
     }
     cases = found["s"]["config"]["cases"]
     assert cases[0]["next"] == "done" and cases[1]["next"] == "l_next"
 
 
 def test_for_range_counts_inclusively() -> None:
-    found = steps(gcw("- l:\n    for:\n      value: v\n      range: [1, 9]\n      steps:\n        - a:\n            assign:\n              - s: ${v}\n"))
+    found = steps(
+        gcw(
+            "- l:\n    for:\n      value: v\n      range: [1, 9]\n      steps:\n        - a:\n            assign:\n              - s: ${v}\n"
+        )
+    )
     assert found["l"]["config"]["set"] == {"wfLoop1I": 1, "wfLoop1End": 9}
     assert found["l_check"]["config"]["cases"][0]["when"] == "vars.wfLoop1I <= vars.wfLoop1End"
 
@@ -162,7 +187,8 @@ def test_parallel_branches_become_a_parallel_step() -> None:
     )
     result = gcw(text)
     assert steps(result)["p"]["config"]["branches"] == [
-        {"name": "one", "start": "x"}, {"name": "two", "start": "y"}
+        {"name": "one", "start": "x"},
+        {"name": "two", "start": "y"},
     ]
     assert codes(result) == (["GCW_CONCURRENCY_LIMIT"], [])
 
@@ -191,8 +217,19 @@ def test_try_retry_except_become_on_error_with_fallback_and_the_error_variable()
     on_error = found["t"]["onError"]
     assert on_error["strategy"] == "fallback" and on_error["fallbackStep"] == "t_except"
     assert on_error["retry"] == {
-        "maxAttempts": 5, "initialDelaySeconds": 2.0, "multiplier": 3.0, "maxDelaySeconds": 30.0,
-        "jitter": 0.0, "retryOn": ["HTTP_429", "HTTP_502", "HTTP_503", "HTTP_504", "HTTP_TIMEOUT", "HTTP_UNREACHABLE"],
+        "maxAttempts": 5,
+        "initialDelaySeconds": 2.0,
+        "multiplier": 3.0,
+        "maxDelaySeconds": 30.0,
+        "jitter": 0.0,
+        "retryOn": [
+            "HTTP_429",
+            "HTTP_502",
+            "HTTP_503",
+            "HTTP_504",
+            "HTTP_TIMEOUT",
+            "HTTP_UNREACHABLE",
+        ],
     }
     assert "err" in found["t_except"]["config"]["set"] and found["t_except"]["nextSteps"] == ["h"]
     assert codes(result) == (["GCW_ERROR_SHAPE"], [])
@@ -202,7 +239,9 @@ def test_a_custom_retry_predicate_is_a_warning() -> None:
     text = "- t:\n    try:\n      call: http.get\n      args: {url: https://a.test}\n    retry:\n      predicate: ${mine}\n      max_retries: 2\n"
     result = gcw(text)
     assert steps(result)["t"]["onError"]["strategy"] == "retry"
-    assert [(w.code, w.path) for w in result.warnings] == [("GCW_RETRY_PREDICATE", "/0/t/retry/predicate")]
+    assert [(w.code, w.path) for w in result.warnings] == [
+        ("GCW_RETRY_PREDICATE", "/0/t/retry/predicate")
+    ]
 
 
 def test_raise_fails_with_the_value_kept() -> None:
@@ -226,7 +265,9 @@ def test_sys_sleep_and_log_and_callbacks() -> None:
     assert found["l"]["config"]["output"] == "${vars.x}"
     assert found["w"]["type"] == "wait_for_event"
     assert found["w"]["config"] == {"event": "callback", "timeoutSeconds": 600}
-    assert found[found["w"]["nextSteps"][0]]["config"]["set"]["got"] == {"http_request": {"body": "${prev.payload}"}}
+    assert found[found["w"]["nextSteps"][0]]["config"]["set"]["got"] == {
+        "http_request": {"body": "${prev.payload}"}
+    }
     assert codes(result) == (["GCW_CALLBACK_ENDPOINT"], [])
 
 
@@ -245,21 +286,29 @@ def test_subworkflows_are_inlined_with_their_params_and_locals_renamed() -> None
 
 
 def test_recursive_subworkflows_are_unsupported() -> None:
-    text = "main:\n  steps:\n    - c:\n        call: f\nf:\n  steps:\n    - again:\n        call: f\n"
+    text = (
+        "main:\n  steps:\n    - c:\n        call: f\nf:\n  steps:\n    - again:\n        call: f\n"
+    )
     result = translate("gcw", text)
     assert "GCW_RECURSION" in codes(result)[1]
 
 
 def test_connectors_become_marked_placeholders() -> None:
-    result = gcw("- q:\n    call: googleapis.pubsub.v1.projects.topics.publish\n    args: {topic: t}\n    result: out\n")
+    result = gcw(
+        "- q:\n    call: googleapis.pubsub.v1.projects.topics.publish\n    args: {topic: t}\n    result: out\n"
+    )
     step = steps(result)["q"]
-    assert step["type"] == "http" and step["config"]["url"].startswith("https://placeholder.invalid/")
+    assert step["type"] == "http" and step["config"]["url"].startswith(
+        "https://placeholder.invalid/"
+    )
     assert step["name"].startswith("PLACEHOLDER") and step["outputVar"] == "out"
     assert [(u.code, u.path) for u in result.unsupported] == [("GCW_CONNECTOR", "/0/q/call")]
 
 
 def test_backward_jumps_get_a_loop_bound() -> None:
-    result = gcw("- a:\n    assign:\n      - i: ${i + 1}\n- b:\n    switch:\n      - condition: ${i < 3}\n        next: a\n")
+    result = gcw(
+        "- a:\n    assign:\n      - i: ${i + 1}\n- b:\n    switch:\n      - condition: ${i < 3}\n        next: a\n"
+    )
     assert any(s.get("maxIterations") for s in result.definition["steps"])
 
 

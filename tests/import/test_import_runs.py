@@ -63,7 +63,10 @@ async def test_gcw_http_get_returns_the_response_body() -> None:
         execution = await run_definition(_gcw("http_get.workflows.yaml", url), {}, url)
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
     assert execution.result["method"] == "GET"
-    assert "some_val=Hello" in execution.result["query"] and "another_val=123" in execution.result["query"]
+    assert (
+        "some_val=Hello" in execution.result["query"]
+        and "another_val=123" in execution.result["query"]
+    )
 
 
 async def test_gcw_except_branches_on_the_http_status() -> None:
@@ -113,7 +116,9 @@ def _asl(document: Any) -> dict[str, Any]:
         ({"type": "Private", "value": 7}, "DEFAULT_STATE"),
     ],
 )
-async def test_asl_choice_sample_takes_the_documented_path(data: dict[str, Any], state: str) -> None:
+async def test_asl_choice_sample_takes_the_documented_path(
+    data: dict[str, Any], state: str
+) -> None:
     text = (CORPUS / "asl" / "path-based-on-data.statemachine.asl.json").read_text()
     definition = _asl(text)
     execution = await run_definition(definition, data)
@@ -176,8 +181,14 @@ async def test_asl_retry_with_backoff_then_success() -> None:
         "States": {
             "Flaky": _call(
                 "/flaky",
-                Retry=[{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3,
-                        "BackoffRate": 1.0}],
+                Retry=[
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 1.0,
+                    }
+                ],
                 OutputPath="$.ResponseBody",
                 End=True,
             )
@@ -194,8 +205,11 @@ async def test_asl_catch_sends_the_error_to_the_handler() -> None:
     machine = {
         "StartAt": "Missing",
         "States": {
-            "Missing": _call("/missing", Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Handle"}],
-                             Next="Unreached"),
+            "Missing": _call(
+                "/missing",
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Handle"}],
+                Next="Unreached",
+            ),
             "Unreached": {"Type": "Pass", "Result": "wrong", "End": True},
             "Handle": {"Type": "Pass", "Parameters": {"error.$": "$.Error"}, "End": True},
         },
@@ -213,8 +227,16 @@ async def test_asl_parallel_gives_the_branch_outputs_in_order_and_wait_keeps_the
             "Both": {
                 "Type": "Parallel",
                 "Branches": [
-                    {"StartAt": "A", "States": {"A": _call("/items/3", OutputPath="$.ResponseBody.price", End=True)}},
-                    {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": {"fixed": True}, "End": True}}},
+                    {
+                        "StartAt": "A",
+                        "States": {
+                            "A": _call("/items/3", OutputPath="$.ResponseBody.price", End=True)
+                        },
+                    },
+                    {
+                        "StartAt": "B",
+                        "States": {"B": {"Type": "Pass", "Result": {"fixed": True}, "End": True}},
+                    },
                 ],
                 "Next": "Pause",
             },
@@ -232,8 +254,11 @@ async def test_asl_fail_state_fails_the_execution_with_its_error_and_cause() -> 
     machine = {
         "StartAt": "Check",
         "States": {
-            "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Fine"}],
-                      "Default": "Broken"},
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Fine"}],
+                "Default": "Broken",
+            },
             "Fine": {"Type": "Pass", "End": True},
             "Broken": {"Type": "Fail", "Error": "NotOk", "Cause": "ok was false"},
         },

@@ -78,8 +78,11 @@ def test_subworkflows_calling_each_other_cannot_multiply_the_steps() -> None:
 
 
 def test_recursion_between_subworkflows_is_reported_not_followed() -> None:
-    document = {"main": {"steps": [{"c": {"call": "a"}}]}, "a": {"steps": [{"c": {"call": "b"}}]},
-                "b": {"steps": [{"c": {"call": "a"}}]}}
+    document = {
+        "main": {"steps": [{"c": {"call": "a"}}]},
+        "a": {"steps": [{"c": {"call": "b"}}]},
+        "b": {"steps": [{"c": {"call": "a"}}]},
+    }
     result = translate("gcw", document)
     assert "GCW_RECURSION" in [u.code for u in result.unsupported]
 
@@ -118,15 +121,24 @@ def test_asl_choice_rules_nested_too_deep_are_reported() -> None:
     rule: dict[str, Any] = {"Variable": "$.a", "BooleanEquals": True}
     for _ in range(40):
         rule = {"Not": rule}
-    machine = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{**rule, "Next": "D"}],
-                                                "Default": "D"}, "D": {"Type": "Succeed"}}}
+    machine = {
+        "StartAt": "C",
+        "States": {
+            "C": {"Type": "Choice", "Choices": [{**rule, "Next": "D"}], "Default": "D"},
+            "D": {"Type": "Succeed"},
+        },
+    }
     result = translate("asl", json.dumps(machine))
     assert [u.code for u in result.unsupported] == ["ASL_CHOICE"]
 
 
 def test_asl_jsonpath_filters_and_huge_names_are_bounded() -> None:
-    machine = {"StartAt": "x" * 5000, "States": {"x" * 5000: {
-        "Type": "Pass", "Parameters": {"a.$": "$..[?(@.price > 10)]"}, "End": True}}}
+    machine = {
+        "StartAt": "x" * 5000,
+        "States": {
+            "x" * 5000: {"Type": "Pass", "Parameters": {"a.$": "$..[?(@.price > 10)]"}, "End": True}
+        },
+    }
     result = translate("asl", json.dumps(machine))
     assert result.valid, result.issues
     assert all(len(s["id"]) <= 64 for s in result.definition["steps"])
@@ -134,8 +146,10 @@ def test_asl_jsonpath_filters_and_huge_names_are_bounded() -> None:
 
 
 def test_colliding_names_get_distinct_ids() -> None:
-    machine = {"StartAt": "a b", "States": {"a b": {"Type": "Pass", "Next": "a_b"},
-                                            "a_b": {"Type": "Pass", "End": True}}}
+    machine = {
+        "StartAt": "a b",
+        "States": {"a b": {"Type": "Pass", "Next": "a_b"}, "a_b": {"Type": "Pass", "End": True}},
+    }
     result = translate("asl", json.dumps(machine))
     assert result.valid and len({s["id"] for s in result.definition["steps"]}) == 3
 
