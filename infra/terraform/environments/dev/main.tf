@@ -18,4 +18,5 @@ module "workflow_engine" {
   secrets_config      = var.secrets_config
   services_config     = var.services_config
   tasks_config        = var.tasks_config
+  tenants             = var.tenants
 }

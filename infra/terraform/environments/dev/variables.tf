@@ -80,3 +80,9 @@ variable "tasks_config" {
   type        = any
   default     = {}
 }
+
+variable "tenants" {
+  description = "Tenants and their quotas, written to Firestore (docs/tenants.md)."
+  type        = any
+  default     = {}
+}

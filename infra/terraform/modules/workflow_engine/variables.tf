@@ -245,3 +245,37 @@ variable "tasks_config" {
     error_message = "tasks_config.logging_sampling_ratio must be within 0..1."
   }
 }
+
+variable "tenants" {
+  description = "Tenants of the environment and their quotas (docs/tenants.md), by tenant id (a slug), written to Firestore at deploy time as documents tenants/{id} in the shape the code's Firestore tenant registry reads. A null quota is no limit. Terraform owns the tenants it declares (an admin API change to one is reverted by the next apply); API keys are never declared here: issue them with the admin API or `wfe tenants keys issue --url`, so no secret enters the state."
+  type = map(object({
+    display_name = optional(string, "")
+    disabled     = optional(bool, false)
+    quotas = optional(object({
+      max_running_executions = optional(number)
+      max_queued_executions  = optional(number)
+      steps_per_second       = optional(number)
+      steps_burst            = optional(number)
+      max_workflows          = optional(number)
+      max_definition_bytes   = optional(number)
+    }), {})
+  }))
+  default  = {}
+  nullable = false
+  validation {
+    condition     = alltrue([for id in keys(var.tenants) : can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", id))])
+    error_message = "tenants: every id is 1 to 63 lowercase letters, digits and inner hyphens."
+  }
+  validation {
+    condition = alltrue(flatten([
+      for tenant in values(var.tenants) : [
+        for name, value in tenant.quotas : value == null ? true : value >= 0
+      ]
+    ]))
+    error_message = "tenants: quotas are null (no limit) or not negative."
+  }
+  validation {
+    condition     = alltrue([for tenant in values(var.tenants) : length(tenant.display_name) <= 200])
+    error_message = "tenants: display_name is at most 200 characters."
+  }
+}
