@@ -85,9 +85,6 @@ def _validate(definition: dict[str, Any], registry: StepRegistry | None) -> list
             return []
         except DefinitionInvalid as exc:
             loops = [m for i in exc.issues if (m := _LOOP_PATH.match(i.path))]
-            if not loops or any(i.code != "UNBOUNDED_LOOP" for i in exc.issues):
-                if not loops:
-                    return list(exc.issues)
             if not loops:
                 return list(exc.issues)
             for match in loops:

@@ -689,7 +689,8 @@ class GcwTranslator:
         if function in ctx.calls or len(ctx.calls) >= MAX_INLINE_DEPTH:
             self.f.unsupported_(
                 "GCW_RECURSION",
-                f"{function} calls itself (or nests deeper than {MAX_INLINE_DEPTH}); subworkflows are inlined",
+                f"{function} calls itself (or nests deeper than {MAX_INLINE_DEPTH}); "
+                "subworkflows are inlined",
                 f"{path}/call",
             )
             self.aliases[sid] = cont
@@ -773,7 +774,7 @@ class GcwTranslator:
                     bounds = [0, -1]
                 start = self.value(bounds[0], f"{where}/range/0", ctx)
                 last = self.value(bounds[1], f"{where}/range/1", ctx)
-            init_set = {counter: start, end: last}
+            init_set: dict[str, Any] = {counter: start, end: last}
             when = f"vars.{counter} <= vars.{end}"
             bind_set: dict[str, Any] = {value_name: f"${{vars.{counter}}}"}
         else:
@@ -823,7 +824,8 @@ class GcwTranslator:
         if "exception_policy" in spec:
             self.f.unsupported_(
                 "GCW_EXCEPTION_POLICY",
-                "exception_policy (continueAll) has no equivalent: the first failing branch fails the step",
+                "exception_policy (continueAll) has no equivalent: "
+                "the first failing branch fails the step",
                 f"{where}/exception_policy",
             )
         body_ctx = replace(
@@ -939,7 +941,8 @@ class GcwTranslator:
                 if several:
                     self.f.warn(
                         "GCW_RETRY_PER_STEP",
-                        "a retry over several steps retries the failing step, not the whole try block",
+                        "a retry over several steps retries the failing step, "
+                        "not the whole try block",
                         f"{path}/retry",
                     )
         if "except" in body:

@@ -20,10 +20,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _runner import LAST_STEPS, http_server, request_counts, run_definition  # noqa: E402
+from _runner import LAST_STEPS, http_server, request_counts, run_definition
 
-from shared.importers import translate  # noqa: E402
-from shared.models import ExecutionStatus  # noqa: E402
+from shared.importers import translate
+from shared.models import ExecutionStatus
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
