@@ -61,9 +61,7 @@ def json_path(path: Any, base: str) -> str:
     for part in re.findall(
         r"\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\['[^']*'\]|\[\"[^\"]*\"\]", match.group(1)
     ):
-        if part.startswith("."):
-            out += part
-        elif part[1].isdigit():
+        if part.startswith(".") or part[1].isdigit():
             out += part
         else:
             out += "[" + json.dumps(part[2:-2]) + "]"
