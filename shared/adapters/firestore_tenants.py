@@ -15,9 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from google.cloud.firestore import AsyncClient, AsyncTransaction
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters._firestore_codec import Collections
+from shared.adapters._firestore_queries import (
+    keys_of_tenant,
+    tenant_executions_in,
+    tenant_workflows,
+    tenants_page,
+)
 from shared.adapters._firestore_tx import transact, translated
 from shared.adapters.memory_tenants import tenant_exists
 from shared.errors import Conflict, NotFound
@@ -83,7 +88,7 @@ class FirestoreTenantStore(_Client):
     async def list_tenants(self, limit: int = 100, after: str | None = None) -> list[Tenant]:
         if limit < 1:
             return []
-        query = self._db().collection(self._tenants).order_by("__name__")
+        query = tenants_page(self._db(), self._tenants)
         if after:
             query = query.start_after(
                 {"__name__": self._db().collection(self._tenants).document(after)}
@@ -117,9 +122,7 @@ class FirestoreTenantStore(_Client):
         return ApiKey.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
     async def list_keys(self, tenant_id: str) -> list[ApiKey]:
-        query = (
-            self._db().collection(self._keys).where(filter=FieldFilter("tenant", "==", tenant_id))
-        )
+        query = keys_of_tenant(self._db(), self._keys, tenant_id)
         with translated():
             snapshots = [s async for s in query.stream()]
         keys = [ApiKey.model_validate(s.to_dict()) for s in snapshots]
@@ -156,22 +159,12 @@ class FirestoreUsage(_Client):
         return int(sum(result.value for row in results for result in row))
 
     async def count_workflows(self, tenant_id: str) -> int:
-        query = (
-            self._db()
-            .collection(self._names.workflows)
-            .where(filter=FieldFilter("tenant", "==", tenant_id))
-            .where(filter=FieldFilter("deleted", "==", False))
-        )
+        query = tenant_workflows(self._db(), self._names, tenant_id)
         return await self._count(query)
 
     async def count_executions(self, tenant_id: str, statuses: Collection[str]) -> int:
         wanted = sorted(set(statuses))
         if not wanted:
             return 0
-        query = (
-            self._db()
-            .collection(self._names.executions)
-            .where(filter=FieldFilter("tenant", "==", tenant_id))
-            .where(filter=FieldFilter("status", "in", wanted))
-        )
+        query = tenant_executions_in(self._db(), self._names, tenant_id, wanted)
         return await self._count(query)
