@@ -20,7 +20,9 @@ from pydantic import TypeAdapter
 from shared.adapters._store_common import epoch, epoch_or_none
 from shared.errors import InputInvalid, WorkflowError
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
+    ExecutionStatus,
     JoinMark,
     Signal,
     StepRun,
@@ -39,6 +41,7 @@ __all__ = [
     "encode_join",
     "encode_run",
     "encode_signal",
+    "encode_slot",
     "encode_version",
     "event_doc_id",
     "is_storable",
@@ -93,6 +96,11 @@ class Collections:
     @property
     def signals(self) -> str:
         return f"{self.prefix}signals"
+
+    @property
+    def flow_slots(self) -> str:
+        """Concurrency slot documents (flow control): one per slot of a key."""
+        return f"{self.prefix}flowSlots"
 
 
 def is_storable(value: str) -> bool:
@@ -162,7 +170,32 @@ def encode_execution(execution: WorkflowExecution) -> dict[str, Any]:
         "workflowId": execution.workflow_id,
         "status": str(execution.status),
         "startedAt": epoch(execution.started_at),
+        **_queue_fields(execution),
         "doc": _body("execution", execution.id, execution),
+    }
+
+
+def _queue_fields(execution: WorkflowExecution) -> dict[str, Any]:
+    """The indexed queue fields of a queued execution (``None`` otherwise)."""
+    state = execution.queue
+    queued = execution.status == ExecutionStatus.QUEUED and state is not None
+    return {
+        "queueKey": state.wait_key if queued and state is not None else None,
+        "queuePriority": state.priority if queued and state is not None else None,
+        "queuedAt": epoch(state.queued_at or execution.started_at)
+        if queued and state is not None
+        else None,
+    }
+
+
+def encode_slot(slot: ConcurrencySlot) -> dict[str, Any]:
+    """Fields of a concurrency slot document."""
+    check_id("concurrency slot", slot.id)
+    return {
+        "id": slot.id,
+        "tenant": slot.tenant,
+        "slotKey": slot.slot_key,
+        "doc": slot.model_dump_json(by_alias=True),
     }
 
 

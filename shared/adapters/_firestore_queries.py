@@ -24,7 +24,7 @@ from google.cloud.firestore import (
 
 from shared.adapters._firestore_codec import Collections
 from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
-from shared.models import StepRunStatus
+from shared.models import ExecutionStatus, StepRunStatus
 from shared.ports import AuditQuery, ExecutionQuery, WorkflowQuery
 from shared.ports.analytics import RollupQuery
 
@@ -38,11 +38,18 @@ __all__ = [
     "fetch",
     "fetch_pages",
     "joins_of",
+    "keys_of_tenant",
     "keyset_page",
     "overdue_timers",
     "pending_signal",
+    "queued_all",
+    "queued_on",
     "rollups_in",
     "runs_of",
+    "slots_with_prefix",
+    "tenant_executions_in",
+    "tenant_workflows",
+    "tenants_page",
     "versions_of",
     "watch_execution",
     "watch_workflow",
@@ -118,6 +125,69 @@ def expired_leases(client: AsyncClient, names: Collections, now: float) -> Async
         .where(filter=_eq("status", str(StepRunStatus.RUNNING)))
         .where(filter=FieldFilter("leaseExpiresAt", "<=", now))
         .order_by("leaseExpiresAt")
+    )
+
+
+def queued_on(client: AsyncClient, names: Collections, tenant: str, wait_key: str) -> AsyncQuery:
+    """Executions of a tenant queued on one concurrency key: priority desc, then FIFO."""
+    return (
+        client.collection(names.executions)
+        .where(filter=_eq("tenant", tenant))
+        .where(filter=_eq("queueKey", wait_key))
+        .where(filter=_eq("status", str(ExecutionStatus.QUEUED)))
+        .order_by("queuePriority", direction=Query.DESCENDING)
+        .order_by("queuedAt")
+    )
+
+
+def queued_all(client: AsyncClient, names: Collections, tenant: str | None) -> AsyncQuery:
+    """Queued executions (of one tenant, or of all), oldest queued first."""
+    query = client.collection(names.executions)
+    if tenant is not None:
+        query = query.where(filter=_eq("tenant", tenant))  # type: ignore[assignment]
+    return query.where(filter=_eq("status", str(ExecutionStatus.QUEUED))).order_by("queuedAt")
+
+
+def slots_with_prefix(
+    client: AsyncClient, names: Collections, tenant: str, prefix: str
+) -> AsyncQuery:
+    """Concurrency slot documents of a tenant whose key starts with ``prefix``."""
+    return (
+        client.collection(names.flow_slots)
+        .where(filter=_eq("tenant", tenant))
+        .where(filter=FieldFilter("slotKey", ">=", prefix))
+        .where(filter=FieldFilter("slotKey", "<", prefix + "\U0010ffff"))
+        .order_by("slotKey")
+    )
+
+
+def tenants_page(client: AsyncClient, collection: str) -> AsyncQuery:
+    """Tenant documents by id (the registry's listing)."""
+    return client.collection(collection).order_by("__name__")
+
+
+def keys_of_tenant(client: AsyncClient, collection: str, tenant: str) -> AsyncQuery:
+    """A tenant's API key documents."""
+    return client.collection(collection).where(filter=_eq("tenant", tenant))
+
+
+def tenant_workflows(client: AsyncClient, names: Collections, tenant: str) -> AsyncQuery:
+    """A tenant's workflows that are not deleted (counted for ``maxWorkflows``)."""
+    return (
+        client.collection(names.workflows)
+        .where(filter=_eq("tenant", tenant))
+        .where(filter=_eq("deleted", False))
+    )
+
+
+def tenant_executions_in(
+    client: AsyncClient, names: Collections, tenant: str, statuses: list[str]
+) -> AsyncQuery:
+    """A tenant's executions in one of ``statuses`` (counted for the running quotas)."""
+    return (
+        client.collection(names.executions)
+        .where(filter=_eq("tenant", tenant))
+        .where(filter=FieldFilter("status", "in", statuses))
     )
 
 

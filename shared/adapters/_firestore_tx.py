@@ -21,15 +21,24 @@ from shared.adapters._firestore_codec import (
     encode_join,
     encode_run,
     encode_signal,
+    encode_slot,
     event_doc_id,
     is_storable,
     join_doc_id,
     next_created_key,
 )
-from shared.adapters._firestore_queries import child, fetch, joins_of, pending_signal, runs_of
+from shared.adapters._firestore_queries import (
+    child,
+    fetch,
+    joins_of,
+    pending_signal,
+    queued_on,
+    runs_of,
+)
 from shared.adapters.firestore_rollups import RollupWrites
 from shared.errors import Conflict, TransientError, WorkflowError
 from shared.models import (
+    ConcurrencySlot,
     ExecutionEvent,
     JoinMark,
     Signal,
@@ -199,7 +208,35 @@ class FirestoreTx:
         rows = await fetch(query, self._transaction)
         return Signal.model_validate_json(rows[0]["doc"]) if rows else None
 
+    async def get_slots(self, slot_ids: list[str]) -> dict[str, ConcurrencySlot]:
+        refs = [
+            self._client.collection(self._names.flow_slots).document(ident)
+            for ident in slot_ids
+            if is_storable(ident)
+        ]
+        found: dict[str, ConcurrencySlot] = {}
+        if not refs:
+            return found
+        async for snapshot in self._client.get_all(refs, transaction=self._transaction):
+            if snapshot.exists:
+                row = snapshot.to_dict() or {}
+                slot = ConcurrencySlot.model_validate_json(row["doc"])
+                found[slot.id] = slot
+        return found
+
+    async def queued_executions(
+        self, tenant: str, wait_key: str, limit: int
+    ) -> list[WorkflowExecution]:
+        query = queued_on(self._client, self._names, tenant, wait_key).limit(limit)
+        rows = await fetch(query, self._transaction)
+        return [WorkflowExecution.model_validate_json(row["doc"]) for row in rows]
+
     # -- buffered writes ---------------------------------------------------------
+
+    def put_slot(self, slot: ConcurrencySlot) -> None:
+        data = encode_slot(slot)
+        ref = self._client.collection(self._names.flow_slots).document(slot.id)
+        self._buffer(_Write("set", ref, data))
 
     def _buffer(self, write: _Write) -> None:
         self._writes[write.ref.path] = write

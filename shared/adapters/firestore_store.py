@@ -45,7 +45,9 @@ from shared.adapters._firestore_queries import (
     fetch_pages,
     keyset_page,
     overdue_timers,
+    queued_all,
     runs_of,
+    slots_with_prefix,
 )
 from shared.adapters._firestore_tx import FirestoreTx, transact, translated
 from shared.adapters._firestore_watch import Watches
@@ -54,7 +56,7 @@ from shared.adapters._store_common import EventListener, Listeners, check_limit,
 from shared.adapters.clock import SystemClock
 from shared.adapters.firestore_rollups import RollupWrites, read_rows
 from shared.errors import InputInvalid
-from shared.models import ExecutionEvent, StepRun, WorkflowExecution
+from shared.models import ConcurrencySlot, ExecutionEvent, StepRun, WorkflowExecution
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 
@@ -230,6 +232,19 @@ class FirestoreStore(FirestoreWorkflows, Listeners):
 
         rows = sorted([*timers, *leases], key=order)[:limit]
         return [StepRun.model_validate_json(row["doc"]) for row in rows]
+
+    async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
+        query = queued_all(self._client(), self._names, tenant).limit(check_limit(limit))
+        with translated():
+            rows = await fetch(query)
+        return [WorkflowExecution.model_validate_json(row["doc"]) for row in rows]
+
+    async def list_slots(self, tenant: str, slot_key_prefix: str) -> list[ConcurrencySlot]:
+        query = slots_with_prefix(self._client(), self._names, tenant, slot_key_prefix)
+        with translated():
+            rows = await fetch_pages(query, 100_000)
+        slots = [ConcurrencySlot.model_validate_json(row["doc"]) for row in rows]
+        return sorted(slots, key=lambda slot: (slot.slot_key, slot.index))
 
     async def _get(self, collection: str, ident: str) -> Row | None:
         """The fields of document ``ident`` of a top-level collection, if it exists."""

@@ -113,6 +113,14 @@ def every_query() -> list[Any]:
         queries.versions_of(aio, NAMES, "wf"),
         queries.watch_execution(sync, NAMES, "ex", now),
         queries.watch_workflow(sync, NAMES, "wf", now),
+        queries.queued_on(aio, NAMES, "t", "w:wf:acme"),  # flow control
+        queries.queued_all(aio, NAMES, None),
+        queries.queued_all(aio, NAMES, "t"),
+        queries.slots_with_prefix(aio, NAMES, "t", "w:wf:"),
+        queries.tenants_page(aio, "tenants"),  # tenants and their quota counts
+        queries.keys_of_tenant(aio, "tenantKeys", "t"),
+        queries.tenant_workflows(aio, NAMES, "t"),
+        queries.tenant_executions_in(aio, NAMES, "t", ["queued", "running"]),
     ]
     for active, tags in product([False, True], [(), ("a",), ("a", "b")]):
         query = WorkflowQuery(active_only=active, tags=tags)
@@ -149,6 +157,7 @@ def test_field_overrides_exempt_the_bodies_and_keep_the_queried_fields() -> None
     overrides = json.loads(INDEXES.read_text())["fieldOverrides"]
     exempt = {(o["collectionGroup"], o["fieldPath"]) for o in overrides if o["indexes"] == []}
     groups = {"workflows", "versions", "executions", "events", "stepRuns", "joins", "signals"}
+    groups |= {"flowSlots"}
     assert {(group, "doc") for group in groups} <= exempt
     # Single-field queries rely on these automatic indexes: they must stay.
     assert not exempt & {("events", "seq"), ("events", "committedAt"), ("versions", "version")}
