@@ -195,3 +195,28 @@ def test_a_scheduled_sweep_calls_execute_step_as_the_tasks_invoker() -> None:
     assert token["audience"] == '${local.urls["execute-step"]}'
     assert not str(job["name"]).startswith(ports.JOB_PREFIX)  # reconciled jobs: wfe-*
     assert 'Route("/sweep"' in (ROOT / "shared" / "api" / "tasks.py").read_text()
+
+
+def test_queue_shards_are_the_queues_the_code_sends_to() -> None:
+    """WFE_TASKS_QUEUE_SHARDS=K: the code sends to ``<queue>-1 .. <queue>-(K-1)`` beside the
+    first queue; Terraform creates those K-1 queues, configured like the first, with the
+    same IAM grants, from one variable the code also reads."""
+    from shared.adapters.cloud_tasks_queue import shard_queue_ids
+
+    steps = module().resource("google_cloud_tasks_queue", "steps")
+    shard = module().resource("google_cloud_tasks_queue", "shard")
+    assert shard["count"] == "${var.tasks_config.queue_shards - 1}"
+    base = steps["name"]
+    assert shard["name"] == base + "-${count.index + 1}"
+    assert shard_queue_ids("q", 3) == ["q", "q-1", "q-2"]  # the same naming
+    for name in ("rate_limits", "retry_config", "stackdriver_logging_config"):
+        assert block(shard, name) == block(steps, name), name
+    assert module().locals["common_env"]["WFE_TASKS_QUEUE_SHARDS"] == (
+        "${tostring(var.tasks_config.queue_shards)}"
+    )
+    grant = module().resource("google_cloud_tasks_queue_iam_member", "shard_grant")
+    assert "google_cloud_tasks_queue.shard[each.value.shard]" in grant["name"]
+    variable = module().variables["tasks_config"]
+    assert int(optional_defaults(variable["type"])["queue_shards"]) == 1
+    conditions = " ".join(v["condition"] for v in variable["validation"])
+    assert "var.tasks_config.queue_shards >= 1" in conditions

@@ -88,6 +88,7 @@ locals {
     WFE_TRACE_EXPORTER            = var.app_config.trace_exporter
     WFE_FIRESTORE_DATABASE        = google_firestore_database.main.name
     WFE_TASKS_QUEUE               = google_cloud_tasks_queue.steps.name
+    WFE_TASKS_QUEUE_SHARDS        = tostring(var.tasks_config.queue_shards)
     WFE_EXECUTE_STEP_URL          = local.urls["execute-step"]
     WFE_TASKS_SERVICE_ACCOUNT     = google_service_account.sa["tasks"].email
     WFE_TASKS_AUDIENCE            = local.urls["execute-step"]

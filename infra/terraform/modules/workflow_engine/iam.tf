@@ -191,6 +191,20 @@ resource "google_cloud_tasks_queue_iam_member" "grant" {
   member   = local.members[each.value.principal]
 }
 
+# The queue grants above on the further queue shards of tasks.tf (tasks_config.queue_shards).
+resource "google_cloud_tasks_queue_iam_member" "shard_grant" {
+  for_each = {
+    for pair in setproduct(keys(local.grants_by_kind["queue"]), range(var.tasks_config.queue_shards - 1)) :
+    "${pair[0]}/${pair[1] + 1}" => merge(local.grants_by_kind["queue"][pair[0]], { shard = pair[1] })
+  }
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.shard[each.value.shard].location
+  name     = google_cloud_tasks_queue.shard[each.value.shard].name
+  role     = each.value.role
+  member   = local.members[each.value.principal]
+}
+
 resource "google_service_account_iam_member" "grant" {
   for_each = local.grants_by_kind["sa"]
 

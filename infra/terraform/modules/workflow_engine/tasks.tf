@@ -27,6 +27,38 @@ resource "google_cloud_tasks_queue" "steps" {
   }
 }
 
+# Further queues for fairness between tenants (WFE_TASKS_QUEUE_SHARDS, see
+# docs/flow-control-fairness.md): with tasks_config.queue_shards = K, the code sends each
+# tenant's tasks to one of K queues (the one above is shard 0), so a tenant flooding its
+# queue uses that queue's rate limits while tenants on the others keep flowing. Each
+# shard has the same rate limits and retries as the first; K = 1 (default) adds none.
+# Lowering K leaves the removed queues' pending tasks to be dropped with them: drain
+# first (or let the sweeper re-enqueue overdue runs into the remaining queues).
+resource "google_cloud_tasks_queue" "shard" {
+  count = var.tasks_config.queue_shards - 1
+
+  project  = var.project_id
+  location = var.region
+  name     = "${var.name_prefix}-steps-${count.index + 1}"
+
+  rate_limits {
+    max_dispatches_per_second = var.tasks_config.max_dispatches_per_second
+    max_concurrent_dispatches = var.tasks_config.max_concurrent_dispatches
+  }
+
+  retry_config {
+    max_attempts       = var.tasks_config.max_attempts
+    max_retry_duration = var.tasks_config.max_retry_duration
+    min_backoff        = var.tasks_config.min_backoff
+    max_backoff        = var.tasks_config.max_backoff
+    max_doublings      = var.tasks_config.max_doublings
+  }
+
+  stackdriver_logging_config {
+    sampling_ratio = var.tasks_config.logging_sampling_ratio
+  }
+}
+
 # The sweeper: re-enqueues step runs whose task is overdue (an enqueue lost after a
 # commit, a run whose instance was killed mid-step once its lease ends). execute-step
 # also sweeps once when an instance starts. The job calls POST /sweep with an OIDC

@@ -221,6 +221,7 @@ variable "tasks_config" {
     dispatch_deadline_seconds = optional(number, 600)
     logging_sampling_ratio    = optional(number, 1)
     sweep_schedule            = optional(string, "* * * * *")
+    queue_shards              = optional(number, 1)
   })
   default  = {}
   nullable = false
@@ -243,6 +244,10 @@ variable "tasks_config" {
   validation {
     condition     = var.tasks_config.logging_sampling_ratio >= 0 && var.tasks_config.logging_sampling_ratio <= 1
     error_message = "tasks_config.logging_sampling_ratio must be within 0..1."
+  }
+  validation {
+    condition     = var.tasks_config.queue_shards >= 1 && var.tasks_config.queue_shards <= 64 && floor(var.tasks_config.queue_shards) == var.tasks_config.queue_shards
+    error_message = "tasks_config.queue_shards must be a whole number within 1..64 (WFE_TASKS_QUEUE_SHARDS)."
   }
 }
 
