@@ -21,6 +21,7 @@ from google.cloud.firestore import (
     FieldFilter,
     Query,
 )
+from google.cloud.firestore_v1.async_aggregation import AsyncAggregationQuery
 
 from shared.adapters._firestore_codec import Collections
 from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
@@ -32,6 +33,7 @@ __all__ = [
     "Row",
     "audit_listing",
     "child",
+    "count",
     "events_after",
     "executions_listing",
     "expired_leases",
@@ -42,7 +44,9 @@ __all__ = [
     "keyset_page",
     "overdue_timers",
     "pending_signal",
+    "queued_ahead",
     "queued_all",
+    "queued_below",
     "queued_on",
     "rollups_in",
     "runs_of",
@@ -77,6 +81,15 @@ async def fetch(query: AsyncQuery, transaction: AsyncTransaction | None = None) 
     async for snapshot in query.stream(transaction=transaction):
         rows.append(snapshot.to_dict() or {})
     return rows
+
+
+async def count(query: AsyncQuery) -> int:
+    """A COUNT aggregation of ``query`` (with its limit and cursors): the server counts
+    index entries, one read per 1000 of them, and returns no document."""
+    # The SDK annotates ``count`` as returning the class; it returns an instance.
+    aggregation = cast(AsyncAggregationQuery, query.count(alias="n"))
+    results = await aggregation.get()
+    return int(results[0][0].value) if results and results[0] else 0
 
 
 async def fetch_pages(query: AsyncQuery, most: int, page_size: int = 500) -> list[Row]:
@@ -137,6 +150,30 @@ def queued_on(client: AsyncClient, names: Collections, tenant: str, wait_key: st
         .where(filter=_eq("status", str(ExecutionStatus.QUEUED)))
         .order_by("queuePriority", direction=Query.DESCENDING)
         .order_by("queuedAt")
+    )
+
+
+def queued_ahead(
+    client: AsyncClient,
+    names: Collections,
+    tenant: str,
+    wait_key: str,
+    priority: int,
+    queued_at: float,
+) -> AsyncQuery:
+    """The part of a key's queue that starts before a place (``priority``, ``queuedAt``):
+    ``queued_on``'s order ended before it, so a COUNT of it reads the same index."""
+    return queued_on(client, names, tenant, wait_key).end_before(
+        {"queuePriority": priority, "queuedAt": queued_at}
+    )
+
+
+def queued_below(
+    client: AsyncClient, names: Collections, tenant: str, wait_key: str, priority: int
+) -> AsyncQuery:
+    """A key's queue from its first execution of a priority lower than ``priority``."""
+    return queued_on(client, names, tenant, wait_key).where(
+        filter=FieldFilter("queuePriority", "<", priority)
     )
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from google.cloud.firestore import AsyncClient, AsyncTransaction, Client
@@ -38,6 +38,7 @@ from google.cloud.firestore import AsyncClient, AsyncTransaction, Client
 from shared.adapters._firestore_codec import Collections, check_id, is_storable
 from shared.adapters._firestore_queries import (
     Row,
+    count,
     events_after,
     executions_listing,
     expired_leases,
@@ -45,7 +46,10 @@ from shared.adapters._firestore_queries import (
     fetch_pages,
     keyset_page,
     overdue_timers,
+    queued_ahead,
     queued_all,
+    queued_below,
+    queued_on,
     runs_of,
     slots_with_prefix,
 )
@@ -59,6 +63,7 @@ from shared.errors import InputInvalid
 from shared.models import ConcurrencySlot, ExecutionEvent, StepRun, WorkflowExecution
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["FirestoreStore"]
 
@@ -67,6 +72,8 @@ T = TypeVar("T")
 MAX_EXPIRED_LEASES = 5000
 """Most expired leases ``due_runs`` reads to order them by due time (there are few:
 the runs of crashed workers, re-enqueued by the sweeper soon after)."""
+PRIORITY_LEVELS = 10
+"""Priority levels of a key's queue ``queue_summary`` visits to find the oldest."""
 
 
 class FirestoreStore(FirestoreWorkflows, Listeners):
@@ -245,6 +252,51 @@ class FirestoreStore(FirestoreWorkflows, Listeners):
             rows = await fetch_pages(query, 100_000)
         slots = [ConcurrencySlot.model_validate_json(row["doc"]) for row in rows]
         return sorted(slots, key=lambda slot: (slot.slot_key, slot.index))
+
+    async def queue_position(
+        self,
+        tenant: str,
+        wait_key: str,
+        priority: int,
+        queued_at: datetime,
+        most: int = QUEUE_COUNT_MOST,
+    ) -> int:
+        """One COUNT aggregation over the queue's index, limited to ``most`` entries:
+        it costs one read per 1000 entries counted, so at most ``most / 1000 + 1``."""
+        if most <= 0:
+            return 1
+        query = queued_ahead(
+            self._client(), self._names, tenant, wait_key, priority, epoch(queued_at)
+        )
+        with translated():
+            return await count(query.limit(most)) + 1
+
+    async def queue_summary(
+        self, tenant: str, wait_key: str, most: int = QUEUE_COUNT_MOST
+    ) -> QueueSummary:
+        """A bounded COUNT, and the oldest execution found from the head of each priority
+        level (one read per level, at most ``PRIORITY_LEVELS``: beyond them the oldest
+        is the oldest of the first levels)."""
+        client = self._client()
+        with translated():
+            queued = await count(
+                queued_on(client, self._names, tenant, wait_key).limit(max(most, 1))
+            )
+            oldest: float | None = None
+            head = queued_on(client, self._names, tenant, wait_key)
+            for _ in range(PRIORITY_LEVELS if queued else 0):
+                rows = await fetch(head.limit(1))
+                if not rows:
+                    break
+                at = rows[0].get("queuedAt")
+                oldest = at if oldest is None or (at is not None and at < oldest) else oldest
+                level = rows[0].get("queuePriority")
+                if not isinstance(level, int):
+                    break
+                head = queued_below(client, self._names, tenant, wait_key, level)
+        return QueueSummary(
+            min(queued, most), None if oldest is None else datetime.fromtimestamp(oldest, UTC)
+        )
 
     async def _get(self, collection: str, ident: str) -> Row | None:
         """The fields of document ``ident`` of a top-level collection, if it exists."""

@@ -38,6 +38,7 @@ from shared.models import (
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["MemoryStore"]
 
@@ -309,7 +310,30 @@ class MemoryStore(Listeners):
         found.sort(key=lambda slot: (slot.slot_key, slot.index))
         return [slot.model_copy(deep=True) for slot in found]
 
-    def _queued(self, tenant: str, wait_key: str, limit: int) -> list[WorkflowExecution]:
+    async def queue_position(
+        self,
+        tenant: str,
+        wait_key: str,
+        priority: int,
+        queued_at: datetime,
+        most: int = QUEUE_COUNT_MOST,
+    ) -> int:
+        place = (-priority, epoch(queued_at))
+        ahead = sum(
+            1
+            for ex in self._queued(tenant, wait_key, None)
+            if (-_priority(ex), epoch_or_none(_queued_at(ex)) or 0.0) < place
+        )
+        return min(ahead, most) + 1
+
+    async def queue_summary(
+        self, tenant: str, wait_key: str, most: int = QUEUE_COUNT_MOST
+    ) -> QueueSummary:
+        queued = self._queued(tenant, wait_key, None)
+        times = [t for t in map(_queued_at, queued) if t is not None]
+        return QueueSummary(min(len(queued), most), min(times, default=None))
+
+    def _queued(self, tenant: str, wait_key: str, limit: int | None) -> list[WorkflowExecution]:
         queued = [
             ex
             for ex in self._executions.values()
@@ -379,6 +403,10 @@ class MemoryStore(Listeners):
 
 def _queued_at(execution: WorkflowExecution) -> datetime | None:
     return execution.queue.queued_at if execution.queue is not None else None
+
+
+def _priority(execution: WorkflowExecution) -> int:
+    return execution.queue.priority if execution.queue is not None else 0
 
 
 def _is_due(run: StepRun, now: float, cutoff: float) -> bool:

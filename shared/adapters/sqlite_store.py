@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ from shared.models import (
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["SqliteStore"]
 
@@ -409,6 +410,35 @@ class SqliteStore(Listeners):
         )
         slots = [ConcurrencySlot.model_validate_json(doc) for (doc,) in rows]
         return sorted(slots, key=lambda slot: (slot.slot_key, slot.index))
+
+    async def queue_position(
+        self,
+        tenant: str,
+        wait_key: str,
+        priority: int,
+        queued_at: datetime,
+        most: int = QUEUE_COUNT_MOST,
+    ) -> int:
+        # Bounded by the index flow_queue_order: at most ``most`` entries are counted.
+        rows = await self._read(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM flow_queue WHERE tenant = ? AND wait_key = ?"
+            " AND (priority > ? OR (priority = ? AND queued_at < ?)) LIMIT ?)",
+            (tenant, wait_key, priority, priority, epoch(queued_at), max(0, most)),
+        )
+        return int(rows[0][0]) + 1
+
+    async def queue_summary(
+        self, tenant: str, wait_key: str, most: int = QUEUE_COUNT_MOST
+    ) -> QueueSummary:
+        rows = await self._read(
+            "SELECT COUNT(*), MIN(queued_at) FROM (SELECT queued_at FROM flow_queue"
+            " WHERE tenant = ? AND wait_key = ? LIMIT ?)",
+            (tenant, wait_key, max(0, most)),
+        )
+        count, oldest = rows[0]
+        return QueueSummary(
+            int(count), None if oldest is None else datetime.fromtimestamp(oldest, UTC)
+        )
 
     async def _page(
         self,

@@ -21,12 +21,14 @@ from shared.models import (
 from shared.ports.analytics import RollupDelta, RollupStore
 
 __all__ = [
+    "QUEUE_COUNT_MOST",
     "EventListener",
     "EventSource",
     "ExecutionQuery",
     "ExecutionStore",
     "ExecutionTx",
     "Page",
+    "QueueSummary",
     "Store",
     "WorkflowQuery",
     "WorkflowStore",
@@ -41,6 +43,20 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+QUEUE_COUNT_MOST = 1000
+"""How far the queue reads below count (one Firestore read per 1000 index entries)."""
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """How many executions wait on one concurrency key, and the oldest one's time."""
+
+    queued: int
+    """Counted up to the ``most`` asked for (a bounded count)."""
+    oldest_queued_at: datetime | None
+    """When the longest-waiting execution of the key was queued (``None``: none is)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,25 @@ class ExecutionStore(Protocol):
 
     async def list_slots(self, tenant: str, slot_key_prefix: str) -> list[ConcurrencySlot]:
         """Concurrency slot documents of a tenant whose key starts with the prefix."""
+
+    async def queue_position(
+        self,
+        tenant: str,
+        wait_key: str,
+        priority: int,
+        queued_at: datetime,
+        most: int = QUEUE_COUNT_MOST,
+    ) -> int:
+        """Place (1 = next) of an execution of ``priority`` queued at ``queued_at`` in
+        the queue of ``wait_key``: 1 + the executions queued there that start before it
+        (a higher priority, or the same one queued earlier), counted up to ``most``; ties
+        share a place. Outside a transaction: a snapshot that may be stale at once."""
+
+    async def queue_summary(
+        self, tenant: str, wait_key: str, most: int = QUEUE_COUNT_MOST
+    ) -> QueueSummary:
+        """How many executions of ``tenant`` are queued on ``wait_key`` (up to ``most``)
+        and when the oldest of them was queued."""
 
 
 EventListener = Callable[[list[ExecutionEvent]], None]
