@@ -1,8 +1,8 @@
 """The management API: REST under ``/api/v1`` on FastAPI, GraphQL at ``/graphql``.
 
 ``create_management_app(edge)`` builds the app the ``create`` function serves:
-routes in ``workflows``, ``executions``, ``audit``, ``stream_tokens`` and ``meta``
-(each handler declares its caller and role as dependencies and calls one use case),
+routes in ``workflows``, ``imports``, ``executions``, ``audit``, ``stream_tokens`` and
+``meta`` (each handler declares its caller and role as dependencies and calls one use case),
 GraphQL over HTTP and WebSocket on strawberry, FastAPI's OpenAPI document at
 ``/api/v1/openapi.json`` and Swagger UI at ``/api/v1/docs`` (ReDoc at
 ``/api/v1/redoc``), served from a package, not a CDN; the web console at ``/console``
@@ -28,6 +28,7 @@ from shared.api.rest import (
     analytics,
     audit,
     executions,
+    imports,
     meta,
     session,
     stream_tokens,
@@ -72,7 +73,17 @@ def create_management_app(
     install_error_handlers(app)
     # The routers' routes carry their tags and responses already; one flat table lets
     # a 405 name every method a path has (``errors.allowed_methods``).
-    routers = (workflows, executions, analytics, audit, admin, stream_tokens, session, meta)
+    routers = (
+        workflows,
+        imports,
+        executions,
+        analytics,
+        audit,
+        admin,
+        stream_tokens,
+        session,
+        meta,
+    )
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
     graphql = GraphQLApp(edge, allowed_origins=allowed_origins)

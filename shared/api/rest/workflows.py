@@ -1,4 +1,5 @@
-"""Workflow endpoints: CRUD, versions, activation, execute, import/export, validate."""
+"""Workflow endpoints: CRUD, versions, activation, execute, export, validate (import:
+``imports``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from shared.api.rest._bodies import (
     if_match_version,
     json_only,
     read_definition,
-    read_documents,
 )
 from shared.api.rest._deps import (
     API,
@@ -117,28 +117,6 @@ async def list_workflows(
         active_only=active_only, tags=wanted, limit=limit, cursor=cursor or None
     )
     return respond_page(page)
-
-
-@router.post(
-    f"{API}/workflows/import",
-    status_code=201,
-    response_model=WorkflowList,
-    responses=errors(*_BODY, *_WRITE, 409),
-    openapi_extra=definition_body(many=True),
-)
-async def import_workflows(
-    request: Request, caller: Writer, on_conflict: OnConflictParam = "fail"
-) -> Response:
-    """Import definitions: a JSON object or list, or multi-document YAML; all or none
-    (a taken name: 409 WORKFLOW_NAME_TAKEN unless `onConflict=newVersion`)."""
-    documents = await read_documents(request)
-    created = await caller.app.import_workflows(
-        documents,
-        owner=caller.principal.subject,
-        on_conflict=on_conflict,
-        may_update=_may_write(caller),
-    )
-    return respond(WorkflowList(items=created), 201)
 
 
 @router.post(
