@@ -3,7 +3,6 @@ and the sweeper that re-enqueues runs whose task was lost."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.transitions import ACTIVE_RUN, Commit
 from shared.errors import Conflict, InvalidState, NotFound, TransientError
 from shared.models import (
+    ErrorInfo,
     ExecutionStatus,
     FlowKey,
     Signal,
@@ -114,6 +114,7 @@ class ControlMixin(EngineCore):
     async def _operate(self, execution_id: str, fn: Any) -> tuple[WorkflowExecution, list[StepRun]]:
         """Run ``fn(commit)`` on an execution in a transaction; enqueue what it returns."""
         now = self.clock.now()
+        freed: list[tuple[str, FlowKey]] = []
 
         async def operate(tx: ExecutionTx) -> tuple[WorkflowExecution, list[StepRun]]:
             execution = await tx.get_execution(execution_id)
@@ -124,11 +125,13 @@ class ControlMixin(EngineCore):
             extra: list[StepRun] = await fn(commit) or []
             await commit.close_execution()
             commit.finalize()
+            freed[:] = commit.freed_keys
             return execution, [*commit.outbox, *commit.woken_parents, *extra]
 
         execution, runs = await self.transaction(operate)
         for run in runs:
             await self._enqueue(run)
+        await self.promote_freed(freed)
         return execution, runs
 
     async def send_signal(
@@ -173,17 +176,12 @@ class ControlMixin(EngineCore):
         return signal, delivered
 
     async def cancel(self, execution_id: str, reason: str = "") -> WorkflowExecution:
-        children: list[str] = []
+        """End an execution ``cancelled``; its live child executions (those of any of
+        its runs) end ``cancelled`` in the same transaction (``Commit.close_execution``)."""
 
         async def do(commit: Commit) -> list[StepRun]:
             if commit.execution.status.terminal:
                 raise InvalidState(f"execution is {commit.execution.status.value}")
-            children.clear()
-            for run in await commit.tx.list_runs(commit.execution.id, ACTIVE_RUN):
-                if run.state.get("childExecutionId"):
-                    children.append(run.state["childExecutionId"])
-            from shared.models import ErrorInfo
-
             commit.finish_execution(
                 ExecutionStatus.CANCELLED,
                 error=ErrorInfo(code="CANCELLED", message=reason or "cancelled by an operator"),
@@ -191,9 +189,6 @@ class ControlMixin(EngineCore):
             return []
 
         execution, _ = await self._operate(execution_id, do)
-        for child in children:
-            with contextlib.suppress(InvalidState, NotFound):  # already ended or gone
-                await self.cancel(child, f"parent {execution_id} cancelled")
         return execution
 
     async def pause(self, execution_id: str) -> WorkflowExecution:
@@ -276,6 +271,10 @@ class ControlMixin(EngineCore):
                         execution, execution.workflow_id, commit.now, generation=generation
                     )
                 )
+            # Children its end left running (engines before issue 11 did not cancel
+            # them): the runs that started them are replaced below, by new runs that
+            # start new children, so the old ones would never report to anything.
+            await commit.end_children(runs, f"parent execution {execution.id} redriven")
             revived = _revive_owners(commit, failed, by_id)
             restart = [failed]
             for cut in _cut_off(runs, failed, revived):
@@ -305,7 +304,6 @@ class ControlMixin(EngineCore):
     async def promote_queued(self, limit: int = 500) -> int:
         """Start queued executions whose key has a free slot (the sweeper's backstop for
         a promotion lost between a commit and its enqueue, or a slot freed by healing)."""
-        now = self.clock.now()
         heads: dict[tuple[str, str], FlowKey] = {}
         for execution in await self.executions.list_queued(None, limit):
             state = execution.queue
@@ -314,6 +312,13 @@ class ControlMixin(EngineCore):
             for key in state.keys:
                 if key.slot_key == state.wait_key:
                     heads.setdefault((execution.tenant, key.slot_key), key)
+        return await self.promote_freed([(tenant, key) for (tenant, _), key in heads.items()])
+
+    async def promote_freed(self, keys: list[tuple[str, FlowKey]]) -> int:
+        """Start the heads of the queues of ``keys`` (tenant, key) that have a free slot,
+        one transaction per key (slots a cascade freed, after its commit)."""
+        now = self.clock.now()
+        heads = {(tenant, key.slot_key): key for tenant, key in keys}
         started = 0
         for (tenant, _), key in heads.items():
 

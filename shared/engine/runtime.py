@@ -401,6 +401,7 @@ class Engine(ClaimMixin, ControlMixin):
         if commit is None:
             return None, snapshot, []
         await self._flush(commit)
+        await self.promote_freed(commit.freed_keys)
         names = [d.run.step_id for d in done]
         if follow and commit.execution.status == ExecutionStatus.RUNNING:
             return follow[0], commit.execution, names

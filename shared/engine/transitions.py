@@ -23,6 +23,7 @@ from shared.models import (
     ErrorStrategy,
     ExecutionEvent,
     ExecutionStatus,
+    FlowKey,
     JoinMark,
     StepRun,
     StepRunStatus,
@@ -65,6 +66,17 @@ class Commit:
     """The innermost failed run when a body failure ends the execution."""
     ended: bool = False
     """Whether this commit ended the execution."""
+    closing_parent: bool = False
+    """This commit ends a child because its parent ends (or is redriven) in the same
+    transaction: the parent's runs are settled there, so this end wakes none of them."""
+    written: dict[str, WorkflowExecution] = field(default_factory=dict)
+    """Other executions this transaction writes (children it creates, queued ones it
+    starts), as written: a cascade reads them here, since the store's reads in a
+    transaction do not see its own writes. Shared with the commits of a cascade."""
+    freed_keys: list[tuple[str, FlowKey]] = field(default_factory=list)
+    """(tenant, key) of slots that executions ended by a cascade freed: their queues are
+    promoted after the commit (the sweeper's ``promote_queued`` is the backstop).
+    Shared with the commits of a cascade."""
 
     # -- buffering -------------------------------------------------------------------
 
@@ -380,6 +392,7 @@ class Commit:
             )
             self.tx.put_execution(child)
             self.tx.add_rollup(rollup.started(child))  # analytics: the child's start
+            self.written[child.id] = child
         for run in self.child_runs:
             self.tx.put_run(run)
 
@@ -392,7 +405,9 @@ class Commit:
         result: Any = None,
         error: ErrorInfo | None = None,
         failed_run: StepRun | None = None,
+        cause: dict[str, Any] | None = None,
     ) -> None:
+        """End the execution with ``status``; ``cause`` adds to the end event's data."""
         exe = self.execution
         if exe.status.terminal:
             return
@@ -410,11 +425,13 @@ class Commit:
         data: dict[str, Any] = {"durationMs": exe.duration}
         if error is not None:
             data["error"] = error.to_json_dict()
+        data.update(cause or {})
         self.event(EXECUTION_EVENT[status], None, **data)
         self.ended = True
 
     async def close_execution(self) -> None:
-        """After an execution ended in this commit: cancel its live runs, wake its parent."""
+        """After an execution ended in this commit: cancel its live runs and the child
+        executions they started, free its slots, wake its parent."""
         if not self.ended:
             return
         exe = self.execution
@@ -444,13 +461,20 @@ class Commit:
         # Flow control: free its slots and start the head of each freed key's queue, in
         # this same transaction (their runs are enqueued after the commit, as the outbox).
         freed = flow.release(self.tx, exe, self.now)
-        if freed:
+        if freed and self.closing_parent:
+            # A second promotion in one transaction would read the queue as the first
+            # left it in the store (its writes are unseen) and start the same one twice.
+            self.freed_keys.extend((exe.tenant, key) for key in freed)
+        elif freed:
             promoted = await flow.promote(
                 self.tx, exe.tenant, freed, self.now, freed_by=exe.id, budget=len(freed)
             )
             for promotion in promoted:
                 self.outbox.extend(promotion.runs)
-        if exe.parent is None:
+                self.written[promotion.execution.id] = promotion.execution
+        # After the promotion: a child it started is ended from the document it wrote.
+        await self.end_children(runs, f"parent execution {exe.id} ended {exe.status.value}")
+        if exe.parent is None or self.closing_parent:
             return
         parent_run = await self.tx.get_run(exe.parent.run_id)
         if parent_run is None or parent_run.status != StepRunStatus.WAITING:
@@ -468,3 +492,60 @@ class Commit:
         wake_run(parent_run, wake, self.now)
         self.tx.put_run(parent_run)
         self.woken_parents.append(parent_run)
+
+    # -- child executions ------------------------------------------------------------
+
+    async def end_children(self, runs: list[StepRun], message: str) -> None:
+        """Cancel, in this transaction, the live child executions that ``runs`` started
+        and that can no longer report to them: a run that is live, or was cancelled (by
+        this end or an earlier one; a redrive replaces such a run with a new one and a
+        new child). A child that ended woke its run, which then succeeded or failed."""
+        parent = self.execution
+        for run in runs:
+            child_id = run.state.get("childExecutionId")
+            if not isinstance(child_id, str) or not (
+                run.status in ACTIVE_RUN or run.status == StepRunStatus.CANCELLED
+            ):
+                continue
+            child = self.written.get(child_id) or await self.tx.get_execution(child_id)
+            if child is None or child.status.terminal:
+                continue
+            if child.parent is None or child.parent.execution_id != parent.id:
+                continue  # not this execution's child: leave it alone
+            await self._cancel_child(child, message)
+
+    async def _cancel_child(self, child: WorkflowExecution, message: str) -> None:
+        # Ending an execution and closing it read no step of its definition: the
+        # parent's stands in for the child's, which this transaction need not load.
+        commit = Commit(
+            self.tx,
+            child,
+            self.definition,
+            self.registry,
+            self.now,
+            self.max_steps,
+            closing_parent=True,
+            written=self.written,
+            freed_keys=self.freed_keys,
+        )
+        commit.finish_execution(
+            ExecutionStatus.CANCELLED,
+            error=ErrorInfo(code="CANCELLED", message=message),
+            cause={
+                "parentExecutionId": self.execution.id,
+                "parentStatus": self.execution.status.value,
+            },
+        )
+        self.written[child.id] = child
+        if child.id in {c.id for c in self.children}:
+            # Created by this very commit: its first runs are only buffered, so the
+            # close below (a store read) cannot see them.
+            for run in self.child_runs:
+                if run.execution_id == child.id and run.status in ACTIVE_RUN:
+                    run.status = StepRunStatus.CANCELLED
+                    run.finished_at = self.now
+                    commit.put_run(run)
+        await commit.close_execution()
+        commit.finalize()
+        # Runs this commit would enqueue for the child (a promotion's) are void now.
+        self.outbox = [r for r in self.outbox if r.execution_id != child.id]
