@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from shared import models
 from shared.api.graphql.context import GqlInfo, caller
 from shared.api.graphql.enums import ExecutionStatus, StepRunStatus
+from shared.api.graphql.flow_api import QueuePlace, queue_of
 from shared.api.graphql.pagination import check_first, offset_page
 from shared.api.graphql.workflow_types import Workflow
 from shared.errors import NotFound
@@ -132,6 +133,7 @@ class WorkflowExecution:
     redrive_count: int
     parent_execution_id: strawberry.ID | None
     last_event_seq: int = strawberry.field(description="Resume `events`/streams after this.")
+    model: strawberry.Private[models.WorkflowExecution | None] = None
 
     @classmethod
     def from_model(cls, model: models.WorkflowExecution) -> WorkflowExecution:
@@ -155,7 +157,14 @@ class WorkflowExecution:
             redrive_count=model.redrive_count,
             parent_execution_id=strawberry.ID(parent.execution_id) if parent else None,
             last_event_seq=model.event_seq,
+            model=model,
         )
+
+    @strawberry.field(description="Where it waits for a concurrency slot; null unless queued.")
+    async def queue(self, info: GqlInfo) -> QueuePlace | None:
+        if self.model is None:
+            return None
+        return await queue_of((await caller(info)).app, self.model)
 
     @strawberry.field(description="The definition at the version this execution is pinned to.")
     async def workflow(self, info: GqlInfo) -> Workflow | None:

@@ -13,6 +13,7 @@ from shared.api.graphql.audit_api import AuditLogQuery, AuditMutations
 from shared.api.graphql.control_api import ControlMutation
 from shared.api.graphql.errors import ErrorCodes, log_errors
 from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
+from shared.api.graphql.flow_api import FlowQuery
 from shared.api.graphql.import_api import ImportMutation
 from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
@@ -20,7 +21,8 @@ from shared.api.graphql.tenant_api import TenantMutation, TenantQuery
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
 Query = merge_types(
-    "Query", (WorkflowQuery, ExecutionQuery, AuditLogQuery, AnalyticsQuery, TenantQuery)
+    "Query",
+    (WorkflowQuery, ExecutionQuery, FlowQuery, AuditLogQuery, AnalyticsQuery, TenantQuery),
 )
 Mutation = merge_types(
     "Mutation",

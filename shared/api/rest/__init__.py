@@ -28,6 +28,7 @@ from shared.api.rest import (
     analytics,
     audit,
     executions,
+    flow,
     imports,
     meta,
     session,
@@ -75,6 +76,7 @@ def create_management_app(
     # a 405 name every method a path has (``errors.allowed_methods``).
     routers = (
         workflows,
+        flow,
         imports,
         executions,
         analytics,

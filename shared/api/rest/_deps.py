@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse
 from shared.api.auth import Principal, authorize
 from shared.api.edge import edge_of
 from shared.app import WorkflowApp
+from shared.app.flow_usage import public_queue
+from shared.models import QueueState, WorkflowExecution
 from shared.ports import Page
 
 API = "/api/v1"
@@ -96,8 +98,19 @@ ExecutionOperator = Annotated[Caller, Depends(_for_execution("operate"))]
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
-    """A model as its camelCase JSON dict, without null fields."""
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """A model as its camelCase JSON dict, without null fields.
+
+    An execution shows only the public part of its flow-control state
+    (``shared.app.flow_usage.QueueView``, while it is queued): the ids of the slot
+    documents it holds and the internal key of its queue stay inside.
+    """
+    data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(model, WorkflowExecution) and isinstance(model.queue, QueueState):
+        view = public_queue(model)
+        data.pop("queue", None)
+        if view is not None:
+            data["queue"] = view.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return data
 
 
 def respond(

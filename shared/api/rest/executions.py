@@ -25,13 +25,15 @@ from shared.api.rest.schemas import (
     EventPage,
     ExecutionDetail,
     ExecutionPage,
+    ExecutionView,
     SignalResult,
     StepList,
     StepRunView,
 )
 from shared.api.rest.workflows import Cursor, Limit
+from shared.app.flow_usage import queue_views
 from shared.errors import InputInvalid
-from shared.models import ExecutionStatus, WorkflowExecution
+from shared.models import ExecutionStatus
 
 router = router_for("executions")
 
@@ -84,6 +86,7 @@ async def list_executions(
         started_from=started_from,
         started_before=started_before,
     )
+    await queue_views(caller.app, page.items)  # the place of each queued one
     return respond_page(page)
 
 
@@ -91,8 +94,9 @@ async def list_executions(
 async def get_execution(execution_id: ExecutionId, caller: ExecutionReader) -> Response:
     """Get an execution with its step history (``steps``, oldest run first)."""
     execution, runs = await caller.app.get_execution_detail(execution_id)
+    await queue_views(caller.app, [execution])
     steps = [StepRunView.model_validate(run.model_dump()) for run in runs]
-    return respond(ExecutionDetail(**dict(execution), steps=steps))
+    return respond(ExecutionDetail.of(execution, steps=steps))
 
 
 @router.get(f"{_ONE}/steps", response_model=StepList, responses=errors(404))
@@ -136,7 +140,7 @@ async def send_event(
 
 @router.post(
     f"{_ONE}/cancel",
-    response_model=WorkflowExecution,
+    response_model=ExecutionView,
     responses=errors(400, 403, 404, 409, 413, 415, 422),
     dependencies=[Depends(json_only)],
 )
@@ -149,19 +153,19 @@ async def cancel_execution(
     return respond(await caller.app.cancel(execution_id, body.reason))
 
 
-@router.post(f"{_ONE}/pause", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+@router.post(f"{_ONE}/pause", response_model=ExecutionView, responses=errors(403, 404, 409))
 async def pause_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Pause an execution: running steps finish, no new step starts until resumed."""
     return respond(await caller.app.pause(execution_id))
 
 
-@router.post(f"{_ONE}/resume", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+@router.post(f"{_ONE}/resume", response_model=ExecutionView, responses=errors(403, 404, 409))
 async def resume_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Resume a paused execution."""
     return respond(await caller.app.resume(execution_id))
 
 
-@router.post(f"{_ONE}/redrive", response_model=WorkflowExecution, responses=errors(403, 404, 409))
+@router.post(f"{_ONE}/redrive", response_model=ExecutionView, responses=errors(403, 404, 409))
 async def redrive_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Re-run a failed or timed-out execution from its failed step, on its pinned version."""
     return respond(await caller.app.redrive(execution_id))

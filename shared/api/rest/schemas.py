@@ -8,11 +8,12 @@ the control endpoints. Every one is camelCase on the wire, like the core models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shared.app.flow_usage import QueueView, public_queue
 from shared.models import (
     ErrorInfo,
     ExecutionEvent,
@@ -118,7 +119,20 @@ class StepRunView(_Body):
     duration_ms: float | None = None
 
 
-class ExecutionDetail(WorkflowExecution):
+class ExecutionView(WorkflowExecution):
+    """An execution as the API shows it: ``queue`` only while it is queued, and only
+    its public part (reason, key, priority, queuedAt and position)."""
+
+    queue: QueueView | None = None  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, execution: WorkflowExecution, **extra: Any) -> Self:
+        """The view of ``execution`` (``extra``: fields of a subclass, e.g. ``steps``)."""
+        fields = {name: getattr(execution, name) for name in WorkflowExecution.model_fields}
+        return cls(**{**fields, "queue": public_queue(execution), **extra})
+
+
+class ExecutionDetail(ExecutionView):
     """An execution with its step history, oldest run first."""
 
     steps: list[StepRunView] = Field(default_factory=list)
@@ -131,7 +145,7 @@ class WorkflowPage(_Body):
 
 
 class ExecutionPage(_Body):
-    items: list[WorkflowExecution]
+    items: list[ExecutionView]
     next_cursor: str | None = None
 
 
