@@ -232,3 +232,22 @@ async def test_cancel_reaches_a_child_whose_run_is_no_longer_active(h: Harness) 
     child = await h.app.get_execution(child_id)
     assert child.status == ExecutionStatus.CANCELLED
     assert child.error_info is not None and parent_id in child.error_info.message
+
+
+async def test_the_slot_of_a_parent_ended_with_its_child_goes_to_the_next_one(h: Harness) -> None:
+    """The commit that ends the parent and its child also starts the execution queued
+    for the parent's slot, which then starts a child of its own."""
+    await h.create(CHILD)
+    workflow_id = await h.create(parent(concurrency=[{"limit": 1}]))
+    first = await h.start(workflow_id)
+    second = await h.start(workflow_id)
+    assert second.status == ExecutionStatus.QUEUED
+    await h.drain(advance=False)
+    first_child = await _child_of(h, first.id)
+    await _fail_other_branch(h)
+    await _assert_cancelled_by_parent(h, first_child, first.id, "failed")
+    assert (await h.app.get_execution(second.id)).status == ExecutionStatus.RUNNING
+    second_child = await _child_of(h, second.id)
+    assert (await h.app.get_execution(second_child)).status == ExecutionStatus.WAITING
+    await h.app.cancel(second.id)
+    await _assert_cancelled_by_parent(h, second_child, second.id, "cancelled")
