@@ -7,6 +7,7 @@ exceptions into these; only the function edges map them to HTTP status codes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,3 +129,16 @@ class StepFailed(WorkflowError):
 
     code = "STEP_FAILED"
     retryable = True
+
+
+class StartRateLimited(WorkflowError):
+    """A workflow's ``rateLimit`` (mode ``refuse``) refused a start: 429 with
+    ``Retry-After`` at the edge (``details.retryAfterSeconds``, whole seconds, at least
+    1). Retryable: a trigger's delivery is retried later, a client waits."""
+
+    code = "RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float, *, key: str = "") -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, details={"retryAfterSeconds": self.retry_after, "key": key})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from shared.engine import start_controls
 from shared.engine.core import EngineCore
 from shared.engine.transitions import Commit
 from shared.models import (
@@ -59,6 +60,9 @@ class ClaimMixin(EngineCore):
                 return HopResult("duplicate")
             if execution.status.terminal:
                 return HopResult("cancelled")
+            if run.step_type == start_controls.TIMER_STEP:  # a start control's timer
+                status, woken[:] = await start_controls.fire(tx, run, execution, now, early_ok)
+                return HopResult(status)
             if execution.status == ExecutionStatus.PAUSED:
                 return HopResult("paused")
             if execution.status == ExecutionStatus.QUEUED:

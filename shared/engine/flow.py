@@ -36,8 +36,10 @@ __all__ = [
     "FLOW_ROOTS",
     "MAX_KEY_LENGTH",
     "PRIORITY_RANGE",
+    "TIMER_STEP",
     "Promotion",
     "check_flow",
+    "key_value",
     "park_runs",
     "plan",
     "promote",
@@ -53,6 +55,8 @@ MAX_KEY_LENGTH = 256
 """Characters of an evaluated key value."""
 PRIORITY_RANGE = (-1000, 1000)
 """An evaluated priority is clamped into this range."""
+TIMER_STEP = "$start"
+"""Step type of the timer run that starts an execution held back by a start control."""
 PROMOTE_BATCH = 20
 """Queued executions a release looks at per key (enough to fill the freed slots)."""
 
@@ -78,6 +82,35 @@ def check_flow(definition: WorkflowDefinition) -> list[Issue]:
     if definition.priority is not None:
         _, found = compile_expression(definition.priority, "/priority", FLOW_ROOTS)
         issues.extend(found)
+    issues.extend(_check_start_controls(definition))
+    return issues
+
+
+def _check_start_controls(definition: WorkflowDefinition) -> list[Issue]:
+    """Keys of ``singleton``, ``rateLimit``, ``throttle``, ``debounce`` (CEL over input
+    and trigger), and the combinations refused (a debounced start has no arrival time
+    to rate-limit until its period has passed)."""
+    issues: list[Issue] = []
+    controls = {
+        "singleton": definition.singleton,
+        "rateLimit": definition.rate_limit,
+        "throttle": definition.throttle,
+        "debounce": definition.debounce,
+    }
+    for name, spec in controls.items():
+        if spec is not None and spec.key is not None:
+            _, found = compile_expression(spec.key, f"/{name}/key", FLOW_ROOTS)
+            issues.extend(found)
+    if definition.debounce is not None:
+        for name in ("rateLimit", "throttle"):
+            if controls[name] is not None:
+                issues.append(
+                    Issue(
+                        "START_CONTROLS_CONFLICT",
+                        f"debounce cannot be combined with {name}",
+                        f"/{name}",
+                    )
+                )
     return issues
 
 
@@ -109,25 +142,30 @@ def plan(definition: WorkflowDefinition, execution: WorkflowExecution) -> QueueS
 
 
 def _key_value(source: str, env: dict[str, Any], index: int) -> str:
-    path = f"/concurrency/{index}/key"
+    return key_value(source, env, f"/concurrency/{index}/key", "concurrency")
+
+
+def key_value(source: str, env: dict[str, Any], path: str, what: str) -> str:
+    """Evaluate a key expression (string or number, at most ``MAX_KEY_LENGTH``).
+
+    Raises InputInvalid (``CONCURRENCY_KEY_INVALID`` for ``concurrency``, else
+    ``FLOW_KEY_INVALID``) at ``path``: nothing is stored then.
+    """
+    code = "CONCURRENCY_KEY_INVALID" if what == "concurrency" else "FLOW_KEY_INVALID"
     try:
         value = expression(source, FLOW_ROOTS).evaluate(env)
     except StepFailed as exc:
-        raise InputInvalid(
-            f"concurrency key failed: {exc.message}", code="CONCURRENCY_KEY_INVALID", path=path
-        ) from exc
+        raise InputInvalid(f"{what} key failed: {exc.message}", code=code, path=path) from exc
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InputInvalid(
-            f"concurrency key must be a string or a number, not {type(value).__name__}",
-            code="CONCURRENCY_KEY_INVALID",
+            f"{what} key must be a string or a number, not {type(value).__name__}",
+            code=code,
             path=path,
         )
     text = str(value)
     if len(text) > MAX_KEY_LENGTH:
         raise InputInvalid(
-            f"concurrency key longer than {MAX_KEY_LENGTH} characters",
-            code="CONCURRENCY_KEY_INVALID",
-            path=path,
+            f"{what} key longer than {MAX_KEY_LENGTH} characters", code=code, path=path
         )
     return text
 
@@ -253,8 +291,11 @@ async def take_or_queue(tx: ExecutionTx, execution: WorkflowExecution, now: date
 
 
 def park_runs(runs: list[StepRun]) -> None:
-    """Park the runs a queued execution would have scheduled: no task until it starts."""
+    """Park the runs a queued execution would have scheduled: no task until it starts
+    (its ``$start`` timer, if a start control holds it back, keeps its due time)."""
     for run in runs:
+        if run.step_type == TIMER_STEP:
+            continue
         run.state["queuedDueIn"] = (
             None
             if run.due_at is None or run.step_type == "$deadline"
@@ -293,6 +334,21 @@ def release(tx: ExecutionTx, execution: WorkflowExecution, now: datetime) -> lis
     if state is None:
         return []
     state.key = state.wait_key = state.reason = None  # an ended execution waits for nothing
+    state.not_before = None
+    if state.singleton is not None:
+        single = state.singleton
+        ident = slot_id(execution.tenant, single.slot_key, 0)
+        tx.put_slot(
+            ConcurrencySlot(
+                id=ident,
+                tenant=execution.tenant,
+                slot_key=single.slot_key,
+                label=single.label,
+                index=0,
+                holder=None,
+                updated_at=now,
+            )
+        )
     if not state.held:
         return []
     by_id = {

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StrictBool, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from shared.models._base import ApiModel, utcnow
 
@@ -199,6 +199,90 @@ class ConcurrencySpec(ApiModel):
     scope: ConcurrencyScope = ConcurrencyScope.WORKFLOW
 
 
+MAX_START_LIMIT = 10_000
+"""Starts per period of a ``throttle`` (and its burst)."""
+MAX_RATE_LIMIT = 1000
+"""Starts per period of a ``rateLimit`` (its window stores one time per start)."""
+MIN_PERIOD_SECONDS = 1.0
+MAX_PERIOD_SECONDS = 7 * 86_400.0
+"""Bounds of a start control's ``period`` (a week)."""
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def _seconds(value: Any) -> Any:
+    """A period as seconds: a number, a numeric string, or ``90s``/``5m``/``1h``/``1d``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1:]) if text else None
+        number = text[:-1] if unit is not None else text
+        try:
+            return float(number) * (unit or 1.0)
+        except ValueError:
+            raise ValueError(
+                "a period is seconds (a number) or a number with s, m, h or d (5m)"
+            ) from None
+    return value
+
+
+Period = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    Field(ge=MIN_PERIOD_SECONDS, le=MAX_PERIOD_SECONDS),
+]
+"""Seconds, from 1 to a week; written as a number (``60``) or with a unit (``"1m"``)."""
+
+
+class SingletonMode(StrEnum):
+    SKIP = "skip"
+    """A start while one is live does not create an execution; it answers the live one."""
+    CANCEL_RUNNING = "cancelRunning"
+    """The live one is cancelled and the new one starts."""
+
+
+class SingletonSpec(ApiModel):
+    """At most one live (queued or running) execution per value of ``key``."""
+
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger``; absent = one execution of the workflow."""
+    mode: SingletonMode = SingletonMode.SKIP
+
+
+class RateLimitMode(StrEnum):
+    REFUSE = "refuse"
+    """An excess start is refused with ``RATE_LIMITED`` (429 with ``Retry-After``)."""
+    QUEUE = "queue"
+    """An excess start is stored ``queued`` and starts when the window allows it."""
+
+
+class RateLimitSpec(ApiModel):
+    """At most ``limit`` starts in any ``period`` seconds per value of ``key``."""
+
+    limit: int = Field(ge=1, le=MAX_RATE_LIMIT)
+    period: Period
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger``; absent = one window for the workflow."""
+    mode: RateLimitMode = RateLimitMode.REFUSE
+
+
+class ThrottleSpec(ApiModel):
+    """Starts spread to ``limit`` per ``period`` per key (GCRA); excess ones wait, queued."""
+
+    limit: int = Field(ge=1, le=MAX_START_LIMIT)
+    period: Period
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger``; absent = one throttle for the workflow."""
+    burst: int | None = Field(default=None, ge=1, le=MAX_START_LIMIT)
+    """Starts that may go at once after a quiet time; defaults to ``limit``."""
+
+
+class DebounceSpec(ApiModel):
+    """Only the last start of a burst runs, ``period`` seconds after it, with its input."""
+
+    period: Period
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input`` and ``trigger``; absent = one debounce for the workflow."""
+
+
 class WorkflowDefinition(ApiModel):
     """A workflow as stored: the seed's WorkflowDefinition plus start step and limits."""
 
@@ -233,6 +317,14 @@ class WorkflowDefinition(ApiModel):
     """Concurrency limits: excess executions wait in the ``queued`` status."""
     priority: str | None = Field(default=None, max_length=1024)
     """CEL over ``input`` and ``trigger`` (int): higher leaves the queue first."""
+    singleton: SingletonSpec | None = None
+    """One live execution per key: further starts are skipped or cancel the live one."""
+    rate_limit: RateLimitSpec | None = None
+    """Starts per period per key; excess ones are refused or queued."""
+    throttle: ThrottleSpec | None = None
+    """Starts per period per key, smoothed; excess ones wait queued, never dropped."""
+    debounce: DebounceSpec | None = None
+    """Starts within ``period`` of each other collapse into the last one."""
 
     @cached_property
     def step_index(self) -> dict[str, WorkflowStep]:

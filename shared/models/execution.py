@@ -105,6 +105,13 @@ class QueueState(RecordModel):
     """Place in its key's queue (1 = next), computed on read; never stored."""
     timeout_seconds: float | None = None
     """The workflow's time limit, started when the execution leaves the queue."""
+    singleton: FlowKey | None = None
+    """The ``singleton`` key whose one slot this execution holds until it ends."""
+    gates: list[FlowKey] = Field(default_factory=list)
+    """Its ``rateLimit``, ``throttle`` and ``debounce`` keys (``docs/flow-control-start-
+    controls.md``), evaluated at start; ``scope`` names the control."""
+    not_before: datetime | None = None
+    """While held back by a start control: when it may start (its ``$start`` timer)."""
 
 
 class ConcurrencySlot(RecordModel):
@@ -117,6 +124,10 @@ class ConcurrencySlot(RecordModel):
     index: int
     holder: str | None = None
     """The execution holding this slot; ``None`` (or an ended execution) = free."""
+    tat: datetime | None = None
+    """``throttle``: the GCRA theoretical arrival time of the next start."""
+    starts: list[datetime] = Field(default_factory=list)
+    """``rateLimit``: the times of the latest ``limit`` starts (granted or reserved)."""
     updated_at: datetime = Field(default_factory=utcnow)
 
 

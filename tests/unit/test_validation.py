@@ -273,6 +273,86 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("too large", mutate(["description"], "x" * 600_000), "DEFINITION_TOO_LARGE", ""),
     ("too deep", mutate(["variables"], {"a": _nested(40)}), "TOO_DEEP", ""),
+    # Start controls (flow control part 3): bounds, periods, keys, combinations.
+    (
+        "rate limit 0",
+        mutate(["rateLimit"], {"limit": 0, "period": 60}),
+        "INVALID_VALUE",
+        "/rateLimit/limit",
+    ),
+    (
+        "rate limit huge",
+        mutate(["rateLimit"], {"limit": 10**9, "period": 60}),
+        "INVALID_VALUE",
+        "/rateLimit/limit",
+    ),
+    (
+        "rate period unit",
+        mutate(["rateLimit"], {"limit": 1, "period": "2w"}),
+        "INVALID_VALUE",
+        "/rateLimit/period",
+    ),
+    (
+        "rate period short",
+        mutate(["rateLimit"], {"limit": 1, "period": 0.5}),
+        "INVALID_VALUE",
+        "/rateLimit/period",
+    ),
+    (
+        "rate mode",
+        mutate(["rateLimit"], {"limit": 1, "period": 1, "mode": "drop"}),
+        "INVALID_VALUE",
+        "/rateLimit/mode",
+    ),
+    (
+        "rate key vars",
+        mutate(["rateLimit"], {"limit": 1, "period": 1, "key": "vars.x"}),
+        "EXPRESSION_UNKNOWN_VARIABLE",
+        "/rateLimit/key",
+    ),
+    (
+        "throttle period year",
+        mutate(["throttle"], {"limit": 1, "period": "400d"}),
+        "INVALID_VALUE",
+        "/throttle/period",
+    ),
+    (
+        "throttle burst",
+        mutate(["throttle"], {"limit": 1, "period": 1, "burst": 0}),
+        "INVALID_VALUE",
+        "/throttle/burst",
+    ),
+    (
+        "throttle key syntax",
+        mutate(["throttle"], {"limit": 1, "period": 1, "key": "input.("}),
+        "EXPRESSION_SYNTAX",
+        "/throttle/key",
+    ),
+    (
+        "singleton mode",
+        mutate(["singleton"], {"mode": "queue"}),
+        "INVALID_VALUE",
+        "/singleton/mode",
+    ),
+    (
+        "singleton key",
+        mutate(["singleton"], {"key": "steps.x"}),
+        "EXPRESSION_UNKNOWN_VARIABLE",
+        "/singleton/key",
+    ),
+    ("debounce missing period", mutate(["debounce"], {}), "FIELD_REQUIRED", "/debounce/period"),
+    (
+        "debounce unknown",
+        mutate(["debounce"], {"period": 5, "wait": 1}),
+        "UNKNOWN_FIELD",
+        "/debounce/wait",
+    ),
+    (
+        "debounce and throttle",
+        {**GOOD, "debounce": {"period": 5}, "throttle": {"limit": 1, "period": 5}},
+        "START_CONTROLS_CONFLICT",
+        "/throttle",
+    ),
 ]
 
 
@@ -292,6 +372,24 @@ def test_bad_definition_gets_code_and_path(raw: dict[str, Any], code: str, path:
     body = caught.value.to_dict()
     assert body["code"] == "VALIDATION_FAILED"
     assert all(set(e) == {"code", "message", "path"} and e["message"] for e in body["errors"])
+
+
+@pytest.mark.parametrize(
+    ("period", "seconds"),
+    [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("1.5d", 129_600.0)],
+)
+def test_start_control_periods_are_seconds_or_a_number_with_a_unit(
+    period: Any, seconds: float
+) -> None:
+    raw = {
+        **GOOD,
+        "throttle": {"limit": 2, "period": period},
+        "rateLimit": {"limit": 1, "period": period, "key": "input.customer", "mode": "queue"},
+        "singleton": {"key": "trigger.type", "mode": "cancelRunning"},
+    }
+    definition = validate_definition(raw, REGISTRY)
+    assert definition.throttle is not None and definition.rate_limit is not None
+    assert definition.throttle.period == definition.rate_limit.period == seconds
 
 
 def test_every_issue_is_reported_at_once() -> None:
