@@ -251,3 +251,24 @@ async def test_the_slot_of_a_parent_ended_with_its_child_goes_to_the_next_one(h:
     assert (await h.app.get_execution(second_child)).status == ExecutionStatus.WAITING
     await h.app.cancel(second.id)
     await _assert_cancelled_by_parent(h, second_child, second.id, "cancelled")
+
+
+async def test_only_the_parents_own_children_are_cancelled(h: Harness) -> None:
+    """A run naming an execution that another parent started (or none started) as its
+    child: the parent's end leaves that execution alone."""
+    parent_id, child_id = await _started(h)
+    other_id, other_child = await _started(h)
+
+    async def point_at_the_other_child(tx: ExecutionTx) -> None:
+        for run in await tx.list_runs(parent_id):
+            if run.step_id == "call":
+                run.state = {**run.state, "childExecutionId": other_child}
+                tx.put_run(run)
+
+    await h.store.run_transaction(point_at_the_other_child)
+    await h.app.cancel(parent_id)
+    assert (await h.app.get_execution(other_child)).status == ExecutionStatus.WAITING
+    assert (await h.app.get_execution(other_id)).status == ExecutionStatus.RUNNING
+    await h.app.cancel(other_id)
+    await _assert_cancelled_by_parent(h, other_child, other_id, "cancelled")
+    assert (await h.app.get_execution(child_id)).status == ExecutionStatus.WAITING
