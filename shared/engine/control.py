@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from shared.engine import flow, policy, rollup
+from shared.engine import flow, policy, rollup, start_controls
 from shared.engine.core import EngineCore
 from shared.engine.runs import deadline_run, new_execution, wake_run
 from shared.engine.transitions import ACTIVE_RUN, Commit
@@ -57,7 +57,7 @@ class ControlMixin(EngineCore):
             tenant=tenant,
             now=now,
         )
-        execution.queue = flow.plan(definition, execution)  # raises on a bad key: no write
+        execution.queue = start_controls.plan(definition, execution)  # a bad key: no write
 
         written: list[StepRun] = []
         queued = False
@@ -71,9 +71,12 @@ class ControlMixin(EngineCore):
             reruns = self.executions.reruns_transactions
             fresh = execution.model_copy(deep=True) if reruns else execution
             written[:] = [run.model_copy(deep=True) for run in runs] if reruns else runs
+            admission = await start_controls.admit(tx, fresh, definition, written, now)
+            if admission.existing is not None:  # singleton skip, debounce: it answers
+                return admission.existing, False
             commit = Commit(tx, fresh, definition, self.registry, now)
             nonlocal queued
-            queued = await flow.take_or_queue(tx, fresh, now)
+            queued = admission.held or await flow.take_or_queue(tx, fresh, now)
             if queued:
                 flow.park_runs(written)
             for run in written:
@@ -97,8 +100,8 @@ class ControlMixin(EngineCore):
             commit.finalize()
             return fresh, True
 
-        stored, created = await self.executions.run_transaction(create)
-        if created and not queued:
+        stored, created = await start_controls.run_start(self, create, definition.id)
+        if created:  # a queued one's parked runs have no due time (a held one's timer has)
             for run in written:
                 await self._enqueue(run)
         return stored, created

@@ -93,3 +93,58 @@ async def test_cancelled_slots_come_back_and_priority_orders_the_queue(fh: Harne
     await fh.drain()
     for execution in (high, low, other):
         assert await status_of(fh, execution.id) == ExecutionStatus.SUCCEEDED
+
+
+async def test_rate_limit_refuses_past_its_limit_on_firestore(fh: Harness) -> None:
+    """The sliding window lives in a flowSlots document read and written in the start
+    transaction: duplicated concurrent starts never create more than the limit."""
+    from datetime import timedelta
+
+    from harness import START
+
+    from shared.errors import StartRateLimited
+
+    wf = await fh.create(
+        linear({"id": "a", "type": "count"}, name="rated", rateLimit={"limit": 2, "period": 60})
+    )
+    definition = await fh.app.get_workflow(wf)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    answers = await asyncio.gather(
+        *(fh.engine.start_execution(definition, input={}, execution_id=e) for e in ids * 2),
+        return_exceptions=True,
+    )
+    created = [a for a in answers if not isinstance(a, BaseException) and a[1]]
+    refused = [a for a in answers if isinstance(a, StartRateLimited)]
+    assert len(created) == 2
+    assert len(created) + len(refused) + sum(
+        1 for a in answers if not isinstance(a, BaseException) and not a[1]
+    ) == len(answers)
+    fh.clock.set(START + timedelta(seconds=60))
+    _, again = await fh.engine.start_execution(definition, input={})
+    assert again
+
+
+async def test_debounce_runs_the_last_start_once_on_firestore(fh: Harness) -> None:
+    from datetime import timedelta
+
+    from harness import START
+
+    wf = await fh.create(
+        linear(
+            {"id": "a", "type": "transform", "config": {"output": "${input}"}},
+            name="debounced",
+            debounce={"period": 3},
+        )
+    )
+    definition = await fh.app.get_workflow(wf)
+    answers = []
+    for n in range(3):
+        fh.clock.set(START + timedelta(seconds=n))
+        await fh.drain(advance=False)
+        answers.append(await fh.engine.start_execution(definition, input={"n": n}))
+    assert len({execution.id for execution, _ in answers}) == 1
+    assert [created for _, created in answers] == [True, False, False]
+    await fh.drain()
+    done = await fh.app.get_execution(answers[0][0].id)
+    assert done.status == ExecutionStatus.SUCCEEDED
+    assert done.result == {"n": 2}
