@@ -405,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tenants(commands, _command, _common)
 
+    from shared.cli.templates_cmd import add_parser as add_templates
+
+    add_templates(commands, _command, _common)
+
     resume = _command(commands, "resume-all", "finish executions a stopped process left unfinished")
     resume.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS")
     _common(resume)

@@ -17,6 +17,7 @@ from shared.api.graphql.flow_api import FlowQuery
 from shared.api.graphql.import_api import ImportMutation
 from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
+from shared.api.graphql.templates import TemplateMutation, TemplateQuery
 from shared.api.graphql.tenant_api import TenantMutation, TenantQuery
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
@@ -28,6 +29,8 @@ Mutation = merge_types(
     "Mutation",
     (WorkflowMutation, ImportMutation, ExecutionMutation, ControlMutation, TenantMutation),
 )
+Query = merge_types("Query", (Query, TemplateQuery))  # the template gallery
+Mutation = merge_types("Mutation", (Mutation, TemplateMutation))
 
 
 class WorkflowSchema(strawberry.Schema):

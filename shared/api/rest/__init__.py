@@ -33,6 +33,7 @@ from shared.api.rest import (
     meta,
     session,
     stream_tokens,
+    templates,
     workflows,
 )
 from shared.api.rest._audit import AuditMiddleware
@@ -78,6 +79,7 @@ def create_management_app(
         workflows,
         flow,
         imports,
+        templates,
         executions,
         analytics,
         audit,
