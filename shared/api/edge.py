@@ -27,6 +27,7 @@ from shared.api.identity import InternalIdentity
 from shared.api.stream_tokens import StreamTokens
 from shared.app import WorkflowApp
 from shared.app.secrets import SecretResolver
+from shared.app.tenants import TenantAdmin
 from shared.app.trigger_manager import TriggerManager
 from shared.engine.runtime import Engine
 from shared.observability import flush_tracing
@@ -52,6 +53,11 @@ class EdgeRuntime(Protocol):
     async def sweep_once(self) -> int: ...
 
     def event_feed(self) -> EventFeed: ...
+
+    @property
+    def tenants(self) -> TenantAdmin | None:
+        """The tenant admin use cases (None: no tenant registry is wired)."""
+        ...
 
 
 @dataclass

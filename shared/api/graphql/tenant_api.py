@@ -103,8 +103,8 @@ def _quotas(quotas: QuotasInput) -> dict[str, Any]:
 async def _admin(info: GqlInfo) -> tuple[Principal, TenantAdmin]:
     who = await caller(info)
     connection = info.context.get("request")
-    tenants = getattr(edge_of(connection).runtime, "tenants", None) if connection else None
-    if not isinstance(tenants, TenantAdmin):
+    tenants = edge_of(connection).runtime.tenants if connection else None
+    if tenants is None:
         raise WorkflowError("this deployment has no tenant registry", code="NOT_FOUND")
     return who.principal, tenants
 

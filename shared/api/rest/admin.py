@@ -99,8 +99,8 @@ class TenantList(_Body):
 
 
 def _admin(request: Request) -> TenantAdmin:
-    tenants = getattr(edge_of(request).runtime, "tenants", None)
-    if not isinstance(tenants, TenantAdmin):
+    tenants = edge_of(request).runtime.tenants
+    if tenants is None:
         raise WorkflowError("this deployment has no tenant registry", code="NOT_FOUND")
     return tenants
 
@@ -151,7 +151,7 @@ async def list_tenants(
     )
 
 
-@router.post(TENANTS, status_code=201, response_model=Tenant, responses=errors(403, 409, 422))
+@router.post(TENANTS, status_code=201, response_model=Tenant, responses=errors(400, 403, 409, 422))
 async def create_tenant(request: Request, body: TenantCreate, _caller: Platform) -> JSONResponse:
     """Create a tenant (platform admins); its id is refused when taken (409)."""
     raw = body.model_dump(by_alias=True, exclude_unset=True)
