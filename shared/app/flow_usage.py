@@ -58,7 +58,11 @@ class QueueView(ApiModel):
     queued_at: datetime | None = None
     position: int | None = None
     """1 = next to start on its key; computed on read, counted up to
-    ``QUEUE_COUNT_MOST`` (a larger place reads as ``QUEUE_COUNT_MOST + 1``)."""
+    ``QUEUE_COUNT_MOST`` (a larger place reads as ``QUEUE_COUNT_MOST + 1``). Absent
+    while it is held by a start control alone (``notBefore``)."""
+    not_before: datetime | None = None
+    """Held back until then by a start control (``rateLimit``, ``throttle``,
+    ``debounce``: ``docs/flow-control-start-controls.md``)."""
 
 
 class KeyUsage(ApiModel):
@@ -102,6 +106,7 @@ def public_queue(execution: WorkflowExecution) -> QueueView | None:
         priority=state.priority,
         queued_at=state.queued_at,
         position=state.position,
+        not_before=state.not_before,
     )
 
 

@@ -149,7 +149,14 @@ async def test_responses_match_the_openapi_document(api: httpx.AsyncClient) -> N
     one_op = paths[f"{API}/executions/{{execution_id}}"]["get"]
     list_op = paths[f"{API}/executions"]["get"]
     view = document["components"]["schemas"]["QueueView"]
-    assert set(view["properties"]) == {"reason", "key", "priority", "queuedAt", "position"}
+    assert set(view["properties"]) == {
+        "reason",
+        "key",
+        "priority",
+        "queuedAt",
+        "position",
+        "notBefore",
+    }
 
     workflow_id = await create(api, held())
     first = (await execute(api, workflow_id))["id"]

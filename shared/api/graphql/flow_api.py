@@ -37,6 +37,9 @@ class QueuePlace:
     position: int | None = strawberry.field(
         description="1 = next to start on its key; computed on read, counted up to 1000."
     )
+    not_before: datetime | None = strawberry.field(
+        description="Held back until then by a start control (rateLimit, throttle, debounce)."
+    )
 
 
 async def queue_of(app: WorkflowApp, execution: models.WorkflowExecution) -> QueuePlace | None:
@@ -52,6 +55,7 @@ async def queue_of(app: WorkflowApp, execution: models.WorkflowExecution) -> Que
         priority=view.priority,
         queued_at=view.queued_at,
         position=view.position,
+        not_before=view.not_before,
     )
 
 

@@ -104,7 +104,15 @@ export function parseJson(text, label) {
   }
 }
 
-export const ACTIVE_EXECUTION = new Set(['pending', 'running', 'waiting', 'paused']);
+export const ACTIVE_EXECUTION = new Set(['pending', 'queued', 'running', 'waiting', 'paused']);
+
+/** 'waiting for concurrency slot key=acme · #2 in queue' for a queued execution, else ''. */
+export function queueText(execution) {
+  const queue = execution && execution.status === 'queued' ? execution.queue : null;
+  if (!queue) return '';
+  const place = typeof queue.position === 'number' ? ` · #${queue.position} in queue` : '';
+  return `${queue.reason || 'waiting for a concurrency slot'}${place}`;
+}
 export const TERMINAL_EXECUTION = new Set(['succeeded', 'failed', 'cancelled', 'timed_out']);
 export const TERMINAL_EVENTS = new Set([
   'execution.succeeded', 'execution.failed', 'execution.cancelled', 'execution.timed_out',

@@ -10,6 +10,7 @@ import { sourceMap } from '../lib/source_map.js';
 import { stepTypes, insertStep } from './designer_palette.js';
 import { comparePanel } from './designer_compare.js';
 import { errorList } from './workflow_transfer.js';
+import { concurrencyPanel } from './workflow_concurrency.js';
 
 const TEMPLATE = `name: my-workflow
 description: What this workflow does.
@@ -207,6 +208,7 @@ export async function mount(root, ctx, params) {
     h('div', {class: 'designer'},
       h('section', {class: 'card designer-pane', 'aria-label': 'Definition'}, editorBox, problems),
       h('section', {class: 'card designer-pane', 'aria-label': 'Graph'}, graphBox)),
-    compareSlot);
+    compareSlot,
+    ...(workflow?.concurrency?.length ? [concurrencyPanel(ctx, workflow.id)] : []));
   return () => { alive = false; editor.destroy(); if (graph) graph.destroy(); };
 }

@@ -9,7 +9,7 @@ import {jsonView} from '../lib/json_view.js';
 import {createTimeline} from '../lib/timeline.js';
 import {
   el, empty, linkRunsCss, ms, shortDuration, errorText, badge, parseJson,
-  ACTIVE_EXECUTION, TERMINAL_EVENTS,
+  ACTIVE_EXECUTION, TERMINAL_EVENTS, queueText,
 } from '../lib/inbox_common.js';
 
 const LOG_LIMIT = 1000;
@@ -127,6 +127,7 @@ export async function mount(root, ctx, params = {}) {
   const statusBox = el('span', {class: 'run-status', 'aria-live': 'polite'});
   const liveBox = el('span', {class: 'run-live', role: 'status'});
   const facts = el('dl', {class: 'run-facts'});
+  const queueBox = el('p', {class: 'run-queue', role: 'status', hidden: true});
   const buttons = el('div', {class: 'run-actions', role: 'toolbar', 'aria-label': 'Execution actions'});
   const sendBox = el('section', {class: 'run-send', 'aria-labelledby': 'send-title', hidden: true});
   const graphBox = el('div', {class: 'run-graph', 'aria-label': 'Workflow graph'});
@@ -136,7 +137,7 @@ export async function mount(root, ctx, params = {}) {
   const resultBox = el('div', {class: 'run-result'});
   root.appendChild(el('section', {class: 'runs-view run-detail', dataset: {executionId: id}},
     el('header', {class: 'run-header'}, title, statusBox, liveBox, buttons),
-    facts, resultBox, sendBox,
+    facts, queueBox, resultBox, sendBox,
     el('div', {class: 'run-main'},
       el('section', {class: 'run-graph-wrap', 'aria-labelledby': 'graph-title'}, el('h3', {id: 'graph-title'}, 'Graph'), graphBox),
       panel),
@@ -235,6 +236,11 @@ export async function mount(root, ctx, params = {}) {
     if (type.startsWith('execution.')) {
       if (type === 'execution.redriven') state.generation = Number(event.data?.generation ?? state.generation + 1);
       if (event.status) state.execution.status = event.status;
+      if (type === 'execution.queued') {
+        // The place is computed on read: the next refresh of the execution brings it.
+        state.execution.queue = {...(state.execution.queue || {}), reason: event.data?.reason,
+          key: event.data?.key, priority: event.data?.priority};
+      }
       if (TERMINAL_EVENTS.has(type)) {
         state.execution.completedAt = event.at;
         if (event.data?.error) state.execution.errorInfo = event.data.error;
@@ -373,6 +379,7 @@ export async function mount(root, ctx, params = {}) {
     runsNode.textContent = `${state.runs.size} runs`;
     renderDuration();
     renderSend();
+    renderQueue();
     if (shownStatus === ex.status) return;
     shownStatus = ex.status;
     empty(statusBox).appendChild(badge(format, ex.status));
@@ -395,6 +402,22 @@ export async function mount(root, ctx, params = {}) {
       resultBox.append(el('h3', {}, 'Result'), jsonView(ex.result, {collapsedDepth: 2}));
     }
     renderButtons();
+  }
+
+  function renderQueue() {
+    const text = queueText(state.execution);
+    queueBox.hidden = !text;
+    if (queueBox.textContent !== text) queueBox.textContent = text;
+  }
+
+  function refreshQueue() {
+    // While queued, the place moves as other executions start: read it every 5 s.
+    api.get(path).then((fresh) => {
+      if (state.destroyed || state.execution.status !== 'queued') return;
+      if (fresh.status === 'queued') state.execution.queue = fresh.queue;
+      state.headerDirty = true;
+      schedule();
+    }).catch(() => {});
   }
 
   function renderButtons() {
@@ -428,7 +451,9 @@ export async function mount(root, ctx, params = {}) {
   let sendPayload = null;
   function renderSend() {
     const waiting = waitingRuns();
-    const show = canOperate && waiting.length > 0 && ACTIVE_EXECUTION.has(state.execution.status);
+    // A queued execution's runs are parked, not waiting: nothing to answer yet.
+    const status = state.execution.status;
+    const show = canOperate && waiting.length > 0 && ACTIVE_EXECUTION.has(status) && status !== 'queued';
     sendBox.hidden = !show;
     if (!show) return;
     const names = [...new Set(waiting.map((r) => r.input?.event || r.signal || state.steps.get(r.stepId)?.config?.event).filter(Boolean))];
@@ -571,9 +596,11 @@ export async function mount(root, ctx, params = {}) {
   root.querySelector('.run-detail')?.setAttribute('data-rendered', 'true');
 
   let close = () => {};
+  let ticks = 0;
   const tick = setInterval(() => {
     // The clock, not the network: running bars grow and the duration counts.
     if (ACTIVE_EXECUTION.has(state.execution.status)) { renderDuration(); schedule(); }
+    if (state.execution.status === 'queued' && ++ticks % 5 === 0) refreshQueue();
   }, 1000);
   try {
     close = ctx.live.executionEvents(id, (event) => ingest([event]), {

@@ -8,10 +8,10 @@
 import * as format from '../lib/format.js';
 import {
   el, empty, linkRunsCss, replaceHashQuery, ms, shortDuration, errorText, badge, mapLimit,
-  ACTIVE_EXECUTION, collect,
+  ACTIVE_EXECUTION, collect, queueText,
 } from '../lib/inbox_common.js';
 
-const STATUSES = ['pending', 'running', 'waiting', 'paused', 'succeeded', 'failed', 'cancelled', 'timed_out'];
+const STATUSES = ['pending', 'queued', 'running', 'waiting', 'paused', 'succeeded', 'failed', 'cancelled', 'timed_out'];
 const TRIGGERS = ['manual', 'schedule', 'event', 'webhook', 'subworkflow'];
 const REDRIVABLE = new Set(['failed', 'timed_out']);
 const MAX_SCAN_PAGES = 10;
@@ -237,7 +237,8 @@ export async function mount(root, ctx, params = {}) {
       el('td', {class: 'runs-mono'}, el('a', {href: `#/executions/${encodeURIComponent(execution.id)}`}, execution.id)),
       el('td', {}, el('a', {href: `#/executions?workflowId=${encodeURIComponent(execution.workflowId)}`}, name),
         execution.workflowVersion ? el('span', {class: 'runs-muted'}, ` v${execution.workflowVersion}`) : null),
-      el('td', {class: 'row-status'}, badge(format, execution.status)),
+      el('td', {class: 'row-status'}, badge(format, execution.status),
+        queueText(execution) ? el('div', {class: 'row-queue'}, queueText(execution)) : null),
       el('td', {}, triggerType(execution)),
       el('td', {title: started || ''}, started ? relative(started) : '—'),
       el('td', {}, duration !== null ? durationText(duration) : '—'),
