@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 
 from shared.adapters._tenant_cache import TenantCache, TenantResolver
 from shared.adapters.clock import SystemClock, as_utc
+from shared.errors import WorkflowError
 from shared.observability import attached, current_traceparent, traceparent_context
 from shared.ports import Clock, StepTask
 
@@ -68,6 +69,15 @@ _MAX_SLEEP = 0.5
 """Longest a worker sleeps before re-reading the clock (seconds of real time)."""
 
 
+def _retry_after(exc: Exception) -> float | None:
+    """The wait a retryable refusal asks for (``details.retryAfterSeconds``), if any."""
+    if isinstance(exc, WorkflowError) and exc.retryable:
+        wait = exc.details.get("retryAfterSeconds")
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+            return float(min(wait, 3600.0))
+    return None
+
+
 def backoff_seconds(failures: int, min_backoff: float, max_backoff: float) -> float:
     """Delay before the next attempt after ``failures`` (>= 1) failed deliveries."""
     exponent = min(max(failures - 1, 0), 64)
@@ -92,6 +102,9 @@ class QueueStats:
     """Extra deliveries injected by ``duplicate_rate``."""
     dropped: int = 0
     """Tasks given up after ``max_attempts`` failed deliveries."""
+    deferred: int = 0
+    """Deliveries refused with a ``Retry-After`` (a tenant's step throughput), put back
+    at that time without counting as a failed attempt."""
     discarded: int = 0
     """Tasks pending or in flight when ``stop()`` was called."""
     unresolved: int = 0
@@ -375,6 +388,14 @@ class LocalTaskQueue:
         if entry.duplicate:
             # The original delivery owns the retries; a failed extra copy is just noise.
             logger.warning("duplicate delivery of task %s failed: %r", name, exc)
+            return
+        wait = _retry_after(exc)
+        if wait is not None:
+            # Refused for now (a quota with Retry-After), not failed: Cloud Tasks would
+            # retry on the 429; here the task waits that long and keeps its attempts.
+            self.stats.deferred += 1
+            due_at = self._clock.now() + timedelta(seconds=wait)
+            self._push(due_at, _Entry(entry.task, entry.failures, bucket=entry.bucket))
             return
         failures = entry.failures + 1
         if failures >= self._max_attempts:

@@ -20,9 +20,9 @@ from shared.adapters.sqlite_audit import SqliteAuditLog
 from shared.adapters.sqlite_limits import SqliteRateLimiter
 from shared.adapters.sqlite_store import SqliteStore
 from shared.adapters.store_feed import StoreFeed
+from shared.app import WorkflowApp
 from shared.composition.registry import build_registry
 from shared.composition.runtime import Runtime, wire_engine
-from shared.engine.runtime import Engine
 from shared.engine.steps import StepRegistry
 from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, StepTask
 from shared.settings import Settings
@@ -91,10 +91,11 @@ def build_local(
         limiter, audit_log = SqliteRateLimiter(local.db_path), SqliteAuditLog(local.db_path)
     bus = LocalEventBus()
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
-    engines: list[Engine] = []  # the dispatcher delivers to the engine built after it
+    apps: list[WorkflowApp] = []  # the dispatcher delivers to the app built after it
 
     async def deliver(task: StepTask) -> None:
-        await engines[0].handle_task(task)
+        # Through the app, as execute-step does: the tenant's step throughput applies.
+        await apps[0].execute_step(task)
 
     async def tenant_of(execution_id: str) -> str | None:
         execution = await store.get_execution(execution_id)
@@ -119,7 +120,7 @@ def build_local(
         limiter=limiter,
         audit_log=audit_log,
     )
-    engines.append(engine)
+    apps.append(app)
     return LocalRuntime(
         settings, store, queue, bus, engine, app, http, limiter=limiter, audit_log=audit_log
     )

@@ -3,6 +3,7 @@ and the quotas it sets, enforced at workflow create/import and execution start."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -218,9 +219,9 @@ async def test_steps_per_second_throttles_step_deliveries(
     started = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
     execution_id = started.json()["id"]
     task = StepTask(execution_id=execution_id, run_id="no-such-run", due_at=datetime.now(UTC))
-    await runtime.app.execute_step(task)  # the bucket's one token (burst 1)
     with pytest.raises(QuotaExceeded) as refused:
-        await runtime.app.execute_step(task)
+        for _ in range(2):  # the bucket's one token (burst 1): the dispatcher's or ours
+            await runtime.app.execute_step(task)
     assert refused.value.retryable and refused.value.details["quota"] == "stepsPerSecond"
     assert refused.value.details["retryAfterSeconds"] >= 50
     other = (await api.post(f"{API}/workflows", json=_named(WAITING))).json()["id"]
@@ -229,3 +230,29 @@ async def test_steps_per_second_throttles_step_deliveries(
         await runtime.app.execute_step(
             StepTask(execution_id=mine, run_id="no-such-run", due_at=datetime.now(UTC))
         )
+
+
+async def test_local_dispatch_defers_steps_over_the_quota_and_loses_none(
+    api: httpx.AsyncClient, runtime: LocalRuntime
+) -> None:
+    """``make dev`` delivers through the app as execute-step does: the tenant's
+    stepsPerSecond applies, refused deliveries wait their Retry-After (without using up
+    their attempts), and every execution still ends."""
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"stepsPerSecond": 4}})
+    acme = {"X-Tenant": "acme"}
+    flow = (await api.post(f"{API}/workflows", json=_named(FLOW), headers=acme)).json()["id"]
+    ids = [
+        (await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)).json()["id"]
+        for _ in range(8)
+    ]
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        statuses = [
+            (await api.get(f"{API}/executions/{i}", headers=acme)).json()["status"] for i in ids
+        ]
+        if set(statuses) == {"succeeded"}:
+            break
+        await asyncio.sleep(0.2)
+    assert set(statuses) == {"succeeded"}
+    assert runtime.queue.stats.deferred > 0, "8 deliveries at 4/s: some wait"
+    assert runtime.queue.stats.dropped == 0
