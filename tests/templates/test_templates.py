@@ -131,6 +131,39 @@ async def test_an_event_takes_the_other_path(tmp_path: Path) -> None:
     assert ran.notifications == []
 
 
+async def test_a_declined_charge_is_compensated(tmp_path: Path) -> None:
+    """Above the demo card limit the charge is declined (402, not retried): the saga
+    releases the reservation, tells the customer and ends with the order cancelled."""
+    example = get_template("order-fulfilment-saga").example
+    order = {**example["order"], "amount": 20_000}
+    ran = await run_template(
+        tmp_path / "t.db", "order-fulfilment-saga", {**example, "order": order}
+    )
+    assert ran.execution.status == ExecutionStatus.SUCCEEDED, ran.execution.error
+    assert ran.execution.result == {
+        "orderId": "ORD-1001",
+        "status": "cancelled",
+        "compensated": True,
+    }
+    (charge,) = ran.steps("charge_payment")
+    assert charge.error is not None and charge.error.code == "HTTP_402"
+    assert ran.steps("create_label") == []
+    assert [n["channel"] for n in ran.notifications] == ["inventory", "email"]
+    assert "Release reservation res_" in ran.notifications[0]["message"]
+
+
+async def test_the_approver_answers(tmp_path: Path) -> None:
+    parameters = {**get_template("approval-escalation").example, "timeoutSeconds": 30}
+    answer = {"approval": {"approved": False, "by": "maria"}}
+    ran = await run_template(tmp_path / "t.db", "approval-escalation", parameters, events=answer)
+    assert ran.execution.status == ExecutionStatus.SUCCEEDED, ran.execution.error
+    assert ran.execution.result["decision"] == "rejected"
+    assert (ran.execution.result["decidedBy"], ran.execution.result["path"]) == (
+        "maria",
+        "approver",
+    )
+
+
 # -- parameters ----------------------------------------------------------------------------
 
 
