@@ -274,3 +274,9 @@ async def test_documented_responses_are_produced_and_match_their_schemas(
     assert created.status_code == 201, created.text
     assert errors(created.json(), schema, doc) == []
     assert [item["name"] for item in created.json()["items"]] == ["ours"]
+
+
+async def test_a_wrong_method_names_post_as_allowed(api: httpx.AsyncClient) -> None:
+    response = await api.request("OPTIONS", IMPORT, params={"format": "gcw"})
+    assert response.status_code == 405
+    assert error_of(response)["details"]["allowed"] == ["POST"]

@@ -76,9 +76,9 @@ def create_management_app(
     # The routers' routes carry their tags and responses already; one flat table lets
     # a 405 name every method a path has (``errors.allowed_methods``).
     routers = (
+        imports,  # before workflows: its path is not a workflow id (405's Allow)
         workflows,
         flow,
-        imports,
         templates,
         executions,
         analytics,
