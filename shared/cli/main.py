@@ -409,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_templates(commands, _command, _common)
 
+    from shared.cli.diff_cmd import add_parser as add_diff
+
+    add_diff(commands, _command, _common)
+
     resume = _command(commands, "resume-all", "finish executions a stopped process left unfinished")
     resume.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS")
     _common(resume)

@@ -19,6 +19,7 @@ from shared.api.graphql.limits import limit_extensions
 from shared.api.graphql.subscriptions import Subscription
 from shared.api.graphql.templates import TemplateMutation, TemplateQuery
 from shared.api.graphql.tenant_api import TenantMutation, TenantQuery
+from shared.api.graphql.version_diff import VersionDiffQuery
 from shared.api.graphql.workflow_api import WorkflowMutation, WorkflowQuery
 
 Query = merge_types(
@@ -30,6 +31,7 @@ Mutation = merge_types(
     (WorkflowMutation, ImportMutation, ExecutionMutation, ControlMutation, TenantMutation),
 )
 Query = merge_types("Query", (Query, TemplateQuery))  # the template gallery
+Query = merge_types("Query", (Query, VersionDiffQuery))  # version diff
 Mutation = merge_types("Mutation", (Mutation, TemplateMutation))
 
 

@@ -34,6 +34,7 @@ from shared.api.rest import (
     session,
     stream_tokens,
     templates,
+    version_diff,
     workflows,
 )
 from shared.api.rest._audit import AuditMiddleware
@@ -78,6 +79,7 @@ def create_management_app(
     routers = (
         imports,  # before workflows: its path is not a workflow id (405's Allow)
         workflows,
+        version_diff,
         flow,
         templates,
         executions,
