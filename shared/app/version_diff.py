@@ -187,16 +187,30 @@ def _same(a: Any, b: Any) -> bool:
     return True
 
 
+_ABSENT: Any = object()
+"""A value a document does not have (distinct from null)."""
+
+
+def _differ(x: Any, y: Any) -> bool:
+    return x is _ABSENT or y is _ABSENT or not _same(x, y)
+
+
 def _diff_values(before: Any, after: Any, path: str, out: _Changes) -> None:
     """Field-level changes from ``before`` to ``after`` (both present), in document
     order: keys sorted, list items by index."""
     stack: list[tuple[Any, Any, str, int]] = [(before, after, path, 0)]
     while stack:
         if out.budget.left <= 0:  # nothing more can be listed: only say whether it would
-            if any(not _same(x, y) for x, y, _, _ in stack):
+            if any(_differ(x, y) for x, y, _, _ in stack):
                 out.budget.truncated = True
             return
         x, y, here, depth = stack.pop()
+        if x is _ABSENT:
+            out.add(here, "added", after=y)
+            continue
+        if y is _ABSENT:
+            out.add(here, "removed", before=x)
+            continue
         both_dicts = isinstance(x, dict) and isinstance(y, dict)
         both_lists = isinstance(x, list) and isinstance(y, list)
         if not (both_dicts or both_lists):
@@ -208,25 +222,21 @@ def _diff_values(before: Any, after: Any, path: str, out: _Changes) -> None:
                 out.budget.truncated = True
                 out.add(here, "changed", x, y)
             continue
-        children: list[tuple[Any, Any, str, int]] = []
         if both_dicts:
-            for key in sorted(x.keys() | y.keys()):
-                sub = here + _pointer(key)
-                if key not in y:
-                    out.add(sub, "removed", before=x[key])
-                elif key not in x:
-                    out.add(sub, "added", after=y[key])
-                else:
-                    children.append((x[key], y[key], sub, depth + 1))
+            children = [
+                (x.get(key, _ABSENT), y.get(key, _ABSENT), here + _pointer(key), depth + 1)
+                for key in sorted(x.keys() | y.keys())
+            ]
         else:
-            for index in range(max(len(x), len(y))):
-                sub = here + _pointer(index)
-                if index >= len(y):
-                    out.add(sub, "removed", before=x[index])
-                elif index >= len(x):
-                    out.add(sub, "added", after=y[index])
-                else:
-                    children.append((x[index], y[index], sub, depth + 1))
+            children = [
+                (
+                    x[index] if index < len(x) else _ABSENT,
+                    y[index] if index < len(y) else _ABSENT,
+                    here + _pointer(index),
+                    depth + 1,
+                )
+                for index in range(max(len(x), len(y)))
+            ]
         stack.extend(reversed(children))  # the first child is diffed first
 
 
