@@ -69,7 +69,9 @@ async def test_a_queued_execution_shows_its_reason_and_place(api: httpx.AsyncCli
     workflow_id = await create(api, held())
     first = (await execute(api, workflow_id))["id"]
     await wait_for(api, first, {"waiting"})
-    second = (await execute(api, workflow_id))["id"]
+    answer = await execute(api, workflow_id)
+    second = answer["id"]
+    assert answer["status"] == "queued" and answer["queue"]["position"] == 1  # the 202
     third = (await execute(api, workflow_id))["id"]
 
     detail = await get(api, f"/executions/{second}")

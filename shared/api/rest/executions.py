@@ -168,4 +168,6 @@ async def resume_execution(execution_id: ExecutionId, caller: ExecutionOperator)
 @router.post(f"{_ONE}/redrive", response_model=ExecutionView, responses=errors(403, 404, 409))
 async def redrive_execution(execution_id: ExecutionId, caller: ExecutionOperator) -> Response:
     """Re-run a failed or timed-out execution from its failed step, on its pinned version."""
-    return respond(await caller.app.redrive(execution_id))
+    execution = await caller.app.redrive(execution_id)
+    await queue_views(caller.app, [execution])  # a redrive may queue it again
+    return respond(execution)

@@ -32,12 +32,14 @@ from shared.api.rest._docs import errors, router_for
 from shared.api.rest.schemas import (
     DecisionGraph,
     ExecutionInput,
+    ExecutionView,
     ValidationResult,
     WorkflowList,
     WorkflowPage,
 )
+from shared.app.flow_usage import queue_views
 from shared.app.service import OnConflict, StartRequest
-from shared.models import WorkflowDefinition, WorkflowExecution
+from shared.models import WorkflowDefinition
 
 router = router_for("workflows")
 
@@ -253,7 +255,7 @@ async def decision_graph(
     f"{_ONE}/execute",
     tags=["executions"],
     status_code=202,
-    response_model=WorkflowExecution,
+    response_model=ExecutionView,
     responses=errors(*_BODY, *_WRITE, 404, 409),
     dependencies=[Depends(json_only)],
 )
@@ -266,4 +268,5 @@ async def execute_workflow(
     execution = await caller.app.start_execution(
         StartRequest(workflow_id, body.input, version=body.version, execution_id=body.execution_id)
     )
+    await queue_views(caller.app, [execution])  # a start that queued: its place
     return respond(execution, 202, {"Location": f"{API}/executions/{execution.id}"})
