@@ -296,6 +296,8 @@ async def test_rest_errors_store_nothing(api: httpx.AsyncClient) -> None:
     assert sorted(e["path"] for e in error["errors"]) == ["/concurrency", "/records"]
     missing = await api.post(f"{API}/templates/nope/instantiate", json={}, headers=OWNER)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "TEMPLATE_NOT_FOUND")
+    loose = await api.post(url, json={"save": 0, "parameters": {}}, headers=OWNER)
+    assert loose.status_code == 422, loose.text  # save is a boolean, not a truthy value
     report = f"{API}/templates/scheduled-report/instantiate"
     bad_cron = {"parameters": {"cron": "every day at noon"}, "save": True}
     invalid = await api.post(report, json=bad_cron, headers=OWNER)

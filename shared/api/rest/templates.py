@@ -22,9 +22,9 @@ from shared.templates import (
     TemplateNotFound,
     TemplateParamsInvalid,
     get_template,
-    instantiate_template,
     list_templates,
 )
+from shared.templates import instantiate_template as instantiate_use_case
 
 __all__ = ["router"]
 
@@ -65,7 +65,7 @@ class InstantiateBody(_Body):
     """Values of the template's parameters; the schema's defaults fill the others."""
     name: str | None = Field(default=None, min_length=1, max_length=200)
     """The workflow's name instead of the template's."""
-    save: bool = False
+    save: bool = Field(default=False, strict=True)
     """Create the workflow (201) instead of only answering the definition (200)."""
 
 
@@ -101,7 +101,7 @@ async def list_all_templates(caller: Viewer) -> Response:
 
 
 @router.get(
-    f"{API}/templates/{{template_id}}", response_model=TemplateDetail, responses=errors(404)
+    f"{API}/templates/{{template_id}}", response_model=TemplateDetail, responses=errors(400, 404)
 )
 async def get_one_template(template_id: TemplateId, caller: Viewer) -> Response:
     """One template, with its definition and placeholders."""
@@ -123,7 +123,7 @@ async def get_one_template(template_id: TemplateId, caller: Viewer) -> Response:
     },
     dependencies=[Depends(json_only)],
 )
-async def instantiate(
+async def instantiate_template(
     template_id: TemplateId,
     caller: Viewer,
     body: Annotated[InstantiateBody, Body(default_factory=InstantiateBody)],
@@ -137,7 +137,7 @@ async def instantiate(
         authorize(principal, "write")
     request = InstantiateRequest(template_id, body.parameters, body.name, body.save)
     try:
-        made = await instantiate_template(
+        made = await instantiate_use_case(
             caller.app,
             request,
             owner=principal.subject,
