@@ -18,7 +18,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
-from shared.errors import DefinitionInvalid, InputInvalid, Issue, WorkflowError, json_pointer
+from shared.errors import (
+    Conflict,
+    DefinitionInvalid,
+    InputInvalid,
+    InvalidState,
+    Issue,
+    NotFound,
+    WorkflowError,
+    json_pointer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +81,27 @@ RETRY_AFTER_SECONDS = 2
 
 
 def status_for(error: WorkflowError) -> int:
-    """HTTP status of a core error: by code, else 503 when retryable, else 500. A
-    QUOTA_EXCEEDED that waiting cannot lift (not retryable: maxWorkflows) is 409."""
+    """HTTP status of a core error: by code, else by its class (a specific code such as
+    ``FLOW_KEY_INVALID`` on an ``InputInvalid`` is still bad input: 400), else 503 when
+    retryable, else 500. A QUOTA_EXCEEDED that waiting cannot lift (not retryable:
+    maxWorkflows) is 409."""
     if error.code == "QUOTA_EXCEEDED" and not error.retryable:
         return 409
     if error.code in STATUS_BY_CODE:
         return STATUS_BY_CODE[error.code]
+    for kind, status in _STATUS_BY_CLASS:
+        if isinstance(error, kind):
+            return status
     return 503 if error.retryable else 500
+
+
+_STATUS_BY_CLASS: tuple[tuple[type[WorkflowError], int], ...] = (
+    (DefinitionInvalid, 422),
+    (InputInvalid, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidState, 409),
+)
 
 
 def error_response(error: Exception) -> JSONResponse:

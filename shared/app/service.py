@@ -338,6 +338,7 @@ class WorkflowApp:
             execution.tenant != self.tenant
             or (
                 request.trigger is None
+                and execution.id == request.execution_id
                 and (execution.workflow_id != definition.id or execution.input != request.input)
             )
         ):
@@ -345,7 +346,8 @@ class WorkflowApp:
             # (the first execution answers); anything else under that id is a mistake
             # to report, never a silent success, and never another tenant's execution.
             # (A trigger's id names its message, schedule tick or webhook key: the first
-            # delivery's input wins, as docs/triggers.md says.)
+            # delivery's input wins, as docs/triggers.md says. Another id answered is a
+            # start control's: the live singleton, or the debounced execution.)
             raise Conflict(
                 f"execution id {request.execution_id} is taken by another start (a different "
                 "workflow or input): choose a new id",

@@ -364,12 +364,6 @@ async def test_a_timer_delivered_twice_starts_the_execution_once(h: Harness) -> 
     assert sum(h.counter.calls.values()) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WorkflowApp.start_execution_once (shared/app/service.py, outside this brief) "
-    "takes a skip answer with another input for a reused execution id: 409 "
-    "EXECUTION_ID_REUSED instead of the live execution",
-)
 async def test_a_rest_start_of_a_skipped_singleton_answers_the_live_execution(
     h: Harness,
 ) -> None:

@@ -128,11 +128,6 @@ async def test_a_key_value_too_long_refuses_the_start(tmp_path: Path) -> None:
         assert await s.executions("tenant-a") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/api/errors.py STATUS_BY_CODE has no FLOW_KEY_INVALID (nor part 1's "
-    "CONCURRENCY_KEY_INVALID): answered 500, should be 400; that file is outside this brief",
-)
 async def test_a_bad_key_value_is_answered_400(tmp_path: Path) -> None:
     async with served(tmp_path) as s:
         flow = await s.create(ALICE, {**FLOW, "singleton": {"key": "input.k"}})
