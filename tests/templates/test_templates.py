@@ -320,14 +320,15 @@ mutation($id: ID!, $parameters: JSON, $name: String, $save: Boolean!) {
 }"""
 
 
-async def _gql(api: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await api.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=OWNER
-    )
+async def _gql(
+    api: httpx.AsyncClient, query: str, headers: dict[str, str] = OWNER, **variables: Any
+) -> dict[str, Any]:
+    body = {"query": query, "variables": variables}
+    response = await api.post("/graphql", json=body, headers=headers)
     assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
+    answer: dict[str, Any] = response.json()
+    assert "errors" not in answer, answer
+    data: dict[str, Any] = answer["data"]
     return data
 
 
@@ -356,6 +357,12 @@ async def test_graphql_templates_and_instantiate(api: httpx.AsyncClient) -> None
         "TEMPLATE_PARAMS_INVALID",
     )
     assert payload["issues"] == [{"code": "WRONG_TYPE", "path": "/concurrency"}]
+    viewer = await _gql(api, INSTANTIATE, VIEWER, id="data-sync", name="v", save=True)
+    assert viewer["instantiateTemplate"]["code"] == "FORBIDDEN"
+    dry = await _gql(api, INSTANTIATE, VIEWER, id="data-sync", save=False)
+    assert dry["instantiateTemplate"]["workflow"] is None
+    names = [w["name"] for w in (await api.get(f"{API}/workflows", headers=OWNER)).json()["items"]]
+    assert names == ["sync"]
     missing = await _gql(api, INSTANTIATE, id="nope", save=False)
     assert missing["instantiateTemplate"]["code"] == "TEMPLATE_NOT_FOUND"
 
