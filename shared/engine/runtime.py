@@ -22,6 +22,7 @@ from opentelemetry.trace import Span
 from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache
+from shared.engine.migrate_ops import MigrateMixin
 from shared.engine.outcomes import fan_out, park, start_child
 from shared.engine.runs import LoopLimit, make_run
 from shared.engine.steps import (
@@ -97,7 +98,7 @@ class _Done:
     skipped: bool = False
 
 
-class Engine(ClaimMixin, ControlMixin):
+class Engine(ClaimMixin, ControlMixin, MigrateMixin):
     """Runs executions over the store and task-queue ports."""
 
     def __init__(

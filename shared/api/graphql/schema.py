@@ -16,6 +16,7 @@ from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
 from shared.api.graphql.flow_api import FlowQuery
 from shared.api.graphql.import_api import ImportMutation
 from shared.api.graphql.limits import limit_extensions
+from shared.api.graphql.migration import MigrationMutation
 from shared.api.graphql.subscriptions import Subscription
 from shared.api.graphql.templates import TemplateMutation, TemplateQuery
 from shared.api.graphql.tenant_api import TenantMutation, TenantQuery
@@ -33,6 +34,7 @@ Mutation = merge_types(
 Query = merge_types("Query", (Query, TemplateQuery))  # the template gallery
 Query = merge_types("Query", (Query, VersionDiffQuery))  # version diff
 Mutation = merge_types("Mutation", (Mutation, TemplateMutation))
+Mutation = merge_types("Mutation", (Mutation, MigrationMutation))  # docs/migration.md
 
 
 class WorkflowSchema(strawberry.Schema):
