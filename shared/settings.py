@@ -150,7 +150,7 @@ class GcpSettings(_Group):
     """Cloud Tasks queue id; the full name is built from project and location."""
     tasks_queue_shards: int = Field(default=1, ge=1, le=64)
     """Queues a tenant's step tasks are spread over: ``tasks_queue``, then ``-1``, ``-2``...
-    suffixed ids; each tenant's go to one of them (docs/flow-control-fairness.md)."""
+    suffixed ids; each tenant's go to one of them (docs/flow-control.md, "Fairness")."""
     execute_step_url: str = ""
     """URL of the ``execute-step`` function: every task is an HTTP POST to it."""
     trigger_handler_url: str = ""

@@ -17,7 +17,7 @@ limit). A run delivered before it is due is re-enqueued by the engine with the n
 ``wake_seq``, which is how waits longer than 30 days hop. The dispatch deadline is how
 long Cloud Tasks waits for execute-step's answer (15 s to 30 min).
 
-Fairness (docs/flow-control-fairness.md): with ``shard_paths``, K queues in all, the
+Fairness (docs/flow-control.md, "Fairness"): with ``shard_paths``, K queues in all, the
 tasks of one tenant all go to queue ``shard_of(tenant, K)`` (``queue_path`` is shard 0),
 the tenant being the execution's (``tenant_of``, cached per execution). Each queue has
 its own dispatch rate and concurrency, so a tenant flooding its queue delays only the

@@ -17,7 +17,7 @@ Times are compared against the injected clock's ``now()`` while the waiting itse
 real (``asyncio`` sleeps). With a ``ManualClock``, a worker re-reads the clock at least
 every ``_MAX_SLEEP`` seconds; call ``wake()`` after moving the clock to react at once.
 
-Fairness (docs/flow-control-fairness.md): a task not yet due waits in one timer heap;
+Fairness (docs/flow-control.md, "Fairness"): a task not yet due waits in one timer heap;
 once due it moves to its tenant's own ready heap (due-time order), and workers take
 from the tenants' ready heaps in turn (round robin, one delivery per turn), so a tenant
 with 10,000 due tasks gets the same share of the workers as a tenant with one. The

@@ -28,7 +28,7 @@ resource "google_cloud_tasks_queue" "steps" {
 }
 
 # Further queues for fairness between tenants (WFE_TASKS_QUEUE_SHARDS, see
-# docs/flow-control-fairness.md): with tasks_config.queue_shards = K, the code sends each
+# docs/flow-control.md, "Fairness"): with tasks_config.queue_shards = K, the code sends each
 # tenant's tasks to one of K queues (the one above is shard 0), so a tenant flooding its
 # queue uses that queue's rate limits while tenants on the others keep flowing. Each
 # shard has the same rate limits and retries as the first; K = 1 (default) adds none.
