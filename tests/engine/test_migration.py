@@ -350,3 +350,75 @@ def test_requests_are_checked() -> None:
     with pytest.raises(InputInvalid):
         migrate_request(2, None, ["ok", "${vars.x}"])
     assert migrate_request(2, {"a": "b"}, ["c"]).mapping == {"a": "b"}
+
+
+FAN_V1 = {
+    "name": "fan",
+    "steps": [
+        {
+            "id": "fan",
+            "type": "parallel",
+            "config": {"branches": [{"name": "a", "start": "a"}, {"name": "b", "start": "b"}]},
+            "nextSteps": ["after"],
+        },
+        {"id": "a", "type": "wait_for_event", "config": {"event": "a", "timeoutSeconds": 60}},
+        {"id": "b", "type": "wait_for_event", "config": {"event": "b", "timeoutSeconds": 60}},
+        {"id": "after", "type": "transform", "config": {"output": "v1"}},
+    ],
+}
+
+
+async def test_fan_out_in_flight_moves_only_when_the_fan_out_step_is_unchanged(
+    h: Harness,
+) -> None:
+    changed: dict[str, Any] = {**FAN_V1, "steps": [dict(s) for s in FAN_V1["steps"]]}
+    changed["steps"][0]["config"] = {
+        "branches": [{"name": "a", "start": "a"}, {"name": "bee", "start": "b"}]
+    }
+    changed["steps"][2] = {"id": "b", "type": "transform", "config": {"output": 1}}
+    same_fan: dict[str, Any] = {**FAN_V1, "steps": [dict(s) for s in FAN_V1["steps"]]}
+    same_fan["steps"][3] = {"id": "after", "type": "transform", "config": {"output": "v3"}}
+    workflow_id = await versions(h, FAN_V1, changed, same_fan)
+    execution = await h.start(workflow_id, version=1)
+    await h.drain(advance=False)
+    live = {r.step_id: r.status for r in await h.runs(execution.id) if not r.status.terminal}
+    assert live == {
+        "fan": StepRunStatus.WAITING,
+        "a": StepRunStatus.WAITING,
+        "b": StepRunStatus.WAITING,
+    }
+
+    with pytest.raises(MigrationRefused) as refused:
+        await migrate(h, execution.id, 2)
+    codes = sorted(p.code for p in refused.value.plan.problems)
+    assert codes == ["MIGRATION_FANOUT_CHANGED", "MIGRATION_STEP_TYPE_CHANGED"]
+
+    moved = await migrate(h, execution.id, 3)
+    assert moved.applied and sorted(m.to_step or "" for m in moved.plan.moves) == [
+        "a",
+        "b",
+        "fan",
+    ]
+    await h.app.send_event(execution.id, "a", 1)
+    await h.app.send_event(execution.id, "b", 2)
+    await h.drain()
+    final = await h.app.get_execution(execution.id)
+    assert final.status == ExecutionStatus.SUCCEEDED and final.result == "v3"
+
+
+async def test_the_deadline_timer_is_left_alone_and_mapping_keys_are_checked(
+    h: Harness,
+) -> None:
+    workflow_id = await versions(h, {**V1, "timeoutSeconds": 3600}, V2)
+    execution = await waiting_at_ask(h, workflow_id)
+    deadline = [r for r in await h.runs(execution.id) if r.step_type == "$deadline"]
+    assert len(deadline) == 1
+    plan = (await migrate(h, execution.id, 2, dry_run=True, mapping={"nope": "ask"})).plan
+    assert [(p.code, p.path) for p in plan.problems] == [
+        ("MIGRATION_MAPPING_UNKNOWN_SOURCE", "/mapping/nope")
+    ]
+    assert (await migrate(h, execution.id, 2)).applied
+    after = [r for r in await h.runs(execution.id) if r.step_type == "$deadline"]
+    assert [r.model_dump() for r in after] == [r.model_dump() for r in deadline]
+    moved = await h.app.get_execution(execution.id)
+    assert moved.deadline == execution.deadline
