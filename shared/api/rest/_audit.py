@@ -44,6 +44,9 @@ ACTIONS: dict[str, str] = {
     "resume_execution": "execution.resume",
     "redrive_execution": "execution.redrive",
     "create_stream_token": "stream_token.create",
+    "migrate_one": "execution.migrate",
+    "migrate_many": "execution.migrate_bulk",
+    "instantiate_template": "template.instantiate",
 }
 """The action recorded for each state-changing endpoint, by handler name. Other
 POST/PUT/PATCH/DELETE endpoints are recorded as ``api.<handler name>``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.responses import JSONResponse, Response
 
 from shared.api.auth import Principal, authorize
@@ -48,7 +48,7 @@ class MigrateBody(_Body):
     (unmapped steps keep their id). At most 1000 entries."""
     rerun: list[str] | None = None
     """Steps already done that the target's remaining flow may run again."""
-    dry_run: bool = True
+    dry_run: StrictBool = True
     """Only plan (the default); false applies a safe plan."""
 
 
