@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from shared.engine import start_controls
+from shared.engine import start_controls, step_limits
 from shared.engine.core import EngineCore
 from shared.engine.transitions import Commit
+from shared.errors import StepFailed
 from shared.models import (
     ErrorInfo,
     ExecutionStatus,
@@ -34,7 +35,8 @@ class HopResult:
     """What one task delivery did (for logs, tests and the HTTP edge)."""
 
     status: str
-    """done | duplicate | busy | early | paused | queued | cancelled | unknown | lost_lease"""
+    """done | duplicate | busy | early | paused | queued | cancelled | unknown | lost_lease
+    | waiting (a step-level limit: the run stays scheduled for a later time)"""
     steps: list[str] = field(default_factory=list)
 
 
@@ -48,6 +50,7 @@ class ClaimMixin(EngineCore):
         early_ok = now + timedelta(seconds=self.settings.early_tolerance_seconds)
         woken: list[StepRun] = []
         recheck: list[StepTask] = []
+        deferred: list[StepTask] = []
 
         async def claim(tx: ExecutionTx) -> HopResult | tuple[StepRun, WorkflowExecution]:
             run = await tx.get_run(task.run_id)
@@ -97,6 +100,21 @@ class ClaimMixin(EngineCore):
                 woken[:] = [*commit.woken_parents, *commit.outbox]
                 return HopResult("cancelled")
             step = definition.step(run.step_id)
+            if step_limits.limited(step):
+                try:
+                    wait = await step_limits.acquire(tx, run, execution, step, now, early_ok)
+                except StepFailed as exc:  # its key failed: the step fails, not retried
+                    error = ErrorInfo(code=exc.code, message=exc.message, retryable=False)
+                    commit.failed(run, step, error)
+                    await commit.settle_joins()
+                    await commit.close_execution()
+                    await commit.free_step_slots()
+                    commit.finalize()
+                    woken[:] = [*commit.woken_parents, *commit.outbox]
+                    return HopResult("done", [run.step_id])
+                if wait is not None:  # no slot or over the rate: not claimed, due later
+                    deferred[:] = [StepTask(run.execution_id, run.id, wait.due_at, run.wake_seq)]
+                    return HopResult("waiting")
             run.status = StepRunStatus.RUNNING
             run.lease_owner = token
             run.lease_expires_at = self.lease_until(now, definition, step)
@@ -118,6 +136,8 @@ class ClaimMixin(EngineCore):
             # the holder's request failed. Acking this delivery would leave the run to the
             # sweeper; one task per lease (named after it) checks at the lease's expiry.
             await self.queue.enqueue(replace(recheck[0], trace=task.trace))
+        for later in deferred:  # a run waiting for a step-level limit: its next try
+            await self.queue.enqueue(replace(later, trace=task.trace))
         for parent in woken:  # a child that timed out wakes its parent's step now
             if parent.due_at is not None:
                 await self.queue.enqueue(

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import Span
 
+from shared.engine import step_limits
 from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache
@@ -236,7 +237,8 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         if len(targets) != 1:
             return False
         nxt = definition.step(targets[0])
-        return self.registry.get(nxt.type).inline_for(nxt)
+        # A step with a step-level limit is a hop: its claim checks the limit.
+        return self.registry.get(nxt.type).inline_for(nxt) and not step_limits.limited(nxt)
 
     def _inline_successor(
         self, item: _Done, execution: WorkflowExecution, definition: Any, token: str
@@ -381,6 +383,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             )
             if execution.status.terminal:
                 commit.finish_run(stored, StepRunStatus.CANCELLED)
+                await commit.free_step_slots()
                 commit.finalize()
                 return commit
             last = len(items) - 1
@@ -395,6 +398,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             await commit.settle_signal()
             await commit.settle_joins()
             await commit.close_execution()
+            await commit.free_step_slots()
             commit.finalize()
             return commit
 
@@ -449,6 +453,8 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         nxt_step = commit.definition.step(nxt.step_id)
         if not self.registry.get(nxt.step_type).inline_for(nxt_step):
             return []
+        if step_limits.limited(nxt_step):
+            return []  # claimed through its limit by its own task
         nxt.status = StepRunStatus.RUNNING
         nxt.lease_owner = token
         nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.engine import flow, policy, rollup
+from shared.engine import flow, policy, rollup, step_limits
 from shared.engine.runs import LoopLimit, make_run, wake_run
 from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
@@ -104,6 +104,11 @@ class Commit:
         """Write a new or woken run and enqueue it after the commit."""
         self.put_run(run)
         self.outbox.append(run)
+
+    async def free_step_slots(self) -> None:
+        """Free the step-level concurrency slots of the runs this commit recorded as no
+        longer running (an outcome, a retry, a park, a cancel): in this transaction."""
+        await step_limits.free_slots(self.tx, list(self._runs.values()), self.now)
 
     def finalize(self) -> None:
         """Write the execution document; call once, last."""
@@ -448,6 +453,7 @@ class Commit:
             run.finished_at = self.now
             run.lease_owner = None
             self.put_run(run)
+        await self.free_step_slots()
         # Analytics: the end, in this same transaction (exactly-once with the commit).
         seen = {run.id for run in listed}
         runs = [self._runs.get(r.id, r) for r in listed]

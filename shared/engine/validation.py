@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from shared.engine.flow import check_flow
 from shared.engine.graph import check_graph
+from shared.engine.step_limits import check_step_limits
 from shared.engine.steps import StepRegistry, StepType
 from shared.errors import (
     DefinitionInvalid,
@@ -189,6 +190,7 @@ def check_definition(definition: WorkflowDefinition, registry: StepRegistry) -> 
     issues.extend(check_template(definition.output, "/output"))
     issues.extend(_check_trigger(definition))
     issues.extend(check_flow(definition))
+    issues.extend(check_step_limits(definition))
     if not issues:
         issues.extend(check_graph(definition, registry, configs, ids))
     return issues

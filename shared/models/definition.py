@@ -91,6 +91,11 @@ class WorkflowStep(ApiModel):
     """Visits allowed to this step in one scope; bounds loops that pass through it."""
     output_var: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     """Store the step's output in ``vars.<output_var>``."""
+    concurrency: StepConcurrencySpec | None = None
+    """At most ``limit`` runs of this step executing at once (per key value, tenant-wide
+    when a key is given); others wait ``scheduled`` (``docs/flow-control-start-controls.md``)."""
+    rate_limit: StepRateLimitSpec | None = None
+    """At most ``limit`` runs of this step starting in any ``period`` (per key value)."""
 
 
 class TriggerKind(StrEnum):
@@ -230,6 +235,28 @@ Period = Annotated[
     Field(ge=MIN_PERIOD_SECONDS, le=MAX_PERIOD_SECONDS),
 ]
 """Seconds, from 1 to a week; written as a number (``60``) or with a unit (``"1m"``)."""
+
+
+MAX_STEP_CONCURRENCY = 10_000
+"""Slots of a step-level ``concurrency`` (a claim reads its key's slot documents)."""
+
+
+class StepConcurrencySpec(ApiModel):
+    """At most ``limit`` runs executing at once per value of ``key``, across executions."""
+
+    limit: int = Field(ge=1, le=MAX_STEP_CONCURRENCY)
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input``, ``vars`` and ``trigger`` (string or number): the slots are the
+    tenant's, shared by every step naming the same value; absent = this step's own."""
+
+
+class StepRateLimitSpec(ApiModel):
+    """At most ``limit`` runs starting in any ``period`` seconds per value of ``key``."""
+
+    limit: int = Field(ge=1, le=MAX_RATE_LIMIT)
+    period: Period
+    key: str | None = Field(default=None, max_length=1024)
+    """CEL over ``input``, ``vars`` and ``trigger``; absent = this step's own window."""
 
 
 class SingletonMode(StrEnum):
