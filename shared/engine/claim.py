@@ -72,7 +72,13 @@ class ClaimMixin(EngineCore):
                 return HopResult("queued")  # its runs get tasks when it leaves the queue
             if run.status == StepRunStatus.RUNNING:
                 if run.lease_expires_at and run.lease_expires_at > now:
-                    recheck[:] = [_lease_check(run, run.lease_expires_at)]
+                    check = _lease_check(run, run.lease_expires_at)
+                    if task.tag.startswith(check.tag):
+                        # The check itself came early (a queue's timer is coarse): asking
+                        # for the same name again would be dropped as a repeat of the task
+                        # being delivered, and the run left to the sweeper.
+                        check = replace(check, tag=f"{check.tag}-{int(now.timestamp() * 1000)}")
+                    recheck[:] = [check]
                     return HopResult("busy")
             elif run.due_at is None or run.due_at > early_ok:
                 return HopResult("early")

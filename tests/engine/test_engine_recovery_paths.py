@@ -422,3 +422,33 @@ async def test_a_contended_run_does_not_stop_the_sweepers_pass(h: Harness) -> No
     await h.engine.sweep()  # the next pass takes the contended one
     again = {t.execution_id for t in h.queue.take_due(h.clock.now())}
     assert again == {first.id, second.id}
+
+
+async def test_a_lease_check_that_comes_early_leaves_another_under_a_new_name(
+    h: Harness,
+) -> None:
+    """A queue whose timer is coarse (the Cloud Tasks emulator) can deliver the lease
+    check before the lease ends. Re-asking for the same task name is dropped as a repeat
+    of the task being delivered, which left the run to the sweeper (a lease plus its 30 s
+    grace): the early check asks for one under a new name, which takes the run over."""
+    workflow_id = await h.create(linear({"id": "a", "type": "count"}))
+    execution = await h.start(workflow_id)
+    [task] = h.queue.take_due(h.clock.now())
+    await h.engine._claim(task, "the-process-that-died")
+    [claimed] = await h.runs(execution.id)
+    assert claimed.lease_expires_at is not None
+    assert (await h.engine.handle_task(task)).status == "busy"
+    [check] = h.queue.take_due(claimed.lease_expires_at)
+    h.clock.set(claimed.lease_expires_at - timedelta(seconds=5))
+    assert (await h.engine.handle_task(check)).status == "busy"
+    [again] = h.queue.take_due(claimed.lease_expires_at)
+    assert again.name not in (check.name, task.name)
+    assert again.due_at == claimed.lease_expires_at
+    h.clock.set(claimed.lease_expires_at - timedelta(seconds=1))  # early once more
+    assert (await h.engine.handle_task(again)).status == "busy"
+    [third] = h.queue.take_due(claimed.lease_expires_at)
+    assert third.name not in (again.name, check.name, task.name)
+    h.clock.set(claimed.lease_expires_at)
+    assert (await h.engine.handle_task(third)).status == "done"
+    assert h.counter.calls[claimed.id] == 1
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
