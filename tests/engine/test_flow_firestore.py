@@ -148,3 +148,25 @@ async def test_debounce_runs_the_last_start_once_on_firestore(fh: Harness) -> No
     done = await fh.app.get_execution(answers[0][0].id)
     assert done.status == ExecutionStatus.SUCCEEDED
     assert done.result == {"n": 2}
+
+
+async def test_a_step_level_limit_of_2_holds_on_firestore(fh: Harness) -> None:
+    """Step-level ``concurrency`` (issue 13): 10 executions whose one step has a limit
+    of 2, every task delivered twice at once. The slot is taken in the claim transaction;
+    a run without one stays scheduled and comes back later; each runs once."""
+    probe = InFlightStep()
+    fh.registry.register(probe)
+    wf = await fh.create(
+        linear(
+            {"id": "call", "type": "inflight", "concurrency": {"limit": 2, "key": "'api'"}},
+            name="step-limit",
+        )
+    )
+    ids = [(await fh.start(wf, {"i": i})).id for i in range(10)]
+    await drive_concurrently(fh, duplicates=2)
+    assert {await status_of(fh, e) for e in ids} == {ExecutionStatus.SUCCEEDED}
+    assert probe.max_in_flight <= 2
+    assert probe.calls == 10
+    for e in ids:
+        (run,) = await fh.store.list_runs(e)
+        assert run.attempt == 1 and run.deliveries == 1 and "waiting" not in run.state
