@@ -1,9 +1,12 @@
-"""A local-mode process for the crash test: ``start DB N`` or ``resume DB``."""
+"""A local-mode process for the crash tests: ``start DB N``, ``start-limited DB N`` (a
+workflow with ``concurrency: [{limit: 3}]``) or ``resume DB``."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from shared.app.service import StartRequest
 from shared.composition import build_local
@@ -42,10 +45,27 @@ WORKFLOW = {
 }
 
 
-async def start(db: str, count: int) -> None:
+LIMITED = {
+    "name": "limited",
+    "concurrency": [{"limit": 3}],
+    "variables": {"n": 0},
+    "steps": [
+        {
+            "id": "t1",
+            "type": "transform",
+            "config": {"set": {"n": "${vars.n + 1}"}},
+            "nextSteps": ["w1"],
+        },
+        {"id": "w1", "type": "wait", "config": {"seconds": 0.2}, "nextSteps": ["t2"]},
+        {"id": "t2", "type": "transform", "config": {"set": {"n": "${vars.n + 1}"}}},
+    ],
+}
+
+
+async def start(db: str, count: int, definition: Mapping[str, Any] = WORKFLOW) -> None:
     runtime = build_local(Settings.local_mode(db, workers=4))
     async with runtime:
-        workflow = await runtime.app.create_workflow(WORKFLOW)
+        workflow = await runtime.app.create_workflow(definition)
         for _ in range(count):
             await runtime.app.start_execution(StartRequest(workflow.id, {}))
         print("started", flush=True)
@@ -69,5 +89,7 @@ async def resume(db: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "start":
         asyncio.run(start(sys.argv[2], int(sys.argv[3])))
+    elif sys.argv[1] == "start-limited":
+        asyncio.run(start(sys.argv[2], int(sys.argv[3]), LIMITED))
     else:
         asyncio.run(resume(sys.argv[2]))

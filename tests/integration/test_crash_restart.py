@@ -79,3 +79,61 @@ def test_killed_process_is_finished_by_the_next_one(tmp_path: Path, kill_after: 
     assert [s for s, _, _ in after] == [ExecutionStatus.SUCCEEDED.value] * 20
     assert {n for _, _, n in after} == {2}, "each transform applied exactly once"
     assert {count for _, count, _ in after} == {16}, "one record per step visit"
+
+
+async def _overlap(db: Path) -> tuple[int, list[str], int]:
+    """Most executions running at once (from their start/dequeue and end events, ends
+    first at equal times), their statuses, and slots still held at the end."""
+    store = SqliteStore(db)
+    try:
+        executions = (await store.list_executions(ExecutionQuery(limit=1000))).items
+        marks: list[tuple[float, int]] = []
+        for execution in executions:
+            for event in await store.list_events(execution.id):
+                if event.type in ("execution.started", "execution.dequeued"):
+                    marks.append((event.at.timestamp(), 1))
+                elif event.type in (
+                    "execution.succeeded",
+                    "execution.failed",
+                    "execution.cancelled",
+                    "execution.timed_out",
+                ):
+                    marks.append((event.at.timestamp(), -1))
+        running = most = 0
+        for _, step in sorted(marks):
+            running += step
+            most = max(most, running)
+        tenant = executions[0].tenant
+        held = [s for s in await store.list_slots(tenant, "") if s.holder is not None]
+        return most, [e.status.value for e in executions], len(held)
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+def test_a_limit_of_3_holds_across_a_kill_and_its_slots_come_back(tmp_path: Path) -> None:
+    """Issue 13: SIGKILL while 3 executions hold the slots and the rest are queued; the
+    next process finishes everything, never with a 4th running, and frees every slot."""
+    db = tmp_path / "limited.db"
+    first = _spawn("start-limited", str(db), "30")
+    assert first.stdout is not None
+    assert first.stdout.readline().strip() == "started", first.stderr.read() if first.stderr else ""
+    time.sleep(0.8)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    _, statuses, held = asyncio.run(_overlap(db))
+    assert "queued" in statuses, "killed too late to test"
+    assert held == 3, "the killed process held every slot"
+
+    second = _spawn("resume", str(db))
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err[-3000:]
+    assert "all finished" in out
+
+    most, statuses, held = asyncio.run(_overlap(db))
+    assert statuses == [ExecutionStatus.SUCCEEDED.value] * 30
+    assert most == 3
+    assert held == 0
+    problems, after = asyncio.run(_records(db))
+    assert problems == []
+    assert {n for _, _, n in after} == {2}, "each transform applied exactly once"
