@@ -9,6 +9,7 @@ by concern: ``clock``, ``stores``, ``messaging``, ``feeds``, ``triggers``, ``lim
 """
 
 from shared.ports.audit import AuditLog, AuditQuery
+from shared.ports.checkpoints import CheckpointStore
 from shared.ports.clock import Clock
 from shared.ports.feeds import EventFeed, FeedKey, FeedPublish
 from shared.ports.limits import Decision, RateLimit, RateLimiter
@@ -41,6 +42,7 @@ __all__ = [
     "PUBSUB_PATH",
     "AuditLog",
     "AuditQuery",
+    "CheckpointStore",
     "Clock",
     "Decision",
     "EventBus",
