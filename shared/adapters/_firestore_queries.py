@@ -32,6 +32,9 @@ from shared.ports.analytics import RollupQuery
 __all__ = [
     "Row",
     "audit_listing",
+    "checkpoints_between",
+    "checkpoints_of_execution",
+    "checkpoints_of_thread",
     "child",
     "count",
     "events_after",
@@ -377,3 +380,31 @@ def rollups_in(client: AsyncClient, collection: str, query: RollupQuery) -> Asyn
     return found.where(filter=FieldFilter("bucket", ">=", query.start.timestamp())).where(
         filter=FieldFilter("bucket", "<", query.end.timestamp())
     )
+
+
+# --- LangGraph checkpoints (firestore_checkpoints): no composite index needed ---
+
+
+def checkpoints_between(
+    client: AsyncClient, collection: str, after: str, below: str, limit: int | None
+) -> AsyncQuery:
+    """Checkpoint documents whose ``orderKey`` lies strictly between ``after`` and
+    ``below``, highest first (one field: its automatic single-field index serves it;
+    Firestore refuses descending scans of ``__name__``)."""
+    query = (
+        client.collection(collection)
+        .where(filter=FieldFilter("orderKey", ">", after))
+        .where(filter=FieldFilter("orderKey", "<", below))
+        .order_by("orderKey", direction="DESCENDING")
+    )
+    return query if limit is None else query.limit(limit)
+
+
+def checkpoints_of_thread(client: AsyncClient, collection: str, thread_id: str) -> AsyncQuery:
+    """Every checkpoint document of one thread (all namespaces), unordered."""
+    return client.collection(collection).where(filter=_eq("threadId", thread_id))
+
+
+def checkpoints_of_execution(client: AsyncClient, collection: str, execution_id: str) -> AsyncQuery:
+    """Every checkpoint document of one execution's threads, unordered (retention)."""
+    return client.collection(collection).where(filter=_eq("executionId", execution_id))

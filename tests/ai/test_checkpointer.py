@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from google.cloud.firestore import AsyncClient
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
@@ -23,6 +24,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
+from shared.adapters.firestore_checkpoints import FirestoreCheckpointStore
 from shared.adapters.memory_checkpoints import MemoryCheckpointStore
 from shared.adapters.sqlite_checkpoints import SqliteCheckpointStore
 from shared.ai.checkpointer import StoreCheckpointSaver
@@ -48,10 +50,25 @@ async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointSto
         await store.close()
 
 
-STORES: dict[str, StoreFactory] = {"memory": _memory, "sqlite": _sqlite}
+@asynccontextmanager
+async def _firestore(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
+    project: str = request.getfixturevalue("firestore_project")
+    store = FirestoreCheckpointStore(lambda: AsyncClient(project=project))
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
-@pytest.fixture(params=list(STORES))
+STORES: dict[str, StoreFactory] = {"memory": _memory, "sqlite": _sqlite, "firestore": _firestore}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.emulator] if name == "firestore" else [])
+        for name in STORES
+    ]
+)
 async def saver(request: pytest.FixtureRequest) -> AsyncIterator[StoreCheckpointSaver]:
     async with STORES[request.param](request) as store:
         yield StoreCheckpointSaver(store)
