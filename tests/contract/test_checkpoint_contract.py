@@ -205,3 +205,21 @@ async def test_thread_ids_name_an_execution_and_a_run(store: CheckpointStore) ->
     with pytest.raises(ValueError):
         await store.put_writes([write("a/b/c", "c1", "t", 0, b"x")])
     assert await store.list_checkpoints(CheckpointListing()) == []
+
+
+def test_firestore_checkpoint_queries_need_no_composite_index() -> None:
+    """``test_firestore_indexes`` checks the store's queries; the checkpoint queries are
+    checked here with its rules: none needs a composite index."""
+    from google.auth.credentials import AnonymousCredentials
+    from test_firestore_indexes import needed_index
+
+    from shared.adapters import _firestore_queries as queries
+
+    client = AsyncClient(project="indexes", credentials=AnonymousCredentials())
+    built = [
+        queries.checkpoints_between(client, "checkpoints", "a-", "a.", None),
+        queries.checkpoints_between(client, "checkpoints", "a-", "a-0f", 1),
+        queries.checkpoints_of_thread(client, "checkpoints", "e/r"),
+        queries.checkpoints_of_execution(client, "checkpoints", "e"),
+    ]
+    assert [needed_index(query) for query in built] == [None] * len(built)
