@@ -242,7 +242,8 @@ class FirestoreCheckpointStore:
         by: the saver puts a checkpoint before its writes, so there is none."""
         db = self._db()
         with translated():
-            snapshots = [s async for s in query.stream()]
+            # the keys only: the payloads are not downloaded to be deleted
+            snapshots = [s async for s in query.select(["threadId"]).stream()]
             doomed: list[AsyncDocumentReference] = []
             for snapshot in snapshots:
                 async for write in child(snapshot.reference, WRITES).stream():
