@@ -121,6 +121,9 @@ def every_query() -> list[Any]:
         queries.keys_of_tenant(aio, "tenantKeys", "t"),
         queries.tenant_workflows(aio, NAMES, "t"),
         queries.tenant_executions_in(aio, NAMES, "t", ["queued", "running"]),
+        queries.checkpoints_between(aio, "checkpoints", "a", "b", 10),  # LangGraph
+        queries.checkpoints_of_thread(aio, "checkpoints", "ex/run"),
+        queries.checkpoints_of_execution(aio, "checkpoints", "ex"),
     ]
     for active, tags in product([False, True], [(), ("a",), ("a", "b")]):
         query = WorkflowQuery(active_only=active, tags=tags)
