@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import json_schema
 from shared.errors import Issue
+from shared.models import json_schema
 
 _KEYWORDS = {
     "type",

@@ -1,4 +1,4 @@
-"""The JSON Schema subset template parameters are declared in (``shared.json_schema``
+"""The JSON Schema subset template parameters are declared in (``shared.models.json_schema``
 with ``pattern`` and the annotations ``default`` and ``examples``). A template using
 any other keyword fails to load: a keyword that is silently ignored would be a check
 that silently does not happen.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import json_schema
-from shared.json_schema import validate
+from shared.models import json_schema
+from shared.models.json_schema import validate
 
 __all__ = ["schema_problems", "validate"]
 
