@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from google.cloud.firestore import AsyncClient
+from checkpoint_stores import STORES, store_params
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
@@ -24,51 +23,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from shared.adapters.firestore_checkpoints import FirestoreCheckpointStore
-from shared.adapters.memory_checkpoints import MemoryCheckpointStore
 from shared.adapters.sqlite_checkpoints import SqliteCheckpointStore
 from shared.ai.checkpointer import StoreCheckpointSaver
-from shared.ports.checkpoints import CheckpointStore, thread_id_for
-
-StoreFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[CheckpointStore]]
+from shared.ports.checkpoints import thread_id_for
 
 
-@asynccontextmanager
-async def _memory(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    store = MemoryCheckpointStore()
-    yield store
-    await store.close()
-
-
-@asynccontextmanager
-async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    tmp_path: Path = request.getfixturevalue("tmp_path")
-    store = SqliteCheckpointStore(tmp_path / "store.db")
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def _firestore(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    project: str = request.getfixturevalue("firestore_project")
-    store = FirestoreCheckpointStore(lambda: AsyncClient(project=project))
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-STORES: dict[str, StoreFactory] = {"memory": _memory, "sqlite": _sqlite, "firestore": _firestore}
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(name, marks=[pytest.mark.emulator] if name == "firestore" else [])
-        for name in STORES
-    ]
-)
+@pytest.fixture(params=store_params())
 async def saver(request: pytest.FixtureRequest) -> AsyncIterator[StoreCheckpointSaver]:
     async with STORES[request.param](request) as store:
         yield StoreCheckpointSaver(store)

@@ -3,16 +3,12 @@ Firestore on the emulator)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
+from checkpoint_stores import STORES, store_params
 from google.cloud.firestore import AsyncClient
 
-from shared.adapters.firestore_checkpoints import FirestoreCheckpointStore
-from shared.adapters.memory_checkpoints import MemoryCheckpointStore
-from shared.adapters.sqlite_checkpoints import SqliteCheckpointStore
 from shared.ports.checkpoints import (
     CheckpointListing,
     CheckpointRecord,
@@ -23,44 +19,7 @@ from shared.ports.checkpoints import (
 )
 
 
-@asynccontextmanager
-async def _memory(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    store = MemoryCheckpointStore()
-    yield store
-    await store.close()
-
-
-@asynccontextmanager
-async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    tmp_path: Path = request.getfixturevalue("tmp_path")
-    store = SqliteCheckpointStore(tmp_path / "store.db")
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def _firestore(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
-    project: str = request.getfixturevalue("firestore_project")
-    store = FirestoreCheckpointStore(lambda: AsyncClient(project=project))
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-STORES: dict[str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[CheckpointStore]]]
-STORES = {"memory": _memory, "sqlite": _sqlite, "firestore": _firestore}
-NEEDS_EMULATOR = {"firestore"}
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(name, marks=[pytest.mark.emulator] if name in NEEDS_EMULATOR else [])
-        for name in STORES
-    ]
-)
+@pytest.fixture(params=store_params())
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[CheckpointStore]:
     async with STORES[request.param](request) as opened:
         yield opened
