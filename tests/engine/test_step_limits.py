@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from effect_counter import RawHttpServer
 from flow_helpers import InFlightStep, drive_concurrently
 from harness import Harness, linear
 
@@ -25,47 +26,24 @@ from shared.ports import ExecutionTx, StepTask
 from shared.steps.http import HttpGateway
 
 
-class InFlightServer:
-    """A raw HTTP/1.1 server on 127.0.0.1 counting the requests it holds open at once."""
+class InFlightServer(RawHttpServer):
+    """Counts the requests it holds open at once."""
 
     def __init__(self, hold: float = 0.01) -> None:
+        super().__init__()
         self.hold = hold
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> InFlightServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.in_flight += 1
         self.requests += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in head[1:] if line)}
-            await reader.readexactly(int(headers.get("content-length", "0")))
+            await self.read_request(reader)
             await asyncio.sleep(self.hold)
-            data = b'{"ok": true}'
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(data)}\r\n\r\n".encode()
-                + data
-            )
-            await writer.drain()
+            await self.answer(writer, 200, {"ok": True})
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
