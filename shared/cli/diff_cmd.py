@@ -77,10 +77,9 @@ def render(diff: dict[str, Any]) -> str:
 
 async def _local(args: argparse.Namespace) -> dict[str, Any]:
     from shared.app.registration import all_workflows
-    from shared.cli.main import _settings
-    from shared.cli.ops import read_only_app
+    from shared.cli.ops import cli_settings, read_only_app
 
-    async with read_only_app(_settings(args)) as app:
+    async with read_only_app(cli_settings(args)) as app:
         if app is None:
             raise NotFound(f"workflow {args.workflow} not found (no database)")
         workflow_id = args.workflow

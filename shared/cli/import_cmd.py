@@ -50,10 +50,9 @@ def _print_text(result: ImportResult, out: Any) -> None:
 
 
 async def _save(args: argparse.Namespace, definition: dict[str, Any]) -> str:
-    from shared.cli.main import _db
-    from shared.cli.ops import runtime_for
+    from shared.cli.ops import cli_db, runtime_for
 
-    runtime = runtime_for(_db(args))
+    runtime = runtime_for(cli_db(args))
     async with runtime:
         created = await runtime.app.create_workflow(definition)
     return f"saved workflow {created.name} v{created.version} ({created.id})"

@@ -23,8 +23,11 @@ from shared.app.registration import all_workflows, register
 from shared.app.service import StartRequest
 from shared.cli import format as fmt
 from shared.cli.ops import (
+    CLI_DB,
     CheckedFile,
     check_file,
+    cli_db,
+    cli_settings,
     drain,
     live_executions,
     read_only_app,
@@ -142,7 +145,7 @@ async def _run(
     """Register the file's workflows, start the first one and follow it to the end."""
     recordings = Path(args.file).resolve().parent  # <name>.recording.json beside the file
     demo_host = [demo_url.removeprefix("http://")] if demo_url else None  # its port only
-    runtime = runtime_for(_db(args), demo_host, recordings)
+    runtime = runtime_for(cli_db(args), demo_host, recordings)
     ended = asyncio.Event()
     steps = {step.id: step for d in reversed(checked.definitions) for step in d.steps}
     progress = fmt.ProgressPrinter(sys.stderr, steps, on_end=lambda _: ended.set())
@@ -200,21 +203,6 @@ def _add_demo_url(variables: dict[str, Any], data: dict[str, Any], url: str | No
 # -- executions, workflows ----------------------------------------------------------------
 
 
-CLI_DB = ".wfe/cli.db"
-"""The database of ``wfe run``, ``executions``, ``workflows`` and ``resume-all`` without
-``--db``: not ``wfe dev``'s (``$WFE_DB_PATH`` or ``.wfe/wfe.db``), so a run from the
-command line never writes a version into the dev server's workflows."""
-
-
-def _db(args: argparse.Namespace) -> str:
-    return str(args.db or CLI_DB)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, on ``--db`` or the CLI's own database."""
-    return Settings.from_env(db_path=_db(args))
-
-
 async def _names(app: WorkflowApp) -> dict[str, str]:
     """Workflow names by id."""
     return {w.id: w.name for w in await all_workflows(app)}
@@ -222,7 +210,7 @@ async def _names(app: WorkflowApp) -> dict[str, str]:
 
 async def cmd_executions_list(args: argparse.Namespace) -> int:
     """``wfe executions list``: newest first, without running anything."""
-    async with read_only_app(_settings(args)) as app:
+    async with read_only_app(cli_settings(args)) as app:
         items, names = [], {}
         if app is not None:
             status = ExecutionStatus(args.status) if args.status else None
@@ -239,7 +227,7 @@ async def cmd_executions_list(args: argparse.Namespace) -> int:
 
 async def cmd_executions_show(args: argparse.Namespace) -> int:
     """``wfe executions show``: the execution and its step history."""
-    async with read_only_app(_settings(args)) as app:
+    async with read_only_app(cli_settings(args)) as app:
         if app is None:
             raise NotFound(f"execution {args.execution_id} not found")
         execution = await app.get_execution(args.execution_id)
@@ -255,7 +243,7 @@ async def cmd_executions_show(args: argparse.Namespace) -> int:
 
 async def cmd_workflows_list(args: argparse.Namespace) -> int:
     """``wfe workflows list``: the head version of every workflow."""
-    async with read_only_app(_settings(args)) as app:
+    async with read_only_app(cli_settings(args)) as app:
         items = await all_workflows(app) if app is not None else []
     if args.json:
         _out(fmt.dumps([w.to_json_dict() for w in items]))
@@ -266,11 +254,11 @@ async def cmd_workflows_list(args: argparse.Namespace) -> int:
 
 async def cmd_resume_all(args: argparse.Namespace) -> int:
     """``wfe resume-all``: recover unfinished executions and run until nothing is due."""
-    settings = _settings(args)
+    settings = cli_settings(args)
     if not Path(settings.local.db_path).exists():
         _err(f"no database at {settings.local.db_path}; nothing to resume")
         return EXIT_OK
-    runtime = runtime_for(_db(args))
+    runtime = runtime_for(cli_db(args))
     progress = fmt.ProgressPrinter(sys.stderr)
     runtime.store.add_listener(progress)
     async with runtime:

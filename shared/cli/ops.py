@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
@@ -17,6 +18,22 @@ from shared.engine.validation import parse_documents, validate_definition
 from shared.errors import DefinitionInvalid, WorkflowError
 from shared.models import ExecutionStatus, WorkflowDefinition, WorkflowExecution
 from shared.settings import Settings
+
+CLI_DB = ".wfe/cli.db"
+"""The database of ``wfe run``, ``executions``, ``workflows`` and ``resume-all`` without
+``--db``: not ``wfe dev``'s (``$WFE_DB_PATH`` or ``.wfe/wfe.db``), so a run from the
+command line never writes a version into the dev server's workflows."""
+
+
+def cli_db(args: argparse.Namespace) -> str:
+    """The database a command works on: ``--db`` or the CLI's own."""
+    return str(args.db or CLI_DB)
+
+
+def cli_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, on ``--db`` or the CLI's own database."""
+    return Settings.from_env(db_path=cli_db(args))
+
 
 _LIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
