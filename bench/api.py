@@ -1,0 +1,459 @@
+"""Service benchmark (issues 3 and 15): REST, GraphQL and live-stream figures of a real
+``wfe dev`` process.
+
+Usage::
+
+    .venv/bin/python bench/api.py [--json] [--quick] [--duration S] [--executions N]
+                                  [--subscribers 1,100]
+
+Starts ``wfe dev`` (``python -m shared.cli dev``, SQLite in a temporary directory, no
+examples, no demo service, rate limits off, otherwise its defaults) as a subprocess on a
+free port and measures, from this process over real sockets:
+
+- REST throughput and latency (p50/p99) of ``GET /api/v1/executions/{id}`` and
+  ``POST /api/v1/workflows/{id}/execute`` (a one-step workflow) with 1 and 50 concurrent
+  clients, each client its own ``httpx.AsyncClient`` sending requests back to back for
+  ``duration`` seconds;
+- GraphQL throughput of an ``execution(id:)`` query, with 1 and 50 clients;
+- live-update latency, from a step's commit to its event's arrival, at WebSocket
+  (``/ws/workflows/{id}``), SSE (``/sse/workflows/{id}``) and GraphQL-subscription
+  (``executionEvents`` over ``graphql-transport-ws``) clients, with 1 and 100 concurrent
+  subscribers while ``executions`` (200) executions run (a 1 s wait step, then three
+  transform steps; started over REST, 20 requests in flight). The commit time is the
+  event's ``at`` (stamped by the engine in the transaction that commits it), the receive
+  time the client's clock when the frame arrives: same machine, same clock. WebSocket and
+  SSE subscribers each follow the whole workflow (every event of every execution reaches
+  every subscriber); GraphQL has no workflow-wide subscription, so the executions are
+  shared out between the GraphQL subscribers (one connection each, one subscription per
+  execution), and events committed before a subscription was sent are not counted;
+- the same latency on the emulator path (Firestore listener to client): not measured by
+  this version, reported as ``"emulator": {"skipped": "..."}``.
+
+Targets (printed next to the figures): stream p99 <= 50 ms with 100 subscribers, REST
+reads >= 2,000/s on one process. The bench client shares the machine's cores with the
+server, so absolute figures are a lower bound of what the server does alone; compare
+ratios within one run. A human-readable summary goes to stderr; ``--json`` prints the
+report on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import httpx
+from _api_server import DevServer
+from _api_streams import Subscriber, graphql_subscriber, sse_subscriber, ws_subscriber
+
+TARGET_STREAM_P99_MS = 50.0
+"""Stream p99 with 100 subscribers, each protocol."""
+TARGET_STREAM_SUBSCRIBERS = 100
+TARGET_REST_READS_PER_S = 2000.0
+"""GET /api/v1/executions/{id} on one process (the best of 1 and 50 clients)."""
+
+_DRAIN_TIMEOUT = 600.0
+_STARTERS = 20
+"""Start requests in flight while the stream scenarios start their executions."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    duration: float
+    """Seconds each REST/GraphQL figure sends requests for."""
+    clients: tuple[int, ...]
+    executions: int
+    """Executions running during each stream scenario."""
+    subscribers: tuple[int, ...]
+    hold_seconds: float = 1.0
+    """The wait step that opens each stream execution (GraphQL subscribes meanwhile)."""
+    transform_steps: int = 3
+
+
+FULL = Shape(duration=5.0, clients=(1, 50), executions=200, subscribers=(1, 100))
+QUICK = Shape(duration=0.5, clients=(1, 50), executions=20, subscribers=(1, 10))
+
+
+class BenchFailed(RuntimeError):
+    """The server refused requests or a stream lost events."""
+
+
+def one_step() -> dict[str, Any]:
+    return {
+        "name": "bench-api-one",
+        "steps": [{"id": "only", "type": "transform", "config": {"output": "${1 + 1}"}}],
+    }
+
+
+def stream_flow(shape: Shape) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"id": "hold", "type": "wait", "config": {"seconds": shape.hold_seconds}}
+    ]
+    for index in range(shape.transform_steps):
+        steps[-1]["nextSteps"] = [f"s{index}"]
+        steps.append({"id": f"s{index}", "type": "transform", "config": {"set": {"n": index}}})
+    return {"name": "bench-api-stream", "steps": steps}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_stats(values_ms: list[float]) -> dict[str, Any]:
+    if not values_ms:
+        return {"count": 0}
+    return {
+        "count": len(values_ms),
+        "p50_ms": round(_quantile(values_ms, 0.50), 3),
+        "p99_ms": round(_quantile(values_ms, 0.99), 3),
+        "max_ms": round(max(values_ms), 3),
+        "mean_ms": round(statistics.fmean(values_ms), 3),
+    }
+
+
+# -- REST and GraphQL throughput ----------------------------------------------------
+
+
+Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+async def throughput(base: str, request: Request, clients: int, duration: float) -> dict[str, Any]:
+    """``clients`` clients sending ``request`` back to back for ``duration`` seconds."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    start = asyncio.Event()
+
+    async def client() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+            await http.get("/health")  # the connection is open before the clock starts
+            await start.wait()
+            deadline = time.perf_counter() + duration
+            while (now := time.perf_counter()) < deadline:
+                response = await request(http)
+                latencies.append((time.perf_counter() - now) * 1000)
+                if response.status_code >= 400 or _graphql_errors(response):
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    await asyncio.sleep(0.2)
+    began = time.perf_counter()
+    start.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise BenchFailed(f"{len(failures)} failed requests, e.g. {failures[0]}")
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        **latency_stats(latencies),
+    }
+
+
+def _graphql_errors(response: httpx.Response) -> bool:
+    if not response.request.url.path.endswith("/graphql"):
+        return False
+    return bool(response.json().get("errors"))
+
+
+async def drain(base: str, workflow_id: str) -> float:
+    """Until no execution of ``workflow_id`` is unfinished; the seconds it took."""
+    began = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        while time.perf_counter() - began < _DRAIN_TIMEOUT:
+            busy = False
+            for status in ("queued", "pending", "running", "waiting"):
+                page = await http.get(
+                    "/api/v1/executions",
+                    params={"workflow_id": workflow_id, "status": status, "limit": 1},
+                )
+                if page.status_code == 200 and page.json()["items"]:
+                    busy = True
+                    break
+            if not busy:
+                return round(time.perf_counter() - began, 3)
+            await asyncio.sleep(0.2)
+    raise BenchFailed(f"executions of {workflow_id} still unfinished after {_DRAIN_TIMEOUT} s")
+
+
+async def rest_and_graphql(base: str, shape: Shape, one_id: str, seed_id: str) -> dict[str, Any]:
+    async def get_execution(http: httpx.AsyncClient) -> httpx.Response:
+        return await http.get(f"/api/v1/executions/{seed_id}")
+
+    async def execute(http: httpx.AsyncClient) -> httpx.Response:
+        return await http.post(f"/api/v1/workflows/{one_id}/execute", json={"input": {}})
+
+    query = {
+        "query": "query ($id: ID!) { execution(id: $id) { id status result } }",
+        "variables": {"id": seed_id},
+    }
+
+    async def graphql(http: httpx.AsyncClient) -> httpx.Response:
+        return await http.post("/graphql", json=query)
+
+    out: dict[str, Any] = {"get_execution": {}, "post_execute": {}, "graphql_execution": {}}
+    for clients in shape.clients:
+        out["get_execution"][str(clients)] = await throughput(
+            base, get_execution, clients, shape.duration
+        )
+        out["graphql_execution"][str(clients)] = await throughput(
+            base, graphql, clients, shape.duration
+        )
+        figure = await throughput(base, execute, clients, shape.duration)
+        figure["drain_seconds_after"] = await drain(base, one_id)
+        out["post_execute"][str(clients)] = figure
+    return out
+
+
+# -- stream latency ------------------------------------------------------------------
+
+
+async def _start_executions(base: str, workflow_id: str, count: int) -> list[str]:
+    ids: list[str] = []
+    queue = list(range(count))
+
+    async def starter(http: httpx.AsyncClient) -> None:
+        while queue:
+            queue.pop()
+            answer = await http.post(f"/api/v1/workflows/{workflow_id}/execute", json={"input": {}})
+            if answer.status_code != 202:
+                raise BenchFailed(f"execute answered {answer.status_code}: {answer.text[:300]}")
+            ids.append(str(answer.json()["id"]))
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        await asyncio.gather(*(starter(http) for _ in range(min(_STARTERS, count))))
+    return ids
+
+
+async def stream_scenario(
+    server: DevServer, protocol: str, subscribers: int, shape: Shape, workflow_id: str
+) -> dict[str, Any]:
+    """``subscribers`` clients of ``protocol`` while ``shape.executions`` executions run."""
+    timeout = 120.0 + shape.executions * subscribers * 0.01
+    subs = [Subscriber() for _ in range(subscribers)]
+    began = time.perf_counter()
+    if protocol == "graphql":
+        ids = await _start_executions(server.base, workflow_id, shape.executions)
+        shares = [ids[index::subscribers] for index in range(subscribers)]
+        active = [(share, sub) for share, sub in zip(shares, subs, strict=True) if share]
+        tasks = [
+            asyncio.create_task(graphql_subscriber(server.ws, share, sub, timeout))
+            for share, sub in active
+        ]
+        await asyncio.wait_for(asyncio.gather(*(sub.ready.wait() for _, sub in active)), 60)
+        subscribed_after_start = round(time.perf_counter() - began, 3)
+        expected = shape.executions
+    else:
+        run = ws_subscriber if protocol == "ws" else sse_subscriber
+        target = server.ws if protocol == "ws" else server.base
+        tasks = [
+            asyncio.create_task(run(target, workflow_id, shape.executions, sub, timeout))
+            for sub in subs
+        ]
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 60)
+        await asyncio.sleep(0.3)  # let the server register every subscription
+        await _start_executions(server.base, workflow_id, shape.executions)
+        subscribed_after_start = 0.0
+        expected = shape.executions * subscribers
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = time.perf_counter() - began
+    failures = [repr(r) for r in results if isinstance(r, BaseException)]
+    failures += [error for sub in subs for error in sub.errors]
+    latencies = [value for sub in subs for value in sub.latencies_ms]
+    terminals = sum(sub.terminals for sub in subs)
+    return {
+        "protocol": protocol,
+        "subscribers": subscribers,
+        "executions": shape.executions,
+        "events_measured": len(latencies),
+        "events_replayed_not_measured": sum(sub.replayed for sub in subs),
+        "terminal_events": terminals,
+        "terminal_events_expected": expected,
+        "complete": terminals == expected and not failures,
+        "failures": failures[:5],
+        "seconds": round(elapsed, 3),
+        "graphql_subscribed_seconds_after_start": subscribed_after_start,
+        "latency": latency_stats(latencies),
+    }
+
+
+async def streams(server: DevServer, shape: Shape, workflow_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for protocol in ("ws", "sse", "graphql"):
+        out[protocol] = {}
+        for subscribers in shape.subscribers:
+            figure = await stream_scenario(server, protocol, subscribers, shape, workflow_id)
+            figure["drain_seconds_after"] = await drain(server.base, workflow_id)
+            out[protocol][str(subscribers)] = figure
+    return out
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def targets(report: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    reads = max(f["requests_per_s"] for f in report["rest"]["get_execution"].values())
+    out: dict[str, Any] = {
+        "rest_reads_per_s": {
+            "target": f">= {TARGET_REST_READS_PER_S:g}",
+            "value": reads,
+            "pass": reads >= TARGET_REST_READS_PER_S,
+        }
+    }
+    most = max(shape.subscribers)
+    for protocol, figures in report["streams"].items():
+        latency = figures[str(most)]["latency"]
+        value = latency.get("p99_ms")
+        out[f"stream_p99_ms_{protocol}"] = {
+            "target": f"<= {TARGET_STREAM_P99_MS:g} with {TARGET_STREAM_SUBSCRIBERS} subscribers",
+            "subscribers": most,
+            "at_target_shape": most >= TARGET_STREAM_SUBSCRIBERS,
+            "value": value,
+            "pass": value is not None
+            and value <= TARGET_STREAM_P99_MS
+            and figures[str(most)]["complete"],
+        }
+    return out
+
+
+def summary(report: dict[str, Any]) -> str:
+    lines = [
+        f"wfe dev on {report['server']['base']} ({report['machine']['cpu_count']} cpus,"
+        f" load at start {report['machine']['load_average_at_start']}); quick={report['quick']}",
+        "",
+        f"{'request':<22}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}",
+    ]
+    for name, figures in report["rest"].items():
+        for clients, figure in figures.items():
+            lines.append(
+                f"{name:<22}{clients:>8}{figure['requests_per_s']:>10.1f}"
+                f"{figure['p50_ms']:>9.2f}{figure['p99_ms']:>9.2f}"
+            )
+    lines += ["", f"{'stream':<10}{'subs':>6}{'events':>9}{'p50 ms':>9}{'p99 ms':>9}  complete"]
+    for protocol, figures in report["streams"].items():
+        for subscribers, figure in figures.items():
+            latency = figure["latency"]
+            lines.append(
+                f"{protocol:<10}{subscribers:>6}{latency['count']:>9}"
+                f"{latency.get('p50_ms', float('nan')):>9.2f}"
+                f"{latency.get('p99_ms', float('nan')):>9.2f}  {figure['complete']}"
+            )
+    lines.append("")
+    emulator = report["emulator"]
+    if "skipped" in emulator:
+        lines.append(f"!!! EMULATOR PATH NOT MEASURED: {emulator['skipped']}")
+    for name, target in report["targets"].items():
+        shape_note = "" if target.get("at_target_shape", True) else " (not at target shape)"
+        verdict = "PASS" if target["pass"] else "FAIL"
+        lines.append(
+            f"target {name:<26} {target['target']:<30} value {target['value']}"
+            f" -> {verdict}{shape_note}"
+        )
+    return "\n".join(lines)
+
+
+async def run(shape: Shape, folder: Path) -> dict[str, Any]:
+    server = DevServer(folder)
+    try:
+        server.wait_healthy()
+        rss_start = server.rss_bytes()
+        async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
+            one_id = (await http.post("/api/v1/workflows", json=one_step())).json()["id"]
+            stream_id = (await http.post("/api/v1/workflows", json=stream_flow(shape))).json()["id"]
+            seed = await http.post(f"/api/v1/workflows/{one_id}/execute", json={"input": {}})
+            seed_id = seed.json()["id"]
+        await drain(server.base, one_id)
+        rest = await rest_and_graphql(server.base, shape, one_id, seed_id)
+        stream_figures = await streams(server, shape, stream_id)
+        report: dict[str, Any] = {
+            "server": {
+                "base": server.base,
+                "argv": server.argv[1:],
+                "env": {k: v for k, v in server.env.items() if k != "PYTHONPATH"},
+                "rss_bytes_start": rss_start,
+                "rss_bytes_end": server.rss_bytes(),
+                "tracebacks_logged": server.tracebacks(),
+            },
+            "rest": rest,
+            "streams": stream_figures,
+            "emulator": {
+                "skipped": "the Firestore-listener path (status-stream against the Firestore"
+                " emulator) is not wired into this benchmark yet"
+            },
+        }
+        return report
+    finally:
+        server.stop()
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the report on stdout")
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    parser.add_argument("--duration", type=float, help="seconds per REST/GraphQL figure")
+    parser.add_argument("--executions", type=int, help="executions per stream scenario")
+    parser.add_argument("--subscribers", help="comma-separated subscriber counts, e.g. 1,100")
+    args = parser.parse_args()
+    shape = QUICK if args.quick else FULL
+    if args.duration:
+        shape = Shape(**{**asdict(shape), "duration": args.duration})
+    if args.executions:
+        shape = Shape(**{**asdict(shape), "executions": args.executions})
+    if args.subscribers:
+        counts = tuple(int(part) for part in args.subscribers.split(","))
+        shape = Shape(**{**asdict(shape), "subscribers": counts})
+    machine = machine_info()
+    began = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="wfe-bench-api-") as folder:
+        figures = asyncio.run(run(shape, Path(folder)))
+    report: dict[str, Any] = {
+        "benchmark": "bench/api.py",
+        "quick": args.quick,
+        "started_at": began.isoformat(),
+        "machine": machine,
+        "shape": asdict(shape),
+        **figures,
+    }
+    report["targets"] = targets(report, shape)
+    print(summary(report), file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    broken = [
+        f"{p}/{n}"
+        for p, fs in report["streams"].items()
+        for n, f in fs.items()
+        if not f["complete"]
+    ]
+    if broken:
+        print(f"streams that lost events or failed: {broken}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
