@@ -216,6 +216,11 @@ class AiSettings(_Group):
         default_factory=_default_prices
     )
     """USD per million (input, output) tokens by model; JSON in ``WFE_AI_PRICES``."""
+    model_aliases: Annotated[dict[str, str], BeforeValidator(_json_object)] = Field(
+        default_factory=dict
+    )
+    """Model aliases a step's ``model`` may name, JSON in ``WFE_AI_MODEL_ALIASES``:
+    ``{"fast": "gemini-2.5-flash"}`` (a tenant moves versions without editing workflows)."""
     execution_max_tokens: int | None = Field(default=None, ge=1)
     """Default token budget of one execution's model calls (a step may set its own)."""
     execution_max_cost_usd: float | None = Field(default=None, gt=0)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.ai.accounting import Budget
-from shared.ai.models import ModelOptions
+from shared.ai.guardrails import Guardrails, check_guardrails, check_model_known, model_options
+from shared.ai.models import ModelOptions, ModelSpec, resolve_spec
 from shared.ai.schema import check_schema
 from shared.engine.steps import StepConfig
 from shared.errors import Issue
 from shared.expressions import check_template
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 READ_ONLY_TOOLS = {
     "read_variables": "the execution's variables (all, or the names asked for)",
@@ -39,6 +43,8 @@ class LlmConfig(StepConfig):
     system: str | None = Field(default=None, max_length=50_000)
     """System instructions (a template too)."""
     model: ModelOptions | None = None
+    """``{model: ..., temperature: ...}``, or just a name: ``model: fast``; a name found in
+    ``WFE_AI_MODEL_ALIASES`` is an alias of the model it maps to."""
     tools: list[str] = Field(default_factory=list, max_length=len(TOOLS))
     """Tools the model may call, from the allow-list (see ``TOOLS``)."""
     allow_side_effects: bool = False
@@ -56,11 +62,56 @@ class LlmConfig(StepConfig):
     max_repairs: int = Field(default=1, ge=0, le=3)
     """Times the model is asked again when its answer does not match the schema."""
     budget: Budget = Field(default_factory=Budget)
+    guardrails: Guardrails | None = None
+    """Validators of the answer and what a failure does (``shared.ai.guardrails``)."""
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _short_model(cls, value: Any) -> Any:
+        return model_options(value)
 
 
-def check_llm(config: LlmConfig, path: str) -> list[Issue]:
-    """Save-time problems of an llm config; ``path`` points at the step's ``config``."""
+def with_alias(options: ModelOptions | None, settings: Settings) -> ModelOptions | None:
+    """``options`` with an alias (``WFE_AI_MODEL_ALIASES``) replaced by its model."""
+    aliases = settings.ai.model_aliases
+    if options is None or options.model is None or options.model not in aliases:
+        return options
+    return options.model_copy(update={"model": aliases[options.model]})
+
+
+def resolve_model(options: ModelOptions | None, settings: Settings) -> ModelSpec:
+    """The model spec of a step or node: aliases resolved, then the settings' defaults."""
+    return resolve_spec(with_alias(options, settings), settings)
+
+
+def budgeted(config: LlmConfig, settings: Settings) -> bool:
+    """Whether a budget applies to the step (its own limits or the settings')."""
+    budget = config.budget
+    limits = (budget.max_tokens, budget.max_cost_usd, budget.execution_max_tokens)
+    defaults = (settings.ai.execution_max_tokens, settings.ai.execution_max_cost_usd)
+    return any(v is not None for v in (*limits, budget.execution_max_cost_usd, *defaults))
+
+
+def check_llm(
+    config: LlmConfig, path: str, settings: Settings | None = None, *, has_fallback: bool = False
+) -> list[Issue]:
+    """Save-time problems of an llm config; ``path`` points at the step's ``config``.
+    With ``settings`` and a budget in force, unknown models and aliases are refused."""
     issues = check_template(config.prompt, f"{path}/prompt")
+    if settings is not None and budgeted(config, settings):
+        ai = settings.ai
+        name = (config.model.model if config.model else None) or ai.model
+        issues += check_model_known(name, f"{path}/model", ai.prices, ai.model_aliases)
+    if config.guardrails is not None:
+        priced = ai_prices(settings) if settings and budgeted(config, settings) else None
+        issues += check_guardrails(
+            config.guardrails,
+            f"{path}/guardrails",
+            priced=priced,
+            aliases=settings.ai.model_aliases if settings else None,
+            default_model=settings.ai.model if settings else "",
+            has_fallback=has_fallback,
+        )
     if config.system:
         issues += check_template(config.system, f"{path}/system")
     seen: set[str] = set()
@@ -104,3 +155,7 @@ def check_llm(config: LlmConfig, path: str) -> list[Issue]:
             Issue("SET_VARS_NEEDS_SCHEMA", "setVars needs an outputSchema", f"{path}/setVars")
         )
     return issues
+
+
+def ai_prices(settings: Settings) -> dict[str, Any]:
+    return dict(settings.ai.prices)

@@ -18,10 +18,12 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from langchain_core.runnables import RunnableConfig
 
 from shared.ai.accounting import USAGE_KEY, BudgetExceeded, execution_usage, guard_for
-from shared.ai.llm_config import LlmConfig, MemoryOptions
+from shared.ai.choice import extract_json
+from shared.ai.guardrails_run import GuardrailCheck, feedback_message, settle, summary, waiting
+from shared.ai.llm_config import LlmConfig, MemoryOptions, resolve_model
 from shared.ai.llm_graph import LlmState, build_graph
 from shared.ai.llm_session import LlmSession
-from shared.ai.models import ModelError, resolve_spec
+from shared.ai.models import ModelError
 from shared.ai.services import AiEnv, AiServices
 from shared.ai.tools import ToolBox
 from shared.ai.turns import dump_messages, load_messages, text_of
@@ -41,6 +43,9 @@ class LlmRunner:
 
     async def execute(self, ctx: StepContext) -> Outcome:
         config: LlmConfig = ctx.config
+        parked = waiting(ctx)  # an escalated answer still waiting for a person
+        if parked is not None:
+            return parked
         env = self.services.env(ctx.services)
         runs = await env.executions.list_runs(ctx.execution.id) if env.executions else []
         session = await self._session(ctx, env, config, runs)
@@ -53,12 +58,31 @@ class LlmRunner:
         ]
         ctx.run.input = {"prompt": prompt[:2000], "model": session.spec.model}
         limit = 3 * (config.max_tool_calls + config.max_repairs + 2) + 5
+        rounds: list[list[dict[str, Any]]] = []
         try:
             result = await build_graph().ainvoke(
                 LlmState(messages=messages, repairs_left=config.max_repairs),
                 RunnableConfig(recursion_limit=limit),
                 context=session,
             )
+            guardrails = config.guardrails
+            if guardrails is not None:
+                check = GuardrailCheck(ctx, session, guardrails)
+                while True:
+                    rounds.append(await check.evaluate(_answer(config, result)))
+                    if all(v["passed"] for v in rounds[-1]):
+                        break
+                    if guardrails.on_fail != "retry" or len(rounds) > guardrails.max_retries:
+                        break
+                    retry = HumanMessage(feedback_message(rounds[-1]))
+                    result = await build_graph().ainvoke(
+                        LlmState(
+                            messages=[*result["messages"], retry],
+                            repairs_left=config.max_repairs,
+                        ),
+                        RunnableConfig(recursion_limit=limit),
+                        context=session,
+                    )
         except BudgetExceeded as exceeded:
             _keep_usage(ctx, session)
             if config.budget.on_exceeded == "pause":
@@ -74,12 +98,16 @@ class LlmRunner:
         if config.memory is not None:
             kept = [*memory, HumanMessage(prompt), AIMessage(text)][-config.memory.max_messages :]
             ctx.run.state[MEMORY_KEY] = {"key": config.memory.key, "messages": dump_messages(kept)}
-        return _complete(session, config, text, result.get("data"))
+        complete = _complete(session, config, text, result.get("data"))
+        if config.guardrails is None:
+            return complete
+        complete.output["evaluation"] = summary(rounds, config.guardrails)
+        return settle(ctx, config.guardrails, complete)
 
     async def _session(
         self, ctx: StepContext, env: AiEnv, config: LlmConfig, runs: list[StepRun]
     ) -> LlmSession:
-        spec = resolve_spec(config.model, env.settings)
+        spec = resolve_model(config.model, env.settings)
         toolbox = ToolBox(ctx, env, config)
         tools = toolbox.tools()
         model: Any = None
@@ -137,6 +165,16 @@ def _memory(runs: list[StepRun], current: StepRun, options: MemoryOptions | None
         if isinstance(memory, dict) and memory.get("key") == options.key:
             return load_messages(memory.get("messages"))[-options.max_messages :]
     return []
+
+
+def _answer(config: LlmConfig, result: Any) -> Any:
+    """What guardrails check: the structured answer with an ``outputSchema``; else the
+    text, as JSON when it is a JSON object or array."""
+    if config.output_schema is not None:
+        return result.get("data")
+    text = text_of(result["messages"][-1].content)
+    data = extract_json(text)
+    return data if isinstance(data, dict | list) else text
 
 
 def _keep_usage(ctx: StepContext, session: LlmSession) -> None:

@@ -15,6 +15,7 @@ for those imports at its cold start.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from shared.ai.llm_config import LlmConfig, check_llm
@@ -22,6 +23,13 @@ from shared.ai.services import AiServices
 from shared.engine.steps import Outcome, StepContext, StepType
 from shared.errors import Issue
 from shared.models import WorkflowStep
+from shared.settings import Settings
+
+
+@cache
+def _process_settings() -> Settings:
+    """The settings save-time checks use when the step type was given none."""
+    return Settings.from_env()
 
 
 class LlmStep(StepType):
@@ -32,9 +40,17 @@ class LlmStep(StepType):
         self.services = services or AiServices()
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return check_llm(config, f"{path}/config")
+        settings = self.services.deps.settings or _process_settings()
+        fallback = step.on_error.fallback_step is not None
+        return check_llm(config, f"{path}/config", settings, has_fallback=fallback)
 
     async def execute(self, ctx: StepContext) -> Outcome:
         from shared.ai.llm_run import LlmRunner  # LangChain loads here, lazily
 
         return await LlmRunner(self.services).execute(ctx)
+
+    def resume(self, ctx: StepContext, payload: Any) -> Outcome:
+        """A person's decision on an answer its guardrails escalated."""
+        from shared.ai.guardrails_run import decide
+
+        return decide(ctx, payload)
