@@ -1,7 +1,9 @@
 """The history router: a Thompson-sampling bandit over a node's branches.
 
 Each branch's past outcomes (executions of the same workflow in which the same
-decision node chose it) give a Beta posterior of its success rate; the router draws
+decision node chose it) give a Beta posterior of its success rate, where a success
+counts the mean evaluation score of the execution's graded answers (guardrails) when
+it has any; the router draws
 one sample per branch and subtracts small penalties for a branch's mean duration and
 mean model cost (each relative to the costliest branch), then takes the best score.
 Unexplored branches draw from the prior alone, so they get tried. Draws come from a
@@ -40,6 +42,11 @@ class ArmStats:
     succeeded: int = 0
     total_duration_ms: float = 0.0
     total_cost_usd: float = 0.0
+    reward: float = 0.0
+    """Successes weighted by evaluation scores: a success whose execution's answers
+    were graded counts its mean score (0..1), an ungraded one counts 1."""
+    scored: int = 0
+    """Outcomes that carried an evaluation score."""
 
     @property
     def failed(self) -> int:
@@ -53,11 +60,21 @@ class ArmStats:
     def mean_cost_usd(self) -> float | None:
         return self.total_cost_usd / self.count if self.count else None
 
-    def record(self, success: bool, duration_ms: float = 0.0, cost_usd: float = 0.0) -> None:
+    def record(
+        self,
+        success: bool,
+        duration_ms: float = 0.0,
+        cost_usd: float = 0.0,
+        score: float | None = None,
+    ) -> None:
         self.count += 1
         self.succeeded += 1 if success else 0
         self.total_duration_ms += duration_ms
         self.total_cost_usd += cost_usd
+        if score is not None:
+            self.scored += 1
+        if success:
+            self.reward += 1.0 if score is None else min(1.0, max(0.0, score))
 
 
 def seeded_rng(seed: int, *parts: str) -> random.Random:
@@ -100,7 +117,8 @@ def choose(
     observations: dict[str, dict[str, Any]] = {}
     for label in labels:
         arm = stats.get(label) or ArmStats()
-        theta = rng.betavariate(exploration + arm.succeeded, exploration + arm.failed)
+        # evaluation scores weigh successes: a poorly graded success is a partial one
+        theta = rng.betavariate(exploration + arm.reward, exploration + arm.count - arm.reward)
         penalty = 0.0
         if max_duration and arm.mean_duration_ms:
             penalty += options.duration_weight * arm.mean_duration_ms / max_duration
@@ -108,6 +126,8 @@ def choose(
             penalty += options.cost_weight * arm.mean_cost_usd / max_cost
         scores[label] = theta - penalty
         observations[label] = {"count": arm.count, "succeeded": arm.succeeded}
+        if arm.scored:
+            observations[label]["reward"] = round(arm.reward, 4)
     best = max(labels, key=lambda label: (scores[label], -labels.index(label)))
     return HistoryChoice(best, scores, observations)
 

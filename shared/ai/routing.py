@@ -10,7 +10,8 @@ from shared.ai.accounting import ModelUnpriced, Usage, execution_usage, require_
 from shared.ai.choice import Verdict, ask
 from shared.ai.decision_config import HISTORY, AiNode, HistoryNode
 from shared.ai.history import HistoryChoice, HistoryOptions, choose, seeded_rng
-from shared.ai.models import ModelError, resolve_spec
+from shared.ai.llm_config import resolve_model
+from shared.ai.models import ModelError
 from shared.ai.services import AiEnv
 from shared.ai.stats import ExecutionSummary, arm_stats, summaries
 from shared.engine.steps import StepContext
@@ -34,7 +35,7 @@ class StepRouter:
         if isinstance(recorded, dict) and recorded.get("label") in node.branches:
             self.usage = self.usage.add(Usage.from_dict(recorded.get("usage")))
             return {**recorded, "replayed": True}
-        spec = resolve_spec(node.model, self.env.settings)
+        spec = resolve_model(node.model, self.env.settings)  # aliases too
         entry: dict[str, Any] = {"node": node.id, "type": "ai"}
         verdict, live = await self._ask(node, prompt, spec)
         if live:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.ai.accounting import execution_usage
+from shared.ai.evaluation import StepEvaluation, evaluations_of, mean_score
 from shared.ai.history import ArmStats
 from shared.models import (
     DecisionBranchStats,
@@ -48,6 +49,13 @@ class ExecutionSummary:
     duration_ms: float
     cost_usd: float
     visits: tuple[Visit, ...]
+    evaluations: tuple[StepEvaluation, ...] = ()
+    """The guardrail evaluations of its steps (``shared.ai.evaluation``)."""
+
+    @property
+    def score(self) -> float | None:
+        """The mean evaluation score of its graded answers, or None (none graded)."""
+        return mean_score(self.evaluations)
 
 
 _cache: OrderedDict[tuple[str, str, str], ExecutionSummary] = OrderedDict()
@@ -75,6 +83,7 @@ def summarize(execution: WorkflowExecution, runs: Iterable[StepRun]) -> Executio
         float(execution.duration or 0.0),
         execution_usage(runs).cost_usd,
         tuple(visits),
+        evaluations_of(runs),
     )
 
 
@@ -129,7 +138,9 @@ def arm_stats(
             for node, label in visit.labels:
                 if node == node_id:
                     arm = arms.setdefault(label, ArmStats())
-                    arm.record(summary.success, summary.duration_ms, summary.cost_usd)
+                    arm.record(
+                        summary.success, summary.duration_ms, summary.cost_usd, summary.score
+                    )
     return arms
 
 

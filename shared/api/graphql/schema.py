@@ -12,6 +12,7 @@ from shared.api.graphql.analytics_api import AnalyticsQuery
 from shared.api.graphql.audit_api import AuditLogQuery, AuditMutations
 from shared.api.graphql.control_api import ControlMutation
 from shared.api.graphql.errors import ErrorCodes, log_errors
+from shared.api.graphql.evaluations_api import EvaluationsQuery
 from shared.api.graphql.execution_api import ExecutionMutation, ExecutionQuery
 from shared.api.graphql.flow_api import FlowQuery
 from shared.api.graphql.import_api import ImportMutation
@@ -33,6 +34,7 @@ Mutation = merge_types(
 )
 Query = merge_types("Query", (Query, TemplateQuery))  # the template gallery
 Query = merge_types("Query", (Query, VersionDiffQuery))  # version diff
+Query = merge_types("Query", (Query, EvaluationsQuery))  # guardrail evaluations (docs/ai.md)
 Mutation = merge_types("Mutation", (Mutation, TemplateMutation))
 Mutation = merge_types("Mutation", (Mutation, MigrationMutation))  # docs/migration.md
 

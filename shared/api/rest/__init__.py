@@ -27,6 +27,7 @@ from shared.api.rest import (
     admin,
     analytics,
     audit,
+    evaluations,
     executions,
     flow,
     imports,
@@ -80,6 +81,7 @@ def create_management_app(
     routers = (
         imports,  # before workflows: its path is not a workflow id (405's Allow)
         workflows,
+        evaluations,  # guardrail evaluations of a workflow (docs/ai.md)
         version_diff,
         flow,
         templates,
