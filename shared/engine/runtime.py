@@ -162,25 +162,29 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 }
             )
         bind_log_context(tenant=execution.tenant, workflow_id=execution.workflow_id)
-        current: StepRun | None = first
+        pending: list[StepRun] = [first]
         definition = await self.definitions.get(execution)
         names: list[str] = []
         budget = self.settings.max_chain_steps
-        while current is not None:
-            running = current
+        while pending:
+            running = pending
             try:
-                current, execution, ran = await self._run_segment(
+                pending, execution, ran = await self._run_segment(
                     running, execution, definition, token, budget
                 )
             except Exception:
-                # The outcome was not recorded (a store fault): free the run for the
-                # redelivery this failure causes, instead of leaving it leased until
-                # its lease runs out. Best effort: the store may still be failing.
-                await self._release(running, token)
+                # The outcome was not recorded (a store fault): free the runs for the
+                # redelivery this failure causes (the sweeper's, for runs claimed
+                # inline), instead of leaving them leased until their lease runs out.
+                # Best effort: the store may still be failing.
+                for run in running:
+                    await self._release(run, token)
                 raise
             names.extend(ran)
             budget -= len(ran)
             if not ran:
+                for run in running:  # claimed with the lost one: free them for the sweeper
+                    await self._release(run, token)
                 return HopResult("lost_lease", names)
         return HopResult("done", names)
 
@@ -207,24 +211,32 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
 
     async def _run_segment(
         self,
-        run: StepRun,
+        runs: list[StepRun],
         execution: WorkflowExecution,
         definition: Any,
         token: str,
         budget: int,
-    ) -> tuple[StepRun | None, WorkflowExecution, list[str]]:
-        """Run ``run`` and the inline steps after it, then commit them together."""
+    ) -> tuple[list[StepRun], WorkflowExecution, list[str]]:
+        """Run the claimed ``runs`` (each with the inline steps after it, one chain after
+        another) and commit them together; runs past the commit's step limit are
+        carried to the next segment, still claimed."""
         variables = dict(execution.variables)
         done: list[_Done] = []
-        current: StepRun | None = run
-        limit = min(self.settings.chain_commit_steps, budget)
-        while current is not None:
-            item = await self._execute(current, execution, definition, variables)
-            done.append(item)
-            current = None
-            if len(done) < limit and self._chains(item, definition):
-                current = self._inline_successor(item, execution, definition, token)
-        return await self._commit(run, done, execution, definition, token, budget - len(done))
+        starts: list[int] = []
+        limit = max(1, min(self.settings.chain_commit_steps, budget))
+        queue = list(runs)
+        while queue and len(done) < limit:
+            current: StepRun | None = queue.pop(0)
+            starts.append(len(done))
+            while current is not None:
+                item = await self._execute(current, execution, definition, variables)
+                done.append(item)
+                current = None
+                if len(done) < limit and self._chains(item, definition):
+                    current = self._inline_successor(item, execution, definition, token)
+        return await self._commit(
+            done, starts, queue, execution, definition, token, budget - len(done)
+        )
 
     def _chains(self, item: _Done, definition: Any) -> bool:
         """Whether the step after ``item`` can run in memory right away."""
@@ -342,15 +354,20 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
 
     async def _commit(
         self,
-        first: StepRun,
         done: list[_Done],
+        starts: list[int],
+        carried: list[StepRun],
         snapshot: WorkflowExecution,
         definition: Any,
         token: str,
         budget: int,
-    ) -> tuple[StepRun | None, WorkflowExecution, list[str]]:
+    ) -> tuple[list[StepRun], WorkflowExecution, list[str]]:
+        """Record ``done`` (chains starting at the indexes ``starts``) in one transaction
+        and claim the cheap runs it schedules for this delivery. ``carried``: runs this
+        delivery holds that the next segment runs."""
         now = self.clock.now()
         follow: list[StepRun] = []
+        heads = set(starts)
         # Stores that may call a transaction body again (Firestore on contention) get
         # fresh copies of the runs each time: recording mutates them.
         pristine = [d.run.model_copy(deep=True) for d in done] if self._reruns else None
@@ -366,37 +383,43 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                     for d, p in zip(done, pristine, strict=True)
                 ]
             follow.clear()
-            stored = await tx.get_run(first.id)
-            if (
-                stored is None
-                or stored.status != StepRunStatus.RUNNING
-                or (stored.lease_owner != token)
-            ):
-                return None
-            # A resume or the sweeper may have given the run a new task name meanwhile;
-            # writing the older one back would let a later wake-up reuse a spent name.
-            items[0].run.wake_seq = max(items[0].run.wake_seq, stored.wake_seq)
-            execution = await tx.get_execution(first.execution_id)
+            held: list[StepRun] = []
+            for start in starts:
+                stored = await tx.get_run(items[start].run.id)
+                if (
+                    stored is None
+                    or stored.status != StepRunStatus.RUNNING
+                    or (stored.lease_owner != token)
+                ):
+                    return None
+                # A resume or the sweeper may have given the run a new task name
+                # meanwhile; writing the older one back would let a later wake-up reuse
+                # a spent name.
+                items[start].run.wake_seq = max(items[start].run.wake_seq, stored.wake_seq)
+                held.append(stored)
+            execution = await tx.get_execution(done[0].run.execution_id)
             assert execution is not None
             commit = Commit(
                 tx, execution, definition, self.registry, now, self.settings.max_steps_per_execution
             )
             if execution.status.terminal:
-                commit.finish_run(stored, StepRunStatus.CANCELLED)
+                for stored in held:
+                    commit.finish_run(stored, StepRunStatus.CANCELLED)
                 await commit.free_step_slots()
                 commit.finalize()
                 return commit
             last = len(items) - 1
             for index, item in enumerate(items):
-                created = self._record(commit, item, definition, chained=index < last)
+                chained = index < last and index + 1 not in heads
+                self._record(commit, item, definition, chained=chained)
                 if execution.status.terminal:
                     break
-                if index < last:
-                    continue
-                follow.extend(self._continue_inline(created, commit, budget, token))
             commit.write_children()
             await commit.settle_signal()
             await commit.settle_joins()
+            if not execution.status.terminal:
+                # After the joins: the step after a join, or a map's next items, too.
+                follow.extend(self._continue_inline(commit, budget - len(carried), token))
             await commit.close_execution()
             await commit.free_step_slots()
             commit.finalize()
@@ -404,13 +427,18 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
 
         commit = await self.run_tx(apply)
         if commit is None:
-            return None, snapshot, []
+            return carried, snapshot, []
         await self._flush(commit)
         await self.promote_freed(commit.freed_keys)
         names = [d.run.step_id for d in done]
-        if follow and commit.execution.status == ExecutionStatus.RUNNING:
-            return follow[0], commit.execution, names
-        return None, commit.execution, names
+        if commit.execution.status == ExecutionStatus.RUNNING:
+            return [*carried, *follow], commit.execution, names
+        if carried and not commit.execution.status.terminal:
+            # Paused (or parked) meanwhile: the runs this delivery still holds go back
+            # to the queue, through the claim that checks the execution's status. (An
+            # ended execution cancelled them in its closing commit.)
+            await self._unclaim(carried, token)
+        return [], commit.execution, names
 
     def _record(
         self, commit: Commit, item: _Done, definition: Any, chained: bool = False
@@ -437,33 +465,79 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             return start_child(commit, run, outcome)
         raise WorkflowError(f"unknown outcome {outcome!r}")
 
-    def _continue_inline(
-        self, created: list[StepRun], commit: Commit, budget: int, token: str
-    ) -> list[StepRun]:
-        """Keep the single next run for this worker when it is cheap and due."""
+    def _continue_inline(self, commit: Commit, budget: int, token: str) -> list[StepRun]:
+        """Claim for this worker, in this commit, the cheap and due runs of this
+        execution that the commit schedules (a successor, the branches of a parallel
+        step, the items of a map, the step after a join), instead of a task for each."""
         # Only a running execution continues here: the caller stops at any other status
         # (paused while this step ran, or a parallel main-flow step parked), and a run
         # claimed for this delivery would then be left RUNNING under a lease nobody holds.
         status = commit.execution.status
-        if budget <= 0 or len(created) != 1 or commit.ended or status != ExecutionStatus.RUNNING:
+        if budget <= 0 or commit.ended or status != ExecutionStatus.RUNNING:
             return []
-        nxt = created[0]
-        if nxt.status != StepRunStatus.SCHEDULED or (nxt.due_at and nxt.due_at > commit.now):
-            return []
-        nxt_step = commit.definition.step(nxt.step_id)
-        if not self.registry.get(nxt.step_type).inline_for(nxt_step):
-            return []
-        if step_limits.limited(nxt_step):
-            return []  # claimed through its limit by its own task
-        nxt.status = StepRunStatus.RUNNING
-        nxt.lease_owner = token
-        nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)
-        nxt.started_at = commit.now
-        nxt.deliveries = 1
-        commit.outbox = [r for r in commit.outbox if r.id != nxt.id]
-        commit.put_run(nxt)
-        commit.event("step.started", nxt, attempt=nxt.attempt, delivery=1)
-        return [nxt]
+        taken: list[StepRun] = []
+        for nxt in commit.outbox:
+            if len(taken) >= budget:
+                break
+            if nxt.execution_id != commit.execution.id or nxt.status != StepRunStatus.SCHEDULED:
+                continue
+            if nxt.due_at and nxt.due_at > commit.now:
+                continue
+            if nxt.scope and not commit.owner_waiting(nxt.scope):
+                continue  # its owner ended in this commit: its claim cancels it
+            nxt_step = commit.definition.step(nxt.step_id)
+            if not self.registry.get(nxt.step_type).inline_for(nxt_step):
+                continue
+            if step_limits.limited(nxt_step):
+                continue  # claimed through its limit by its own task
+            nxt.status = StepRunStatus.RUNNING
+            nxt.lease_owner = token
+            nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)
+            nxt.started_at = commit.now
+            nxt.deliveries = 1
+            commit.put_run(nxt)
+            commit.event("step.started", nxt, attempt=nxt.attempt, delivery=1)
+            taken.append(nxt)
+        if taken:
+            ids = {r.id for r in taken}
+            commit.outbox = [r for r in commit.outbox if r.id not in ids]
+        return taken
+
+    async def _unclaim(self, runs: list[StepRun], token: str) -> None:
+        """Give runs this delivery claimed inline, and has not run, back to the queue."""
+        now = self.clock.now()
+        back: list[StepRun] = []
+
+        async def unclaim(tx: ExecutionTx) -> None:
+            back.clear()
+            for run in runs:
+                stored = await tx.get_run(run.id)
+                if (
+                    stored is None
+                    or stored.status != StepRunStatus.RUNNING
+                    or stored.lease_owner != token
+                ):
+                    continue
+                stored.status = StepRunStatus.SCHEDULED
+                stored.lease_owner = None
+                stored.lease_expires_at = None
+                stored.due_at = now
+                tx.put_run(stored)
+                back.append(stored)
+
+        try:
+            await self.run_tx(unclaim)
+        except Exception:
+            log.warning("could not give back %d claimed runs; their leases expire", len(runs))
+            return
+        trace = current_traceparent()
+        for run in back:
+            try:
+                await self.queue.enqueue(
+                    StepTask(run.execution_id, run.id, now, run.wake_seq, trace=trace)
+                )
+            except Exception:
+                log.warning("enqueue of run %s failed; the sweeper will retry", run.id)
 
     async def _flush(self, commit: Commit) -> None:
         """Enqueue what the commit scheduled (the outbox). Failures are left to the sweeper.

@@ -62,6 +62,11 @@ class Commit:
     _pending_joins: list[tuple[str, int, Any, tuple[ErrorInfo, StepRun] | None]] = field(
         default_factory=list
     )
+    _marks: dict[str, dict[int, JoinMark]] = field(default_factory=dict)
+    """Join marks per owner run: those stored before this transaction (read once per
+    owner), then the ones this commit writes (its own reads do not see them), so many
+    branch ends recorded by one commit settle their join once, in this commit."""
+    _local_marks: dict[str, dict[int, JoinMark]] = field(default_factory=dict)
     _origin: StepRun | None = None
     """The innermost failed run when a body failure ends the execution."""
     ended: bool = False
@@ -99,6 +104,12 @@ class Commit:
     def put_run(self, run: StepRun) -> None:
         self._runs[run.id] = run
         self.tx.put_run(run)
+
+    def owner_waiting(self, scope: str) -> bool:
+        """Whether the owner run of a branch or item ``scope`` is still waiting for its
+        bodies, as far as this commit knows (one it did not write is as it was read)."""
+        owner = self._runs.get(scope.rsplit("/", 2)[-2])
+        return owner is None or owner.status == StepRunStatus.WAITING
 
     def schedule(self, run: StepRun) -> None:
         """Write a new or woken run and enqueue it after the commit."""
@@ -293,8 +304,8 @@ class Commit:
             self.finish_execution(ExecutionStatus.SUCCEEDED, result=result)
             return
         _, owner_id, index = policy.parse_scope(run.scope)
-        self.tx.put_join(
-            JoinMark(
+        self._put_join(
+            JoinMark.model_construct(
                 owner_run_id=owner_id, index=index, status=StepRunStatus.SUCCEEDED, output=output
             )
         )
@@ -305,10 +316,22 @@ class Commit:
             self.finish_execution(ExecutionStatus.FAILED, error=error, failed_run=run)
             return
         _, owner_id, index = policy.parse_scope(run.scope)
-        self.tx.put_join(
+        self._put_join(
             JoinMark(owner_run_id=owner_id, index=index, status=StepRunStatus.FAILED, error=error)
         )
         self._pending_joins.append((owner_id, index, None, (error, run)))
+
+    def _put_join(self, mark: JoinMark) -> None:
+        self.tx.put_join(mark)
+        self._local_marks.setdefault(mark.owner_run_id, {})[mark.index] = mark
+
+    async def _join_marks(self, owner_id: str) -> dict[int, JoinMark]:
+        """Every mark of ``owner_id``: stored ones, overridden by this commit's."""
+        marks = self._marks.get(owner_id)
+        if marks is None:
+            marks = self._marks[owner_id] = {m.index: m for m in await self.tx.list_joins(owner_id)}
+        marks.update(self._local_marks.get(owner_id, {}))
+        return marks
 
     async def settle_joins(self) -> None:
         """Resolve branch/item ends recorded by this commit against their owners (reads)."""
@@ -331,15 +354,9 @@ class Commit:
                 self._origin = self._origin or origin
                 self.failed(owner, step, wrapped)
                 continue
-            marks = [m for m in await self.tx.list_joins(owner_id) if m.index != index]
-            marks.append(
-                JoinMark(
-                    owner_run_id=owner_id,
-                    index=index,
-                    status=StepRunStatus.SUCCEEDED,
-                    output=_output,
-                )
-            )
+            marks = list((await self._join_marks(owner_id)).values())
+            if any(m.status != StepRunStatus.SUCCEEDED for m in marks):
+                continue  # a sibling failed in this commit: its own entry fails the owner
             total = int(owner.state.get("total", 0))
             window = int(owner.state.get("window", total))
             if len(marks) >= total:

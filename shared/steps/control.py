@@ -32,7 +32,7 @@ class Branch(StepConfig):
 
 
 class ParallelConfig(StepConfig):
-    branches: list[Branch] = Field(min_length=1, max_length=50)
+    branches: list[Branch] = Field(min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _unique(self) -> ParallelConfig:
