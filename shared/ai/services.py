@@ -17,6 +17,7 @@ from shared.ai.models import ModelError, ModelProvider, ModelSpec, build_model_p
 from shared.ai.replay import RecordingLibrary, ReplayStore, RunStateReplay
 from shared.engine.steps import StepServices
 from shared.ports import ExecutionStore
+from shared.ports.checkpoints import CheckpointStore
 from shared.settings import Settings
 
 
@@ -28,6 +29,9 @@ class AiDependencies:
     replay: ReplayStore | None = None
     recordings: RecordingLibrary | None = None
     settings: Settings | None = None
+    checkpoints: CheckpointStore | None = None
+    """Where agent steps keep their LangGraph checkpoints (default: the runtime's,
+    ``StepServices.checkpoints``)."""
 
 
 @dataclass
@@ -43,6 +47,8 @@ class AiEnv:
     """The engine's ``HttpGateway`` (egress policy) for the fetch tool."""
     bus: Any = None
     """The event bus, for the publish tool."""
+    checkpoints: CheckpointStore | None = None
+    """The checkpoint store of agent steps (None: the runtime wires none)."""
 
 
 @dataclass
@@ -63,6 +69,7 @@ class AiServices:
     deps: AiDependencies = field(default_factory=AiDependencies)
     _providers: dict[int, tuple[Settings, ModelProvider]] = field(default_factory=dict)
     _libraries: dict[str, RecordingLibrary] = field(default_factory=dict)
+    _process_saver: Any = None
 
     def env(self, services: StepServices) -> AiEnv:
         settings = self.deps.settings or services.settings
@@ -75,7 +82,22 @@ class AiServices:
             recordings=self.deps.recordings or self._library(settings.ai.recordings_dir),
             http=services.http,
             bus=services.event_bus,
+            checkpoints=self.deps.checkpoints or services.checkpoints,
         )
+
+    def saver(self, env: AiEnv) -> Any:
+        """The LangGraph checkpointer of agent steps: a ``StoreCheckpointSaver`` over the
+        env's checkpoint store, else LangGraph's in-memory saver of this process (an
+        engine wired without a store, as in unit tests: nothing outlives the process)."""
+        if env.checkpoints is not None:
+            from shared.ai.checkpointer import StoreCheckpointSaver
+
+            return StoreCheckpointSaver(env.checkpoints)
+        if self._process_saver is None:
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            self._process_saver = InMemorySaver()
+        return self._process_saver
 
     def _provider(self, settings: Settings) -> ModelProvider:
         found = self._providers.get(id(settings))

@@ -23,6 +23,7 @@ from shared.engine.steps import StepRegistry
 from shared.errors import InputInvalid, NotFound
 from shared.models import ScheduleTrigger
 from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, Store
+from shared.ports.checkpoints import CheckpointStore
 from shared.ports.tenants import TenantStore, TenantUsage
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
@@ -127,6 +128,7 @@ def build_gcp(
 
         store = FirestoreStore(project=project, database=gcp.firestore_database, clock=clock)
     limiter, audit_log = _limits_and_audit(settings, project, store)
+    checkpoints = _checkpoints(settings, project, store)
     tenant_store, usage = _tenant_registry(settings, project, store)
     gcp_store = store  # the queue's tenant lookup, for its shards
 
@@ -154,6 +156,7 @@ def build_gcp(
         audit_log=audit_log,
         tenant_store=tenant_store,
         usage=usage,
+        checkpoints=checkpoints,
     )
     lifecycle = None
     if gcp.lifecycle_topic:
@@ -170,6 +173,7 @@ def build_gcp(
         lifecycle,
         limiter=limiter,
         audit_log=audit_log,
+        checkpoints=checkpoints,
     )
 
 
@@ -197,6 +201,23 @@ def _limits_and_audit(
 
     limiter = FirestoreRateLimiter(client, max_shards=settings.limits.limit_shards)
     return limiter, FirestoreAuditLog(client)
+
+
+def _checkpoints(settings: Settings, project: str, store: GcpStore) -> CheckpointStore:
+    """Agent steps' LangGraph checkpoints where the store is: Firestore (collection
+    ``checkpoints``), or memory beside a store that is not Firestore (tests)."""
+    from shared.adapters.firestore_store import FirestoreStore
+
+    if not isinstance(store, FirestoreStore):
+        from shared.adapters.memory_checkpoints import MemoryCheckpointStore
+
+        return MemoryCheckpointStore()
+    from google.cloud.firestore import AsyncClient
+
+    from shared.adapters.firestore_checkpoints import FirestoreCheckpointStore
+
+    database = settings.gcp.firestore_database
+    return FirestoreCheckpointStore(lambda: AsyncClient(project=project, database=database))
 
 
 def _tenant_registry(

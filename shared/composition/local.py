@@ -17,6 +17,7 @@ from shared.adapters.local_queue import LocalTaskQueue
 from shared.adapters.memory_limits import MemoryAuditLog, MemoryRateLimiter
 from shared.adapters.memory_store import MemoryStore
 from shared.adapters.sqlite_audit import SqliteAuditLog
+from shared.adapters.sqlite_checkpoints import SqliteCheckpointStore
 from shared.adapters.sqlite_limits import SqliteRateLimiter
 from shared.adapters.sqlite_store import SqliteStore
 from shared.adapters.store_feed import StoreFeed
@@ -25,6 +26,7 @@ from shared.composition.registry import build_registry
 from shared.composition.runtime import Runtime, wire_engine
 from shared.engine.steps import StepRegistry
 from shared.ports import AuditLog, Clock, EventFeed, RateLimiter, StepTask
+from shared.ports.checkpoints import CheckpointStore
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
 
@@ -70,7 +72,8 @@ def build_local(
     fair_dispatch: bool = True,
 ) -> LocalRuntime:
     """Wire the local backend: SQLite (or memory) store, local queue, local bus; the
-    rate limits' buckets and the audit log in the same SQLite file (or in memory).
+    rate limits' buckets, the audit log and the agent steps' checkpoints in the same
+    SQLite file (or in memory).
 
     The queue shares its workers fairly between tenants (the execution's tenant, read
     from the store); ``fair_dispatch=False`` is plain due-time order (bench/fairness.py).
@@ -81,14 +84,19 @@ def build_local(
     store: SqliteStore | MemoryStore
     limiter: RateLimiter
     audit_log: AuditLog
+    checkpoints: CheckpointStore
     if memory:
+        from shared.adapters.memory_checkpoints import MemoryCheckpointStore
+
         store = MemoryStore()
         limiter, audit_log = MemoryRateLimiter(), MemoryAuditLog()
+        checkpoints = MemoryCheckpointStore()
     else:
         if local.db_path != ":memory:":
             Path(local.db_path).parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(local.db_path, synchronous=local.sqlite_synchronous)
         limiter, audit_log = SqliteRateLimiter(local.db_path), SqliteAuditLog(local.db_path)
+        checkpoints = SqliteCheckpointStore(local.db_path)
     bus = LocalEventBus()
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
     apps: list[WorkflowApp] = []  # the dispatcher delivers to the app built after it
@@ -119,8 +127,18 @@ def build_local(
         registry=registry or build_registry(),
         limiter=limiter,
         audit_log=audit_log,
+        checkpoints=checkpoints,
     )
     apps.append(app)
     return LocalRuntime(
-        settings, store, queue, bus, engine, app, http, limiter=limiter, audit_log=audit_log
+        settings,
+        store,
+        queue,
+        bus,
+        engine,
+        app,
+        http,
+        limiter=limiter,
+        audit_log=audit_log,
+        checkpoints=checkpoints,
     )

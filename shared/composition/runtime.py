@@ -24,6 +24,7 @@ from shared.engine.definitions import DefinitionCache
 from shared.engine.runtime import Engine, EngineSettings
 from shared.engine.steps import StepRegistry, StepServices
 from shared.ports import AuditLog, Clock, EventBus, EventFeed, RateLimiter, Store, TaskQueue
+from shared.ports.checkpoints import CheckpointStore
 from shared.ports.tenants import TenantStore, TenantUsage
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
@@ -51,6 +52,8 @@ class Runtime(ABC):
     """The rate limits' buckets (beside the store: same database)."""
     audit_log: AuditLog | None = field(default=None, kw_only=True)
     """The audit log (beside the store: same database)."""
+    checkpoints: CheckpointStore | None = field(default=None, kw_only=True)
+    """The LangGraph checkpoints of agent steps (beside the store: same database)."""
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     sweeps_by_default: ClassVar[bool] = True
@@ -95,6 +98,8 @@ class Runtime(ABC):
             await self.limiter.close()
         if self.audit_log is not None:
             await self.audit_log.close()
+        if self.checkpoints is not None:
+            await self.checkpoints.close()
         guard = self.tenant_guard
         if guard is not None:
             await guard.directory.store.close()
@@ -140,13 +145,15 @@ def wire_engine(
     audit_log: AuditLog | None = None,
     tenant_store: TenantStore | None = None,
     usage: TenantUsage | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> tuple[Engine, WorkflowApp]:
     """The engine over the given adapters, and the app over the engine (with the rate
     limits of ``settings.limits`` over ``limiter``, and the audit log, when given).
 
     The tenant registry (``tenant_store``, ``usage``) defaults to the store's side: a
     SQLite store gets the tables beside it in ``settings.local.db_path``, any other
-    store the registry in memory with counts through its listings."""
+    store the registry in memory with counts through its listings. ``checkpoints`` is
+    where agent steps keep their LangGraph checkpoints (``StepServices.checkpoints``)."""
     services = StepServices(
         event_bus=bus,
         workflows=store,
@@ -154,6 +161,7 @@ def wire_engine(
         http=http,
         settings=settings,
         secrets=default_secret_resolver(),
+        checkpoints=checkpoints,
     )
     tuning = settings.engine
     engine = Engine(

@@ -31,6 +31,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from shared.models import JoinMark, StepRun, WorkflowDefinition, WorkflowExecution, WorkflowStep
     from shared.ports import ExecutionStore
+    from shared.ports.checkpoints import CheckpointStore
     from shared.ports.secrets import SecretResolver
 
 
@@ -107,6 +108,8 @@ class StepServices:
     """The execution store, for step types that read history (AI routing, replays)."""
     secrets: SecretResolver | None = None
     """Resolves the secret references steps declare (http ``secrets``)."""
+    checkpoints: CheckpointStore | None = None
+    """Where agent steps keep their LangGraph checkpoints (``shared.ai.agent_run``)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,252 @@
+"""How an ``agent`` step runs (``shared.ai.agent_step``), loaded with LangChain and
+LangGraph on the first agent step a process runs.
+
+The loop (``shared.ai.agent_graph``) runs with the runtime's ``StoreCheckpointSaver``
+on the thread of the step visit (``agent_thread_id``: the execution, the scope, the
+step and its visit, not the attempt nor the redrive generation), so every delivery
+of the visit (a redelivery, a retry, a resume after a crash, a budget pause or an
+approval, a redrive) goes on from the last completed model or tool call.
+
+A proposed call of a tool that ``requiresApproval`` parks the run on a signal of its
+own (``proposal["event"]``) with the call in the run's output and on the event
+stream; the event's payload is checked by ``AgentStep.resume`` and handed to the
+graph as ``Command(resume=...)`` on the next delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from shared.ai.accounting import USAGE_KEY, BudgetExceeded, Usage, execution_usage, guard_for
+from shared.ai.agent_config import AgentConfig
+from shared.ai.agent_graph import AgentState, build_agent_graph
+from shared.ai.agent_session import AgentSession
+from shared.ai.agent_step import DECISION_KEY, PENDING_KEY
+from shared.ai.checkpointer import thread_id_for
+from shared.ai.llm_run import MEMORY_KEY, PAUSED_KEY, _memory, _system
+from shared.ai.models import ModelError, resolve_spec
+from shared.ai.services import AiEnv, AiServices
+from shared.ai.tools import ToolBox
+from shared.ai.turns import dump_messages, text_of
+from shared.engine.steps import Complete, Outcome, Park, StepContext
+from shared.errors import StepFailed
+from shared.models import StepRun
+
+
+def agent_thread_id(run: StepRun) -> str:
+    """The checkpoint thread of a step visit: the same for each attempt and redrive."""
+    visit = f"agent|{run.scope}|{run.step_id}|{run.iteration}"
+    return thread_id_for(run.execution_id, hashlib.sha256(visit.encode()).hexdigest()[:32])
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class AgentRunner:
+    """Runs agent steps with the services of their ``AgentStep``."""
+
+    def __init__(self, services: AiServices) -> None:
+        self.services = services
+
+    async def execute(self, ctx: StepContext) -> Outcome:
+        config: AgentConfig = ctx.config
+        env = self.services.env(ctx.services)
+        graph = build_agent_graph(self.services.saver(env))
+        limit = 2 * config.max_tool_calls + 3 * (config.max_repairs + 2) + 10
+        run_config = RunnableConfig(
+            configurable={"thread_id": agent_thread_id(ctx.run)}, recursion_limit=limit
+        )
+        snapshot = await graph.aget_state(run_config)
+        values: dict[str, Any] = dict(snapshot.values or {})
+        runs = await env.executions.list_runs(ctx.execution.id) if env.executions else []
+        graph_input: Any = None
+        pending = _interrupt(snapshot)
+        if pending is not None:
+            decision = ctx.run.state.get(DECISION_KEY)
+            if not isinstance(decision, dict) or decision.get("event") != pending.get("event"):
+                if ctx.now >= parse_time(str(pending["deadline"])):
+                    raise StepFailed(
+                        f"nobody approved or rejected the call of {pending['tool']!r} within "
+                        f"{config.approval_timeout_seconds}s",
+                        code="APPROVAL_TIMEOUT",
+                        retryable=False,
+                    )
+                return await self._park(ctx, pending, values, None)  # still waiting
+            graph_input = Command(resume=decision)
+        elif not values:
+            prompt = str(ctx.render(config.prompt))
+            memory = _memory(runs, ctx.run, config.memory)
+            messages: list[AnyMessage] = [
+                SystemMessage(_system(ctx, config)),
+                *memory,
+                HumanMessage(prompt),
+            ]
+            graph_input = AgentState(
+                messages=messages, repairs_left=config.max_repairs, entries=[], set_vars={}
+            )
+        session = await self._session(ctx, env, config, runs, values)
+        ctx.run.input = {"prompt": _prompt(values, graph_input), "model": session.spec.model}
+        ctx.run.state = {**ctx.run.state, PENDING_KEY: None, DECISION_KEY: None}
+        if graph_input is not None or snapshot.next:
+            try:
+                await graph.ainvoke(graph_input, run_config, context=session, durability="sync")
+            except BudgetExceeded as exceeded:
+                _keep_usage(ctx, session.usage)
+                if config.budget.on_exceeded == "pause":
+                    state = {PAUSED_KEY: {"reason": exceeded.message, "at": ctx.now.isoformat()}}
+                    return Park(until=ctx.now, pause=exceeded.message, state=state)
+                raise
+            except StepFailed:
+                _keep_usage(ctx, session.usage)
+                raise
+            snapshot = await graph.aget_state(run_config)
+            values = dict(snapshot.values or {})
+        usage = Usage.from_dict(values.get("usage"))
+        _keep_usage(ctx, usage)
+        pending = _interrupt(snapshot)
+        if pending is not None:
+            return await self._park(ctx, pending, values, session)
+        return self._complete(ctx, config, session, values, usage)
+
+    async def _park(
+        self,
+        ctx: StepContext,
+        pending: dict[str, Any],
+        values: dict[str, Any],
+        session: AgentSession | None,
+    ) -> Park:
+        """Wait for the proposed call's approval (or rejection) event."""
+        ctx.run.output = {
+            "status": "awaitingApproval",
+            "approval": pending,
+            "entries": list(values.get("entries") or []),
+        }
+        if session is not None:
+            await session.publish({"approval": pending})
+        return Park(
+            until=parse_time(str(pending["deadline"])),
+            state={PENDING_KEY: pending, DECISION_KEY: None, PAUSED_KEY: None},
+            signal=str(pending["event"]),
+        )
+
+    async def _session(
+        self,
+        ctx: StepContext,
+        env: AiEnv,
+        config: AgentConfig,
+        runs: list[StepRun],
+        values: dict[str, Any],
+    ) -> AgentSession:
+        spec = resolve_spec(config.model, env.settings)
+        toolbox = ToolBox(ctx, env, config.llm_view())
+        tools = toolbox.tools()
+        model: Any = None
+        recording = None
+        if env.models.configured:
+            try:
+                model = env.models.chat_model(spec)
+                if tools:
+                    model = model.bind_tools(list(tools.values()))
+            except ModelError as error:
+                raise StepFailed(
+                    error.message, code=error.code, retryable=error.retryable
+                ) from None
+            except NotImplementedError:
+                raise StepFailed(
+                    f"model {spec.model} cannot call tools", code="MODEL_NO_TOOLS", retryable=False
+                ) from None
+        else:
+            recording = env.recordings.find(ctx.definition.name, ctx.step.id)
+        before = execution_usage(runs, ctx.run.idempotency_key)
+        approved = bool(ctx.run.state.get(PAUSED_KEY))
+        return AgentSession(
+            env=env,
+            ctx=ctx,
+            spec=spec,
+            model=model,
+            recording=recording,
+            recorded=await env.replay.load(ctx.run),
+            guard=guard_for(config.budget, env.settings, before, approved),
+            toolbox=toolbox,
+            tools=tools,
+            schema=config.output_schema,
+            max_tool_calls=config.max_tool_calls,
+            approval_tools=config.approval_tools(),
+            on_reject=config.on_reject,
+            approval_timeout_seconds=config.approval_timeout_seconds,
+            usage=Usage.from_dict(values.get("usage")),
+        )
+
+    def _complete(
+        self,
+        ctx: StepContext,
+        config: AgentConfig,
+        session: AgentSession,
+        values: dict[str, Any],
+        usage: Usage,
+    ) -> Complete:
+        messages = list(values.get("messages") or [])
+        final = messages[-1] if messages else AIMessage("")
+        text = text_of(final.content)
+        data = values.get("data")
+        entries = list(values.get("entries") or [])
+        output: dict[str, Any] = {
+            "text": text,
+            "source": session.source,
+            "recorded": session.source != "model",
+            "model": session.spec.model,
+            "turns": int(values.get("turns") or 0),
+            "toolCalls": int(values.get("tool_calls") or 0),
+            "entries": entries,
+            "usage": {
+                "step": usage.to_dict(),
+                "execution": session.guard.execution_before.add(usage).to_dict(),
+            },
+        }
+        if config.output_schema is not None:
+            output["data"] = data
+        if session.recording is not None:
+            output["recording"] = session.recording.source
+        if config.memory is not None:
+            output["memory"] = {"key": config.memory.key}
+            kept = [
+                m
+                for m in messages
+                if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)
+            ]
+            ctx.run.state[MEMORY_KEY] = {
+                "key": config.memory.key,
+                "messages": dump_messages(kept[-config.memory.max_messages :]),
+            }
+        set_vars = dict(values.get("set_vars") or {})
+        if config.set_vars and isinstance(data, dict):
+            set_vars.update(data)
+        return Complete(output=output, set_vars=set_vars or None)
+
+
+def _interrupt(snapshot: Any) -> dict[str, Any] | None:
+    """The proposed call the thread is interrupted on, if any."""
+    for item in snapshot.interrupts or ():
+        if isinstance(item.value, dict) and "event" in item.value:
+            return dict(item.value)
+    return None
+
+
+def _prompt(values: dict[str, Any], graph_input: Any) -> str:
+    source = graph_input if isinstance(graph_input, dict) else values
+    for message in source.get("messages") or []:
+        if isinstance(message, HumanMessage):
+            return text_of(message.content)[:2000]
+    return ""
+
+
+def _keep_usage(ctx: StepContext, usage: Usage) -> None:
+    if usage.calls:
+        ctx.run.state = {**ctx.run.state, USAGE_KEY: usage.to_dict()}
