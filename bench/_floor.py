@@ -21,7 +21,7 @@ __all__ = ["FloorVariant"]
 class FloorVariant:
     """INSERT + COMMIT per step on a WAL file with the given ``synchronous`` level."""
 
-    workloads = frozenset({"linear", "fanout", "throughput"})
+    workloads = frozenset({"linear", "fanout", "wide", "map", "throughput"})
 
     def __init__(self, key: str, label: str, shape: Shape, *, synchronous: str) -> None:
         self.key, self.label, self.shape = key, label, shape
@@ -71,6 +71,12 @@ class FloorVariant:
 
     async def fanout(self) -> float:
         return self._commits(self.shape.fanout_steps)
+
+    async def wide(self) -> float:
+        return self._commits(self.shape.wide_steps)
+
+    async def map(self) -> float:
+        return self._commits(self.shape.map_steps)
 
     async def throughput(self) -> float:
         shape = self.shape

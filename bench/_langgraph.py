@@ -15,7 +15,7 @@ import sqlite3
 import time
 from typing import Any
 
-from _workloads import Shape, fanout_graph, linear_graph, sqlite_pragmas
+from _workloads import Shape, fanout_graph, linear_graph, map_graph, sqlite_pragmas
 
 __all__ = ["AsyncSaverVariant", "SyncSaverVariant"]
 
@@ -33,7 +33,7 @@ class BenchFailed(RuntimeError):
 class _GraphVariant:
     """What both savers share: the compiled graphs, thread ids and the timed samples."""
 
-    workloads = frozenset({"linear", "fanout", "throughput"})
+    workloads = frozenset({"linear", "fanout", "wide", "map", "throughput"})
 
     def __init__(self, key: str, label: str, shape: Shape, info: dict[str, Any]) -> None:
         self.key, self.label, self.shape = key, label, shape
@@ -46,6 +46,8 @@ class _GraphVariant:
         for name, graph in (
             ("linear", linear_graph(shape.linear_steps)),
             ("fanout", fanout_graph(shape.fanout_branches)),
+            ("wide", fanout_graph(shape.wide_branches)),
+            ("map", map_graph()),
             ("small", linear_graph(shape.throughput_steps)),
         ):
             self._graphs[name] = graph.compile(checkpointer=saver)
@@ -53,8 +55,14 @@ class _GraphVariant:
     def _args(self, name: str, steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Input and config of a new thread of graph ``name``."""
         self._threads += 1
-        state = {"x": 0, "hits": 0} if name == "fanout" else {"x": 0}
-        return state, _config(f"{name}-{self._threads}", steps)
+        state: dict[str, Any] = {"x": 0}
+        if name in ("fanout", "wide"):
+            state["hits"] = 0
+        config = _config(f"{name}-{self._threads}", steps)
+        if name == "map":
+            state.update(hits=0, xs=list(range(self.shape.map_items)))
+            config["max_concurrency"] = self.shape.map_concurrency
+        return state, config
 
     async def _call(self, name: str, steps: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -80,6 +88,12 @@ class _GraphVariant:
 
     async def fanout(self) -> float:
         return await self._timed("fanout", self.shape.fanout_steps, self.shape.fanout_branches)
+
+    async def wide(self) -> float:
+        return await self._timed("wide", self.shape.wide_steps, self.shape.wide_branches)
+
+    async def map(self) -> float:
+        return await self._timed("map", self.shape.map_steps, self.shape.map_items)
 
     async def throughput(self) -> float:
         steps = self.shape.throughput_steps

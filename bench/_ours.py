@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from _workloads import Shape, fanout_definition, linear_definition, sqlite_pragmas
+from _workloads import Shape, fanout_definition, linear_definition, map_definition, sqlite_pragmas
 
 from shared.app.service import StartRequest
 from shared.composition import LocalRuntime, build_local
@@ -33,7 +33,7 @@ class BenchFailed(RuntimeError):
 class OursVariant:
     """Our engine with one (synchronous, chain_commit_steps) setting."""
 
-    workloads = frozenset({"linear", "fanout", "throughput"})
+    workloads = frozenset({"linear", "fanout", "wide", "map", "throughput"})
 
     def __init__(
         self,
@@ -70,6 +70,8 @@ class OursVariant:
         for name, definition in (
             ("linear", linear_definition(shape.linear_steps)),
             ("fanout", fanout_definition(shape.fanout_branches)),
+            ("wide", fanout_definition(shape.wide_branches, "bench-wide")),
+            ("map", map_definition(shape.map_items, shape.map_concurrency)),
             ("small", linear_definition(shape.throughput_steps, "bench-small")),
         ):
             self._workflows[name] = (await runtime.app.create_workflow(definition)).id
@@ -117,6 +119,16 @@ class OursVariant:
     async def fanout(self) -> float:
         elapsed, ids = await self._run("fanout", 1)
         await self._check(ids, self.shape.fanout_branches)
+        return elapsed
+
+    async def wide(self) -> float:
+        elapsed, ids = await self._run("wide", 1)
+        await self._check(ids, self.shape.wide_branches)
+        return elapsed
+
+    async def map(self) -> float:
+        elapsed, ids = await self._run("map", 1)
+        await self._check(ids, self.shape.map_items)
         return elapsed
 
     async def _fanout_runs(self) -> int:

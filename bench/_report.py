@@ -12,14 +12,28 @@ from typing import Any
 
 from _workloads import Shape
 
-__all__ = ["FIGURES", "TARGETS", "figures", "machine_info", "ratios", "table"]
+__all__ = ["FIGURES", "TARGETS", "absolute", "figures", "machine_info", "meets", "ratios", "table"]
 
-TARGETS: dict[str, float] = {"speedup_step": 5, "speedup_throughput": 5}
+TARGETS: dict[str, float] = {
+    "speedup_step": 5,
+    "speedup_throughput": 5,
+    "speedup_fanout": 5,
+    "speedup_fanout_100": 5,
+    "speedup_map": 5,
+    "speedup_step_per_commit": 1,
+    "ours_step_us": 50,
+    "ours_exec_per_s": 5000,
+}
+"""Ratios are "at least"; ``ours_step_us`` is "at most" (see ``AT_MOST``)."""
+
+AT_MOST = frozenset({"ours_step_us"})
 
 FIGURES: dict[str, tuple[str, str]] = {
     "linear_ms_per_step": ("linear", "ms"),
     "fanout_ms_per_workflow": ("fanout", "ms"),
     "fanout_ms_per_step": ("fanout", "ms"),
+    "wide_ms_per_workflow": ("wide", "ms"),
+    "map_ms_per_workflow": ("map", "ms"),
     "throughput_exec_per_s": ("throughput", "executions/s"),
 }
 """Figure name -> (the workload it comes from, its unit)."""
@@ -66,6 +80,8 @@ def figures(samples: dict[str, list[float]], shape: Shape) -> dict[str, Any]:
         "linear_ms_per_step": lambda s: s * 1000 / shape.linear_steps,
         "fanout_ms_per_workflow": lambda s: s * 1000,
         "fanout_ms_per_step": lambda s: s * 1000 / shape.fanout_steps,
+        "wide_ms_per_workflow": lambda s: s * 1000,
+        "map_ms_per_workflow": lambda s: s * 1000,
         "throughput_exec_per_s": lambda s: shape.throughput_executions / s,
     }
     out: dict[str, Any] = {}
@@ -96,6 +112,12 @@ def ratios(
     """The speedups over LangGraph's best variant (and the reference keys used)."""
     lg_step = _best(variants, "linear_ms_per_step", "langgraph", lowest=True)
     lg_fan = _best(variants, "fanout_ms_per_workflow", "langgraph", lowest=True)
+    lg_wide = _best(variants, "wide_ms_per_workflow", "langgraph", lowest=True)
+    lg_map = _best(variants, "map_ms_per_workflow", "langgraph", lowest=True)
+
+    def faster(reference: str, ours: str, figure: str) -> float:
+        return round(_median(variants, reference, figure) / _median(variants, ours, figure), 3)
+
     lg_rate = _best(variants, "throughput_exec_per_s", "langgraph", lowest=False)
 
     def per_step(ours: str) -> float:
@@ -117,11 +139,9 @@ def ratios(
         "speedup_step_per_commit": per_step(ours_per_commit),
         "speedup_throughput": rate(ours_equal),
         "speedup_throughput_per_commit": rate(ours_per_commit),
-        "speedup_fanout": round(
-            _median(variants, lg_fan, "fanout_ms_per_workflow")
-            / _median(variants, ours_equal, "fanout_ms_per_workflow"),
-            3,
-        ),
+        "speedup_fanout": faster(lg_fan, ours_equal, "fanout_ms_per_workflow"),
+        "speedup_fanout_100": faster(lg_wide, ours_equal, "wide_ms_per_workflow"),
+        "speedup_map": faster(lg_map, ours_equal, "map_ms_per_workflow"),
         "speedup_step_default_not_equal_durability": per_step(ours_default),
         "speedup_throughput_default_not_equal_durability": rate(ours_default),
         "per_step_commit_over_floor": round(
@@ -133,6 +153,8 @@ def ratios(
     reference = {
         "langgraph_step": lg_step,
         "langgraph_fanout": lg_fan,
+        "langgraph_fanout_100": lg_wide,
+        "langgraph_map": lg_map,
         "langgraph_throughput": lg_rate,
         "ours_equal_durability": ours_equal,
         "ours_equal_durability_per_step_commit": ours_per_commit,
@@ -142,9 +164,34 @@ def ratios(
     return out, reference
 
 
+def absolute(variants: dict[str, Any], ours_default: str) -> dict[str, float]:
+    """Our own figures at the default durability, in the units of their targets."""
+    return {
+        "ours_step_us": round(_median(variants, ours_default, "linear_ms_per_step") * 1000, 1),
+        "ours_exec_per_s": round(_median(variants, ours_default, "throughput_exec_per_s"), 1),
+    }
+
+
+def meets(ratio: dict[str, float], absolute: dict[str, float]) -> dict[str, bool]:
+    """Whether each target is met."""
+    values = {**ratio, **absolute}
+    return {
+        name: values[name] <= target if name in AT_MOST else values[name] >= target
+        for name, target in TARGETS.items()
+    }
+
+
 def table(report: dict[str, Any]) -> str:
     """The figures and ratios as aligned text."""
-    head = ("variant", "linear ms/step", "fan-out ms/wf", "fan-out ms/step", "exec/s")
+    head = (
+        "variant",
+        "linear ms/step",
+        "fan-out ms/wf",
+        "fan-out ms/step",
+        "100-way ms/wf",
+        "map100 ms/wf",
+        "exec/s",
+    )
     rows = [head]
     for variant in report["variants"].values():
         cells = [variant["label"]]
@@ -171,11 +218,15 @@ def table(report: dict[str, Any]) -> str:
         f" synchronous={durability['langgraph_saver']['synchronous']}"
         f" -> equal durability = synchronous {durability['equal_synchronous']}"
     )
+    met = report["meets_targets"]
     for name, value in report["ratios"].items():
         target = report["targets"].get(name)
-        suffix = (
-            f"  (target {target:g}: {'met' if value >= target else 'MISSED'})" if target else ""
-        )
+        suffix = f"  (target >= {target:g}: {'met' if met[name] else 'not met'})" if target else ""
         lines.append(f"{name:<48} {value:>8.2f}x{suffix}")
+    for name, value in report["absolute"].items():
+        target = report["targets"][name]
+        sign = "<=" if name in AT_MOST else ">="
+        state = "met" if met[name] else "not met"
+        lines.append(f"{name:<48} {value:>9.1f}  (target {sign} {target:g}: {state})")
     lines.append(f"references: {report['reference']}")
     return "\n".join(lines)

@@ -21,6 +21,8 @@ __all__ = [
     "fanout_graph",
     "linear_definition",
     "linear_graph",
+    "map_definition",
+    "map_graph",
     "sqlite_pragmas",
 ]
 
@@ -37,6 +39,12 @@ class Shape:
     """Executions started at once (item 3)."""
     throughput_steps: int = 5
     """Steps of each of those executions."""
+    wide_branches: int = 100
+    """Branches of the wide fan-out/join."""
+    map_items: int = 100
+    """Items of the map workload."""
+    map_concurrency: int = 10
+    """Items of the map in flight at once."""
     repeats: int = 5
     """Samples per figure; the report gives their median."""
 
@@ -45,9 +53,27 @@ class Shape:
         """Step runs of one fan-out workflow: the fan-out, its branches and the final step."""
         return self.fanout_branches + 2
 
+    @property
+    def wide_steps(self) -> int:
+        """Step runs of one wide fan-out workflow."""
+        return self.wide_branches + 2
+
+    @property
+    def map_steps(self) -> int:
+        """Step runs of one map workflow: the map, its items and the final step."""
+        return self.map_items + 2
+
 
 FULL = Shape()
-QUICK = Shape(linear_steps=20, fanout_branches=10, throughput_executions=40, repeats=2)
+QUICK = Shape(
+    linear_steps=20,
+    fanout_branches=10,
+    throughput_executions=40,
+    wide_branches=20,
+    map_items=20,
+    map_concurrency=5,
+    repeats=2,
+)
 
 
 class Variant(Protocol):
@@ -57,13 +83,17 @@ class Variant(Protocol):
     label: str
     info: dict[str, Any]
     workloads: frozenset[str]
-    """Which of ``linear``, ``fanout``, ``throughput`` this variant measures."""
+    """Which of ``linear``, ``fanout``, ``wide``, ``map``, ``throughput`` it measures."""
 
     async def open(self, directory: str) -> None: ...
 
     async def linear(self) -> float: ...
 
     async def fanout(self) -> float: ...
+
+    async def wide(self) -> float: ...
+
+    async def map(self) -> float: ...
 
     async def throughput(self) -> float: ...
 
@@ -98,7 +128,26 @@ def linear_definition(steps: int, name: str = "bench-linear") -> dict[str, Any]:
     return {"name": name, "variables": {"x": 0}, "steps": chain}
 
 
-def fanout_definition(branches: int) -> dict[str, Any]:
+def map_definition(items: int, concurrency: int) -> dict[str, Any]:
+    """A map over ``items`` numbers (``concurrency`` at a time) whose one-step body returns
+    one, then a final step counting the results."""
+    return {
+        "name": "bench-map",
+        "variables": {"x": 0, "xs": list(range(items))},
+        "steps": [
+            {
+                "id": "each",
+                "type": "map",
+                "nextSteps": ["join"],
+                "config": {"items": "vars.xs", "start": "body", "concurrency": concurrency},
+            },
+            {"id": "body", "type": "transform", "config": {"output": "${item - item + 1}"}},
+            {"id": "join", "type": "transform", "config": {"set": {"x": "${size(prev)}"}}},
+        ],
+    }
+
+
+def fanout_definition(branches: int, name: str = "bench-fanout") -> dict[str, Any]:
     """A parallel step with ``branches`` one-step branches, then a final step."""
     names = [f"b{index}" for index in range(branches)]
     steps: list[dict[str, Any]] = [
@@ -114,7 +163,7 @@ def fanout_definition(branches: int) -> dict[str, Any]:
         ],
         {"id": "join", "type": "transform", "config": {"set": {"x": "${size(prev)}"}}},
     ]
-    return {"name": "bench-fanout", "variables": {"x": 0}, "steps": steps}
+    return {"name": name, "variables": {"x": 0}, "steps": steps}
 
 
 # -- LangGraph -----------------------------------------------------------------------
@@ -175,5 +224,47 @@ def fanout_graph(branches: int) -> Any:
         graph.add_node(name, _branch)
         graph.add_edge("fan", name)
     graph.add_edge(names, "join")
+    graph.add_edge("join", END)
+    return graph
+
+
+class MapState(TypedDict):
+    """State of the map graph: the items, and the results summed by the reducer."""
+
+    x: int
+    xs: list[int]
+    hits: Annotated[int, operator.add]
+
+
+class ItemState(TypedDict):
+    """What one map item's node gets (a ``Send``)."""
+
+    item: int
+
+
+def _fan_items(state: MapState) -> list[Any]:
+    from langgraph.types import Send
+
+    return [Send("body", {"item": item}) for item in state["xs"]]
+
+
+def _body(state: ItemState) -> dict[str, int]:
+    return {"hits": state["item"] - state["item"] + 1}
+
+
+def _map_join(state: MapState) -> dict[str, int]:
+    return {"x": state["hits"]}
+
+
+def map_graph() -> Any:
+    """START -> one ``Send`` per item to ``body`` -> join -> END (the run's
+    ``max_concurrency`` bounds the items in flight)."""
+    from langgraph.graph import END, START, StateGraph
+
+    graph = StateGraph(MapState)
+    graph.add_node("body", _body)
+    graph.add_node("join", _map_join)
+    graph.add_conditional_edges(START, _fan_items, ["body"])
+    graph.add_edge("body", "join")
     graph.add_edge("join", END)
     return graph
