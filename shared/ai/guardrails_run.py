@@ -5,6 +5,8 @@ asks a judge model for ``{"score": 0..1, "feedback": ...}``; the verdict (with t
 judge's usage) is recorded on the step run as soon as it arrives (replay slot
 ``judge:<round>:<index>``), so a redelivery, a retry or a resume replays it instead of
 asking the judge again. The judge's calls count in the step's usage and budgets.
+Each round of verdicts is also a ``step.progress`` event (``{"evaluation": ...}``) on
+the execution's event stream.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from shared.ai.accounting import BudgetExceeded, turn_usage
+from shared.ai.agent_events import publish_progress
 from shared.ai.choice import extract_json
 from shared.ai.guardrails import GUARDRAIL_ROOTS, Guardrails, GuardrailValidator
 from shared.ai.llm_config import resolve_model
@@ -62,6 +65,12 @@ class GuardrailCheck:
             label = validator.label(index)
             verdicts.append({"validator": label, "kind": validator.kind, **verdict})
         self.round += 1
+        passed = all(v["passed"] for v in verdicts)
+        event = {"round": self.round, "passed": passed, "verdicts": [_brief(v) for v in verdicts]}
+        # the execution's event stream sees each evaluation as it happens (best effort)
+        await publish_progress(
+            self.session.env.executions, self.ctx.run, self.ctx.now, {"evaluation": event}
+        )
         return verdicts
 
     async def _one(self, validator: GuardrailValidator, index: int, answer: Any) -> dict[str, Any]:

@@ -100,6 +100,13 @@ async def test_a_failed_check_retries_with_feedback_then_escalates_and_accept_co
         "feedback": "the title is too long",
     }
     assert "step.waiting" in await h.event_types(execution.id)
+    progress = [
+        e.data["evaluation"]
+        for e in await h.store.list_events(execution.id)
+        if e.type == "step.progress"
+    ]
+    assert [(p["round"], p["passed"]) for p in progress] == [(1, False), (2, False)]
+    assert progress[0]["verdicts"][0]["feedback"] == "the title is too long"
 
     answered = await h.app.send_event(
         execution.id, "guardrail.w0", {"decision": "accept", "note": "fine"}
