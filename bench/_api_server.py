@@ -4,6 +4,7 @@ group. The same launch as tests/processes.py (``python -m shared.cli dev``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -92,10 +93,21 @@ class DevServer:
         text = self.log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def tracebacks(self) -> int:
-        """How many tracebacks the server logged (a healthy run logs none)."""
+    def tracebacks(self) -> list[str]:
+        """The errors the server logged with a traceback (a healthy run logs none): the
+        first and last line of each message."""
         self._log.flush()
-        return self.log_path.read_text(errors="replace").count("Traceback")
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "Traceback" not in line:
+                continue
+            try:
+                message = str(json.loads(line).get("message", line))
+            except ValueError:
+                message = line
+            parts = message.strip().splitlines()
+            found.append(f"{parts[0][:200]} ... {parts[-1][:300]}")
+        return found
 
     def stop(self) -> None:
         """SIGTERM (SIGKILL after 20 s) to the process group."""

@@ -18,14 +18,15 @@ free port and measures, from this process over real sockets:
 - live-update latency, from a step's commit to its event's arrival, at WebSocket
   (``/ws/workflows/{id}``), SSE (``/sse/workflows/{id}``) and GraphQL-subscription
   (``executionEvents`` over ``graphql-transport-ws``) clients, with 1 and 100 concurrent
-  subscribers while ``executions`` (200) executions run (a 1 s wait step, then three
+  subscribers while ``executions`` (200) executions run (a 2 s wait step, then three
   transform steps; started over REST, 20 requests in flight). The commit time is the
   event's ``at`` (stamped by the engine in the transaction that commits it), the receive
   time the client's clock when the frame arrives: same machine, same clock. WebSocket and
   SSE subscribers each follow the whole workflow (every event of every execution reaches
   every subscriber); GraphQL has no workflow-wide subscription, so the executions are
-  shared out between the GraphQL subscribers (one connection each, one subscription per
-  execution), and events committed before a subscription was sent are not counted;
+  shared out between the GraphQL subscribers (one subscription per execution, at most
+  100 per connection: Strawberry's limit), and events committed before a subscription was
+  sent (the replayed start of each execution) are not counted;
 - the same latency on the emulator path (Firestore listener to client): not measured by
   this version, reported as ``"emulator": {"skipped": "..."}``.
 
@@ -66,6 +67,8 @@ TARGET_REST_READS_PER_S = 2000.0
 """GET /api/v1/executions/{id} on one process (the best of 1 and 50 clients)."""
 
 _DRAIN_TIMEOUT = 600.0
+_GRAPHQL_PER_CONNECTION = 100
+"""Strawberry's ``max_subscriptions_per_connection`` (its default, which the edge keeps)."""
 _STARTERS = 20
 """Start requests in flight while the stream scenarios start their executions."""
 
@@ -78,13 +81,13 @@ class Shape:
     executions: int
     """Executions running during each stream scenario."""
     subscribers: tuple[int, ...]
-    hold_seconds: float = 1.0
+    hold_seconds: float = 2.0
     """The wait step that opens each stream execution (GraphQL subscribes meanwhile)."""
     transform_steps: int = 3
 
 
 FULL = Shape(duration=5.0, clients=(1, 50), executions=200, subscribers=(1, 100))
-QUICK = Shape(duration=0.5, clients=(1, 50), executions=20, subscribers=(1, 10))
+QUICK = Shape(duration=0.5, clients=(1, 50), executions=20, subscribers=(1, 10), hold_seconds=1.5)
 
 
 class BenchFailed(RuntimeError):
@@ -251,8 +254,16 @@ async def stream_scenario(
     began = time.perf_counter()
     if protocol == "graphql":
         ids = await _start_executions(server.base, workflow_id, shape.executions)
+        # Strawberry allows 100 subscriptions per connection: a subscriber following
+        # more executions opens one connection per 100 (each its own Subscriber here).
         shares = [ids[index::subscribers] for index in range(subscribers)]
-        active = [(share, sub) for share, sub in zip(shares, subs, strict=True) if share]
+        chunks = [
+            share[start : start + _GRAPHQL_PER_CONNECTION]
+            for share in shares
+            for start in range(0, len(share), _GRAPHQL_PER_CONNECTION)
+        ]
+        subs = [Subscriber() for _ in chunks]
+        active = list(zip(chunks, subs, strict=True))
         tasks = [
             asyncio.create_task(graphql_subscriber(server.ws, share, sub, timeout))
             for share, sub in active
@@ -281,6 +292,7 @@ async def stream_scenario(
     return {
         "protocol": protocol,
         "subscribers": subscribers,
+        "connections": len(subs),
         "executions": shape.executions,
         "events_measured": len(latencies),
         "events_replayed_not_measured": sum(sub.replayed for sub in subs),
@@ -382,6 +394,7 @@ async def run(shape: Shape, folder: Path) -> dict[str, Any]:
         await drain(server.base, one_id)
         rest = await rest_and_graphql(server.base, shape, one_id, seed_id)
         stream_figures = await streams(server, shape, stream_id)
+        tracebacks = server.tracebacks()
         report: dict[str, Any] = {
             "server": {
                 "base": server.base,
@@ -389,7 +402,8 @@ async def run(shape: Shape, folder: Path) -> dict[str, Any]:
                 "env": {k: v for k, v in server.env.items() if k != "PYTHONPATH"},
                 "rss_bytes_start": rss_start,
                 "rss_bytes_end": server.rss_bytes(),
-                "tracebacks_logged": server.tracebacks(),
+                "tracebacks_logged": len(tracebacks),
+                "tracebacks": tracebacks[:10],
             },
             "rest": rest,
             "streams": stream_figures,
