@@ -12,7 +12,14 @@ dispatcher, default workers) in a temporary directory, one fresh database per sc
     start requests in flight) while B starts its ``victims`` spread over A's flood;
     the dispatcher shares its workers between tenants (the default);
 (c) ``fifo``: the same as (b) with fairness off (``build_local(fair_dispatch=False)``):
-    one due-time queue for everybody, as before issue 13.
+    one due-time queue for everybody, as before issue 13;
+(d) ``fair_fifo_store``: (b) with the SQLite writer's group commits first come, first
+    served (``SqliteStore.group_per_tenant = None``: every waiting transaction in the
+    next group, as before the per-tenant groups): B's start call waits for a group of
+    A's transactions; A's throughput without the per-tenant cap, for comparison.
+
+A's throughput (its starts per second while flooding) is printed for (b), (c) and (d):
+the fair shares must not cost the flood its speed.
 
 Both tenants run the same short workflow (three transform steps). B's *start latency*
 is from just before its start request to the moment its first step run started (the
@@ -40,6 +47,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from shared.adapters.sqlite_store import GROUP_PER_TENANT, SqliteStore
 from shared.app.service import StartRequest, WorkflowApp
 from shared.composition import LocalRuntime, build_local
 from shared.models import ExecutionStatus
@@ -49,6 +57,7 @@ TARGET_RATIO = 2.0
 """B's p50 and p99 with A's flood (fair dispatch) over B alone must stay under this."""
 
 _JOIN_TIMEOUT = 600.0
+SCENARIOS = ("alone", "fair", "fifo", "fair_fifo_store", "a_alone", "a_alone_fifo_store")
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(latencies_ms: list[float]) -> dict[str, Any]:
+    if not latencies_ms:  # a scenario without B (a_alone)
+        return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0}
     return {
         "count": len(latencies_ms),
         "p50_ms": round(percentile(latencies_ms, 50), 2),
@@ -107,7 +118,9 @@ def summary(latencies_ms: list[float]) -> dict[str, Any]:
 class Scenario:
     """One fresh runtime, tenants A and B, and B's measured starts."""
 
-    def __init__(self, name: str, directory: str, shape: Shape, *, fair: bool) -> None:
+    def __init__(
+        self, name: str, directory: str, shape: Shape, *, fair: bool, fair_store: bool = True
+    ) -> None:
         self.name = name
         self.shape = shape
         settings = Settings.local_mode(
@@ -116,6 +129,8 @@ class Scenario:
             workers=shape.workers,
         )
         self.runtime: LocalRuntime = build_local(settings, fair_dispatch=fair)
+        if isinstance(self.runtime.store, SqliteStore):
+            self.runtime.store.group_per_tenant = GROUP_PER_TENANT if fair_store else None
         self.workflows: dict[str, str] = {}
         self.sent_a = 0
         self.a_ids: list[str] = []
@@ -188,16 +203,27 @@ class Scenario:
 
 
 async def run_scenario(
-    name: str, directory: str, shape: Shape, *, fair: bool, flood: bool, gap: float = 0.0
+    name: str,
+    directory: str,
+    shape: Shape,
+    *,
+    fair: bool,
+    flood: bool,
+    gap: float = 0.0,
+    fair_store: bool = True,
+    victims: bool = True,
 ) -> dict[str, Any]:
-    scenario = Scenario(name, directory, shape, fair=fair)
+    scenario = Scenario(name, directory, shape, fair=fair, fair_store=fair_store)
     async with scenario.runtime:
         await scenario.setup()
         began = time.perf_counter()
+        flood_seconds = 0.0
         if flood:
             flooding = asyncio.create_task(scenario.flood())
-            await scenario.victims_during_flood()
+            if victims:
+                await scenario.victims_during_flood()
             await flooding
+            flood_seconds = time.perf_counter() - began
         else:
             await scenario.victims_alone(gap)
         sent = time.perf_counter() - began
@@ -208,8 +234,10 @@ async def run_scenario(
         stats = scenario.runtime.queue.stats
     return {
         "fair_dispatch": fair,
+        "fair_store_groups": fair_store,
         "flood": shape.flood if flood else 0,
-        "victims": shape.victims,
+        "a_starts_per_second": round(shape.flood / flood_seconds, 1) if flood else None,
+        "victims": shape.victims if victims else 0,
         "b_start_latency": summary(latencies["start"]),
         "b_start_call": summary(latencies["call"]),
         "b_dispatch_latency": summary(latencies["dispatch"]),
@@ -231,6 +259,15 @@ async def measure(shape: Shape, directory: str) -> dict[str, dict[str, Any]]:
     )
     print("fifo: as fair, with fair dispatch off", file=sys.stderr)
     results["fifo"] = await run_scenario("fifo", directory, shape, fair=False, flood=True)
+    for name, fair_store in (("a_alone", True), ("a_alone_fifo_store", False)):
+        print(f"{name}: A floods alone", file=sys.stderr)
+        results[name] = await run_scenario(
+            name, directory, shape, fair=True, flood=True, fair_store=fair_store, victims=False
+        )
+    print("fair_fifo_store: as fair, with FIFO group commits", file=sys.stderr)
+    results["fair_fifo_store"] = await run_scenario(
+        "fair_fifo_store", directory, shape, fair=True, flood=True, fair_store=False
+    )
     return results
 
 
@@ -252,9 +289,16 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
         results = asyncio.run(measure(shape, directory))
     ratios = {
         f"{scenario}_over_alone_{figure[:3]}": ratio(results, scenario, figure)
-        for scenario in ("fair", "fifo")
+        for scenario in ("fair", "fifo", "fair_fifo_store")
         for figure in ("p50_ms", "p99_ms")
     }
+    a_rate = {name: results[name]["a_starts_per_second"] for name in results if name != "alone"}
+    ratios["a_throughput_fair_over_fair_fifo_store"] = round(
+        a_rate["fair"] / a_rate["fair_fifo_store"], 2
+    )
+    ratios["a_alone_throughput_fair_over_fifo_store"] = round(
+        a_rate["a_alone"] / a_rate["a_alone_fifo_store"], 2
+    )
     for figure in ("p50_ms", "p99_ms"):
         ratios[f"dispatch_fifo_over_fair_{figure[:3]}"] = ratio(
             results, "fifo", figure, base="fair", metric="b_dispatch_latency"
@@ -268,7 +312,7 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
             "python": sys.version.split()[0],
         },
         "shape": asdict(shape),
-        "scenarios": {name: results[name] for name in ("alone", "fair", "fifo")},
+        "scenarios": {name: results[name] for name in SCENARIOS},
         "ratios": ratios,
         "target_ratio": TARGET_RATIO,
         "meets_target": ratios["fair_over_alone_p50"] < TARGET_RATIO
@@ -281,23 +325,29 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         "B's latency, ms: start = request to first step running; call = the start request;"
         " dispatch = start returned to first step running",
-        f"{'scenario':<8} {'start p50':>10} {'start p99':>10} {'call p50':>9} {'call p99':>9}"
-        f" {'disp p50':>9} {'disp p99':>9} {'drain s':>8}",
+        f"{'scenario':<15} {'start p50':>10} {'start p99':>10} {'call p50':>9} {'call p99':>9}"
+        f" {'disp p50':>9} {'disp p99':>9} {'drain s':>8} {'A st/s':>8}",
     ]
     for name, result in report["scenarios"].items():
         start, call = result["b_start_latency"], result["b_start_call"]
         dispatch = result["b_dispatch_latency"]
         lines.append(
-            f"{name:<8} {start['p50_ms']:>10.2f} {start['p99_ms']:>10.2f}"
+            f"{name:<15} {start['p50_ms']:>10.2f} {start['p99_ms']:>10.2f}"
             f" {call['p50_ms']:>9.2f} {call['p99_ms']:>9.2f}"
             f" {dispatch['p50_ms']:>9.2f} {dispatch['p99_ms']:>9.2f}"
             f" {result['drained_seconds']:>8.2f}"
+            f" {result['a_starts_per_second'] or 0:>8.1f}"
         )
     ratios = report["ratios"]
     lines.append(
         f"fair/alone p50 {ratios['fair_over_alone_p50']} p99 {ratios['fair_over_alone_p99']}"
         f" (target < {report['target_ratio']}); fifo/alone p50"
-        f" {ratios['fifo_over_alone_p50']} p99 {ratios['fifo_over_alone_p99']}"
+        f" {ratios['fifo_over_alone_p50']} p99 {ratios['fifo_over_alone_p99']};"
+        f" fair_fifo_store/alone p50 {ratios['fair_fifo_store_over_alone_p50']}"
+        f" p99 {ratios['fair_fifo_store_over_alone_p99']}\n"
+        f"A's starts/s with per-tenant groups over FIFO groups: with B"
+        f" {ratios['a_throughput_fair_over_fair_fifo_store']}, alone"
+        f" {ratios['a_alone_throughput_fair_over_fifo_store']}"
     )
     return "\n".join(lines)
 

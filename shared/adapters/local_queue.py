@@ -45,6 +45,7 @@ from shared.adapters.clock import SystemClock, as_utc
 from shared.errors import WorkflowError
 from shared.observability import attached, current_traceparent, traceparent_context
 from shared.ports import Clock, StepTask
+from shared.ports.fairness import working_for
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -373,7 +374,7 @@ class LocalTaskQueue:
             extra = _Entry(entry.task, entry.failures, duplicate=True, bucket=entry.bucket)
             self._push(self._clock.now(), extra)
         try:
-            with attached(traceparent_context(entry.task.trace)):
+            with attached(traceparent_context(entry.task.trace)), working_for(entry.bucket or None):
                 await self._handler(entry.task)
         except Exception as exc:
             self._on_failure(entry, exc)

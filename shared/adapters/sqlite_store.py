@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,13 +53,21 @@ from shared.models import (
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.fairness import work_tenant
 from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
+_Pending = tuple[Any, "asyncio.Future[Any]"]
+GROUP_PER_TENANT = 4
+"""Most transactions of one tenant in one group commit (``SqliteStore(group_per_tenant)``)."""
+SHARE_WINDOW = 1.0
+"""Seconds a tenant's last transaction counts it as sharing the writer: while two or more
+tenants do, groups hold at most ``group_per_tenant`` of each."""
 """Rows after a cursor in (time desc, id asc) order; ``{t}`` is the time column."""
 
 
@@ -67,7 +78,12 @@ class SqliteStore(Listeners):
     """``run_transaction`` calls its body once (one writer: no contention retries)."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "NORMAL", clock: Clock | None = None
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        clock: Clock | None = None,
+        group_per_tenant: int | None = GROUP_PER_TENANT,
     ) -> None:
         """Open (and create or migrate) the database.
 
@@ -75,14 +91,27 @@ class SqliteStore(Listeners):
             path: the database file, or ``":memory:"``.
             synchronous: ``NORMAL`` survives a process crash; ``FULL`` also a power loss.
             clock: time source for bookkeeping columns (deletion time).
+            group_per_tenant: most transactions of one tenant (``work_tenant()``) in one
+                group commit; None: every waiting transaction, first come first served.
         """
         super().__init__()
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        if group_per_tenant is not None and group_per_tenant < 1:
+            raise ValueError("group_per_tenant must be at least 1")
         self._clock = clock or SystemClock()
         self._lock = asyncio.Lock()
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.group_per_tenant = group_per_tenant
+        """Most transactions of one tenant per group commit (None: no cap, FIFO groups)."""
+        self._pending: dict[str | None, deque[_Pending]] = {}
+        """Transactions waiting for the writer, per tenant, each tenant's in arrival order."""
+        self._served: dict[str | None, int] = {}
+        """When (group number) each tenant still waiting was last served."""
+        self._groups = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._active: dict[str | None, float] = {}
+        """When each tenant last asked for a transaction (monotonic seconds)."""
         self._conn = connect(str(path), mode)
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
         # Reads outside transactions use a second connection (WAL lets it read the last
@@ -138,26 +167,82 @@ class SqliteStore(Listeners):
         Group commit: transactions that arrive while another one holds the database are
         run one after another inside one SQLite transaction, each in its own savepoint,
         and share one COMMIT (one fsync). Each still sees the writes of those before it
-        and fails alone. ``fn`` runs once: a busy database or an existing event seq
-        raises Conflict (retryable) and leaves nothing of it written. ``fn`` must use
+        and fails alone. The groups are fair across tenants (``_next_group``). ``fn``
+        runs once: a busy database or an existing event seq raises Conflict (retryable)
+        and leaves nothing of it written. ``fn`` must use
         ``tx``, not this store, whose lock it holds.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
-        async with self._lock:
-            if not future.done():
-                batch, self._pending = self._pending, []
-                try:
-                    await self._commit_batch(batch)
-                except asyncio.CancelledError:
-                    if future.done() and not future.cancelled():
-                        future.exception()  # read: it was settled for a caller now gone
-                    raise
-                except Exception:  # every future of the batch holds the error,
-                    pass  # ours included: raised below, and never left unretrieved
+        tenant = work_tenant()
+        self._pending.setdefault(tenant, deque()).append((fn, future))
+        if tenant is not None:  # unclaimed work (a sweeper) shares with whoever is there
+            self._active[tenant] = time.monotonic()
+        writer = self._writer
+        if writer is None or writer.done() or writer.get_loop() is not future.get_loop():
+            self._writer = asyncio.create_task(self._drain(), name="sqlite-group-commit")
         return await future
 
-    async def _commit_batch(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    async def _drain(self) -> None:
+        """The writer: commit groups until no transaction waits.
+
+        One task writes, and each caller only awaits its own future: a caller whose
+        transaction is committed goes on at once, instead of queueing for the lock
+        behind every other caller (each hand-over of an ``asyncio.Lock`` is a round of
+        the event loop, so a start waited one round per transaction in flight).
+        """
+        try:
+            while self._pending:
+                async with self._lock:
+                    batch = self._next_group()
+                    try:
+                        await self._commit_batch(batch)
+                    except Exception:  # every future of the batch holds the error
+                        log.debug("group commit failed", exc_info=True)
+        except BaseException:  # cancelled (the loop is closing): nobody waits forever
+            stopped = TransientError("the store's writer stopped", code="STORE_UNAVAILABLE")
+            for waiting in self._pending.values():
+                for _, future in waiting:
+                    _settle(future, error=stopped)
+            self._pending.clear()
+            self._served.clear()
+            raise
+
+    def _sharing(self) -> bool:
+        """Whether more than one tenant asked for a transaction in the last
+        ``SHARE_WINDOW`` seconds (older entries are forgotten)."""
+        if sum(tenant is not None for tenant in self._pending) > 1:
+            return True
+        horizon = time.monotonic() - SHARE_WINDOW
+        for tenant in [t for t, seen in self._active.items() if seen < horizon]:
+            del self._active[tenant]
+        return len(self._active) > 1
+
+    def _next_group(self) -> list[_Pending]:
+        """The transactions of the next group commit, served fairly across tenants.
+
+        Tenants least recently served come first, and when several wait each puts at
+        most ``group_per_tenant`` transactions in the group: a tenant with one transaction
+        waiting behind another's hundreds goes into the next group, at its head, and a
+        group (hence the wait for its COMMIT) stays short however many one tenant sends.
+        The rest wait for the following groups, each tenant's in its arrival order.
+        """
+        self._groups += 1
+        # A tenant alone has nobody to share with: all of it in one group (a cap would
+        # only cost it commits). Shared as soon as another tenant wrote recently.
+        most = self.group_per_tenant if self._sharing() else None
+        batch: list[_Pending] = []
+        for tenant in sorted(self._pending, key=lambda t: self._served.get(t, 0)):
+            waiting = self._pending[tenant]
+            take = len(waiting) if most is None else min(most, len(waiting))
+            batch.extend(waiting.popleft() for _ in range(take))
+            if waiting:
+                self._served[tenant] = self._groups
+            else:  # forgotten when idle: a tenant coming back counts as least recent
+                del self._pending[tenant]
+                self._served.pop(tenant, None)
+        return batch
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
             begin(self._conn)
         except BaseException as exc:

@@ -40,6 +40,7 @@ from shared.ports import (
     WorkflowQuery,
     WorkflowStore,
 )
+from shared.ports.fairness import working_for
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,12 @@ class WorkflowApp:
 
     async def start_execution_once(self, request: StartRequest) -> StartResult:
         """``start_execution`` that also says whether it created the execution; triggers
-        use it to tell a first delivery (started) from a redelivery (duplicate)."""
+        use it to tell a first delivery (started) from a redelivery (duplicate). The
+        store calls are made as this tenant's work (``working_for``: fair shares)."""
+        with working_for(self.tenant):
+            return await self._start_execution_once(request)
+
+    async def _start_execution_once(self, request: StartRequest) -> StartResult:
         if not isinstance(request.input, dict):
             raise InputInvalid("execution input must be a JSON object", path="/input")
         if request.version is None:

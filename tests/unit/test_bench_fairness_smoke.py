@@ -18,7 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "fairness.py"
 
-SCENARIOS = ("alone", "fair", "fifo")
+SCENARIOS = ("alone", "fair", "fifo", "fair_fifo_store")
+A_ALONE = ("a_alone", "a_alone_fifo_store")
+"""Scenarios where A floods with nobody else (A's throughput, no B latencies)."""
 METRICS = ("b_start_latency", "b_start_call", "b_dispatch_latency")
 FIGURES = ("count", "p50_ms", "p99_ms", "max_ms", "mean_ms")
 RATIOS = (
@@ -28,6 +30,10 @@ RATIOS = (
     "fifo_over_alone_p99",
     "dispatch_fifo_over_fair_p50",
     "dispatch_fifo_over_fair_p99",
+    "fair_fifo_store_over_alone_p50",
+    "fair_fifo_store_over_alone_p99",
+    "a_throughput_fair_over_fair_fifo_store",
+    "a_alone_throughput_fair_over_fifo_store",
 )
 
 
@@ -56,7 +62,7 @@ def test_every_scenario_reports_b_latencies(report: dict[str, Any]) -> None:
     assert report["quick"] is True
     assert report["shape"]["flood"] == 300
     assert report["shape"]["victims"] == 10
-    assert set(report["scenarios"]) == set(SCENARIOS)
+    assert set(report["scenarios"]) == set(SCENARIOS + A_ALONE)
     for name in SCENARIOS:
         scenario = report["scenarios"][name]
         for metric in METRICS:
@@ -66,6 +72,19 @@ def test_every_scenario_reports_b_latencies(report: dict[str, Any]) -> None:
             assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
         assert scenario["unresolved_tenants"] == 0  # every task found its tenant
         assert scenario["drained_seconds"] > 0
+
+
+def test_a_throughput_is_reported_for_every_flood(report: dict[str, Any]) -> None:
+    scenarios = report["scenarios"]
+    for name in ("fair", "fifo", "fair_fifo_store", *A_ALONE):
+        assert scenarios[name]["a_starts_per_second"] > 0, name
+    assert scenarios["alone"]["a_starts_per_second"] is None
+    for name in A_ALONE:
+        assert scenarios[name]["b_start_latency"]["count"] == 0
+        assert scenarios[name]["deliveries"] >= 300
+    assert scenarios["a_alone"]["fair_store_groups"] is True
+    assert scenarios["a_alone_fifo_store"]["fair_store_groups"] is False
+    assert scenarios["fair_fifo_store"]["fair_store_groups"] is False
 
 
 def test_flood_and_fairness_flags_match_the_scenarios(report: dict[str, Any]) -> None:
