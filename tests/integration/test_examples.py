@@ -147,7 +147,30 @@ def check_content(doc: Document, path: Path) -> None:
     assert doc["result"]["recorded"] is True and doc["result"]["toolCalls"] == ["read_variables"]
 
 
+def check_agent_research(doc: Document, path: Path) -> None:
+    findings = only(doc, "research")["output"]
+    assert (findings["source"], findings["recording"]) == (
+        "recording",
+        "agent_research.recording.json",
+    )
+    kinds = [(entry["kind"], entry["name"]) for entry in findings["entries"]]
+    model = findings["model"]
+    assert kinds == [
+        ("model", model),
+        ("tool", "read_variables"),
+        ("model", model),
+        ("tool", "step_history"),
+        ("model", model),
+    ]
+    assert "two stores closed for refits" in findings["entries"][1]["output"]  # it ran
+    assert '"load_sales"' in findings["entries"][3]["output"]
+    assert doc["result"]["report"]["missed"] == ["south"]
+    assert doc["result"]["calls"][1] == "tool:read_variables"
+    assert findings["usage"]["step"]["liveCalls"] == 0
+
+
 CHECKS: dict[str, Callable[[Document, Path], None]] = {
+    "agent_research": check_agent_research,
     "support_triage": check_triage,
     "content_pipeline": check_content,
     "order_fulfilment": check_order,
