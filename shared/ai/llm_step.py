@@ -15,7 +15,8 @@ for those imports at its cold start.
 
 from __future__ import annotations
 
-from functools import cache
+import os
+from functools import lru_cache
 from typing import Any
 
 from shared.ai.llm_config import LlmConfig, check_llm
@@ -26,9 +27,15 @@ from shared.models import WorkflowStep
 from shared.settings import Settings
 
 
-@cache
 def _process_settings() -> Settings:
-    """The settings save-time checks use when the step type was given none."""
+    """The settings save-time checks use when the step type was given none: the
+    process's, read again when its ``WFE_AI_*`` variables change."""
+    ai = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("WFE_AI_")))
+    return _settings_for(ai)
+
+
+@lru_cache(maxsize=8)
+def _settings_for(ai: tuple[tuple[str, str], ...]) -> Settings:
     return Settings.from_env()
 
 
