@@ -68,12 +68,13 @@ async def _harness(make_harness: MakeHarness, provider: ByModel, **settings: Any
     return h
 
 
+@pytest.mark.parametrize("sqlite", [False, True], ids=["memory", "sqlite"])
 async def test_a_failed_check_retries_with_feedback_then_escalates_and_accept_continues(
-    make_harness: MakeHarness,
+    make_harness: MakeHarness, sqlite: bool
 ) -> None:
     long_title = {"title": "a title far too long for the check"}
     model = fake(answer(long_title), answer(long_title))
-    h = await make_harness(model)
+    h = await make_harness(model, sqlite=sqlite)
     config = {
         "prompt": "Title for ${vars.topic}",
         "outputSchema": SCHEMA,
@@ -130,6 +131,11 @@ async def test_a_rejected_escalation_fails_with_guardrail_failed(
     config = {"prompt": "go", "outputSchema": SCHEMA, "guardrails": {"validators": [SHORT]}}
     execution = await h.run(flow(config), advance=False)
     assert execution.status == ExecutionStatus.WAITING
+    await h.app.send_event(execution.id, "guardrail.w0", {"decision": "maybe"})
+    await h.drain(advance=False)
+    still = await h.app.get_execution(execution.id)
+    assert still.status == ExecutionStatus.WAITING  # not a decision: it waits on
+    assert (await _run_of(h, execution.id)).state["signal"] == "guardrail.w0"
     await h.app.send_event(execution.id, "guardrail.w0", {"decision": "reject"})
     await h.drain(advance=False)
     done = await h.app.get_execution(execution.id)
