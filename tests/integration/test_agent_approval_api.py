@@ -1,0 +1,161 @@
+"""Issue 16: an agent's proposed tool call through the API of a real local runtime.
+
+The agent replays a recording (no model offline) whose first turn asks for a tool
+that requiresApproval: the execution is ``waiting`` with the proposed call in the
+step run's output (REST and GraphQL) and on the event stream; approving it with
+edited args through ``POST /executions/{id}/events`` runs the tool with those args;
+rejecting it with ``onReject: fail`` fails the step with ``TOOL_CALL_REJECTED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.api.rest import create_management_app
+from shared.composition import LocalRuntime, build_local
+from shared.composition.edge import build_edge
+from shared.settings import Settings
+
+RECORDING = {
+    "workflow": "agent-approval",
+    "steps": {
+        "remember": {
+            "turns": [
+                {
+                    "content": "",
+                    "toolCalls": [
+                        {
+                            "id": "call_1",
+                            "name": "set_variable",
+                            "args": {"name": "fact", "value": "proposed"},
+                        }
+                    ],
+                    "usage": {"inputTokens": 40, "outputTokens": 8},
+                },
+                {"content": "noted", "usage": {"inputTokens": 60, "outputTokens": 2}},
+            ]
+        }
+    },
+}
+
+
+def definition(on_reject: str = "continue") -> dict[str, Any]:
+    config = {
+        "prompt": "Remember a fact.",
+        "tools": ["read_variables", {"name": "set_variable", "requiresApproval": True}],
+        "allowSideEffects": True,
+        "onReject": on_reject,
+    }
+    return {
+        "name": "agent-approval",
+        "steps": [{"id": "remember", "type": "agent", "config": config}],
+    }
+
+
+@pytest.fixture
+async def agent_api(tmp_path: Path) -> AsyncIterator[tuple[LocalRuntime, httpx.AsyncClient]]:
+    (tmp_path / "agent.recording.json").write_text(json.dumps(RECORDING))
+    settings = Settings.local_mode(db_path=str(tmp_path / "t.db")).with_overrides(
+        ai_recordings_dir=str(tmp_path)
+    )
+    runtime = build_local(settings)
+    await runtime.start()
+    edge = build_edge(runtime.settings, runtime=runtime)
+    await edge.start()
+    app = create_management_app(edge, lifespan=False)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://create.test") as api:
+            yield runtime, api
+    finally:
+        await edge.stop()
+        await asyncio.sleep(0.2)  # let the last delivery commit
+        await runtime.stop()
+
+
+async def _start(api: httpx.AsyncClient, on_reject: str = "continue") -> str:
+    created = await api.post("/api/v1/workflows", json=definition(on_reject))
+    assert created.status_code == 201, created.text
+    started = await api.post(f"/api/v1/workflows/{created.json()['id']}/execute", json={})
+    assert started.status_code in (200, 201, 202), started.text
+    return str(started.json()["id"])
+
+
+async def _until(api: httpx.AsyncClient, execution_id: str, *statuses: str) -> dict[str, Any]:
+    for _ in range(300):
+        execution = (await api.get(f"/api/v1/executions/{execution_id}")).json()
+        if execution["status"] in statuses:
+            return dict(execution)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"execution never became {statuses}: {execution}")
+
+
+async def _waiting_call(api: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
+    await _until(api, execution_id, "waiting")
+    steps = (await api.get(f"/api/v1/executions/{execution_id}/steps")).json()["items"]
+    run = [s for s in steps if s["stepId"] == "remember"][-1]
+    assert run["status"] == "waiting" and run["output"]["status"] == "awaitingApproval"
+    return dict(run["output"]["approval"])
+
+
+async def test_approve_with_edited_args_through_the_events_endpoint(
+    agent_api: tuple[LocalRuntime, httpx.AsyncClient],
+) -> None:
+    _, api = agent_api
+    execution_id = await _start(api)
+    proposed = await _waiting_call(api, execution_id)
+    assert proposed["tool"] == "set_variable"
+    assert proposed["args"] == {"name": "fact", "value": "proposed"}
+
+    query = """query($id: ID!) { execution(id: $id) {
+        status steps(stepId: "remember") { status output } } }"""
+    graphql = await api.post("/graphql", json={"query": query, "variables": {"id": execution_id}})
+    seen = graphql.json()["data"]["execution"]
+    assert str(seen["status"]).lower() == "waiting"
+    assert seen["steps"][-1]["output"]["approval"]["event"] == proposed["event"]
+    events = (await api.get(f"/api/v1/executions/{execution_id}/events")).json()["items"]
+    streamed = [e["data"] for e in events if e["type"] == "step.progress"]
+    assert any(d.get("approval", {}).get("event") == proposed["event"] for d in streamed)
+
+    answer = {"decision": "approve", "args": {"name": "fact", "value": "edited"}, "by": "ops"}
+    sent = await api.post(
+        f"/api/v1/executions/{execution_id}/events",
+        json={"name": proposed["event"], "payload": answer},
+    )
+    assert sent.status_code == 202 and sent.json()["delivered"] is True, sent.text
+    done = await _until(api, execution_id, "succeeded", "failed")
+    assert done["status"] == "succeeded", done
+    assert done["variables"]["fact"] == "edited"  # the tool got the edited args
+    steps = (await api.get(f"/api/v1/executions/{execution_id}/steps")).json()["items"]
+    output = [s for s in steps if s["stepId"] == "remember"][-1]["output"]
+    tool = [e for e in output["entries"] if e["kind"] == "tool"]
+    assert tool[0]["input"] == {"name": "fact", "value": "edited"}
+    assert tool[0]["approval"]["by"] == "ops"
+    events = (await api.get(f"/api/v1/executions/{execution_id}/events")).json()["items"]
+    entries = [e["data"]["entry"] for e in events if "entry" in e.get("data", {})]
+    assert [e["kind"] for e in entries][-3:] == ["model", "tool", "model"]
+
+
+async def test_a_rejection_fails_the_step_when_the_workflow_says_so(
+    agent_api: tuple[LocalRuntime, httpx.AsyncClient],
+) -> None:
+    _, api = agent_api
+    execution_id = await _start(api, on_reject="fail")
+    proposed = await _waiting_call(api, execution_id)
+    answer = {"decision": "reject", "by": "ops", "reason": "not this fact"}
+    sent = await api.post(
+        f"/api/v1/executions/{execution_id}/events",
+        json={"name": proposed["event"], "payload": answer},
+    )
+    assert sent.json()["delivered"] is True
+    done = await _until(api, execution_id, "succeeded", "failed")
+    assert done["status"] == "failed"
+    assert done["errorInfo"]["code"] == "TOOL_CALL_REJECTED"
+    assert "rejected by ops: not this fact" in done["errorInfo"]["message"]
