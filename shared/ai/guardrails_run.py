@@ -187,11 +187,21 @@ def summary(rounds: list[list[dict[str, Any]]], guardrails: Guardrails) -> dict[
     }
 
 
+def _brief_of(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "passed": evaluation["passed"],
+        "score": evaluation["score"],
+        "verdicts": [_brief(v) for v in evaluation["verdicts"]],
+    }
+
+
 def _brief(verdict: dict[str, Any]) -> dict[str, Any]:
     return {k: verdict.get(k) for k in ("validator", "passed", "score", "feedback")}
 
 
-def settle(ctx: StepContext, guardrails: Guardrails, complete: Complete) -> Outcome:
+async def settle(
+    ctx: StepContext, guardrails: Guardrails, complete: Complete, session: LlmSession
+) -> Outcome:
     """What a failed evaluation does to the step (the output carries ``evaluation``)."""
     evaluation = complete.output["evaluation"]
     ctx.run.state = {**ctx.run.state, EVALUATION_KEY: evaluation}  # kept on a failure too
@@ -203,6 +213,15 @@ def settle(ctx: StepContext, guardrails: Guardrails, complete: Complete) -> Outc
             "output": complete.output,
             "setVars": complete.set_vars,
         }
+        escalation = {"event": signal_name(ctx.step.id), "deadline": deadline.isoformat()}
+        # what the person decides on, in the step history (REST, GraphQL) while it waits
+        ctx.run.output = {**complete.output, "status": "awaitingDecision", "escalation": escalation}
+        await publish_progress(
+            session.env.executions,
+            ctx.run,
+            ctx.now,
+            {"escalation": {**escalation, **_brief_of(evaluation)}},
+        )
         return Park(until=deadline, state={GUARDRAIL_KEY: state}, signal=signal_name(ctx.step.id))
     if action in ("fail", "fallback"):  # fallback: the step's onError fallbackStep takes it
         raise failed(evaluation)

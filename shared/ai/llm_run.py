@@ -102,7 +102,7 @@ class LlmRunner:
         if config.guardrails is None:
             return complete
         complete.output["evaluation"] = summary(rounds, config.guardrails)
-        return settle(ctx, config.guardrails, complete)
+        return await settle(ctx, config.guardrails, complete, session)
 
     async def _session(
         self, ctx: StepContext, env: AiEnv, config: LlmConfig, runs: list[StepRun]

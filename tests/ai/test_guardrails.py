@@ -102,10 +102,20 @@ async def test_a_failed_check_retries_with_feedback_then_escalates_and_accept_co
     }
     assert "step.waiting" in await h.event_types(execution.id)
     progress = [
-        e.data["evaluation"]
+        e.data.get("evaluation")
         for e in await h.store.list_events(execution.id)
         if e.type == "step.progress"
     ]
+    waiting = run.output
+    assert waiting["status"] == "awaitingDecision" and waiting["data"] == long_title
+    assert waiting["escalation"]["event"] == "guardrail.w0"
+    escalations = [
+        e.data["escalation"]
+        for e in await h.store.list_events(execution.id)
+        if e.type == "step.progress" and "escalation" in e.data
+    ]
+    assert escalations[0]["event"] == "guardrail.w0" and escalations[0]["passed"] is False
+    progress = [p for p in progress if p is not None]
     assert [(p["round"], p["passed"]) for p in progress] == [(1, False), (2, False)]
     assert progress[0]["verdicts"][0]["feedback"] == "the title is too long"
 
@@ -119,6 +129,7 @@ async def test_a_failed_check_retries_with_feedback_then_escalates_and_accept_co
     assert done.variables["title"] == long_title["title"]  # setVars applied on accept
     output = (await _run_of(h, execution.id)).output
     assert output["evaluation"]["escalation"] == {"decision": "accept", "note": "fine"}
+    assert "status" not in output and output["data"] == long_title
     assert (await _run_of(h, execution.id, "after")).status == StepRunStatus.SUCCEEDED
     assert model.calls == 2
 
