@@ -61,6 +61,8 @@ def should_retry(policy: RetryPolicy | None, attempt: int, error: ErrorInfo) -> 
 
 def cap_output(value: Any, max_bytes: int) -> tuple[Any, bool]:
     """Keep step outputs under the store's document cap; mark what was cut."""
+    if _surely_small(value, max_bytes):
+        return value, False
     try:
         text = json.dumps(value, default=str, separators=(",", ":"))
     except (TypeError, ValueError):
@@ -70,6 +72,20 @@ def cap_output(value: Any, max_bytes: int) -> tuple[Any, bool]:
         return value, False
     preview = text.encode()[: max(0, max_bytes - 200)].decode(errors="ignore")
     return {"truncated": True, "bytes": len(text.encode()), "preview": preview}, True
+
+
+def _surely_small(value: Any, max_bytes: int) -> bool:
+    """Whether ``value`` is a scalar whose JSON certainly fits in ``max_bytes``, without
+    encoding it (the common output of a cheap step): a string takes at most 6 bytes a
+    character (``\\uXXXX``) plus its quotes."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return max_bytes >= 5
+    if kind is float:
+        return max_bytes >= 32
+    if kind is int:
+        return max_bytes >= 32 and value.bit_length() <= 64
+    return kind is str and 6 * len(value) + 2 <= max_bytes
 
 
 def parse_scope(scope: str) -> tuple[str, str, int]:

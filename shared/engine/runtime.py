@@ -319,13 +319,14 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 prev = run.context.get("prev")
                 skip = Complete(output=prev, next_steps=step.next_steps[:1])
                 return _Done(run, skip, None, skipped=True)
-            timeout = self.time_limit(definition, step)
+            timeout = 0.0
             wake = run.state.get("wake")
             if wake is not None:
                 outcome = step_type.resume(ctx, wake)
             elif step_type.inline_for(step):  # no I/O: nothing to time out, no task to create
                 outcome = await step_type.execute(ctx)
             else:
+                timeout = self.time_limit(definition, step)
                 outcome = await asyncio.wait_for(step_type.execute(ctx), timeout)
         except TimeoutError:
             return _Done(

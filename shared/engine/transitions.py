@@ -88,7 +88,7 @@ class Commit:
     def event(self, kind: str, run: StepRun | None = None, **data: Any) -> None:
         self.execution.event_seq += 1
         self.tx.add_event(
-            ExecutionEvent(
+            ExecutionEvent.model_construct(  # valid by construction, on every step's path
                 execution_id=self.execution.id,
                 workflow_id=self.execution.workflow_id,
                 seq=self.execution.event_seq,
