@@ -279,3 +279,60 @@ async def test_config_problems_point_at_their_place(make_agent: MakeAgent) -> No
     assert {(i.code, i.path) for i in caught.value.issues} == {
         ("NO_TOOL_REQUIRES_APPROVAL", "/steps/0/config/onReject")
     }
+
+
+async def test_a_redrive_resumes_the_failed_visit_from_its_checkpoints(
+    make_agent: MakeAgent,
+) -> None:
+    model = FlakyChat(
+        messages=iter(
+            [
+                tool_call("read_variables", {}, "c1"),
+                tool_call("set_variable", {"name": "kept", "value": 7}, "c2"),
+                answer("after the redrive"),
+            ]
+        ),
+        tool_calling=True,
+        fail_on={3},
+    )
+    h = await make_agent(model, sqlite=True, store="sqlite")
+    config = {"prompt": "go", "tools": ["read_variables", "set_variable"], "allowSideEffects": True}
+    execution = await h.run(agent_flow(config))
+    assert execution.status == ExecutionStatus.FAILED
+    assert model.calls == 3
+    await h.app.redrive(execution.id)
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error
+    assert model.calls == 4  # only the turn that failed was asked again
+    runs = [r for r in await h.runs(execution.id) if r.step_id == "a0"]
+    assert [r.generation for r in runs] == [0, 1]
+    output = runs[-1].output
+    assert output["text"] == "after the redrive" and output["turns"] == 3
+    assert [e["kind"] for e in output["entries"]] == ["model", "tool"] * 2 + ["model"]
+    assert done.variables["kept"] == 7  # the set_variable of the first generation counts
+
+
+async def test_memory_continues_an_llm_conversation_with_the_same_key(
+    make_agent: MakeAgent,
+) -> None:
+    model = fake(answer("first answer"), answer("second answer"), tool_calling=True)
+    h = await make_agent(model)
+    raw = {
+        "name": "memo",
+        "steps": [
+            {
+                "id": "w0",
+                "type": "llm",
+                "config": {"prompt": "one", "memory": {"key": "k"}},
+                "nextSteps": ["a0"],
+            },
+            {"id": "a0", "type": "agent", "config": {"prompt": "two", "memory": {"key": "k"}}},
+        ],
+    }
+    execution = await h.run(raw)
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    second = [str(m.content) for m in model.seen[1]]
+    assert second[1:] == ["one", "first answer", "two"]
+    memory = (await agent_run(h, execution.id)).state["memory"]
+    assert memory["key"] == "k" and len(memory["messages"]) == 4
