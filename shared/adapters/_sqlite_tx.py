@@ -6,6 +6,9 @@ import sqlite3
 from typing import Any
 
 from shared.adapters._sqlite_schema import (
+    _INSERT_EVENT,
+    _UPSERT_EXECUTION,
+    _UPSERT_RUN,
     DELETE_JOIN,
     Write,
     ensure_schema,
@@ -28,13 +31,81 @@ from shared.ports.analytics import RollupDelta
 
 __all__ = [
     "SqliteTx",
+    "apply_writes",
     "begin",
     "connect",
+    "ensure_storage_schema",
     "get_execution_row",
     "get_run_row",
     "list_run_rows",
     "rollback",
+    "stored_bytes",
 ]
+
+_STORAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenant_storage (
+    tenant TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+)
+"""
+_ADD_STORAGE = (
+    "INSERT INTO tenant_storage (tenant, bytes) VALUES (?, ?)"
+    " ON CONFLICT (tenant) DO UPDATE SET bytes = bytes + excluded.bytes"
+)
+_DOC_BYTES = {
+    _UPSERT_EXECUTION: "SELECT length(CAST(doc AS BLOB)) FROM executions WHERE id = ?",
+    _UPSERT_RUN: "SELECT length(CAST(doc AS BLOB)) FROM step_runs WHERE id = ?",
+}
+"""Statements whose document replaces an older one: its size is read before the write."""
+
+
+def ensure_storage_schema(conn: sqlite3.Connection) -> None:
+    """Create the per-tenant storage counter (``maxStorageBytes``) if missing."""
+    conn.execute(_STORAGE_SCHEMA)
+
+
+def stored_bytes(conn: sqlite3.Connection, tenant: str) -> int:
+    """The bytes the tenant's executions hold (the counter ``apply_writes`` keeps)."""
+    row = conn.execute("SELECT bytes FROM tenant_storage WHERE tenant = ?", (tenant,)).fetchone()
+    return max(0, int(row[0])) if row else 0
+
+
+def apply_writes(conn: sqlite3.Connection, writes: list[Write]) -> None:
+    """Run a transaction's buffered writes, and count what they store per tenant.
+
+    The counter (table ``tenant_storage``) changes in the same SQLite transaction as the
+    documents: an execution or step run document adds its size minus the size of the
+    one it replaces, an event its size (events are never changed). Joins, signals and
+    slots are not counted (small and bounded per step).
+    """
+    by_execution: dict[str, int] = {}
+    tenants: dict[str, str] = {}
+    for sql, params in writes:
+        if sql in _DOC_BYTES:
+            old = conn.execute(_DOC_BYTES[sql], (params[0],)).fetchone()
+            delta = len(str(params[-1]).encode()) - (int(old[0]) if old and old[0] else 0)
+            execution_id = str(params[0] if sql == _UPSERT_EXECUTION else params[1])
+            if sql == _UPSERT_EXECUTION:
+                tenants[execution_id] = str(params[1])
+            by_execution[execution_id] = by_execution.get(execution_id, 0) + delta
+        elif sql == _INSERT_EVENT:
+            execution_id = str(params[0])
+            by_execution[execution_id] = by_execution.get(execution_id, 0) + len(
+                str(params[-1]).encode()
+            )
+        conn.execute(sql, params)
+    per_tenant: dict[str, int] = {}
+    for execution_id, delta in by_execution.items():
+        tenant = tenants.get(execution_id)
+        if tenant is None:
+            row = conn.execute(
+                "SELECT tenant FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            tenant = str(row[0]) if row else ""
+        per_tenant[tenant] = per_tenant.get(tenant, 0) + delta
+    for tenant, delta in per_tenant.items():
+        if delta:
+            conn.execute(_ADD_STORAGE, (tenant, delta))
 
 
 class SqliteTx:

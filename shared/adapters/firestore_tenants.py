@@ -168,3 +168,8 @@ class FirestoreUsage(_Client):
             return 0
         query = tenant_executions_in(self._db(), self._names, tenant_id, wanted)
         return await self._count(query)
+
+    async def stored_bytes(self, tenant_id: str) -> int | None:
+        """Not counted on Firestore yet (docs/tenants.md): ``maxStorageBytes`` is not
+        enforced there."""
+        return None

@@ -144,6 +144,10 @@ class MemoryStore(Listeners):
         self._events: dict[tuple[str, int], ExecutionEvent] = {}
         self._rollups = MemoryRollups()
         self._slots: dict[str, ConcurrencySlot] = {}
+        self._doc_bytes: dict[str, int] = {}
+        """Size of each stored execution and step run document (by id)."""
+        self._stored: dict[str, int] = {}
+        """Bytes per tenant: its execution, step run and event documents (as JSON)."""
 
     async def close(self) -> None:
         """Nothing to release; present for parity with the other stores."""
@@ -376,9 +380,27 @@ class MemoryStore(Listeners):
         keys = [(event.execution_id, event.seq) for event in events]
         if len(set(keys)) != len(keys) or any(key in self._events for key in keys):
             raise Conflict("an event with the same sequence number already exists")
+        by_execution: dict[str, int] = {}
         for record in writes:
+            if isinstance(record, WorkflowExecution | StepRun | ExecutionEvent):
+                execution_id = (
+                    record.id if isinstance(record, WorkflowExecution) else record.execution_id
+                )
+                size = len(record.model_dump_json(by_alias=True).encode())
+                if not isinstance(record, ExecutionEvent):
+                    size -= self._doc_bytes.get(record.id, 0)
+                    self._doc_bytes[record.id] = size + self._doc_bytes.get(record.id, 0)
+                by_execution[execution_id] = by_execution.get(execution_id, 0) + size
             self._apply_one(record)
+        for execution_id, delta in by_execution.items():
+            execution = self._executions.get(execution_id)
+            tenant = execution.tenant if execution is not None else ""
+            self._stored[tenant] = self._stored.get(tenant, 0) + delta
         return events
+
+    async def stored_bytes(self, tenant: str) -> int:
+        """Bytes the tenant's executions hold (their documents, step runs, events)."""
+        return max(0, self._stored.get(tenant, 0))
 
     def _apply_one(self, record: _Record | tuple[str, int]) -> None:
         if isinstance(record, tuple):

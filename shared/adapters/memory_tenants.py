@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Collection
 from datetime import datetime
 
+from shared.adapters.memory_store import MemoryStore
+from shared.adapters.sqlite_store import SqliteStore
 from shared.errors import Conflict, NotFound
 from shared.models import ExecutionStatus
 from shared.models.tenant import ApiKey, Tenant
@@ -112,3 +114,9 @@ class StoreUsage:
                 if cursor is None:
                     break
         return count
+
+    async def stored_bytes(self, tenant_id: str) -> int | None:
+        """The memory and SQLite stores' counter; None for a store that keeps none."""
+        if isinstance(self._executions, MemoryStore | SqliteStore):
+            return await self._executions.stored_bytes(tenant_id)
+        return None

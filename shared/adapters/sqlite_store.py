@@ -20,12 +20,15 @@ from typing import Any, TypeVar
 
 from shared.adapters._sqlite_tx import (
     SqliteTx,
+    apply_writes,
     begin,
     connect,
+    ensure_storage_schema,
     get_execution_row,
     get_run_row,
     list_run_rows,
     rollback,
+    stored_bytes,
 )
 from shared.adapters._store_common import (
     Listeners,
@@ -114,6 +117,7 @@ class SqliteStore(Listeners):
         """When each tenant last asked for a transaction (monotonic seconds)."""
         self._conn = connect(str(path), mode)
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
+        ensure_storage_schema(self._conn)  # bytes per tenant (maxStorageBytes)
         # Reads outside transactions use a second connection (WAL lets it read the last
         # commit while the writer's COMMIT is still syncing), so they do not queue behind
         # a group commit. An in-memory database has one connection for both.
@@ -256,8 +260,7 @@ class SqliteStore(Listeners):
                 self._conn.execute("SAVEPOINT tx")
                 try:
                     result = await fn(tx)
-                    for sql, params in tx.writes:
-                        self._conn.execute(sql, params)
+                    apply_writes(self._conn, tx.writes)
                 except Exception as exc:
                     if not self._conn.in_transaction:
                         # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
@@ -478,6 +481,12 @@ class SqliteStore(Listeners):
             ),
         )
         return [StepRun.model_validate_json(doc) for (doc,) in rows]
+
+    async def stored_bytes(self, tenant: str) -> int:
+        """Bytes the tenant's executions hold: their documents, step runs and events
+        (the counter is kept in the transactions that write them)."""
+        async with self._read_lock:
+            return stored_bytes(self._reader, tenant)
 
     async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
         where, params = ("WHERE q.tenant = ?", [tenant]) if tenant is not None else ("", [])

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from shared.adapters._sqlite_side import SideConnection
+from shared.adapters._sqlite_tx import stored_bytes
 from shared.adapters.memory_tenants import tenant_exists
 from shared.errors import Conflict, NotFound
 from shared.models.tenant import ApiKey, Tenant
@@ -154,6 +155,15 @@ class SqliteUsage:
                 (tenant_id, *wanted),
             ).fetchone()
             return int(row[0])
+
+        return await self._side.run(body, write=False)
+
+    async def stored_bytes(self, tenant_id: str) -> int | None:
+        """The store's per-tenant counter (table ``tenant_storage``, kept by its
+        transactions: ``_sqlite_tx.apply_writes``)."""
+
+        def body(conn: sqlite3.Connection) -> int:
+            return stored_bytes(conn, tenant_id)
 
         return await self._side.run(body, write=False)
 

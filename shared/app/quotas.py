@@ -11,7 +11,7 @@ and asks the ``RateLimiter`` port; a refusal raises ``RateLimited`` (code
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from shared.app.tenants import TenantQuotaGuard
 from shared.errors import WorkflowError
@@ -81,11 +81,11 @@ class Quotas:
         await self._check("principal", tenant, f"{tenant}:{subject}", "requests of this caller")
         await self._check("tenant", tenant, tenant, "requests of this tenant")
 
-    async def admit_start(self, tenant: str) -> None:
-        """One execution start in ``tenant``: its quotas (counts first, so a refused start
-        takes no token), then the start rate."""
+    async def admit_start(self, tenant: str, input: Any = None) -> None:
+        """One execution start in ``tenant`` with ``input``: its quotas (counts and
+        storage first, so a refused start takes no token), then the start rate."""
         if self.tenants is not None:
-            await self.tenants.admit_start(tenant)
+            await self.tenants.admit_start(tenant, input)
         await self._check("start", tenant, tenant, "execution starts of this tenant")
 
     async def admit_workflow(self, tenant: str, definition_bytes: int, *, new: int) -> None:

@@ -332,7 +332,7 @@ class WorkflowApp:
         if request.require_active and not definition.is_active:
             raise InvalidState(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
         if self.quotas is not None:  # every door's starts pass here: REST, GraphQL, triggers
-            await self.quotas.admit_start(self.tenant)
+            await self.quotas.admit_start(self.tenant, request.input)
         execution, created = await self.engine.start_execution(
             definition,
             input=request.input,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import math
 import secrets
 import time
@@ -287,11 +288,14 @@ class TenantQuotaGuard:
                 "maxWorkflows",
             )
 
-    async def admit_start(self, tenant_id: str) -> None:
-        """One execution start in the tenant (maxRunning, then maxQueued)."""
+    async def admit_start(self, tenant_id: str, input: Any = None) -> None:
+        """One execution start in the tenant, with ``input`` (maxStorageBytes, then
+        maxRunning, then maxQueued)."""
         quotas = await self.quotas(tenant_id)
         if quotas is None:
             return
+        if quotas.max_storage_bytes is not None:
+            await self._admit_storage(tenant_id, quotas.max_storage_bytes, input)
         for cap, statuses, name in (
             (quotas.max_running_executions, ACTIVE_STATUSES, "maxRunningExecutions"),
             (quotas.max_queued_executions, QUEUED_STATUSES, "maxQueuedExecutions"),
@@ -303,6 +307,21 @@ class TenantQuotaGuard:
                     name,
                     retry_after=self.retry_after,
                 )
+
+    async def _admit_storage(self, tenant_id: str, cap: int, input: Any) -> None:
+        """Refuse a start when the tenant's stored bytes are at ``cap``, or would pass it
+        with this input (stored at least twice: the execution and its first step run).
+        Not retryable (409): storage is freed by deleting data, not by waiting."""
+        used = await self.usage.stored_bytes(tenant_id)
+        if used is None:  # a backend that does not count (docs/tenants.md)
+            return
+        size = len(json.dumps(input, separators=(",", ":"), default=str).encode())
+        if used >= cap or used + size > cap:
+            raise QuotaExceeded(
+                f"this tenant stores {used} byte(s) of executions; its limit is {cap}"
+                + (f" and this input is {size} byte(s)" if used < cap else ""),
+                "maxStorageBytes",
+            )
 
     async def admit_step(self, execution_id: str) -> None:
         """One step delivery of ``execution_id`` under its tenant's ``stepsPerSecond``."""

@@ -63,6 +63,11 @@ class TenantQuotas(ApiModel):
     max_definition_bytes: int | None = Field(default=None, ge=1, le=1_000_000)
     """Largest definition (its JSON, in bytes) the tenant may save; the storage budget
     is at most ``maxWorkflows`` x this (versions are immutable and kept)."""
+    max_storage_bytes: int | None = Field(default=None, ge=0, le=10**15)
+    """Most bytes the tenant's executions may hold in the store (their documents with
+    inputs and outputs, step runs with outputs, events; counted by the store as it
+    writes them); a start past it, or whose input would pass it, is refused with
+    QUOTA_EXCEEDED (409: waiting does not free storage)."""
 
 
 class Tenant(ApiModel):

@@ -73,3 +73,8 @@ class TenantUsage(Protocol):
     async def count_executions(self, tenant_id: str, statuses: Collection[str]) -> int:
         """Executions of the tenant whose status is one of ``statuses``."""
         ...
+
+    async def stored_bytes(self, tenant_id: str) -> int | None:
+        """Bytes the tenant's executions hold in the store (documents, step runs, events;
+        the store's counter), or None where the backend does not count them."""
+        ...

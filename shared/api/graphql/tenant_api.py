@@ -34,6 +34,10 @@ class QuotasType:
     steps_burst: float | None
     max_workflows: int | None
     max_definition_bytes: int | None
+    max_storage_bytes: float | None = strawberry.field(
+        default=None,
+        description="Most bytes of executions the tenant may store (a Float: past 2^31).",
+    )
 
 
 @strawberry.input(name="TenantQuotasInput", description="Quotas to set; unset is no limit.")
@@ -44,6 +48,10 @@ class QuotasInput:
     steps_burst: float | None = None
     max_workflows: int | None = None
     max_definition_bytes: int | None = None
+    max_storage_bytes: float | None = strawberry.field(
+        default=None,
+        description="Most bytes of executions the tenant may store (a whole number).",
+    )
 
 
 @strawberry.type(name="Tenant", description="A tenant of the deployment.")

@@ -11,6 +11,7 @@ locals {
     max_queued_executions  = "maxQueuedExecutions"
     max_workflows          = "maxWorkflows"
     max_definition_bytes   = "maxDefinitionBytes"
+    max_storage_bytes      = "maxStorageBytes"
   }
   tenant_double_quotas = {
     steps_per_second = "stepsPerSecond"

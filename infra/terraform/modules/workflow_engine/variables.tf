@@ -263,6 +263,7 @@ variable "tenants" {
       steps_burst            = optional(number)
       max_workflows          = optional(number)
       max_definition_bytes   = optional(number)
+      max_storage_bytes      = optional(number)
     }), {})
   }))
   default  = {}
