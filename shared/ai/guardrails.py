@@ -93,7 +93,7 @@ def check_guardrails(
     has_fallback: bool = False,
 ) -> list[Issue]:
     """Save-time problems of a guardrails block; ``path`` points at it. With ``priced``
-    (a budget applies), a rubric's judge must be a known (priced) model or alias."""
+    (a cost limit applies), a rubric's judge must be a known (priced) model or alias."""
     issues: list[Issue] = []
     step_path = path.rsplit("/config/", 1)[0]
     for index, validator in enumerate(guardrails.validators):
@@ -149,7 +149,7 @@ def check_model_known(
         Issue(
             "MODEL_UNKNOWN",
             f"model {name!r}{via} is neither priced (WFE_AI_PRICES) nor an alias of a priced "
-            f"model (WFE_AI_MODEL_ALIASES): a budget cannot account for it",
+            f"model (WFE_AI_MODEL_ALIASES): a cost budget cannot count it",
             path,
         )
     ]

@@ -85,18 +85,18 @@ def resolve_model(options: ModelOptions | None, settings: Settings) -> ModelSpec
 
 
 def budgeted(config: LlmConfig, settings: Settings) -> bool:
-    """Whether a budget applies to the step (its own limits or the settings')."""
+    """Whether a cost limit applies to the step (its own or the settings'): then its
+    models must be priced. A token limit counts an unpriced model's tokens as well."""
     budget = config.budget
-    limits = (budget.max_tokens, budget.max_cost_usd, budget.execution_max_tokens)
-    defaults = (settings.ai.execution_max_tokens, settings.ai.execution_max_cost_usd)
-    return any(v is not None for v in (*limits, budget.execution_max_cost_usd, *defaults))
+    limits = (budget.max_cost_usd, budget.execution_max_cost_usd)
+    return any(v is not None for v in (*limits, settings.ai.execution_max_cost_usd))
 
 
 def check_llm(
     config: LlmConfig, path: str, settings: Settings | None = None, *, has_fallback: bool = False
 ) -> list[Issue]:
     """Save-time problems of an llm config; ``path`` points at the step's ``config``.
-    With ``settings`` and a budget in force, unknown models and aliases are refused."""
+    With ``settings`` and a cost limit in force, unknown models and aliases are refused."""
     issues = check_template(config.prompt, f"{path}/prompt")
     if settings is not None and budgeted(config, settings):
         ai = settings.ai

@@ -3,7 +3,9 @@
 Naming a model missing from ``ai.prices`` once let 20M tokens under
 ``maxCostUsd: 0.0001`` cost "0.0". Now the step fails with ``MODEL_UNPRICED`` before the
 model is called, whether the budget is the step's or the execution's (settings); an AI
-node of a decision step takes its fallback instead of asking.
+node of a decision step takes its fallback instead of asking. Since issue 16 such a
+definition is refused when it is saved (``MODEL_UNKNOWN``); the run-time refusal remains
+for a cost budget set after the definition was saved.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from langchain_core.messages import AIMessage
 
 from shared.adapters.memory_store import MemoryStore
 from shared.ai import AiDependencies, StaticModelProvider, register_ai_steps
+from shared.errors import DefinitionInvalid
 from shared.models import ExecutionStatus
 from shared.settings import Settings
 
@@ -70,14 +73,35 @@ def llm_flow(config: dict[str, Any]) -> dict[str, Any]:
     ],
     ids=["step-budget", "settings-budget", "execution-budget"],
 )
-async def test_unpriced_model_under_a_cost_budget_is_refused_before_the_call(
+async def test_unpriced_model_under_a_cost_budget_is_refused_when_saved(
     make_harness: MakeHarness, budget: dict[str, Any], settings: dict[str, Any]
 ) -> None:
     model = fake(big_answer())
     h = await make_harness(model, **settings)
     config = {"prompt": "spend", "model": {"model": UNPRICED}, "budget": budget}
 
-    execution = await h.run(llm_flow(config))
+    with pytest.raises(DefinitionInvalid) as caught:
+        await h.create(llm_flow(config))
+
+    issues = caught.value.issues
+    assert [(i.code, i.path) for i in issues] == [("MODEL_UNKNOWN", "/steps/0/config/model")]
+    assert UNPRICED in issues[0].message
+    assert model.calls == 0
+
+
+async def test_unpriced_model_under_a_cost_budget_set_after_saving_is_refused_before_the_call(
+    make_harness: MakeHarness,
+) -> None:
+    model = fake(big_answer())
+    h = await make_harness(model)  # no cost budget when the definition is saved
+    workflow_id = await h.create(llm_flow({"prompt": "spend", "model": {"model": UNPRICED}}))
+    later = Settings.from_env({}, ai_execution_max_cost_usd=0.0001)  # the operator sets one
+    deps = AiDependencies(settings=later, models=StaticModelProvider(model))
+    register_ai_steps(h.registry, deps, replace=True)
+
+    started = await h.start(workflow_id)
+    await h.drain()
+    execution = await h.app.get_execution(started.id)
 
     assert execution.status == ExecutionStatus.FAILED
     assert execution.error_info is not None
