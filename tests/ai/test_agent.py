@@ -3,6 +3,7 @@ chat models: sub-entries, resuming from checkpoints, approvals, config checks.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -336,3 +337,34 @@ async def test_memory_continues_an_llm_conversation_with_the_same_key(
     assert second[1:] == ["one", "first answer", "two"]
     memory = (await agent_run(h, execution.id)).state["memory"]
     assert memory["key"] == "k" and len(memory["messages"]) == 4
+
+
+async def test_a_redelivery_after_the_graph_ended_takes_its_result_from_the_checkpoint(
+    make_agent: MakeAgent,
+) -> None:
+    model = fake(tool_call("read_variables", {}, "c1"), answer("once"), tool_calling=True)
+    h = await make_agent(model, sqlite=True, store="sqlite")
+    workflow_id = await h.create(agent_flow({"prompt": "go", "tools": ["read_variables"]}))
+    execution = await h.start(workflow_id)
+    task = h.queue.take_due(h.clock.now())[0]
+    step_type = h.registry.get("agent")
+    real = step_type.execute
+
+    async def crash_after(ctx: Any) -> Any:
+        await real(ctx)
+        raise asyncio.CancelledError  # the worker dies before the commit
+
+    step_type.execute = crash_after  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await h.engine.handle_task(task)
+    step_type.execute = real  # type: ignore[method-assign]
+    assert model.calls == 2
+    h.clock.advance(3600)
+    await h.deliver(task)
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error
+    assert model.calls == 2  # nothing asked again
+    output = (await agent_run(h, execution.id)).output
+    assert output["text"] == "once" and output["source"] == "checkpoint"
+    assert [e["kind"] for e in output["entries"]] == ["model", "tool", "model"]
