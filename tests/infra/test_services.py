@@ -103,6 +103,7 @@ DEFAULTED = {
     "ai_timeout_seconds": "model tuning; steps set their own",
     "ai_max_output_tokens": "model tuning; steps set their own",
     "ai_prices": "price table shipped with the code",
+    "ai_model_aliases": "no aliases until an operator sets some (services_config env)",
     "ai_execution_max_tokens": "budget; none unless a step sets one",
     "ai_execution_max_cost_usd": "budget; none unless a step sets one",
     "ai_history_seed": "history router tuning",
