@@ -4,6 +4,7 @@ group. The same launch as tests/processes.py (``python -m shared.cli dev``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,7 @@ class DevServer:
     sending as fast as it can, which the limits exist to refuse. Everything else is the
     default ``wfe dev`` (log level INFO, one line per request, as a user runs it)."""
 
-    def __init__(self, folder: Path, *, log_level: str = "INFO") -> None:
+    def __init__(self, folder: Path, *, log_level: str = "INFO", emulators: bool = False) -> None:
         self.folder = folder
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -50,8 +51,16 @@ class DevServer:
         key_file = folder / "dev-key.pem"
         key_file.write_text(DevKeys.generate().private_pem)
         key_file.chmod(0o600)
-        argv = [sys.executable, "-m", "shared.cli", "dev", "--port", str(self.port)]
-        argv += ["--demo-port", "0", "--no-examples", "--db", str(folder / "dev.db")]
+        self.emulators = emulators
+        if emulators:  # ``make dev-emulators``: wfe dev in gcp mode on the three emulators
+            (folder / "no-examples").mkdir(exist_ok=True)
+            argv = [sys.executable, "-m", "shared.dev.on_emulators", "--port", str(self.port)]
+            argv += ["--firestore-port", "0", "--pubsub-port", "0", "--tasks-port", "0"]
+            argv += ["--examples", str(folder / "no-examples"), "--", "--demo-port", "0"]
+            self.log_path = folder / "wfe-dev-emulators.log"
+        else:
+            argv = [sys.executable, "-m", "shared.cli", "dev", "--port", str(self.port)]
+            argv += ["--demo-port", "0", "--no-examples", "--db", str(folder / "dev.db")]
         self.argv = argv
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -110,7 +119,12 @@ class DevServer:
         return found
 
     def stop(self) -> None:
-        """SIGTERM (SIGKILL after 20 s) to the process group."""
+        """SIGTERM (SIGKILL after 20 s) to the process group. The emulator launcher gets
+        its SIGTERM alone: it stops wfe dev, then each emulator by its own group."""
+        if self.emulators and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=40)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

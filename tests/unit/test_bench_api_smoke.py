@@ -46,6 +46,7 @@ def report() -> dict[str, Any]:
             str(EXECUTIONS),
             "--subscribers",
             "1,4",
+            "--no-emulator",  # the emulator path starts three emulators: over a minute
         ],
         cwd=ROOT,
         capture_output=True,
@@ -54,7 +55,7 @@ def report() -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "EMULATOR PATH NOT MEASURED" in done.stderr or "emulator" in done.stderr
+    assert "EMULATOR PATH NOT MEASURED: --no-emulator" in done.stderr  # said loudly
     assert "stream_p99_ms_ws" in done.stderr  # the human-readable summary
     parsed: dict[str, Any] = json.loads(done.stdout)
     return parsed
@@ -100,5 +101,4 @@ def test_targets_and_emulator_are_reported(report: dict[str, Any]) -> None:
         assert isinstance(target["pass"], bool)
         assert _number(target["value"])
     assert report["targets"]["stream_p99_ms_ws"]["at_target_shape"] is False
-    emulator = report["emulator"]
-    assert "skipped" in emulator or "ws" in emulator
+    assert report["emulator"] == {"skipped": "--no-emulator"}
