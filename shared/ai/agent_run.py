@@ -16,6 +16,7 @@ graph as ``Command(resume=...)`` on the next delivery.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +35,15 @@ from shared.ai.models import ModelError, resolve_spec
 from shared.ai.services import AiEnv, AiServices
 from shared.ai.tools import ToolBox
 from shared.ai.turns import dump_messages, text_of
+from shared.engine.policy import cap_output
 from shared.engine.steps import Complete, Outcome, Park, StepContext
 from shared.errors import StepFailed
 from shared.models import StepRun
+
+OUTPUT_BYTES = 256 * 1024
+"""The cap of a waiting run's output (as the engine caps a completed one)."""
+ENTRIES_BYTES = 128 * 1024
+"""Sub-entries a run's output keeps at most (the latest)."""
 
 
 def agent_thread_id(run: StepRun) -> str:
@@ -123,11 +130,9 @@ class AgentRunner:
         session: AgentSession | None,
     ) -> Park:
         """Wait for the proposed call's approval (or rejection) event."""
-        ctx.run.output = {
-            "status": "awaitingApproval",
-            "approval": pending,
-            "entries": list(values.get("entries") or []),
-        }
+        output = {"status": "awaitingApproval", "approval": pending}
+        output.update(_entries_view(values))
+        ctx.run.output, ctx.run.output_truncated = cap_output(output, OUTPUT_BYTES)
         if session is not None:
             await session.publish({"approval": pending})
         return Park(
@@ -196,7 +201,6 @@ class AgentRunner:
         final = messages[-1] if messages else AIMessage("")
         text = text_of(final.content)
         data = values.get("data")
-        entries = list(values.get("entries") or [])
         output: dict[str, Any] = {
             "text": text,
             "source": session.source,
@@ -204,7 +208,7 @@ class AgentRunner:
             "model": session.spec.model,
             "turns": int(values.get("turns") or 0),
             "toolCalls": int(values.get("tool_calls") or 0),
-            "entries": entries,
+            **_entries_view(values),
             "usage": {
                 "step": usage.to_dict(),
                 "execution": session.guard.execution_before.add(usage).to_dict(),
@@ -229,6 +233,23 @@ class AgentRunner:
         if config.set_vars and isinstance(data, dict):
             set_vars.update(data)
         return Complete(output=output, set_vars=set_vars or None)
+
+
+def _entries_view(values: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` for a run's output: the latest that fit in ``ENTRIES_BYTES`` (and
+    ``entriesOmitted``, how many older ones did not; the checkpoints keep them all)."""
+    entries = list(values.get("entries") or [])
+    kept: list[dict[str, Any]] = []
+    used = 0
+    for entry in reversed(entries):
+        used += len(json.dumps(entry, default=str))
+        if used > ENTRIES_BYTES:
+            break
+        kept.append(entry)
+    view: dict[str, Any] = {"entries": kept[::-1]}
+    if len(kept) < len(entries):
+        view["entriesOmitted"] = len(entries) - len(kept)
+    return view
 
 
 def _interrupt(snapshot: Any) -> dict[str, Any] | None:

@@ -368,3 +368,21 @@ async def test_a_redelivery_after_the_graph_ended_takes_its_result_from_the_chec
     output = (await agent_run(h, execution.id)).output
     assert output["text"] == "once" and output["source"] == "checkpoint"
     assert [e["kind"] for e in output["entries"]] == ["model", "tool", "model"]
+
+
+async def test_the_output_keeps_the_latest_entries_that_fit(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.ai import agent_run as runner
+
+    monkeypatch.setattr(runner, "ENTRIES_BYTES", 1200)
+    calls = [tool_call("read_variables", {}, f"c{i}") for i in range(4)]
+    model = fake(*calls, answer("end"), tool_calling=True)
+    h = await make_agent(model)
+    execution = await h.run(agent_flow({"prompt": "go", "tools": ["read_variables"]}))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    output = (await agent_run(h, execution.id)).output
+    kept = output["entries"]
+    assert 0 < len(kept) < 9 and output["entriesOmitted"] == 9 - len(kept)
+    assert [e["index"] for e in kept] == list(range(9 - len(kept), 9))  # the latest
+    assert len(json.dumps(kept)) <= 1200
