@@ -220,10 +220,26 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         """Run the claimed ``runs`` (each with the inline steps after it, one chain after
         another) and commit them together; runs past the commit's step limit are
         carried to the next segment, still claimed."""
+        limit = max(1, min(self.settings.chain_commit_steps, budget))
+        done, starts, queue = await self._run_chains(runs, execution, definition, token, limit)
+        return await self._commit(
+            done, starts, queue, execution, definition, token, budget - len(done), limit
+        )
+
+    async def _run_chains(
+        self,
+        runs: list[StepRun],
+        execution: WorkflowExecution,
+        definition: Any,
+        token: str,
+        limit: int,
+    ) -> tuple[list[_Done], list[int], list[StepRun]]:
+        """Run ``runs`` one after another, each with the inline steps after it, up to
+        ``limit`` steps: the finished steps, the indexes where each chain starts in them,
+        and the runs not started."""
         variables = dict(execution.variables)
         done: list[_Done] = []
         starts: list[int] = []
-        limit = max(1, min(self.settings.chain_commit_steps, budget))
         queue = list(runs)
         while queue and len(done) < limit:
             current: StepRun | None = queue.pop(0)
@@ -234,9 +250,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 current = None
                 if len(done) < limit and self._chains(item, definition):
                     current = self._inline_successor(item, execution, definition, token)
-        return await self._commit(
-            done, starts, queue, execution, definition, token, budget - len(done)
-        )
+        return done, starts, queue
 
     def _chains(self, item: _Done, definition: Any) -> bool:
         """Whether the step after ``item`` can run in memory right away."""
@@ -362,13 +376,19 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         definition: Any,
         token: str,
         budget: int,
+        limit: int,
     ) -> tuple[list[StepRun], WorkflowExecution, list[str]]:
         """Record ``done`` (chains starting at the indexes ``starts``) in one transaction
         and claim the cheap runs it schedules for this delivery. ``carried``: runs this
-        delivery holds that the next segment runs."""
+        delivery holds that the next segment runs.
+
+        While the transaction has room (``limit`` steps), the cheap runs it schedules
+        (branches, map items, the step after a join) are run in it and recorded by it
+        too: their steps do no I/O, so running them again if the store runs the body
+        again is harmless."""
         now = self.clock.now()
         follow: list[StepRun] = []
-        heads = set(starts)
+        extra: list[_Done] = []
         # Stores that may call a transaction body again (Firestore on contention) get
         # fresh copies of the runs each time: recording mutates them.
         pristine = [d.run.model_copy(deep=True) for d in done] if self._reruns else None
@@ -384,6 +404,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                     for d, p in zip(done, pristine, strict=True)
                 ]
             follow.clear()
+            extra.clear()
             held: list[StepRun] = []
             for start in starts:
                 stored = await tx.get_run(items[start].run.id)
@@ -409,18 +430,32 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 await commit.free_step_slots()
                 commit.finalize()
                 return commit
-            last = len(items) - 1
-            for index, item in enumerate(items):
-                chained = index < last and index + 1 not in heads
-                self._record(commit, item, definition, chained=chained)
+            batch, heads = items, set(starts)
+            while True:
+                last = len(batch) - 1
+                for index, item in enumerate(batch):
+                    chained = index < last and index + 1 not in heads
+                    self._record(commit, item, definition, chained=chained)
+                    if execution.status.terminal:
+                        break
+                commit.write_children()
+                await commit.settle_signal()
+                await commit.settle_joins()
                 if execution.status.terminal:
                     break
-            commit.write_children()
-            await commit.settle_signal()
-            await commit.settle_joins()
-            if not execution.status.terminal:
                 # After the joins: the step after a join, or a map's next items, too.
-                follow.extend(self._continue_inline(commit, budget - len(carried), token))
+                left = budget - len(carried) - len(extra)
+                claimed = self._continue_inline(commit, left, token)
+                room = limit - len(items) - len(extra)
+                if not claimed or room <= 0 or carried:
+                    follow.extend(claimed)
+                    break
+                batch, begins, rest = await self._run_chains(
+                    claimed, commit.execution, definition, token, room
+                )
+                follow.extend(rest)
+                heads = set(begins)
+                extra.extend(batch)
             await commit.close_execution()
             await commit.free_step_slots()
             commit.finalize()
@@ -431,7 +466,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             return carried, snapshot, []
         await self._flush(commit)
         await self.promote_freed(commit.freed_keys)
-        names = [d.run.step_id for d in done]
+        names = [d.run.step_id for d in (*done, *extra)]
         if commit.execution.status == ExecutionStatus.RUNNING:
             return [*carried, *follow], commit.execution, names
         if carried and not commit.execution.status.terminal:

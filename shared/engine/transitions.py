@@ -67,6 +67,9 @@ class Commit:
     owner), then the ones this commit writes (its own reads do not see them), so many
     branch ends recorded by one commit settle their join once, in this commit."""
     _local_marks: dict[str, dict[int, JoinMark]] = field(default_factory=dict)
+    _children_written: int = 0
+    """How many of ``children`` (and of ``child_runs``, below) are written already."""
+    _child_runs_written: int = 0
     _origin: StepRun | None = None
     """The innermost failed run when a body failure ends the execution."""
     ended: bool = False
@@ -387,6 +390,7 @@ class Commit:
         if self.pending_signal is None:
             return
         run, name = self.pending_signal
+        self.pending_signal = None  # settled once, however often this is called
         signal = await self.tx.find_signal(self.execution.id, name)
         if signal is None:
             return
@@ -398,8 +402,17 @@ class Commit:
         self.event("step.woken", run, signal=name)
 
     def write_children(self) -> None:
-        """Create child executions (subworkflows) started by this commit."""
-        for child in self.children:
+        """Create child executions (subworkflows) started by this commit (those not
+        written yet: this may be called again after more steps are recorded)."""
+        children, self._children_written = (
+            self.children[self._children_written :],
+            len(self.children),
+        )
+        runs, self._child_runs_written = (
+            self.child_runs[self._child_runs_written :],
+            len(self.child_runs),
+        )
+        for child in children:
             child.event_seq = 1
             self.tx.add_event(
                 ExecutionEvent(
@@ -415,7 +428,7 @@ class Commit:
             self.tx.put_execution(child)
             self.tx.add_rollup(rollup.started(child))  # analytics: the child's start
             self.written[child.id] = child
-        for run in self.child_runs:
+        for run in runs:
             self.tx.put_run(run)
 
     # -- execution end ---------------------------------------------------------------

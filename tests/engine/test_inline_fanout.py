@@ -155,3 +155,25 @@ async def test_join_completes_in_the_commit_of_the_last_branch(h: Harness) -> No
         if e.type == "step.succeeded" and runs[e.run_id or ""].step_id.endswith("x")
     )
     assert fan_done.seq == last_branch + 1
+
+
+async def test_cheap_fan_out_takes_two_transactions_after_the_start(h: Harness) -> None:
+    """The parallel step's claim, then one transaction for its outcome, every branch,
+    the join and the step after it (chain_commit_steps=50 leaves room for all 26)."""
+    workflow_id = await h.create(_parallel(12))
+    execution = await h.start(workflow_id)
+    calls = 0
+    real = h.store.run_transaction
+
+    async def counting(fn: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real(fn)
+
+    h.store.run_transaction = counting  # type: ignore[method-assign]
+    await h.drain()
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED
+    assert done.result == {f"b{i}": i * 10 + 1 for i in range(12)}
+    assert calls == 2
+    await _once_each(h, execution.id)
