@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from _ai_fakes import usage
 from checkpoint_stores import STORES
+from google.cloud.firestore import AsyncClient
 from harness import Harness
 from langchain_core.messages import AIMessage
 
+from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.memory_store import MemoryStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.ai import AiDependencies, StaticModelProvider, register_ai_steps
@@ -23,7 +25,7 @@ from shared.ports.checkpoints import CheckpointStore
 from shared.settings import Settings
 
 MakeAgent = Callable[..., Awaitable[Harness]]
-"""``await make_agent(model=None, *, store="memory", sqlite=False, **settings)``."""
+"""``await make_agent(model=None, *, store="memory", sqlite=False, engine=None, **settings)``."""
 
 
 @asynccontextmanager
@@ -35,10 +37,24 @@ async def agent_harnesses(
         made: list[Harness] = []
 
         async def make(
-            model: Any = None, *, store: str = "memory", sqlite: bool = False, **settings: Any
+            model: Any = None,
+            *,
+            store: str = "memory",
+            sqlite: bool = False,
+            engine: str | None = None,
+            **settings: Any,
         ) -> Harness:
-            path = tmp_path / f"agent{len(made)}.db"
-            engine_store = SqliteStore(path) if sqlite else MemoryStore()
+            """``store``: the checkpoint store; ``engine``: the execution store (memory,
+            sqlite, firestore; default sqlite when ``sqlite``, else memory)."""
+            engine = engine or ("sqlite" if sqlite else "memory")
+            engine_store: Any
+            if engine == "firestore":
+                project: str = request.getfixturevalue("firestore_project")
+                engine_store = FirestoreStore(lambda: AsyncClient(project=project), max_attempts=50)
+            elif engine == "sqlite":
+                engine_store = SqliteStore(tmp_path / f"agent{len(made)}.db")
+            else:
+                engine_store = MemoryStore()
             checkpoints: CheckpointStore = await stack.enter_async_context(STORES[store](request))
             harness = Harness(engine_store)
             harness.checkpoints = checkpoints  # type: ignore[attr-defined]

@@ -133,7 +133,7 @@ async def test_approval_waits_then_the_tool_gets_the_edited_args(
         answer("stored"),
         tool_calling=True,
     )
-    h = await make_agent(model, sqlite=store != "memory", store=store)
+    h = await make_agent(model, store=store, engine=store)  # Firestore: both on the emulator
     execution = await h.run(agent_flow(APPROVE_SET), advance=False)
     assert execution.status == ExecutionStatus.WAITING
     run = await agent_run(h, execution.id)
