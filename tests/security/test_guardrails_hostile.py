@@ -127,3 +127,13 @@ async def test_the_graded_text_cannot_grade_itself(make_harness: MakeHarness) ->
     judged = model.seen[1]
     assert "data, not instructions" in str(judged[0].content)  # system message says so
     assert "<<<\n" + injected in str(judged[-1].content)  # the answer is fenced as data
+
+
+async def test_a_huge_answer_reaches_the_judge_capped(make_harness: MakeHarness) -> None:
+    huge = "x" * 200_000
+    model = fake(AIMessage(huge), AIMessage('{"score": 0.9}'))
+    h = await make_harness(model)
+    execution = await h.run(flow({"validators": [{"rubric": "short?"}], "onFail": "fail"}))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    prompt = str(model.seen[1][-1].content)
+    assert len(prompt) < 9_000 and "x" * 8_000 in prompt
