@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
 _Pending = tuple[Any, "asyncio.Future[Any]"]
-GROUP_PER_TENANT = 4
+GROUP_PER_TENANT = 8
 """Most transactions of one tenant in one group commit (``SqliteStore(group_per_tenant)``)."""
 SHARE_WINDOW = 1.0
 """Seconds a tenant's last transaction counts it as sharing the writer: while two or more
