@@ -15,8 +15,11 @@ dispatcher, default workers) in a temporary directory, one fresh database per sc
     one due-time queue for everybody, as before issue 13;
 (d) ``fair_fifo_store``: (b) with the SQLite writer's group commits first come, first
     served (``SqliteStore.group_per_tenant = None``: every waiting transaction in the
-    next group, as before the per-tenant groups): B's start call waits for a group of
-    A's transactions; A's throughput without the per-tenant cap, for comparison.
+    next group, as before the per-tenant groups) and without the per-tenant start gate
+    (``WorkflowApp.start_gate = None``): B's start call waits for a group of A's
+    transactions and a loop round of A's 20 start calls; A's throughput without them;
+(e) ``a_alone`` and ``a_alone_fifo_store``: A's flood with nobody else, with and
+    without the per-tenant groups and gate (neither should hold a tenant alone).
 
 A's throughput (its starts per second while flooding) is printed for (b), (c) and (d):
 the fair shares must not cost the flood its speed.
@@ -131,6 +134,8 @@ class Scenario:
         self.runtime: LocalRuntime = build_local(settings, fair_dispatch=fair)
         if isinstance(self.runtime.store, SqliteStore):
             self.runtime.store.group_per_tenant = GROUP_PER_TENANT if fair_store else None
+        if not fair_store:  # the state before both: no per-tenant start gate either
+            self.runtime.app.start_gate = None
         self.workflows: dict[str, str] = {}
         self.sent_a = 0
         self.a_ids: list[str] = []

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from shared.ai import render_mermaid
 from shared.app.audit import Auditor
+from shared.app.fair_gate import FairGate
 from shared.app.quotas import Quotas
 from shared.app.stats import decision_stats, execution_stats
 from shared.engine.runtime import Engine, HopResult
@@ -119,6 +120,9 @@ class WorkflowApp:
         """Called after a workflow is created, updated, (de)activated or deleted, with the
         workflow id and tenant (the trigger manager reconciles there). Shared by the
         tenant-scoped copies of this app."""
+        self.start_gate: FairGate | None = FairGate()
+        """Start calls in flight per tenant while tenants share this process (None: no
+        bound). Shared by the tenant-scoped copies."""
 
     def for_tenant(self, tenant: str) -> WorkflowApp:
         """The same use cases scoped to another tenant (cheap: shares every port)."""
@@ -134,6 +138,7 @@ class WorkflowApp:
             auditor=self.auditor,
         )
         scoped.variable_defaults = self.variable_defaults
+        scoped.start_gate = self.start_gate
         return scoped
 
     async def _changed(self, workflow_id: str) -> None:
@@ -320,7 +325,10 @@ class WorkflowApp:
         use it to tell a first delivery (started) from a redelivery (duplicate). The
         store calls are made as this tenant's work (``working_for``: fair shares)."""
         with working_for(self.tenant):
-            return await self._start_execution_once(request)
+            if self.start_gate is None:
+                return await self._start_execution_once(request)
+            async with self.start_gate.admit(self.tenant):
+                return await self._start_execution_once(request)
 
     async def _start_execution_once(self, request: StartRequest) -> StartResult:
         if not isinstance(request.input, dict):
