@@ -137,7 +137,7 @@ class AgentRunner:
             await session.publish({"approval": pending})
         return Park(
             until=parse_time(str(pending["deadline"])),
-            state={PENDING_KEY: pending, DECISION_KEY: None, PAUSED_KEY: None},
+            state={PENDING_KEY: pending, DECISION_KEY: None},
             signal=str(pending["event"]),
         )
 

@@ -386,3 +386,25 @@ async def test_the_output_keeps_the_latest_entries_that_fit(
     assert 0 < len(kept) < 9 and output["entriesOmitted"] == 9 - len(kept)
     assert [e["index"] for e in kept] == list(range(9 - len(kept), 9))  # the latest
     assert len(json.dumps(kept)) <= 1200
+
+
+async def test_a_budget_approval_holds_across_a_tool_approval(make_agent: MakeAgent) -> None:
+    model = fake(
+        tool_call("read_variables", {}, "c1"),
+        tool_call("set_variable", {"name": "f", "value": 1}, "c2"),
+        answer("done"),
+        tool_calling=True,
+    )
+    h = await make_agent(model, sqlite=True, store="sqlite")
+    config = {**APPROVE_SET, "budget": {"maxTokens": 30, "onExceeded": "pause"}}
+    execution = await h.run(agent_flow(config), advance=False)
+    assert execution.status == ExecutionStatus.PAUSED  # 46 tokens after the second turn
+    await h.app.resume(execution.id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    event = (await agent_run(h, execution.id)).output["approval"]["event"]
+    await h.app.send_event(execution.id, event, decision("approve"))
+    await h.drain(advance=False)
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, (done.status, done.error)
+    assert model.calls == 3 and done.variables["f"] == 1
