@@ -97,6 +97,15 @@ class DevServer:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User plus system CPU time of the server process (every thread) so far."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def tail(self, lines: int = 40) -> str:
         self._log.flush()
         text = self.log_path.read_text(errors="replace")

@@ -26,6 +26,7 @@ REQUESTS = ("get_execution", "post_execute", "graphql_execution")
 PROTOCOLS = ("ws", "sse", "graphql")
 TARGETS = (
     "rest_reads_per_s",
+    "rest_reads_per_server_core_per_s",
     "stream_p99_ms_ws",
     "stream_p99_ms_sse",
     "stream_p99_ms_graphql",
@@ -77,6 +78,9 @@ def test_rest_and_graphql_figures(report: dict[str, Any]) -> None:
             assert figure["requests_per_s"] > 0
             assert all(_number(figure[key]) for key in ("p50_ms", "p99_ms", "max_ms"))
             assert figure["p50_ms"] <= figure["p99_ms"] <= figure["max_ms"]
+            cpu = figure["server_cpu_ms_per_request"]
+            assert _number(cpu) and cpu > 0, figure  # the server worked for each request
+            assert figure["per_server_core_per_s"] == round(1000 / cpu, 1)
 
 
 def test_every_stream_delivered_every_execution(report: dict[str, Any]) -> None:
