@@ -67,6 +67,9 @@ class Commit:
     owner), then the ones this commit writes (its own reads do not see them), so many
     branch ends recorded by one commit settle their join once, in this commit."""
     _local_marks: dict[str, dict[int, JoinMark]] = field(default_factory=dict)
+    _failed_owners: set[str] = field(default_factory=set)
+    """Owners a body of which failed in this commit (stored marks never fail a waiting
+    owner: a failure fails its owner in the commit that writes it)."""
     _children_written: int = 0
     """How many of ``children`` (and of ``child_runs``, below) are written already."""
     _child_runs_written: int = 0
@@ -91,7 +94,7 @@ class Commit:
     def event(self, kind: str, run: StepRun | None = None, **data: Any) -> None:
         self.execution.event_seq += 1
         self.tx.add_event(
-            ExecutionEvent.model_construct(  # valid by construction, on every step's path
+            ExecutionEvent(
                 execution_id=self.execution.id,
                 workflow_id=self.execution.workflow_id,
                 seq=self.execution.event_seq,
@@ -308,7 +311,7 @@ class Commit:
             return
         _, owner_id, index = policy.parse_scope(run.scope)
         self._put_join(
-            JoinMark.model_construct(
+            JoinMark(
                 owner_run_id=owner_id, index=index, status=StepRunStatus.SUCCEEDED, output=output
             )
         )
@@ -327,13 +330,17 @@ class Commit:
     def _put_join(self, mark: JoinMark) -> None:
         self.tx.put_join(mark)
         self._local_marks.setdefault(mark.owner_run_id, {})[mark.index] = mark
+        if mark.owner_run_id in self._marks:
+            self._marks[mark.owner_run_id][mark.index] = mark
+        if mark.status != StepRunStatus.SUCCEEDED:
+            self._failed_owners.add(mark.owner_run_id)
 
     async def _join_marks(self, owner_id: str) -> dict[int, JoinMark]:
         """Every mark of ``owner_id``: stored ones, overridden by this commit's."""
         marks = self._marks.get(owner_id)
         if marks is None:
             marks = self._marks[owner_id] = {m.index: m for m in await self.tx.list_joins(owner_id)}
-        marks.update(self._local_marks.get(owner_id, {}))
+            marks.update(self._local_marks.get(owner_id, {}))  # later ones: ``_put_join``
         return marks
 
     async def settle_joins(self) -> None:
@@ -357,13 +364,14 @@ class Commit:
                 self._origin = self._origin or origin
                 self.failed(owner, step, wrapped)
                 continue
-            marks = list((await self._join_marks(owner_id)).values())
-            if any(m.status != StepRunStatus.SUCCEEDED for m in marks):
+            if owner_id in self._failed_owners:
                 continue  # a sibling failed in this commit: its own entry fails the owner
+            marks = await self._join_marks(owner_id)
             total = int(owner.state.get("total", 0))
             window = int(owner.state.get("window", total))
             if len(marks) >= total:
-                outcome = step_type.join(owner, config, sorted(marks, key=lambda m: m.index))
+                ordered = sorted(marks.values(), key=lambda m: m.index)
+                outcome = step_type.join(owner, config, ordered)
                 self.complete(owner, outcome, step)
             elif index + window < total:
                 self.start_body(owner, step_type, config, index + window)
