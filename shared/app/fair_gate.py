@@ -25,7 +25,7 @@ class FairGate:
 
     def __init__(
         self,
-        per_tenant: int = 4,
+        per_tenant: int = 8,
         *,
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
