@@ -4,12 +4,18 @@ store's own (rate-limit buckets, the audit log).
 The store may hold its write transaction open across awaits (group commit), and a
 connection that waits for SQLite's lock busy-waits in the calling thread; so every call
 here runs in a worker thread, never on the event loop, one at a time.
+
+A busy store can keep SQLite's write lock taken for longer than one busy timeout (its
+writer begins the next group as soon as one commits), so a write that finds the lock
+taken is tried again, rolled back in between, until ``write_deadline`` seconds have
+passed: an audit entry or a checkpoint is late under load, not lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,9 +28,10 @@ __all__ = ["SideConnection"]
 class SideConnection:
     """One SQLite connection used from worker threads, serialised by an asyncio lock."""
 
-    def __init__(self, path: str | Path, schema: str) -> None:
+    def __init__(self, path: str | Path, schema: str, *, write_deadline: float = 60.0) -> None:
         """Open ``path`` (WAL, busy timeout) and run ``schema`` (idempotent DDL)."""
         self._path = str(path)
+        self._write_deadline = write_deadline
         self._conn = sqlite3.connect(
             self._path, isolation_level=None, check_same_thread=False, timeout=5.0
         )
@@ -48,6 +55,15 @@ class SideConnection:
     def _run(self, body: Callable[[sqlite3.Connection], T], write: bool) -> T:
         if not write:
             return body(self._conn)
+        give_up = time.monotonic() + self._write_deadline
+        while True:
+            try:
+                return self._write(body)
+            except sqlite3.OperationalError as exc:
+                if not _lock_taken(exc) or time.monotonic() >= give_up:
+                    raise
+
+    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             result = body(self._conn)
@@ -63,3 +79,9 @@ class SideConnection:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+
+
+def _lock_taken(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED after the busy timeout: worth another try."""
+    code = exc.sqlite_errorcode & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

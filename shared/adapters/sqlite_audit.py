@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,29 @@ CREATE INDEX IF NOT EXISTS audit_log_by_tenant_time ON audit_log (tenant, time D
 """
 
 
+_INSERT = (
+    "INSERT OR IGNORE INTO audit_log (id, tenant, time, subject, action, target, doc)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+_Row = tuple[str, str, float, str, str, str | None, str]
+
+
 class SqliteAuditLog:
-    """Audit entries as rows: the filtered columns copied out of the entry's JSON."""
+    """Audit entries as rows: the filtered columns copied out of the entry's JSON.
+
+    Entries recorded while a write is under way go into the next one together: under a
+    burst of requests the log takes SQLite's write lock once per batch, not once per
+    entry, and each caller still returns only when its entry is committed.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self._side = SideConnection(path, _SCHEMA)
+        self._pending: list[tuple[_Row, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, entry: AuditEntry) -> None:
-        row = (
+        row: _Row = (
             entry.id,
             entry.tenant,
             epoch(entry.time),
@@ -44,15 +60,35 @@ class SqliteAuditLog:
             entry.target,
             entry.model_dump_json(by_alias=True, exclude_none=True),
         )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieved)
+        self._pending.append((row, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
+        await asyncio.shield(done)
 
-        def body(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR IGNORE INTO audit_log (id, tenant, time, subject, action, target, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+    async def _write_pending(self) -> None:
+        """Write what is pending, batch after batch, until nothing is left."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                rows = [row for row, _ in batch]
 
-        await self._side.run(body, write=True)
+                def body(conn: sqlite3.Connection, rows: list[_Row] = rows) -> None:
+                    conn.executemany(_INSERT, rows)
+
+                try:
+                    await self._side.run(body, write=True)
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writer = None
 
     async def query(self, query: AuditQuery) -> Page[AuditEntry]:
         limit = check_limit(query.limit)
@@ -92,4 +128,12 @@ class SqliteAuditLog:
         return Page(items, encode_cursor((page[-1][0], page[-1][1])) if more else None)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
         await self._side.close()
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Mark a failure as seen even when its caller was cancelled meanwhile (no warning)."""
+    if not done.cancelled():
+        done.exception()
