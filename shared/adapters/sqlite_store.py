@@ -8,12 +8,14 @@ file. Documents are the models' JSON; the indexed columns are copied from them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import copy_context
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,7 +67,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
-_Pending = tuple[Any, "asyncio.Future[Any]"]
+_Pending = tuple[Any, "asyncio.Future[Any]", contextvars.Context]
 GROUP_PER_TENANT = 8
 """Most transactions of one tenant in one group commit (``SqliteStore(group_per_tenant)``)."""
 SHARE_WINDOW = 1.0
@@ -178,7 +180,7 @@ class SqliteStore(Listeners):
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         tenant = work_tenant()
-        self._pending.setdefault(tenant, deque()).append((fn, future))
+        self._pending.setdefault(tenant, deque()).append((fn, future, copy_context()))
         if tenant is not None:  # unclaimed work (a sweeper) shares with whoever is there
             self._active[tenant] = time.monotonic()
         writer = self._writer
@@ -205,7 +207,7 @@ class SqliteStore(Listeners):
         except BaseException:  # cancelled (the loop is closing): nobody waits forever
             stopped = TransientError("the store's writer stopped", code="STORE_UNAVAILABLE")
             for waiting in self._pending.values():
-                for _, future in waiting:
+                for _, future, _ in waiting:
                     _settle(future, error=stopped)
             self._pending.clear()
             self._served.clear()
@@ -250,16 +252,16 @@ class SqliteStore(Listeners):
         try:
             begin(self._conn)
         except BaseException as exc:
-            for _, future in batch:
+            for _, future, _ in batch:
                 _settle(future, error=exc)
             return
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Any]]] = []
         try:
-            for fn, future in batch:
+            for fn, future, context in batch:
                 tx = SqliteTx(self._conn)
                 self._conn.execute("SAVEPOINT tx")
                 try:
-                    result = await fn(tx)
+                    result = await _in_context(context, fn(tx))
                     apply_writes(self._conn, tx.writes)
                 except Exception as exc:
                     if not self._conn.in_transaction:
@@ -276,13 +278,13 @@ class SqliteStore(Listeners):
                 done.append((future, result, None, tx.events))
         except BaseException as exc:
             rollback(self._conn)
-            for _, future in batch:
+            for _, future, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
         try:
             cancelled = await self._commit()
         except BaseException as exc:
-            for _, future in batch:
+            for _, future, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
         for future, result, error, events in done:
@@ -607,6 +609,35 @@ def store_error(exc: BaseException) -> BaseException:
         error.__cause__ = exc
         return error
     return exc
+
+
+async def _in_context(context: contextvars.Context, body: Coroutine[Any, Any, T]) -> T:
+    """Run ``body`` in its caller's ``context`` (the writer task runs every caller's
+    transaction: a body reading a context variable its caller set must see the
+    caller's value). Each step of the coroutine runs in ``context``; what it waits for
+    is awaited here."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is None:
+                waited = context.run(body.send, value)
+            else:
+                waited = context.run(body.throw, error)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        value, error = None, None
+        try:
+            if waited is None:  # a bare yield (asyncio.sleep(0))
+                await asyncio.sleep(0)
+            else:
+                # The body's await marked the future as yielded to a task; this await
+                # yields it on to the writer's task, which expects it unmarked.
+                waited._asyncio_future_blocking = False
+                value = await waited
+        except BaseException as exc:  # handed to the body, as its own await would
+            error = exc
 
 
 def _settle(

@@ -9,6 +9,7 @@ behind a flood. A tenant writing alone is not capped (its groups stay whole).
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from pathlib import Path
 
 import pytest
@@ -106,4 +107,50 @@ async def test_unclaimed_work_does_not_make_a_tenant_share(store: SqliteStore) -
 
     await asyncio.gather(*(log.write("a", i) for i in range(30)), store.run_transaction(unclaimed))
     assert len({g for _, g in log.ran}) == 1
+    await store.close()
+
+
+_CALLER: ContextVar[str] = ContextVar("caller", default="-")
+
+
+async def test_each_body_runs_in_its_callers_context(store: SqliteStore) -> None:
+    """One writer task runs every caller's body; each sees its caller's context
+    variables (start controls read one their caller set), across real suspensions."""
+    seen: dict[str, list[str]] = {}
+
+    async def call(name: str) -> str:
+        _CALLER.set(name)
+
+        async def body(tx: ExecutionTx) -> str:
+            seen.setdefault(name, []).append(_CALLER.get())
+            await asyncio.sleep(0.001)  # a real suspension inside the body
+            seen[name].append(_CALLER.get())
+            _CALLER.set("changed-in-body")  # stays in the caller's context copy
+            return _CALLER.get()
+
+        with working_for(name[0]):
+            result = await store.run_transaction(body)
+        assert _CALLER.get() == name  # the caller's own value is untouched
+        return result
+
+    names = [f"{tenant}{i}" for tenant in "ab" for i in range(6)]
+    results = await asyncio.gather(*(asyncio.create_task(call(n)) for n in names))
+    assert results == ["changed-in-body"] * len(names)
+    assert seen == {name: [name, name] for name in names}
+    await store.close()
+
+
+async def test_a_body_failing_after_a_suspension_fails_alone(store: SqliteStore) -> None:
+    async def failing(tx: ExecutionTx) -> None:
+        await asyncio.sleep(0)
+        raise Conflict("late refusal")
+
+    async def fine(tx: ExecutionTx) -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    outcome = await asyncio.gather(
+        store.run_transaction(failing), store.run_transaction(fine), return_exceptions=True
+    )
+    assert isinstance(outcome[0], Conflict) and outcome[1] == 7
     await store.close()
