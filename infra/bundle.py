@@ -43,7 +43,10 @@ def serve_command(function: str) -> list[str]:
     """How the cloud runtime starts the bundle (``$PORT`` is Cloud Run's port)."""
     if function in ASGI_APPS:
         app = f"main:{ASGI_APPS[function]}"
-        return ["uvicorn", app, "--host", "0.0.0.0", "--port", "$PORT", "--proxy-headers"]
+        return [
+            *("uvicorn", app, "--host", "0.0.0.0", "--port", "$PORT", "--proxy-headers"),
+            *("--ws-per-message-deflate", "false"),
+        ]
     return [
         "functions-framework",
         "--source",

@@ -23,7 +23,7 @@ status-stream)
 	# functions-framework cannot hold WebSockets.
 	exec uvicorn --app-dir functions/status-stream main:app \
 		--host 0.0.0.0 --port "$port" --proxy-headers --forwarded-allow-ips '*' \
-		--timeout-graceful-shutdown 8
+		--timeout-graceful-shutdown 8 --ws-per-message-deflate false
 	;;
 *)
 	echo "usage: entrypoint.sh create|execute-step|trigger-handler|status-stream (or WFE_FUNCTION)" >&2

@@ -118,7 +118,7 @@ class _Session:
             if event is None:
                 await self.websocket.send_text('{"type":"keepalive"}')
             else:
-                await self.websocket.send_text(json.dumps(event.to_json_dict()))
+                await self.websocket.send_text(event.wire_json())
 
     async def _watch(self, stream: EventStream) -> None:
         """The broker cut the stream off (the pump may be stuck sending to the client)."""

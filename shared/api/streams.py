@@ -220,8 +220,9 @@ async def _frames(
                 )
                 return
             assert event is not None  # no timeout: sse-starlette sends the keepalives
-            data = json.dumps(event.to_json_dict(), separators=(",", ":"))
-            yield ServerSentEvent(data, id=event_id(event), event=event.type, retry=retry)
+            yield ServerSentEvent(
+                event.wire_json(), id=event_id(event), event=event.type, retry=retry
+            )
             retry = None
     finally:
         await stream.aclose()

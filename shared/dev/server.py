@@ -299,6 +299,9 @@ def run(settings: Settings, options: DevOptions) -> int:
         access_log=False,  # TelemetryMiddleware logs each request, inside its trace
         lifespan="on",
         ws="websockets-sansio",
+        # Events are a few hundred bytes: compressing each frame once per subscriber
+        # cost a fifth of the loop with 100 subscribers (bench/api.py) for little gain.
+        ws_per_message_deflate=False,
     )
     return 0
 

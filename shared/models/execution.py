@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from shared.models._base import ApiModel, RecordModel, utcnow
 
@@ -222,6 +224,22 @@ class ExecutionEvent(RecordModel):
     status: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
+
+    _wire: str | None = PrivateAttr(default=None)
+
+    def wire_json(self) -> str:
+        """``to_json_dict()`` as compact JSON, encoded once per event however many
+        stream subscribers it is sent to (an event is not changed once published)."""
+        if self._wire is None:
+            self._wire = json.dumps(self.to_json_dict(), separators=(",", ":"))
+        return self._wire
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; one with changed fields is encoded anew."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._wire = None
+        return copy
 
 
 class JoinMark(RecordModel):
