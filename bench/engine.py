@@ -149,6 +149,22 @@ async def measure(
     return samples
 
 
+def _best_samples(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` with each figure's median replaced by its best sample (the fastest:
+    the lowest time, the highest rate)."""
+    best: dict[str, Any] = {}
+    for key, variant in results.items():
+        best[key] = {
+            name: (
+                {**value, "median": value["max"] if name.endswith("_per_s") else value["min"]}
+                if isinstance(value, dict) and "median" in value
+                else value
+            )
+            for name, value in variant.items()
+        }
+    return best
+
+
 def run(shape: Shape, quick: bool) -> dict[str, Any]:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wfe-bench-") as directory:
@@ -161,9 +177,10 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
         v.key: {"label": v.label, "config": v.info, **figures(samples[v.key], shape)}
         for v in variants
     }
-    ratio, reference = ratios(
-        results, "ours_equal_chained", "ours_equal_per_step_commit", "ours_default", "floor_equal"
-    )
+    keys = ("ours_equal_chained", "ours_equal_per_step_commit", "ours_default", "floor_equal")
+    ratio, reference = ratios(results, *keys)
+    best = _best_samples(results)
+    best_ratio, _ = ratios(best, *keys)
     return {
         "benchmark": "bench/engine.py",
         "quick": quick,
@@ -189,6 +206,12 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
         "reference": reference,
         "ratios": ratio,
         "absolute": absolute(results, "ours_default"),
+        "best_samples": {
+            "note": "ratios of the fastest sample of every figure: on a shared machine, other"
+            " work only slows a sample down, so these are the least disturbed comparison",
+            "ratios": best_ratio,
+            "absolute": absolute(best, "ours_default"),
+        },
         "targets": TARGETS,
         "meets_targets": meets(ratio, absolute(results, "ours_default")),
         "elapsed_seconds": round(time.perf_counter() - began, 1),

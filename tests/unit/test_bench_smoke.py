@@ -116,3 +116,12 @@ def test_ratios_and_targets(report: dict[str, Any]) -> None:
     assert report["meets_targets"]["ours_step_us"] == (absolute["ours_step_us"] <= 50)
     for name in RATIOS:
         assert report["meets_targets"][name] == (report["ratios"][name] >= targets[name])
+
+
+def test_ratios_of_the_fastest_samples(report: dict[str, Any]) -> None:
+    best = report["best_samples"]
+    assert set(RATIOS) <= set(best["ratios"])
+    assert all(_positive(best["ratios"][name]) for name in RATIOS)
+    # the fastest sample is never slower than the median one
+    assert best["absolute"]["ours_step_us"] <= report["absolute"]["ours_step_us"]
+    assert best["absolute"]["ours_exec_per_s"] >= report["absolute"]["ours_exec_per_s"]
