@@ -12,7 +12,7 @@ the allow-list, side-effect and host/topic rules are the llm step's own.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -42,6 +42,11 @@ class AgentConfig(LlmConfig):
     goes on; ``fail`` fails the step with TOOL_CALL_REJECTED."""
     approval_timeout_seconds: float = Field(default=7 * 86_400, gt=0, le=365 * 86_400)
     """A proposed call nobody answers within this fails the step (APPROVAL_TIMEOUT)."""
+    answered_by: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
+    """Principals (subjects) who may approve or reject this step's calls; anyone else
+    gets 403 EVENT_SENDER_NOT_ALLOWED. Unset: anyone with the operate role."""
 
     def tool_names(self) -> list[str]:
         return [t if isinstance(t, str) else t.name for t in self.tools]

@@ -9,7 +9,10 @@ LangChain and LangGraph on the first agent step a process runs.
 
     {"decision": "approve" | "reject", "args": {...}?, "by": "<who>"?, "reason": "..."?}
 
-A payload that is not such an answer leaves the run waiting for a proper one.
+A payload that is not such an answer leaves the run waiting for a proper one. An
+answer sent through the API is recorded as given by its authenticated sender (``by``
+in the payload counts only for events sent without one, such as in-process tests);
+the step's ``answeredBy`` limits who may send it.
 """
 
 from __future__ import annotations
@@ -80,4 +83,7 @@ class AgentStep(StepType):
                 signal=str(pending["event"]),
             )
         decision["event"] = pending["event"]
+        if isinstance(wake.get("sender"), str):
+            # who decided is the authenticated sender; the payload's "by" is only a claim
+            decision["by"] = wake["sender"]
         return Park(until=ctx.now, state={DECISION_KEY: decision, "signal": None})

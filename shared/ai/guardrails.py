@@ -13,7 +13,7 @@ and goes on, ``fail`` fails the step with GUARDRAIL_FAILED. The run lives in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -74,6 +74,11 @@ class Guardrails(StepConfig):
     max_retries: int = Field(default=2, ge=0, le=5)
     escalate_timeout_seconds: float = Field(default=7 * 86_400, gt=0, le=MAX_ESCALATION_SECONDS)
     """How long an escalation waits for a decision; then the step fails GUARDRAIL_TIMEOUT."""
+    answered_by: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
+    """Principals (subjects) who may accept or reject an escalated answer; anyone else
+    gets 403 EVENT_SENDER_NOT_ALLOWED. Unset: anyone with the operate role."""
 
     def final_action(self) -> str:
         """What a failure finally does (after the retries of ``onFail: retry``)."""

@@ -268,6 +268,9 @@ def decide(ctx: StepContext, wake: Any) -> Outcome:
         deadline = datetime.fromisoformat(str(state["deadline"]))
         return Park(until=deadline, state={GUARDRAIL_KEY: state}, signal=signal_name(ctx.step.id))
     evaluation["escalation"] = {"decision": decision, "note": str(note)[:500] if note else None}
+    sender = wake.get("sender") if isinstance(wake, dict) else None
+    if isinstance(sender, str):
+        evaluation["escalation"]["by"] = sender
     ctx.run.state = {**ctx.run.state, EVALUATION_KEY: evaluation}
     if decision == "reject":
         raise failed(evaluation, ": rejected by a person")

@@ -436,7 +436,9 @@ class WorkflowApp:
             raise SenderNotAllowed(
                 f"event {name!r} of this execution may be sent only by {', '.join(allowed)}"
             )
-        signal, delivered = await self.engine.send_signal(execution_id, name, payload)
+        signal, delivered = await self.engine.send_signal(
+            execution_id, name, payload, sender=sender
+        )
         return {"signalId": signal.id, "delivered": delivered}
 
     async def cancel(self, execution_id: str, reason: str = "") -> WorkflowExecution:
@@ -557,16 +559,28 @@ def _user_runs(runs: list[StepRun]) -> list[StepRun]:
 
 def answerers(definition: WorkflowDefinition, event: str) -> list[str] | None:
     """Who may send ``event`` to an execution of ``definition``: the union of the
-    ``answeredBy`` lists of its ``wait_for_event`` steps waiting for it (branch and map
-    steps are in the same flat list); None when none of them restricts it."""
+    ``answeredBy`` lists of the steps that wait for it (branch and map steps are in the
+    same flat list): ``wait_for_event`` steps by their event name, an ``agent`` step's
+    approvals (``agent.approval.<step id>.*``) and an ``llm`` step's escalated guardrail
+    (``guardrail.<step id>``); None when none of them restricts it."""
     allowed: list[str] = []
     restricted = False
     for step in definition.steps:
         config = step.config if isinstance(step.config, Mapping) else {}
-        if step.type != "wait_for_event" or config.get("event") != event:
-            continue
-        named = config.get("answeredBy")
+        named = _answered_by(step.type, step.id, config, event)
         if isinstance(named, list):
             restricted = True
             allowed += [str(n) for n in named if str(n) not in allowed]
     return allowed if restricted else None
+
+
+def _answered_by(step_type: str, step_id: str, config: Mapping[str, Any], event: str) -> Any:
+    """The ``answeredBy`` of a step that waits for ``event``, if it has one."""
+    if step_type == "wait_for_event":
+        return config.get("answeredBy") if config.get("event") == event else None
+    if step_type == "agent" and event.startswith(f"agent.approval.{step_id}."):
+        return config.get("answeredBy")
+    guardrails = config.get("guardrails")
+    if step_type == "llm" and event == f"guardrail.{step_id}" and isinstance(guardrails, Mapping):
+        return guardrails.get("answeredBy")
+    return None

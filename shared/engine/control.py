@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from shared.engine import flow, policy, rollup, start_controls
 from shared.engine.core import EngineCore
-from shared.engine.runs import deadline_run, new_execution, wake_run
+from shared.engine.runs import deadline_run, new_execution, wake_run, wake_value
 from shared.engine.transitions import ACTIVE_RUN, Commit
 from shared.errors import Conflict, InvalidState, NotFound, TransientError
 from shared.models import (
@@ -143,14 +143,17 @@ class ControlMixin(EngineCore):
         name: str,
         payload: Any = None,
         signal_id: str | None = None,
+        sender: str | None = None,
     ) -> tuple[Signal, bool]:
         """Deliver an event to an execution; returns the signal and whether a waiting step
-        took it now (else it is kept for the step that waits for it later)."""
+        took it now (else it is kept for the step that waits for it later). The woken
+        step sees ``sender``, the authenticated principal, beside the payload."""
         signal = Signal(
             id=signal_id or uuid.uuid4().hex,
             execution_id=execution_id,
             name=name,
             payload=payload,
+            sender=sender,
             created_at=self.clock.now(),
         )
         delivered = False
@@ -166,7 +169,7 @@ class ControlMixin(EngineCore):
             ):
                 if run.state.get("signal") == name:
                     signal.consumed_by = run.id
-                    wake_run(run, {"ok": True, "value": payload, "signal": name}, commit.now)
+                    wake_run(run, wake_value(signal), commit.now)
                     commit.schedule(run)
                     commit.event("step.woken", run, signal=name)
                     delivered = True

@@ -10,6 +10,7 @@ from shared.engine import policy
 from shared.models import (
     ErrorInfo,
     ExecutionStatus,
+    Signal,
     StepRun,
     StepRunStatus,
     WorkflowDefinition,
@@ -35,6 +36,15 @@ def wake_run(run: StepRun, wake: dict[str, Any], now: datetime) -> None:
     run.status = StepRunStatus.SCHEDULED
     run.due_at = now
     run.wake_seq += 1
+
+
+def wake_value(signal: Signal) -> dict[str, Any]:
+    """What a run woken by ``signal`` sees: its payload, its name and, when it came
+    through the API, who sent it (the authenticated subject, never the payload's word)."""
+    wake: dict[str, Any] = {"ok": True, "value": signal.payload, "signal": signal.name}
+    if signal.sender is not None:
+        wake["sender"] = signal.sender
+    return wake
 
 
 def make_run(

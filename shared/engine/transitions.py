@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.engine import flow, policy, rollup, step_limits
-from shared.engine.runs import LoopLimit, make_run, wake_run
+from shared.engine.runs import LoopLimit, make_run, wake_run, wake_value
 from shared.engine.steps import Complete, StepRegistry, step_config
 from shared.errors import StepFailed
 from shared.expressions import render
@@ -404,7 +404,7 @@ class Commit:
             return
         signal.consumed_by = run.id
         self.tx.put_signal(signal)
-        wake_run(run, {"ok": True, "value": signal.payload, "signal": name}, self.now)
+        wake_run(run, wake_value(signal), self.now)
         self.outbox = [r for r in self.outbox if r.id != run.id]
         self.schedule(run)
         self.event("step.woken", run, signal=name)

@@ -259,5 +259,7 @@ class Signal(RecordModel):
     execution_id: str
     name: str
     payload: Any = None
+    sender: str | None = None
+    """The authenticated principal who sent it (its subject), when sent through the API."""
     consumed_by: str | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -143,4 +143,7 @@ class WaitForEventStep(StepType):
         )
 
     def resume(self, ctx: StepContext, payload: Any) -> Outcome:
-        return Complete(output={"event": ctx.config.event, "payload": payload.get("value")})
+        output = {"event": ctx.config.event, "payload": payload.get("value")}
+        if isinstance(payload.get("sender"), str):
+            output["sentBy"] = payload["sender"]  # the authenticated sender, for the record
+        return Complete(output=output)

@@ -137,7 +137,9 @@ async def test_approve_with_edited_args_through_the_events_endpoint(
     output = [s for s in steps if s["stepId"] == "remember"][-1]["output"]
     tool = [e for e in output["entries"] if e["kind"] == "tool"]
     assert tool[0]["input"] == {"name": "fact", "value": "edited"}
-    assert tool[0]["approval"]["by"] == "ops"
+    assert (
+        tool[0]["approval"]["by"] == "local-dev"
+    )  # the authenticated sender, not the payload's "by"
     events = (await api.get(f"/api/v1/executions/{execution_id}/events")).json()["items"]
     entries = [e["data"]["entry"] for e in events if "entry" in e.get("data", {})]
     assert [e["kind"] for e in entries][-3:] == ["model", "tool", "model"]
@@ -158,4 +160,4 @@ async def test_a_rejection_fails_the_step_when_the_workflow_says_so(
     done = await _until(api, execution_id, "succeeded", "failed")
     assert done["status"] == "failed"
     assert done["errorInfo"]["code"] == "TOOL_CALL_REJECTED"
-    assert "rejected by ops: not this fact" in done["errorInfo"]["message"]
+    assert "rejected by local-dev: not this fact" in done["errorInfo"]["message"]
