@@ -55,6 +55,7 @@ __all__ = [
     "runs_of",
     "slots_with_prefix",
     "tenant_executions_in",
+    "tenant_storage_shards",
     "tenant_workflows",
     "tenants_page",
     "versions_of",
@@ -380,6 +381,11 @@ def rollups_in(client: AsyncClient, collection: str, query: RollupQuery) -> Asyn
     return found.where(filter=FieldFilter("bucket", ">=", query.start.timestamp())).where(
         filter=FieldFilter("bucket", "<", query.end.timestamp())
     )
+
+
+def tenant_storage_shards(client: AsyncClient, collection: str, tenant: str) -> AsyncQuery:
+    """The storage counter shards of a tenant (``firestore_storage``): at most SHARDS."""
+    return client.collection(collection).where(filter=_eq("tenant", tenant))
 
 
 # --- LangGraph checkpoints (firestore_checkpoints): no composite index needed ---

@@ -36,6 +36,7 @@ from shared.adapters._firestore_queries import (
     runs_of,
 )
 from shared.adapters.firestore_rollups import RollupWrites
+from shared.adapters.firestore_storage import StorageCount
 from shared.errors import Conflict, TransientError, WorkflowError
 from shared.models import (
     ConcurrencySlot,
@@ -167,6 +168,7 @@ class FirestoreTx:
         self._writes: dict[str, _Write] = {}
         self._duplicate_event: tuple[str, int] | None = None
         self._rollups = RollupWrites(client, names)
+        self._storage = StorageCount(client, names)
         self.events: list[ExecutionEvent] = []
 
     # -- reads -------------------------------------------------------------------
@@ -180,11 +182,20 @@ class FirestoreTx:
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
         row = await self._get(self._names.executions, execution_id)
-        return None if row is None else WorkflowExecution.model_validate_json(row["doc"])
+        if row is None:
+            return None
+        self._storage.saw_execution(self._path(self._names.executions, execution_id), row)
+        return WorkflowExecution.model_validate_json(row["doc"])
 
     async def get_run(self, run_id: str) -> StepRun | None:
         row = await self._get(self._names.step_runs, run_id)
-        return None if row is None else StepRun.model_validate_json(row["doc"])
+        if row is None:
+            return None
+        self._storage.saw_run(self._path(self._names.step_runs, run_id), row)
+        return StepRun.model_validate_json(row["doc"])
+
+    def _path(self, collection: str, ident: str) -> str:
+        return str(self._client.collection(collection).document(ident).path)
 
     async def list_runs(
         self, execution_id: str, statuses: frozenset[StepRunStatus] | None = None
@@ -193,6 +204,8 @@ class FirestoreTx:
             return []
         query = runs_of(self._client, self._names, execution_id, statuses)
         rows = await fetch(query, self._transaction)
+        for row in rows:
+            self._storage.saw_run(self._path(self._names.step_runs, str(row["id"])), row)
         return [StepRun.model_validate_json(row["doc"]) for row in rows]
 
     async def list_joins(self, owner_run_id: str) -> list[JoinMark]:
@@ -229,6 +242,8 @@ class FirestoreTx:
     ) -> list[WorkflowExecution]:
         query = queued_on(self._client, self._names, tenant, wait_key).limit(limit)
         rows = await fetch(query, self._transaction)
+        for row in rows:
+            self._storage.saw_execution(self._path(self._names.executions, str(row["id"])), row)
         return [WorkflowExecution.model_validate_json(row["doc"]) for row in rows]
 
     # -- buffered writes ---------------------------------------------------------
@@ -307,4 +322,7 @@ class FirestoreTx:
             else:
                 self._transaction.set(write.ref, write.data, merge=write.kind == "merge")
         for ref, data in self._rollups.writes():
+            self._transaction.set(ref, data, merge=True)
+        written = [(w.ref, w.kind, w.data) for w in self._writes.values()]
+        for ref, data in self._storage.writes(written):
             self._transaction.set(ref, data, merge=True)

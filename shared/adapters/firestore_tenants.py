@@ -24,6 +24,7 @@ from shared.adapters._firestore_queries import (
     tenants_page,
 )
 from shared.adapters._firestore_tx import transact, translated
+from shared.adapters.firestore_storage import stored_bytes
 from shared.adapters.memory_tenants import tenant_exists
 from shared.errors import Conflict, NotFound
 from shared.models.tenant import ApiKey, Tenant
@@ -170,6 +171,7 @@ class FirestoreUsage(_Client):
         return await self._count(query)
 
     async def stored_bytes(self, tenant_id: str) -> int | None:
-        """Not counted on Firestore yet (docs/tenants.md): ``maxStorageBytes`` is not
-        enforced there."""
-        return None
+        """The tenant's counter (``firestore_storage``: sharded, kept by the engine's
+        transactions)."""
+        with translated():
+            return await stored_bytes(self._db(), self._names, tenant_id)

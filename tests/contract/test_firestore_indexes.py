@@ -124,6 +124,7 @@ def every_query() -> list[Any]:
         queries.checkpoints_between(aio, "checkpoints", "a", "b", 10),  # LangGraph
         queries.checkpoints_of_thread(aio, "checkpoints", "ex/run"),
         queries.checkpoints_of_execution(aio, "checkpoints", "ex"),
+        queries.tenant_storage_shards(aio, "tenantStorage", "t"),
     ]
     for active, tags in product([False, True], [(), ("a",), ("a", "b")]):
         query = WorkflowQuery(active_only=active, tags=tags)

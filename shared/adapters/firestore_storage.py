@@ -1,0 +1,109 @@
+"""Tenant storage on Firestore (``maxStorageBytes``): sharded counter documents.
+
+What is counted is what the SQLite store counts (``_sqlite_tx.apply_writes``): the
+JSON of each execution and step run document a transaction writes, minus the size of
+the document it replaces, and the JSON of each event. The old size comes from the
+transaction's own reads: the engine reads an execution and the runs it changes before
+it writes them (a run written without being read in the same transaction is counted
+as new, so the counter errs high, never low). The tenant of a run or an event is the
+tenant of its execution, read or written in the same transaction (the engine's
+commits always load their execution); a delta whose tenant is not known is dropped.
+
+The counter is one document per (tenant, shard); the shard is a hash of the execution
+id over ``SHARDS``, so a busy tenant's transactions spread over several documents (no
+hot document). A transaction adds at most one ``Increment`` write per tenant it
+changed, merged with the rest of the engine's writes: no read, and it commits or rolls
+back with the documents. Reading a tenant's bytes sums its shards (one equality query,
+no composite index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from google.cloud.firestore import AsyncClient, AsyncDocumentReference, Increment
+
+from shared.adapters._firestore_codec import Collections
+from shared.adapters._firestore_queries import fetch, tenant_storage_shards
+
+__all__ = ["SHARDS", "StorageCount", "collection_of", "stored_bytes"]
+
+SHARDS = 8
+
+
+def collection_of(names: Collections) -> str:
+    return f"{names.prefix}tenantStorage"
+
+
+def _shard(execution_id: str) -> int:
+    return hashlib.blake2b(execution_id.encode(), digest_size=2).digest()[0] % SHARDS
+
+
+def _doc_id(tenant: str, shard: int) -> str:
+    return hashlib.sha256(f"{tenant}\x1f{shard}".encode()).hexdigest()[:40]
+
+
+def _size(row: dict[str, Any]) -> int:
+    doc = row.get("doc")
+    return len(doc.encode()) if isinstance(doc, str) else 0
+
+
+class StorageCount:
+    """One transaction's view: sizes of the documents it read, tenants of executions."""
+
+    def __init__(self, client: AsyncClient, names: Collections) -> None:
+        self._client = client
+        self._names = names
+        self._read: dict[str, int] = {}
+        self._tenants: dict[str, str] = {}
+
+    def saw_execution(self, path: str, row: dict[str, Any]) -> None:
+        self._read[path] = _size(row)
+        if isinstance(row.get("tenant"), str) and isinstance(row.get("id"), str):
+            self._tenants[row["id"]] = row["tenant"]
+
+    def saw_run(self, path: str, row: dict[str, Any]) -> None:
+        self._read[path] = _size(row)
+
+    def writes(
+        self, written: Sequence[tuple[AsyncDocumentReference, str, dict[str, Any]]]
+    ) -> list[tuple[AsyncDocumentReference, dict[str, Any]]]:
+        """(document, data) pairs to ``set(..., merge=True)`` for the transaction's
+        ``written`` documents ((ref, kind, data) as buffered): one per tenant and shard."""
+        by_execution: dict[str, int] = {}
+        for ref, kind, data in written:
+            collection = ref.parent.id
+            if kind == "delete" or "doc" not in data:
+                continue
+            if collection == self._names.executions:
+                execution_id = str(data["id"])
+                self._tenants[execution_id] = str(data["tenant"])
+            elif collection in (self._names.step_runs, self._names.events):
+                execution_id = str(data["executionId"])
+            else:
+                continue
+            delta = _size(data) - self._read.get(ref.path, 0)
+            by_execution[execution_id] = by_execution.get(execution_id, 0) + delta
+        per_doc: dict[tuple[str, int], int] = {}
+        for execution_id, delta in by_execution.items():
+            tenant = self._tenants.get(execution_id)
+            if tenant is not None and delta:
+                key = (tenant, _shard(execution_id))
+                per_doc[key] = per_doc.get(key, 0) + delta
+        collection = self._client.collection(collection_of(self._names))
+        return [
+            (
+                collection.document(_doc_id(tenant, shard)),
+                {"tenant": tenant, "shard": shard, "bytes": Increment(delta)},
+            )
+            for (tenant, shard), delta in per_doc.items()
+            if delta
+        ]
+
+
+async def stored_bytes(client: AsyncClient, names: Collections, tenant: str) -> int:
+    """The tenant's bytes: its shards summed (never below 0)."""
+    rows = await fetch(tenant_storage_shards(client, collection_of(names), tenant))
+    return max(0, sum(int(row.get("bytes") or 0) for row in rows))
