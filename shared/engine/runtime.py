@@ -422,7 +422,13 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             execution = await tx.get_execution(done[0].run.execution_id)
             assert execution is not None
             commit = Commit(
-                tx, execution, definition, self.registry, now, self.settings.max_steps_per_execution
+                tx,
+                execution,
+                definition,
+                self.registry,
+                now,
+                self.settings.max_steps_per_execution,
+                defer_runs=True,  # every path below ends with ``finalize``
             )
             if execution.status.terminal:
                 for stored in held:

@@ -66,6 +66,10 @@ class Commit:
     """Join marks per owner run: those stored before this transaction (read once per
     owner), then the ones this commit writes (its own reads do not see them), so many
     branch ends recorded by one commit settle their join once, in this commit."""
+    defer_runs: bool = False
+    """Write runs at ``finalize`` only, once each in its last state (a branch scheduled,
+    claimed and finished in one transaction is one write, not three); for a caller that
+    always finalizes."""
     _local_marks: dict[str, dict[int, JoinMark]] = field(default_factory=dict)
     _failed_owners: set[str] = field(default_factory=set)
     """Owners a body of which failed in this commit (stored marks never fail a waiting
@@ -109,7 +113,8 @@ class Commit:
 
     def put_run(self, run: StepRun) -> None:
         self._runs[run.id] = run
-        self.tx.put_run(run)
+        if not self.defer_runs:
+            self.tx.put_run(run)
 
     def owner_waiting(self, scope: str) -> bool:
         """Whether the owner run of a branch or item ``scope`` is still waiting for its
@@ -128,7 +133,11 @@ class Commit:
         await step_limits.free_slots(self.tx, list(self._runs.values()), self.now)
 
     def finalize(self) -> None:
-        """Write the execution document; call once, last."""
+        """Write the execution document (and, with ``defer_runs``, every run this commit
+        put, each once as it ends up); call once, last."""
+        if self.defer_runs:
+            for run in self._runs.values():
+                self.tx.put_run(run)
         self.execution.updated_at = self.now
         self.tx.put_execution(self.execution)
 
