@@ -70,24 +70,37 @@ def stored_bytes(conn: sqlite3.Connection, tenant: str) -> int:
     return max(0, int(row[0])) if row else 0
 
 
-def apply_writes(conn: sqlite3.Connection, writes: list[Write]) -> None:
+def apply_writes(
+    conn: sqlite3.Connection,
+    writes: list[Write],
+    known: dict[str, int] | None = None,
+    tenants: dict[str, str] | None = None,
+) -> None:
     """Run a transaction's buffered writes, and count what they store per tenant.
 
     The counter (table ``tenant_storage``) changes in the same SQLite transaction as the
     documents: an execution or step run document adds its size minus the size of the
     one it replaces, an event its size (events are never changed). Joins, signals and
-    slots are not counted (small and bounded per step).
+    slots are not counted (small and bounded per step). ``known`` holds the sizes of
+    the documents the transaction read (``SqliteTx``: no second read of them) and
+    ``tenants`` the tenant of each execution it read; what is missing is read here.
     """
+    sizes = {} if known is None else known
+    owners = {} if tenants is None else tenants
     by_execution: dict[str, int] = {}
-    tenants: dict[str, str] = {}
     for sql, params in writes:
         if sql in _DOC_BYTES:
-            old = conn.execute(_DOC_BYTES[sql], (params[0],)).fetchone()
-            delta = len(str(params[-1]).encode()) - (int(old[0]) if old and old[0] else 0)
+            key = _size_key(sql, str(params[0]))
+            old = sizes.get(key)
+            if old is None:
+                row = conn.execute(_DOC_BYTES[sql], (params[0],)).fetchone()
+                old = int(row[0]) if row and row[0] else 0
+            new = len(str(params[-1]).encode())
+            sizes[key] = new  # a second write of the same document replaces this one
             execution_id = str(params[0] if sql == _UPSERT_EXECUTION else params[1])
             if sql == _UPSERT_EXECUTION:
-                tenants[execution_id] = str(params[1])
-            by_execution[execution_id] = by_execution.get(execution_id, 0) + delta
+                owners[execution_id] = str(params[1])
+            by_execution[execution_id] = by_execution.get(execution_id, 0) + new - old
         elif sql == _INSERT_EVENT:
             execution_id = str(params[0])
             by_execution[execution_id] = by_execution.get(execution_id, 0) + len(
@@ -96,7 +109,7 @@ def apply_writes(conn: sqlite3.Connection, writes: list[Write]) -> None:
         conn.execute(sql, params)
     per_tenant: dict[str, int] = {}
     for execution_id, delta in by_execution.items():
-        tenant = tenants.get(execution_id)
+        tenant = owners.get(execution_id)
         if tenant is None:
             row = conn.execute(
                 "SELECT tenant FROM executions WHERE id = ?", (execution_id,)
@@ -108,6 +121,10 @@ def apply_writes(conn: sqlite3.Connection, writes: list[Write]) -> None:
             conn.execute(_ADD_STORAGE, (tenant, delta))
 
 
+def _size_key(sql: str, ident: str) -> str:
+    return ("e:" if sql == _UPSERT_EXECUTION else "r:") + ident
+
+
 class SqliteTx:
     """An ExecutionTx inside ``BEGIN IMMEDIATE``: reads now, writes buffered until the end."""
 
@@ -115,17 +132,39 @@ class SqliteTx:
         self._conn = conn
         self.writes: list[Write] = []
         self.events: list[ExecutionEvent] = []
+        self.sizes: dict[str, int] = {}
+        """Bytes of the execution ("e:<id>") and run ("r:<id>") documents read: the
+        storage counter's old sizes (``apply_writes``), without reading them again."""
+        self.tenants: dict[str, str] = {}
+        """Tenant of each execution read."""
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
-        return get_execution_row(self._conn, execution_id)
+        row = self._conn.execute(
+            "SELECT doc FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        self.sizes["e:" + execution_id] = len(row[0].encode())
+        execution = WorkflowExecution.model_validate_json(row[0])
+        self.tenants[execution.id] = execution.tenant
+        return execution
 
     async def get_run(self, run_id: str) -> StepRun | None:
-        return get_run_row(self._conn, run_id)
+        row = self._conn.execute("SELECT doc FROM step_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        self.sizes["r:" + run_id] = len(row[0].encode())
+        return StepRun.model_validate_json(row[0])
 
     async def list_runs(
         self, execution_id: str, statuses: frozenset[StepRunStatus] | None = None
     ) -> list[StepRun]:
-        return list_run_rows(self._conn, execution_id, statuses)
+        runs = []
+        for doc in run_docs(self._conn, execution_id, statuses):
+            run = StepRun.model_validate_json(doc)
+            self.sizes["r:" + run.id] = len(doc.encode())
+            runs.append(run)
+        return runs
 
     async def list_joins(self, owner_run_id: str) -> list[JoinMark]:
         rows = self._conn.execute(
@@ -233,14 +272,21 @@ def get_run_row(conn: sqlite3.Connection, run_id: str) -> StepRun | None:
     return None if row is None else StepRun.model_validate_json(row[0])
 
 
-def list_run_rows(
+def run_docs(
     conn: sqlite3.Connection, execution_id: str, statuses: frozenset[StepRunStatus] | None
-) -> list[StepRun]:
-    """Step runs of an execution (optionally with one of ``statuses``), oldest first."""
+) -> list[str]:
+    """The documents of an execution's step runs (optionally with one of ``statuses``),
+    oldest first."""
     sql = "SELECT doc FROM step_runs WHERE execution_id = ?"
     params: list[Any] = [execution_id]
     if statuses is not None:
         sql += f" AND status IN ({', '.join('?' * len(statuses))})"
         params += [str(status) for status in sorted(statuses)]
-    rows = conn.execute(sql + " ORDER BY created_seq", params)
-    return [StepRun.model_validate_json(doc) for (doc,) in rows]
+    return [doc for (doc,) in conn.execute(sql + " ORDER BY created_seq", params)]
+
+
+def list_run_rows(
+    conn: sqlite3.Connection, execution_id: str, statuses: frozenset[StepRunStatus] | None
+) -> list[StepRun]:
+    """Step runs of an execution (optionally with one of ``statuses``), oldest first."""
+    return [StepRun.model_validate_json(doc) for doc in run_docs(conn, execution_id, statuses)]

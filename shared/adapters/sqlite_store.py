@@ -262,7 +262,7 @@ class SqliteStore(Listeners):
                 self._conn.execute("SAVEPOINT tx")
                 try:
                     result = await _in_context(context, fn(tx))
-                    apply_writes(self._conn, tx.writes)
+                    apply_writes(self._conn, tx.writes, tx.sizes, tx.tenants)
                 except Exception as exc:
                     if not self._conn.in_transaction:
                         # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
