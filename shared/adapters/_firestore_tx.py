@@ -314,6 +314,9 @@ class FirestoreTx:
         if self._duplicate_event is not None:
             execution_id, seq = self._duplicate_event
             raise Conflict(f"event {seq} of execution {execution_id!r} added twice")
+        # first: the storage count may add uncountedBytes to an execution's data
+        written = [(w.ref, w.kind, w.data) for w in self._writes.values()]
+        counted = self._storage.writes(written)
         for write in self._writes.values():
             if write.kind == "create":
                 self._transaction.create(write.ref, write.data)
@@ -321,8 +324,5 @@ class FirestoreTx:
                 self._transaction.delete(write.ref)
             else:
                 self._transaction.set(write.ref, write.data, merge=write.kind == "merge")
-        for ref, data in self._rollups.writes():
-            self._transaction.set(ref, data, merge=True)
-        written = [(w.ref, w.kind, w.data) for w in self._writes.values()]
-        for ref, data in self._storage.writes(written):
+        for ref, data in self._rollups.writes() + counted:
             self._transaction.set(ref, data, merge=True)

@@ -5,16 +5,23 @@ JSON of each execution and step run document a transaction writes, minus the siz
 the document it replaces, and the JSON of each event. The old size comes from the
 transaction's own reads: the engine reads an execution and the runs it changes before
 it writes them (a run written without being read in the same transaction is counted
-as new, so the counter errs high, never low). The tenant of a run or an event is the
-tenant of its execution, read or written in the same transaction (the engine's
-commits always load their execution); a delta whose tenant is not known is dropped.
+as new). The tenant of a run or an event is the tenant of its execution, read or
+written in the same transaction (the engine's commits always load their execution); a
+delta whose tenant is not known is dropped.
+
+Where the bytes go: every engine transaction writes its execution's document, so a
+transaction's change is added to that document's ``uncountedBytes`` field (no extra
+write). It moves to the tenant's counter, in the same transaction, when the execution
+ends (succeeded, failed, cancelled, timed out) or when it reaches ``FLUSH_BYTES``; a
+change to an execution whose document the transaction does not write goes to the
+counter at once. So a step costs no counter write, an execution about one, and the
+counter lags a live execution's own growth by less than ``FLUSH_BYTES``.
 
 The counter is one document per (tenant, shard); the shard is a hash of the execution
-id over ``SHARDS``, so a busy tenant's transactions spread over several documents (no
-hot document). A transaction adds at most one ``Increment`` write per tenant it
-changed, merged with the rest of the engine's writes: no read, and it commits or rolls
-back with the documents. Reading a tenant's bytes sums its shards (one equality query,
-no composite index).
+id over ``SHARDS``, so a busy tenant's flushes spread over several documents (no hot
+document). A flush is an ``Increment`` merged into the engine's transaction: no read,
+and it commits or rolls back with the documents. Reading a tenant's bytes sums its
+shards (one equality query, no composite index).
 """
 
 from __future__ import annotations
@@ -27,10 +34,24 @@ from google.cloud.firestore import AsyncClient, AsyncDocumentReference, Incremen
 
 from shared.adapters._firestore_codec import Collections
 from shared.adapters._firestore_queries import fetch, tenant_storage_shards
+from shared.models import ExecutionStatus
 
-__all__ = ["SHARDS", "StorageCount", "collection_of", "stored_bytes"]
+__all__ = [
+    "FLUSH_BYTES",
+    "SHARDS",
+    "UNCOUNTED",
+    "StorageCount",
+    "collection_of",
+    "stored_bytes",
+]
 
 SHARDS = 8
+
+UNCOUNTED = "uncountedBytes"
+"""Field of an execution document: its bytes not yet in the tenant's counter."""
+
+FLUSH_BYTES = 64 * 1024
+"""A live execution's uncounted bytes go to the counter once they reach this."""
 
 
 def collection_of(names: Collections) -> str:
@@ -57,50 +78,70 @@ class StorageCount:
         self._client = client
         self._names = names
         self._read: dict[str, int] = {}
+        self._pending: dict[str, int] = {}
         self._tenants: dict[str, str] = {}
 
     def saw_execution(self, path: str, row: dict[str, Any]) -> None:
-        self._read[path] = _size(row)
+        self._saw(path, row)
         if isinstance(row.get("tenant"), str) and isinstance(row.get("id"), str):
             self._tenants[row["id"]] = row["tenant"]
 
     def saw_run(self, path: str, row: dict[str, Any]) -> None:
         self._read[path] = _size(row)
 
+    def _saw(self, path: str, row: dict[str, Any]) -> None:
+        self._read[path] = _size(row)
+        pending = row.get(UNCOUNTED)
+        self._pending[path] = int(pending) if isinstance(pending, int | float) else 0
+
     def writes(
         self, written: Sequence[tuple[AsyncDocumentReference, str, dict[str, Any]]]
     ) -> list[tuple[AsyncDocumentReference, dict[str, Any]]]:
         """(document, data) pairs to ``set(..., merge=True)`` for the transaction's
-        ``written`` documents ((ref, kind, data) as buffered): one per tenant and shard."""
+        ``written`` documents ((ref, kind, data) as buffered): the counter flushes, at
+        most one per tenant and shard. The data of a written execution document gets
+        its new ``uncountedBytes``."""
         by_execution: dict[str, int] = {}
+        execution_docs: dict[str, tuple[str, dict[str, Any]]] = {}
         for ref, kind, data in written:
-            collection = ref.parent.id
-            if kind == "delete" or "doc" not in data:
+            if kind == "delete" or "doc" not in data or not self._counted(ref):
                 continue
-            if collection == self._names.executions:
+            if ref.parent.id == self._names.executions:
                 execution_id = str(data["id"])
                 self._tenants[execution_id] = str(data["tenant"])
-            elif collection in (self._names.step_runs, self._names.events):
-                execution_id = str(data["executionId"])
+                execution_docs[execution_id] = (ref.path, data)
             else:
-                continue
+                execution_id = str(data["executionId"])
             delta = _size(data) - self._read.get(ref.path, 0)
             by_execution[execution_id] = by_execution.get(execution_id, 0) + delta
-        per_doc: dict[tuple[str, int], int] = {}
-        for execution_id, delta in by_execution.items():
+        flushes: dict[tuple[str, int], int] = {}
+        for execution_id in by_execution.keys() | execution_docs.keys():
+            delta = by_execution.get(execution_id, 0)
+            if execution_id in execution_docs:
+                path, data = execution_docs[execution_id]
+                delta += self._pending.get(path, 0)
+                ended = ExecutionStatus(str(data["status"])).terminal
+                if not ended and abs(delta) < FLUSH_BYTES:
+                    data[UNCOUNTED] = delta  # kept on the document: no counter write
+                    continue
+                data[UNCOUNTED] = 0
             tenant = self._tenants.get(execution_id)
             if tenant is not None and delta:
                 key = (tenant, _shard(execution_id))
-                per_doc[key] = per_doc.get(key, 0) + delta
+                flushes[key] = flushes.get(key, 0) + delta
         collection = self._client.collection(collection_of(self._names))
         return [
             (
                 collection.document(_doc_id(tenant, shard)),
                 {"tenant": tenant, "shard": shard, "bytes": Increment(delta)},
             )
-            for (tenant, shard), delta in per_doc.items()
+            for (tenant, shard), delta in flushes.items()
             if delta
         ]
+
+    def _counted(self, ref: AsyncDocumentReference) -> bool:
+        collection = ref.parent.id
+        return collection in (self._names.executions, self._names.step_runs, self._names.events)
 
 
 async def stored_bytes(client: AsyncClient, names: Collections, tenant: str) -> int:

@@ -12,7 +12,7 @@ from google.cloud.firestore import AsyncClient
 from harness import Harness
 
 from shared.adapters._firestore_codec import Collections
-from shared.adapters.firestore_storage import SHARDS, collection_of, stored_bytes
+from shared.adapters.firestore_storage import SHARDS, UNCOUNTED, collection_of, stored_bytes
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.firestore_tenants import FirestoreUsage
 from shared.app.service import StartRequest
@@ -84,8 +84,50 @@ async def test_the_counter_is_the_bytes_the_store_holds_per_tenant(
             assert await usage.stored_bytes("tenant-a") == counted_a
         finally:
             await usage.close()
+        # an execution's bytes wait on its document (no counter write per step) until
+        # it ends: when the executions end, nothing is left uncounted
+        for collection in (names.executions, names.step_runs):
+            rows = [d.to_dict() or {} async for d in client.collection(collection).stream()]
+            assert rows and all(not row.get(UNCOUNTED) for row in rows)
         shards = [s.to_dict() async for s in client.collection(collection_of(names)).stream()]
         assert {row["tenant"] for row in shards} == {"tenant-a", "tenant-b"}
         assert all(0 <= row["shard"] < SHARDS for row in shards)
+    finally:
+        client.close()
+
+
+async def test_a_live_executions_bytes_wait_on_its_document_until_it_ends(
+    fh: Harness, firestore_project: str
+) -> None:
+    client = AsyncClient(project=firestore_project)
+    names = Collections()
+    flow = {
+        "name": "asks",
+        "steps": [
+            {"id": "a", "type": "transform", "config": {"set": {"n": 1}}, "nextSteps": ["ask"]},
+            {
+                "id": "ask",
+                "type": "wait_for_event",
+                "config": {"event": "go", "timeoutSeconds": 60},
+            },
+        ],
+    }
+    try:
+        app = fh.app.for_tenant("tenant-w")
+        workflow = await app.create_workflow(flow)
+        started = await app.start_execution(StartRequest(workflow.id, {"blob": "z" * 900}))
+        await fh.drain(advance=False)
+        assert (await app.get_execution(started.id)).status == ExecutionStatus.WAITING
+        held = await held_bytes(fh, [started.id])
+        doc = await client.collection(names.executions).document(started.id).get()
+        assert (doc.to_dict() or {})[UNCOUNTED] == held  # on the document, not counted yet
+        assert await stored_bytes(client, names, "tenant-w") == 0
+
+        await app.send_event(started.id, "go", {"ok": True})
+        await fh.drain(advance=False)
+        assert (await app.get_execution(started.id)).status == ExecutionStatus.SUCCEEDED
+        assert await stored_bytes(client, names, "tenant-w") == await held_bytes(fh, [started.id])
+        doc = await client.collection(names.executions).document(started.id).get()
+        assert (doc.to_dict() or {})[UNCOUNTED] == 0
     finally:
         client.close()
