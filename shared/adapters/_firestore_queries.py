@@ -31,6 +31,7 @@ from shared.ports.analytics import RollupQuery
 
 __all__ = [
     "Row",
+    "audit_before",
     "audit_listing",
     "checkpoints_between",
     "checkpoints_of_execution",
@@ -53,8 +54,10 @@ __all__ = [
     "queued_on",
     "rollups_in",
     "runs_of",
+    "signals_of",
     "slots_with_prefix",
     "tenant_executions_in",
+    "tenant_storage_all",
     "tenant_storage_shards",
     "tenant_workflows",
     "tenants_page",
@@ -414,3 +417,26 @@ def checkpoints_of_thread(client: AsyncClient, collection: str, thread_id: str) 
 def checkpoints_of_execution(client: AsyncClient, collection: str, execution_id: str) -> AsyncQuery:
     """Every checkpoint document of one execution's threads, unordered (retention)."""
     return client.collection(collection).where(filter=_eq("executionId", execution_id))
+
+
+# --- retention (firestore_retention, firestore_audit): no composite index needed ---
+
+
+def signals_of(client: AsyncClient, names: Collections, execution_id: str) -> AsyncQuery:
+    """Every signal of one execution, unordered (one equality: its single-field index)."""
+    return client.collection(names.signals).where(filter=_eq("executionId", execution_id))
+
+
+def tenant_storage_all(client: AsyncClient, collection: str) -> AsyncQuery:
+    """Every storage counter shard, by document name (which tenants hold bytes)."""
+    return client.collection(collection).order_by("__name__")
+
+
+def audit_before(client: AsyncClient, collection: str, before: float) -> AsyncQuery:
+    """Audit entries of any tenant recorded before ``before`` (epoch seconds), oldest
+    first (one range on ``timeKey``: its single-field index)."""
+    return (
+        client.collection(collection)
+        .where(filter=FieldFilter("timeKey", "<", before))
+        .order_by("timeKey")
+    )

@@ -42,6 +42,7 @@ __all__ = [
     "UNCOUNTED",
     "StorageCount",
     "collection_of",
+    "shard_of",
     "stored_bytes",
 ]
 
@@ -64,6 +65,12 @@ def _shard(execution_id: str) -> int:
 
 def _doc_id(tenant: str, shard: int) -> str:
     return hashlib.sha256(f"{tenant}\x1f{shard}".encode()).hexdigest()[:40]
+
+
+def shard_of(tenant: str, execution_id: str) -> tuple[str, int]:
+    """The counter document id and shard number an execution's bytes are counted on."""
+    shard = _shard(execution_id)
+    return _doc_id(tenant, shard), shard
 
 
 def _size(row: dict[str, Any]) -> int:

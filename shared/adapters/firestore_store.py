@@ -58,11 +58,14 @@ from shared.adapters._firestore_watch import Watches
 from shared.adapters._firestore_workflows import FirestoreWorkflows
 from shared.adapters._store_common import EventListener, Listeners, check_limit, epoch
 from shared.adapters.clock import SystemClock
+from shared.adapters.firestore_retention import delete_execution, stored_tenants
 from shared.adapters.firestore_rollups import RollupWrites, read_rows
+from shared.adapters.firestore_storage import stored_bytes
 from shared.errors import InputInvalid
 from shared.models import ConcurrencySlot, ExecutionEvent, StepRun, WorkflowExecution
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.retention import PurgeCounts
 from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["FirestoreStore"]
@@ -297,6 +300,27 @@ class FirestoreStore(FirestoreWorkflows, Listeners):
         return QueueSummary(
             min(queued, most), None if oldest is None else datetime.fromtimestamp(oldest, UTC)
         )
+
+    # -- retention (firestore_retention) --------------------------------------------
+
+    async def stored_bytes(self, tenant: str) -> int:
+        """Bytes the tenant's executions hold: its storage counter's shards summed."""
+        with translated():
+            return await stored_bytes(self._client(), self._names, tenant)
+
+    async def stored_tenants(self) -> list[str]:
+        """Tenants whose storage counter holds bytes."""
+        with translated():
+            return await stored_tenants(self._client(), self._names)
+
+    async def delete_execution(
+        self, tenant: str, execution_id: str, finished_before: datetime
+    ) -> PurgeCounts:
+        """Delete a finished execution in bounded transactions (``firestore_retention``)."""
+        with translated():
+            return await delete_execution(
+                self._client(), self._names, self._transact, tenant, execution_id, finished_before
+            )
 
     async def _get(self, collection: str, ident: str) -> Row | None:
         """The fields of document ``ident`` of a top-level collection, if it exists."""

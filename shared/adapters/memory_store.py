@@ -38,6 +38,7 @@ from shared.models import (
 )
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
+from shared.ports.retention import PurgeCounts, is_expired
 from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["MemoryStore"]
@@ -401,6 +402,48 @@ class MemoryStore(Listeners):
     async def stored_bytes(self, tenant: str) -> int:
         """Bytes the tenant's executions hold (their documents, step runs, events)."""
         return max(0, self._stored.get(tenant, 0))
+
+    async def stored_tenants(self) -> list[str]:
+        """Tenants of the executions held, and of any bytes still counted."""
+        tenants = {execution.tenant for execution in self._executions.values()}
+        return sorted(tenants | {tenant for tenant, held in self._stored.items() if held})
+
+    async def delete_execution(
+        self, tenant: str, execution_id: str, finished_before: datetime
+    ) -> PurgeCounts:
+        """Delete a finished execution and everything of it (``RetentionStore``), under
+        the store lock: one step, as a transaction would be."""
+        async with self._lock:
+            execution = self._executions.get(execution_id)
+            if execution is None or not is_expired(execution, tenant, finished_before):
+                return PurgeCounts()
+            released = self._doc_bytes.pop(execution_id, 0)
+            runs = [run.id for run in self._runs.values() if run.execution_id == execution_id]
+            for run_id in runs:
+                released += self._doc_bytes.pop(run_id, 0)
+                del self._runs[run_id]
+                self._run_seq.pop(run_id, None)
+            owners = set(runs)
+            joins = [key for key in self._joins if key[0] in owners]
+            for key in joins:
+                del self._joins[key]
+            signals = [s.id for s in self._signals.values() if s.execution_id == execution_id]
+            for signal_id in signals:
+                del self._signals[signal_id]
+                self._signal_seq.pop(signal_id, None)
+            events = [key for key in self._events if key[0] == execution_id]
+            for key in events:
+                released += len(self._events.pop(key).model_dump_json(by_alias=True).encode())
+            del self._executions[execution_id]
+            self._stored[tenant] = self._stored.get(tenant, 0) - released
+            return PurgeCounts(
+                executions=1,
+                runs=len(runs),
+                events=len(events),
+                signals=len(signals),
+                joins=len(joins),
+                bytes_released=released,
+            )
 
     def _apply_one(self, record: _Record | tuple[str, int]) -> None:
         if isinstance(record, tuple):

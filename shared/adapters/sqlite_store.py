@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.adapters._sqlite_retention import delete_execution_rows, stored_tenant_rows
 from shared.adapters._sqlite_tx import (
     SqliteTx,
     apply_writes,
@@ -59,6 +60,7 @@ from shared.models import (
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 from shared.ports.fairness import work_tenant
+from shared.ports.retention import PurgeCounts
 from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
 
 __all__ = ["SqliteStore"]
@@ -489,6 +491,20 @@ class SqliteStore(Listeners):
         (the counter is kept in the transactions that write them)."""
         async with self._read_lock:
             return stored_bytes(self._reader, tenant)
+
+    async def stored_tenants(self) -> list[str]:
+        """Tenants holding executions or counted bytes (``RetentionStore``)."""
+        async with self._read_lock:
+            return stored_tenant_rows(self._reader)
+
+    async def delete_execution(
+        self, tenant: str, execution_id: str, finished_before: datetime
+    ) -> PurgeCounts:
+        """Delete a finished execution with its rows in one write transaction
+        (``shared/adapters/_sqlite_retention.py``)."""
+        return await self._write(
+            lambda conn: delete_execution_rows(conn, tenant, execution_id, finished_before)
+        )
 
     async def list_queued(self, tenant: str | None, limit: int) -> list[WorkflowExecution]:
         where, params = ("WHERE q.tenant = ?", [tenant]) if tenant is not None else ("", [])

@@ -19,6 +19,7 @@ from shared.models import (
     WorkflowExecution,
 )
 from shared.ports.analytics import RollupDelta, RollupStore
+from shared.ports.retention import RetentionStore
 
 __all__ = [
     "QUEUE_COUNT_MOST",
@@ -232,8 +233,9 @@ class EventSource(Protocol):
     def remove_listener(self, callback: EventListener) -> None: ...
 
 
-class Store(WorkflowStore, ExecutionStore, EventSource, RollupStore, Protocol):
-    """One database holding both: what a runtime wires (SQLite, memory, Firestore)."""
+class Store(WorkflowStore, ExecutionStore, EventSource, RollupStore, RetentionStore, Protocol):
+    """One database holding both: what a runtime wires (SQLite, memory, Firestore);
+    its executions are deleted by the retention sweep (``shared.ports.retention``)."""
 
     async def close(self) -> None:
         """Release connections and clients."""

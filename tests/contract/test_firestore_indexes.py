@@ -125,6 +125,9 @@ def every_query() -> list[Any]:
         queries.checkpoints_of_thread(aio, "checkpoints", "ex/run"),
         queries.checkpoints_of_execution(aio, "checkpoints", "ex"),
         queries.tenant_storage_shards(aio, "tenantStorage", "t"),
+        queries.tenant_storage_all(aio, "tenantStorage"),  # retention
+        queries.signals_of(aio, NAMES, "ex"),
+        queries.audit_before(aio, "audit", 0.0),
     ]
     for active, tags in product([False, True], [(), ("a",), ("a", "b")]):
         query = WorkflowQuery(active_only=active, tags=tags)
