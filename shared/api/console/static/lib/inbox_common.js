@@ -156,3 +156,25 @@ export function badge(format, status) {
   }
   return el('span', {class: `runs-badge runs-badge-${status}`}, status);
 }
+
+/** Pretty JSON for a <pre> or a textarea (as text: the caller puts it in a text node). */
+export function jsonText(value) {
+  if (value === undefined) return '';
+  try {
+    return JSON.stringify(value, null, 2) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** What a waiting step run waits for a person to do, or null: 'event' (a wait_for_event
+ *  step), 'approval' (an agent's tool call, output.status "awaitingApproval") or
+ *  'escalation' (an llm step's guardrails, output.status "awaitingDecision"). */
+export function waitingKind(run) {
+  if (!run || run.status !== 'waiting') return null;
+  if (run.stepType === 'wait_for_event') return 'event';
+  const output = run.output && typeof run.output === 'object' ? run.output : null;
+  if (output?.status === 'awaitingApproval' && output.approval && typeof output.approval.event === 'string') return 'approval';
+  if (output?.status === 'awaitingDecision' && output.escalation && typeof output.escalation.event === 'string') return 'escalation';
+  return null;
+}

@@ -1,5 +1,7 @@
-// #/inbox: every execution waiting for an event (a wait_for_event step), across
-// workflows. Built on the public API: the waiting executions
+// #/inbox: every execution waiting for a person, across workflows: a wait_for_event
+// step, an agent step's tool call waiting for approval (output.status
+// "awaitingApproval", output.approval) and an llm step's guardrail escalation
+// (output.status "awaitingDecision", output.escalation, output.evaluation). Built on the public API: the waiting executions
 // (GET /executions?status=waiting), their waiting runs (GET /executions/{id}/steps:
 // the resolved config gives the event name and timeout, dueAt the deadline), and one
 // event stream per listed execution, so a card goes away as soon as its execution
@@ -10,7 +12,7 @@
 import * as format from '../lib/format.js';
 import {
   el, empty, linkRunsCss, ms, shortDuration, badge, parseJson, mapLimit, collect,
-  TERMINAL_EVENTS,
+  TERMINAL_EVENTS, errorText, jsonText, waitingKind,
 } from '../lib/inbox_common.js';
 
 const MAX_EXECUTIONS = 200;
@@ -39,6 +41,7 @@ export async function mount(root, ctx) {
     reloadTimer: 0,
     workflows: new Map(),
     loading: null,
+    answered: new Set(), // "<runId> <event>" answered from this page (the run may still read waiting)
   };
 
   empty(root);
@@ -47,7 +50,7 @@ export async function mount(root, ctx) {
   const refresh = el('button', {type: 'button', class: 'btn btn-ghost', id: 'inbox-refresh', onclick: () => load()}, 'Refresh');
   root.appendChild(el('section', {class: 'runs-view inbox-view'},
     el('header', {class: 'run-header'}, el('h2', {id: 'inbox-title'}, 'Approvals inbox'), refresh),
-    el('p', {class: 'runs-muted'}, 'Executions waiting for an event. Approve or reject sends the event with your payload.'),
+    el('p', {class: 'runs-muted'}, 'Executions waiting for an event, an agent\'s tool call waiting for approval, or a guardrail escalation waiting for a decision. Each answer sends the step\'s event.'),
     status, list));
 
   // The run does not carry its config while it waits: the event name (and any declared
@@ -75,10 +78,22 @@ export async function mount(root, ctx) {
   }
 
   async function itemsOf(execution, runs) {
-    const waiting = runs.filter((r) => r.status === 'waiting' && r.stepType === 'wait_for_event');
+    const waiting = [];
+    for (const run of runs) {
+      const kind = waitingKind(run);
+      if (!kind) continue;
+      if (kind !== 'event' && state.answered.has(`${run.id} ${eventOf(kind, run)}`)) continue;
+      waiting.push({run, kind});
+    }
     if (!waiting.length) return [];
     const steps = await stepsOf(execution);
-    return waiting.map((run) => ({execution, run, step: steps.get(run.stepId)}));
+    return waiting.map(({run, kind}) => ({execution, run, kind, step: steps.get(run.stepId)}));
+  }
+
+  function eventOf(kind, run) {
+    if (kind === 'approval') return run.output.approval.event;
+    if (kind === 'escalation') return run.output.escalation.event;
+    return null;
   }
 
   async function load() {
@@ -110,8 +125,10 @@ export async function mount(root, ctx) {
     for (const [runId, card] of state.cards) if (!keep.has(runId)) removeCard(runId, card, false);
     for (const item of items) {
       const card = state.cards.get(item.run.id);
-      if (card) continue;
-      const node = cardFor(item);
+      if (card && card.event === eventOf(item.kind, item.run)) continue;
+      if (card) removeCard(item.run.id, card, false); // the same run waits on another call now
+      const node = item.kind === 'approval' ? approvalCard(item)
+        : item.kind === 'escalation' ? escalationCard(item) : cardFor(item);
       list.appendChild(node.node);
       state.cards.set(item.run.id, node);
     }
@@ -127,7 +144,7 @@ export async function mount(root, ctx) {
   function updateStatus(truncated = false) {
     const n = state.cards.size;
     status.textContent = n
-      ? `${n} step${n === 1 ? '' : 's'} waiting for an event${truncated ? ` (the ${MAX_EXECUTIONS} newest waiting executions)` : ''}.`
+      ? `${n} step${n === 1 ? '' : 's'} waiting for an answer${truncated ? ` (the ${MAX_EXECUTIONS} newest waiting executions)` : ''}.`
       : 'Nothing is waiting for an event.';
   }
 
@@ -247,7 +264,169 @@ export async function mount(root, ctx) {
         canOperate ? el('div', {class: 'inbox-answer'},
           el('label', {for: payloadId}, `Payload for ${eventName} (JSON object)`), payload, error, sent,
           el('div', {class: 'run-actions'}, approve, reject)) : el('p', {class: 'runs-muted'}, 'Your role cannot answer.')));
-    return {item, node, waited, left, since: ms(run.startedAt) ?? ms(run.createdAt), due: ms(run.dueAt)};
+    return {item, node, waited, left, since: ms(run.startedAt) ?? ms(run.createdAt), due: ms(run.dueAt), event: null};
+  }
+
+  /** The facts every card shows, around the kind's own. */
+  function shell(item, {kind, label, event, who, facts, body, answer, due}) {
+    const {execution, run} = item;
+    const workflow = state.workflows.get(execution.workflowId);
+    const headingId = `inbox-${run.id}`;
+    const waited = el('span', {class: 'inbox-waited'});
+    const left = el('span', {class: 'inbox-left'});
+    const fact = (name, value) => [el('dt', {}, name), el('dd', {}, value)];
+    const node = el('li', {class: `inbox-card inbox-${kind}`, dataset: {executionId: execution.id, runId: run.id, stepId: run.stepId, event, kind}},
+      el('article', {'aria-labelledby': headingId},
+        el('h3', {id: headingId, class: 'inbox-title'},
+          el('span', {class: 'inbox-kind'}, label), ' ', `${workflow?.name || execution.workflowId} · ${run.stepId}`),
+        el('dl', {class: 'inbox-facts'},
+          ...fact('Workflow', el('a', {href: `#/executions?workflowId=${encodeURIComponent(execution.workflowId)}`}, workflow?.name || execution.workflowId)),
+          ...fact('Execution', el('a', {href: `#/executions/${encodeURIComponent(execution.id)}`, class: 'runs-mono'}, execution.id)),
+          ...fact('Step', el('span', {class: 'runs-mono'}, `${run.stepId} (${run.stepType})`)),
+          ...facts.flatMap(([name, value]) => fact(name, value)),
+          ...fact('Event', el('code', {}, event)),
+          ...fact('Who may answer', who),
+          ...fact('Waiting for', waited),
+          ...fact('Times out', left),
+          ...fact('Status', badge(format, execution.status))),
+        ...body,
+        canOperate ? answer(headingId) : el('p', {class: 'runs-muted'}, 'Your role cannot answer.')));
+    return {item, node, waited, left, since: ms(run.startedAt) ?? ms(run.createdAt), due: ms(run.dueAt) ?? ms(due), event};
+  }
+
+  /** POST the event; errors (403 EVENT_SENDER_NOT_ALLOWED, 409, ...) stay on the card. */
+  function sender(item, event, {buttons, error, sent}) {
+    const {execution, run} = item;
+    return async (payload, done) => {
+      error.textContent = '';
+      sent.textContent = '';
+      for (const b of buttons) b.disabled = true;
+      try {
+        await api.post(`/executions/${encodeURIComponent(execution.id)}/events`, {name: event, payload});
+        state.answered.add(`${run.id} ${event}`);
+        sent.textContent = `${done}: waiting for the execution to move on…`;
+        ctx.toast?.(`${done} ${run.stepId}`, 'success');
+        if (!state.streams.has(execution.id)) setTimeout(() => load(), 500);
+      } catch (exc) {
+        error.textContent = `Refused: ${errorText(exc)}`;
+        for (const b of buttons) b.disabled = false;
+      }
+    };
+  }
+
+  function approvalCard(item) {
+    const {run} = item;
+    const config = item.step?.config || {};
+    const approval = run.output.approval;
+    const event = String(approval.event);
+    const args = approval.args ?? {};
+    const argsId = `args-${run.id}`;
+    const reasonId = `reason-${run.id}`;
+    const error = el('p', {class: 'row-error', role: 'alert'});
+    const sent = el('p', {class: 'row-ok', 'aria-live': 'polite'});
+    const edited = el('textarea', {id: argsId, class: 'inbox-payload inbox-args-edit', rows: 5, spellcheck: 'false'}, jsonText(args));
+    const reason = el('input', {id: reasonId, type: 'text', class: 'inbox-reason', maxlength: 1000, autocomplete: 'off'});
+    const approve = el('button', {type: 'button', class: 'btn inbox-approve'}, 'Approve');
+    const edit = el('button', {type: 'button', class: 'btn inbox-edit-toggle', 'aria-expanded': 'false', 'aria-controls': `edit-${run.id}`}, 'Approve with edited args…');
+    const approveEdited = el('button', {type: 'button', class: 'btn inbox-approve'}, 'Approve with these args');
+    const reject = el('button', {type: 'button', class: 'btn inbox-reject'}, 'Reject');
+    const editor = el('div', {id: `edit-${run.id}`, class: 'inbox-edit', hidden: true},
+      el('label', {for: argsId}, `Arguments for ${approval.tool} (JSON object)`), edited,
+      el('div', {class: 'run-actions'}, approveEdited));
+    const send = sender(item, event, {buttons: [approve, edit, approveEdited, reject], error, sent});
+    edit.addEventListener('click', () => {
+      const open = editor.hidden;
+      editor.hidden = !open;
+      edit.setAttribute('aria-expanded', String(open));
+      if (open) edited.focus();
+    });
+    approve.addEventListener('click', () => send({decision: 'approve'}, 'Approved'));
+    approveEdited.addEventListener('click', () => {
+      error.textContent = '';
+      let value;
+      try {
+        value = parseJson(edited.value, 'The arguments');
+      } catch (exc) {
+        error.textContent = exc.message;
+        edited.focus();
+        return;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        error.textContent = 'The arguments must be a JSON object.';
+        edited.focus();
+        return;
+      }
+      send({decision: 'approve', args: value}, 'Approved with edited args');
+    });
+    reject.addEventListener('click', () => {
+      const why = reason.value.trim();
+      send(why ? {decision: 'reject', reason: why} : {decision: 'reject'}, 'Rejected');
+    });
+    const onReject = config.onReject === 'fail' ? 'the step fails (TOOL_CALL_REJECTED)' : 'the model is told and goes on';
+    return shell(item, {
+      kind: 'approval',
+      label: 'Tool call',
+      event,
+      who: answerers(config, ctx.session),
+      due: approval.deadline,
+      facts: [['Tool', el('code', {class: 'inbox-tool'}, String(approval.tool ?? '?'))], ['On reject', onReject]],
+      body: [el('p', {class: 'inbox-caption'}, 'Proposed arguments'), el('pre', {class: 'inbox-json inbox-args'}, jsonText(args))],
+      answer: () => el('div', {class: 'inbox-answer'},
+        el('div', {class: 'run-actions'}, approve, edit),
+        editor,
+        el('label', {for: reasonId}, 'Reason (sent with a rejection)'), reason,
+        el('div', {class: 'run-actions'}, reject),
+        error, sent),
+    });
+  }
+
+  function escalationCard(item) {
+    const {run} = item;
+    const output = run.output;
+    const config = item.step?.config?.guardrails || {};
+    const event = String(output.escalation.event);
+    const evaluation = output.evaluation || {};
+    const verdicts = Array.isArray(evaluation.verdicts) ? evaluation.verdicts : [];
+    const failed = verdicts.filter((v) => v && !v.passed);
+    const noteId = `note-${run.id}`;
+    const error = el('p', {class: 'row-error', role: 'alert'});
+    const sent = el('p', {class: 'row-ok', 'aria-live': 'polite'});
+    const note = el('input', {id: noteId, type: 'text', class: 'inbox-reason', maxlength: 1000, autocomplete: 'off'});
+    const accept = el('button', {type: 'button', class: 'btn inbox-approve'}, 'Accept');
+    const reject = el('button', {type: 'button', class: 'btn inbox-reject'}, 'Reject');
+    const send = sender(item, event, {buttons: [accept, reject], error, sent});
+    const decide = (decision, done) => {
+      const text = note.value.trim();
+      send(text ? {decision, note: text} : {decision}, done);
+    };
+    accept.addEventListener('click', () => decide('accept', 'Accepted'));
+    reject.addEventListener('click', () => decide('reject', 'Rejected'));
+    const answer = output.data !== undefined && output.data !== null ? output.data : output.text;
+    const score = typeof evaluation.score === 'number' ? evaluation.score.toFixed(2) : '—';
+    const verdictList = el('ul', {class: 'inbox-verdicts'}, failed.map((v) => el('li', {class: 'inbox-verdict'},
+      el('code', {}, String(v.validator ?? v.kind ?? '?')),
+      typeof v.score === 'number' ? ` score ${v.score.toFixed(2)}` : '',
+      v.feedback ? [': ', el('span', {class: 'inbox-feedback'}, String(v.feedback))] : '')));
+    return shell(item, {
+      kind: 'escalation',
+      label: 'Guardrails',
+      event,
+      who: answerers(config, ctx.session),
+      due: output.escalation.deadline,
+      facts: [
+        ['Score', `${score} (${verdicts.length - failed.length} of ${verdicts.length} checks passed${evaluation.retries ? `, ${evaluation.retries} retr${evaluation.retries === 1 ? 'y' : 'ies'}` : ''})`],
+      ],
+      body: [
+        el('p', {class: 'inbox-caption'}, 'Answer'),
+        el('pre', {class: 'inbox-json inbox-answer-text'}, typeof answer === 'string' ? answer : jsonText(answer)),
+        el('p', {class: 'inbox-caption'}, failed.length ? 'Failed checks' : 'No failed check recorded'),
+        verdictList,
+      ],
+      answer: () => el('div', {class: 'inbox-answer'},
+        el('label', {for: noteId}, 'Note (sent with the decision)'), note,
+        el('div', {class: 'run-actions'}, accept, reject),
+        error, sent),
+    });
   }
 
   function tick() {
