@@ -12,13 +12,16 @@ the allow-list, side-effect and host/topic rules are the llm step's own.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from shared.ai.llm_config import TOOLS, LlmConfig, check_llm
 from shared.engine.steps import StepConfig
 from shared.errors import Issue
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 ON_REJECT = ("continue", "fail")
 
@@ -64,9 +67,17 @@ class AgentConfig(LlmConfig):
         return LlmConfig.model_construct(**fields)
 
 
-def check_agent(config: AgentConfig, path: str) -> list[Issue]:
-    """Save-time problems of an agent config; ``path`` points at the step's ``config``."""
-    issues = check_llm(config.llm_view(), path)
+def check_agent(
+    config: AgentConfig,
+    path: str,
+    settings: Settings | None = None,
+    *,
+    has_fallback: bool = False,
+) -> list[Issue]:
+    """Save-time problems of an agent config; ``path`` points at the step's ``config``.
+    ``settings`` and ``has_fallback`` as for ``check_llm`` (models under a cost limit,
+    guardrails that fall back)."""
+    issues = check_llm(config.llm_view(), path, settings, has_fallback=has_fallback)
     for index, tool in enumerate(config.tools):
         if isinstance(tool, AgentTool) and tool.requires_approval and tool.name not in TOOLS:
             issues.append(

@@ -6,12 +6,17 @@
                     |         +-> model          (every call of the answer is done)
                     +-> answer -+-> END          (the answer is acceptable)
                                 +-> model        (a repair: the answer missed the schema)
+                                +-> guard -+-> END    (checked: passed or what follows)
+                                           +-> model  (guardrails retry with feedback)
 
 One tool call per ``tool`` super-step: each model call and each tool call ends in a
 checkpoint of its own, so a run resumed after a crash goes on after the last one that
 completed. A call of a tool that ``requiresApproval`` first calls ``interrupt()``
 with the proposed call; the run resumes with ``Command(resume=<decision>)``, and
-the node (re-run from its start, as LangGraph does) gets the decision back.
+the node (re-run from its start, as LangGraph does) gets the decision back. With
+``guardrails``, an acceptable answer goes to the ``guard`` node, whose verdicts are
+kept in the state (``rounds``, one list per answer checked); a failure under
+``onFail: retry`` tells the model as a new user message on the same thread.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from langgraph.types import interrupt
 
 from shared.ai.accounting import Usage
 from shared.ai.agent_session import AgentSession
+from shared.ai.guardrails_run import feedback_message
 from shared.errors import StepFailed
 
 
@@ -49,6 +55,10 @@ class AgentState(TypedDict, total=False):
     repairs_left: int
     data: Any
     done: bool
+    checking: bool
+    """The accepted answer waits for its guardrails (the ``guard`` node)."""
+    rounds: Annotated[list[list[dict[str, Any]]], operator.add]
+    """The guardrails' verdicts, one list per answer checked."""
 
 
 def pending_call(state: AgentState) -> dict[str, Any] | None:
@@ -146,7 +156,7 @@ def answer_node(state: AgentState, runtime: Runtime[AgentSession]) -> dict[str, 
     assert isinstance(message, AIMessage)
     data, problem = runtime.context.answer(message)
     if problem is None:
-        return {"data": data, "done": True}
+        return {"data": data, "done": True, "checking": runtime.context.guardrails is not None}
     left = state.get("repairs_left", 0)
     if left <= 0:
         raise StepFailed(
@@ -162,6 +172,39 @@ def answer_node(state: AgentState, runtime: Runtime[AgentSession]) -> dict[str, 
 
 
 def after_answer(state: AgentState) -> str:
+    if not state.get("done"):
+        return "model"
+    return "guard" if state.get("checking") else END
+
+
+async def guard_node(state: AgentState, runtime: Runtime[AgentSession]) -> dict[str, Any]:
+    """Check the accepted answer; under ``onFail: retry`` (retries left) a failure goes
+    back to the model with the failed verdicts as a new user message."""
+    session = runtime.context
+    guardrails = session.guardrails
+    if guardrails is None:  # the config lost its guardrails: nothing to check
+        return {"checking": False}
+    rounds = state.get("rounds", [])
+    verdicts = await session.evaluate(
+        list(state["messages"]),
+        state.get("data"),
+        len(rounds),
+        Usage.from_dict(state.get("usage")),
+    )
+    update: dict[str, Any] = {
+        "rounds": [verdicts],
+        "checking": False,
+        "usage": session.usage.to_dict(),
+    }
+    failed = not all(v["passed"] for v in verdicts)
+    if failed and guardrails.on_fail == "retry" and len(rounds) < guardrails.max_retries:
+        update["messages"] = [HumanMessage(feedback_message(verdicts))]
+        update["done"] = False
+        update["repairs_left"] = session.max_repairs
+    return update
+
+
+def after_guard(state: AgentState) -> str:
     return END if state.get("done") else "model"
 
 
@@ -174,8 +217,12 @@ def build_agent_graph(saver: BaseCheckpointSaver[Any]) -> AgentGraph:
     graph.add_node("model", model_node)
     graph.add_node("tool", tool_node)
     graph.add_node("answer", answer_node)
+    graph.add_node("guard", guard_node)
     graph.add_edge(START, "model")
     graph.add_conditional_edges("model", after_model, {"tool": "tool", "answer": "answer"})
     graph.add_conditional_edges("tool", after_tool, {"tool": "tool", "model": "model"})
-    graph.add_conditional_edges("answer", after_answer, {END: END, "model": "model"})
+    graph.add_conditional_edges(
+        "answer", after_answer, {END: END, "model": "model", "guard": "guard"}
+    )
+    graph.add_conditional_edges("guard", after_guard, {END: END, "model": "model"})
     return graph.compile(checkpointer=saver)

@@ -30,6 +30,7 @@ from shared.ai.agent_graph import AgentState, build_agent_graph
 from shared.ai.agent_session import AgentSession
 from shared.ai.agent_step import DECISION_KEY, PENDING_KEY
 from shared.ai.checkpointer import thread_id_for
+from shared.ai.guardrails_run import settle, summary, waiting
 from shared.ai.llm_run import MEMORY_KEY, PAUSED_KEY, _memory, _system
 from shared.ai.models import ModelError, resolve_spec
 from shared.ai.services import AiEnv, AiServices
@@ -64,13 +65,28 @@ class AgentRunner:
 
     async def execute(self, ctx: StepContext) -> Outcome:
         config: AgentConfig = ctx.config
+        parked = waiting(ctx)  # an escalated answer still waiting for a person
+        if parked is not None:
+            return parked
         env = self.services.env(ctx.services)
         graph = build_agent_graph(self.services.saver(env))
-        limit = 2 * config.max_tool_calls + 3 * (config.max_repairs + 2) + 10
+        rounds = 1 + (config.guardrails.max_retries if config.guardrails else 0)
+        limit = 2 * config.max_tool_calls + rounds * 3 * (config.max_repairs + 3) + 10
         run_config = RunnableConfig(
             configurable={"thread_id": agent_thread_id(ctx.run)}, recursion_limit=limit
         )
+        recorded = await env.replay.load(ctx.run)
         snapshot = await graph.aget_state(run_config)
+        if _redrive_forks(ctx.run, snapshot, recorded):
+            # A redrive goes on from a copy of the checkpoint the failed node started
+            # from, without that node's recorded outcome (a rejection, an expired
+            # approval, an error): the call is proposed (and approved) again; the
+            # turns and calls completed before it are kept, not asked again.
+            await graph.aupdate_state(run_config, None, as_node="__copy__")
+            slot = _fork_slot(ctx.run)
+            await env.replay.save(ctx.run, slot, ctx.now.isoformat())
+            recorded[slot] = ctx.now.isoformat()
+            snapshot = await graph.aget_state(run_config)
         values: dict[str, Any] = dict(snapshot.values or {})
         runs = await env.executions.list_runs(ctx.execution.id) if env.executions else []
         graph_input: Any = None
@@ -98,7 +114,7 @@ class AgentRunner:
             graph_input = AgentState(
                 messages=messages, repairs_left=config.max_repairs, entries=[], set_vars={}
             )
-        session = await self._session(ctx, env, config, runs, values)
+        session = await self._session(ctx, env, config, runs, values, recorded)
         ctx.run.input = {"prompt": _prompt(values, graph_input), "model": session.spec.model}
         ctx.run.state = {**ctx.run.state, PENDING_KEY: None, DECISION_KEY: None}
         if graph_input is not None or snapshot.next:
@@ -120,7 +136,7 @@ class AgentRunner:
         pending = _interrupt(snapshot)
         if pending is not None:
             return await self._park(ctx, pending, values, session)
-        return self._complete(ctx, config, session, values, usage)
+        return await self._complete(ctx, config, session, values, usage)
 
     async def _park(
         self,
@@ -148,6 +164,7 @@ class AgentRunner:
         config: AgentConfig,
         runs: list[StepRun],
         values: dict[str, Any],
+        recorded: dict[str, Any],
     ) -> AgentSession:
         spec = resolve_spec(config.model, env.settings)
         toolbox = ToolBox(ctx, env, config.llm_view())
@@ -177,7 +194,7 @@ class AgentRunner:
             spec=spec,
             model=model,
             recording=recording,
-            recorded=await env.replay.load(ctx.run),
+            recorded=recorded,
             guard=guard_for(config.budget, env.settings, before, approved),
             toolbox=toolbox,
             tools=tools,
@@ -187,16 +204,18 @@ class AgentRunner:
             on_reject=config.on_reject,
             approval_timeout_seconds=config.approval_timeout_seconds,
             usage=Usage.from_dict(values.get("usage")),
+            guardrails=config.guardrails,
+            max_repairs=config.max_repairs,
         )
 
-    def _complete(
+    async def _complete(
         self,
         ctx: StepContext,
         config: AgentConfig,
         session: AgentSession,
         values: dict[str, Any],
         usage: Usage,
-    ) -> Complete:
+    ) -> Outcome:
         messages = list(values.get("messages") or [])
         final = messages[-1] if messages else AIMessage("")
         text = text_of(final.content)
@@ -232,7 +251,12 @@ class AgentRunner:
         set_vars = dict(values.get("set_vars") or {})
         if config.set_vars and isinstance(data, dict):
             set_vars.update(data)
-        return Complete(output=output, set_vars=set_vars or None)
+        complete = Complete(output=output, set_vars=set_vars or None)
+        rounds = list(values.get("rounds") or [])
+        if config.guardrails is None or not rounds:
+            return complete
+        complete.output["evaluation"] = summary(rounds, config.guardrails)
+        return await settle(ctx, config.guardrails, complete, session)
 
 
 def _entries_view(values: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +274,20 @@ def _entries_view(values: dict[str, Any]) -> dict[str, Any]:
     if len(kept) < len(entries):
         view["entriesOmitted"] = len(entries) - len(kept)
     return view
+
+
+def _fork_slot(run: StepRun) -> str:
+    return f"fork:{run.generation}"
+
+
+def _redrive_forks(run: StepRun, snapshot: Any, recorded: dict[str, Any]) -> bool:
+    """Whether this delivery is the first of a redrive (a later generation than the
+    visit's first, not forked yet: a redelivery of the same generation never asks
+    again) and the thread stopped on a node that failed or waits for an approval that
+    can no longer come (the execution failed: a rejection, a timeout)."""
+    if run.generation <= 0 or _fork_slot(run) in recorded or not snapshot.next:
+        return False
+    return bool(snapshot.interrupts) or any(task.error for task in snapshot.tasks)
 
 
 def _interrupt(snapshot: Any) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""One agent step run's model calls and tool calls (the LangGraph runtime context).
+"""One agent step run's model calls, tool calls and guardrail checks (the LangGraph
+runtime context).
 
 A model turn is taken, in order, from the replay record of the step visit (paid for
 already, e.g. by the attempt a budget paused), else from the workflow's recording
@@ -23,6 +24,8 @@ from langchain_core.tools import BaseTool
 from shared.ai.accounting import BudgetExceeded, BudgetGuard, Usage, turn_usage
 from shared.ai.agent_events import publish_progress
 from shared.ai.choice import extract_json
+from shared.ai.guardrails import Guardrails
+from shared.ai.guardrails_run import GuardrailCheck
 from shared.ai.models import ModelError, ModelSpec, call_model
 from shared.ai.replay import Recording
 from shared.ai.schema import validate
@@ -66,6 +69,10 @@ class AgentSession:
     """The step run's usage so far (the graph state's, kept here for failures)."""
     origins: list[str] = field(default_factory=list)
     """Where this delivery's model turns came from."""
+    guardrails: Guardrails | None = None
+    """Validators of the final answer (the ``guard`` node runs them)."""
+    max_repairs: int = 0
+    """Schema repairs each answer may have (a guardrail retry starts them afresh)."""
 
     # --- model turns ---
 
@@ -208,6 +215,22 @@ class AgentSession:
         if problems:
             return None, "; ".join(problems[:5])
         return data, None
+
+    async def evaluate(
+        self, messages: list[BaseMessage], data: Any, round_: int, before: Usage
+    ) -> list[dict[str, Any]]:
+        """The verdicts of the guardrails on the final answer (round ``round_``: the
+        judge's verdicts are recorded in slots ``judge:<round>:<index>`` and replayed)."""
+        assert self.guardrails is not None
+        self.usage = before
+        check = GuardrailCheck(self.ctx, self, self.guardrails, round=round_)
+        if self.schema is not None:
+            checked = data
+        else:
+            text = text_of(messages[-1].content) if messages else ""
+            parsed = extract_json(text)
+            checked = parsed if isinstance(parsed, dict | list) else text
+        return await check.evaluate(checked)
 
     async def publish(self, data: dict[str, Any]) -> None:
         await publish_progress(self.env.executions, self.ctx.run, datetime.now(UTC), data)

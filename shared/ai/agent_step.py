@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.ai.agent_config import AgentConfig, check_agent
+from shared.ai.llm_step import process_settings
 from shared.ai.services import AiServices
 from shared.engine.steps import Outcome, Park, StepContext, StepType
 from shared.errors import Issue, StepFailed
@@ -28,6 +29,8 @@ from shared.models import WorkflowStep
 
 PENDING_KEY = "approvalPending"
 DECISION_KEY = "approvalDecision"
+GUARDRAIL_KEY = "guardrail"
+"""Run state of an answer its guardrails escalated (``shared.ai.guardrails_run``)."""
 DECISIONS = {"approve": True, "approved": True, "reject": False, "rejected": False}
 
 
@@ -56,7 +59,9 @@ class AgentStep(StepType):
         self.services = services or AiServices()
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        return check_agent(config, f"{path}/config")
+        settings = self.services.deps.settings or process_settings()
+        fallback = step.on_error.fallback_step is not None
+        return check_agent(config, f"{path}/config", settings, has_fallback=fallback)
 
     async def execute(self, ctx: StepContext) -> Outcome:
         from shared.ai.agent_run import AgentRunner  # LangChain loads here, lazily
@@ -65,7 +70,12 @@ class AgentStep(StepType):
 
     def resume(self, ctx: StepContext, payload: Any) -> Outcome:
         """An approval event arrived: keep the checked decision and run again now (the
-        graph resumes with it); anything else leaves the run waiting."""
+        graph resumes with it); anything else leaves the run waiting. A person's
+        decision on an answer its guardrails escalated completes or fails the step."""
+        if isinstance(ctx.run.state.get(GUARDRAIL_KEY), dict):
+            from shared.ai.guardrails_run import decide
+
+            return decide(ctx, payload)
         pending = ctx.run.state.get(PENDING_KEY)
         if not isinstance(pending, dict):
             raise StepFailed(

@@ -1,4 +1,5 @@
-"""Running guardrails on an llm step's answer: verdicts, the judge, and what follows.
+"""Running guardrails on an llm or agent step's answer: verdicts, the judge, and what
+follows (an agent runs them as a node of its graph: ``shared.ai.agent_graph``).
 
 Each validator gives a verdict ``{validator, kind, passed, score, feedback}``. A rubric
 asks a judge model for ``{"score": 0..1, "feedback": ...}``; the verdict (with the
@@ -14,18 +15,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from shared.ai.accounting import BudgetExceeded, turn_usage
+from shared.ai.accounting import BudgetExceeded, BudgetGuard, Usage, turn_usage
 from shared.ai.agent_events import publish_progress
 from shared.ai.choice import extract_json
 from shared.ai.guardrails import GUARDRAIL_ROOTS, Guardrails, GuardrailValidator
-from shared.ai.llm_config import resolve_model
-from shared.ai.llm_session import LlmSession
+from shared.ai.llm_config import LlmConfig, resolve_model
 from shared.ai.models import ModelError, call_model
 from shared.ai.schema import validate
+from shared.ai.services import AiEnv
 from shared.ai.turns import text_of, turn_from_message
 from shared.engine.steps import Complete, Outcome, Park, StepContext
 from shared.errors import StepFailed
@@ -44,6 +45,16 @@ JUDGE_SYSTEM = (
 )
 
 
+class JudgeSession(Protocol):
+    """What evaluating answers uses of a step run's session (``LlmSession`` or
+    ``AgentSession``): the env, the recorded slots, the usage so far and the budgets."""
+
+    env: AiEnv
+    recorded: dict[str, Any]
+    usage: Usage
+    guard: BudgetGuard
+
+
 def signal_name(step_id: str) -> str:
     """The event that answers an escalation of step ``step_id``."""
     return f"guardrail.{step_id}"
@@ -54,7 +65,7 @@ class GuardrailCheck:
     """Evaluates one step run's answers (``round`` counts the answers checked)."""
 
     ctx: StepContext
-    session: LlmSession
+    session: JudgeSession
     guardrails: Guardrails
     round: int = 0
 
@@ -200,7 +211,7 @@ def _brief(verdict: dict[str, Any]) -> dict[str, Any]:
 
 
 async def settle(
-    ctx: StepContext, guardrails: Guardrails, complete: Complete, session: LlmSession
+    ctx: StepContext, guardrails: Guardrails, complete: Complete, session: JudgeSession
 ) -> Outcome:
     """What a failed evaluation does to the step (the output carries ``evaluation``)."""
     evaluation = complete.output["evaluation"]
@@ -267,8 +278,14 @@ def decide(ctx: StepContext, wake: Any) -> Outcome:
     if decision not in ("accept", "reject"):  # not a decision: keep waiting for one
         deadline = datetime.fromisoformat(str(state["deadline"]))
         return Park(until=deadline, state={GUARDRAIL_KEY: state}, signal=signal_name(ctx.step.id))
-    evaluation["escalation"] = {"decision": decision, "note": str(note)[:500] if note else None}
     sender = wake.get("sender") if isinstance(wake, dict) else None
+    guardrails = ctx.config.guardrails if isinstance(ctx.config, LlmConfig) else None
+    allowed = guardrails.answered_by if guardrails is not None else None
+    if isinstance(sender, str) and allowed is not None and sender not in allowed:
+        # the events endpoint refuses such senders; the step does not take them either
+        deadline = datetime.fromisoformat(str(state["deadline"]))
+        return Park(until=deadline, state={GUARDRAIL_KEY: state}, signal=signal_name(ctx.step.id))
+    evaluation["escalation"] = {"decision": decision, "note": str(note)[:500] if note else None}
     if isinstance(sender, str):
         evaluation["escalation"]["by"] = sender
     ctx.run.state = {**ctx.run.state, EVALUATION_KEY: evaluation}
@@ -282,6 +299,7 @@ __all__ = [
     "EVALUATION_KEY",
     "GUARDRAIL_KEY",
     "GuardrailCheck",
+    "JudgeSession",
     "decide",
     "feedback_message",
     "settle",

@@ -27,7 +27,7 @@ from shared.models import WorkflowStep
 from shared.settings import Settings
 
 
-def _process_settings() -> Settings:
+def process_settings() -> Settings:
     """The settings save-time checks use when the step type was given none: the
     process's, read again when its ``WFE_AI_*`` variables change."""
     ai = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("WFE_AI_")))
@@ -47,7 +47,7 @@ class LlmStep(StepType):
         self.services = services or AiServices()
 
     def check(self, step: WorkflowStep, config: Any, path: str) -> list[Issue]:
-        settings = self.services.deps.settings or _process_settings()
+        settings = self.services.deps.settings or process_settings()
         fallback = step.on_error.fallback_step is not None
         return check_llm(config, f"{path}/config", settings, has_fallback=fallback)
 

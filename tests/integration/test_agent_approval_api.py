@@ -161,3 +161,43 @@ async def test_a_rejection_fails_the_step_when_the_workflow_says_so(
     assert done["status"] == "failed"
     assert done["errorInfo"]["code"] == "TOOL_CALL_REJECTED"
     assert "rejected by local-dev: not this fact" in done["errorInfo"]["message"]
+
+
+async def test_a_redrive_after_a_rejection_asks_again_and_an_approval_succeeds(
+    agent_api: tuple[LocalRuntime, httpx.AsyncClient],
+) -> None:
+    _, api = agent_api
+    execution_id = await _start(api, on_reject="fail")
+    first = await _waiting_call(api, execution_id)
+    rejected = await api.post(
+        f"/api/v1/executions/{execution_id}/events",
+        json={"name": first["event"], "payload": {"decision": "reject", "reason": "later"}},
+    )
+    assert rejected.json()["delivered"] is True
+    failed = await _until(api, execution_id, "succeeded", "failed")
+    assert failed["errorInfo"]["code"] == "TOOL_CALL_REJECTED"
+
+    redriven = await api.post(f"/api/v1/executions/{execution_id}/redrive")
+    assert redriven.status_code == 200, redriven.text
+    again = await _waiting_call(api, execution_id)  # asked again, not failed at once
+    assert again["event"] != first["event"] and again["tool"] == "set_variable"
+    assert again["args"] == {"name": "fact", "value": "proposed"}
+    approved = await api.post(
+        f"/api/v1/executions/{execution_id}/events",
+        json={"name": again["event"], "payload": {"decision": "approve"}},
+    )
+    assert approved.json()["delivered"] is True, approved.text
+    done = await _until(api, execution_id, "succeeded", "failed")
+    assert done["status"] == "succeeded", done
+    assert done["variables"]["fact"] == "proposed"
+    steps = (await api.get(f"/api/v1/executions/{execution_id}/steps")).json()["items"]
+    runs = [s for s in steps if s["stepId"] == "remember"]
+    output = runs[-1]["output"]
+    assert output["text"] == "noted" and output["turns"] == 2
+    assert [e["kind"] for e in output["entries"]] == ["model", "tool", "model"]
+    # the redrive took only the turn after the approval: the first one, answered before
+    # the rejection, was not taken again (each model call streams its entry once)
+    events = (await api.get(f"/api/v1/executions/{execution_id}/events")).json()["items"]
+    streamed = [e["data"]["entry"] for e in events if "entry" in e.get("data", {})]
+    assert [e["index"] for e in streamed if e["kind"] == "model"] == [0, 2]
+    assert [e["input"] for e in streamed if e["kind"] == "tool"] == [first["args"]]
