@@ -59,7 +59,7 @@ async def _answer_and_crash(h: Harness, execution_id: str, event: str, payload: 
         try:
             await real(ctx)  # fails TOOL_CALL_REJECTED: the failure is not committed
         finally:
-            raise asyncio.CancelledError  # noqa: B012
+            raise asyncio.CancelledError
 
     step_type.execute = crash_after  # type: ignore[method-assign]
     try:
