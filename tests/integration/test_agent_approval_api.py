@@ -17,11 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from shared.api.rest import create_management_app
 from shared.composition import LocalRuntime, build_local
 from shared.composition.edge import build_edge
 from shared.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 RECORDING = {
     "workflow": "agent-approval",
@@ -201,3 +204,32 @@ async def test_a_redrive_after_a_rejection_asks_again_and_an_approval_succeeds(
     streamed = [e["data"]["entry"] for e in events if "entry" in e.get("data", {})]
     assert [e["index"] for e in streamed if e["kind"] == "model"] == [0, 2]
     assert [e["input"] for e in streamed if e["kind"] == "tool"] == [first["args"]]
+
+
+async def test_an_agents_guardrail_evaluations_are_served_per_workflow(
+    agent_api: tuple[LocalRuntime, httpx.AsyncClient],
+) -> None:
+    """examples/agent_guarded.yaml: the first title fails its CEL check, the agent is
+    told and its second title passes; GET .../evaluations aggregates the verdicts."""
+    runtime, api = agent_api
+    folder = Path(runtime.settings.ai.recordings_dir)
+    recording = (EXAMPLES / "agent_guarded.recording.json").read_text()
+    (folder / "agent_guarded.recording.json").write_text(recording)
+    definition = yaml.safe_load((EXAMPLES / "agent_guarded.yaml").read_text())
+    created = await api.post("/api/v1/workflows", json=definition)
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    started = await api.post(f"/api/v1/workflows/{workflow_id}/execute", json={})
+    execution_id = str(started.json()["id"])
+    done = await _until(api, execution_id, "succeeded", "failed")
+    assert done["status"] == "succeeded", done
+    figures = (await api.get(f"/api/v1/workflows/{workflow_id}/evaluations")).json()
+    assert figures["executions"] == 1 and figures["passRate"] == 1.0
+    (step,) = figures["steps"]
+    assert step["stepId"] == "headline" and step["retries"] == 1
+    assert step["actions"] == {"pass": 1}
+    (validator,) = figures["validators"]
+    assert validator["validator"] == "short_title" and validator["passed"] == 1
+    events = (await api.get(f"/api/v1/executions/{execution_id}/events")).json()["items"]
+    rounds = [e["data"]["evaluation"] for e in events if "evaluation" in e.get("data", {})]
+    assert [(r["round"], r["passed"]) for r in rounds] == [(1, False), (2, True)]
