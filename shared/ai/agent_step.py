@@ -12,7 +12,8 @@ LangChain and LangGraph on the first agent step a process runs.
 A payload that is not such an answer leaves the run waiting for a proper one. An
 answer sent through the API is recorded as given by its authenticated sender (``by``
 in the payload counts only for events sent without one, such as in-process tests);
-the step's ``answeredBy`` limits who may send it.
+the step's ``answeredBy`` limits who may send it (the events endpoint answers anyone
+else 403, and the step leaves the run waiting on such an answer all the same).
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ class AgentStep(StepType):
             )
         wake = payload if isinstance(payload, dict) else {}
         decision = decision_from(wake.get("value"))
-        if wake.get("signal") != pending.get("event") or decision is None:
+        sender = wake.get("sender")
+        allowed = ctx.config.answered_by if isinstance(ctx.config, AgentConfig) else None
+        # the events endpoint refuses a sender answeredBy does not name; nor does the step
+        refused = isinstance(sender, str) and allowed is not None and sender not in allowed
+        if wake.get("signal") != pending.get("event") or decision is None or refused:
             ignored = {"signal": wake.get("signal"), "at": ctx.now.isoformat()}
             return Park(
                 until=datetime.fromisoformat(str(pending["deadline"])),
@@ -93,7 +98,7 @@ class AgentStep(StepType):
                 signal=str(pending["event"]),
             )
         decision["event"] = pending["event"]
-        if isinstance(wake.get("sender"), str):
+        if isinstance(sender, str):
             # who decided is the authenticated sender; the payload's "by" is only a claim
-            decision["by"] = wake["sender"]
+            decision["by"] = sender
         return Park(until=ctx.now, state={DECISION_KEY: decision, "signal": None})

@@ -561,8 +561,10 @@ def answerers(definition: WorkflowDefinition, event: str) -> list[str] | None:
     """Who may send ``event`` to an execution of ``definition``: the union of the
     ``answeredBy`` lists of the steps that wait for it (branch and map steps are in the
     same flat list): ``wait_for_event`` steps by their event name, an ``agent`` step's
-    approvals (``agent.approval.<step id>.*``) and an ``llm`` step's escalated guardrail
-    (``guardrail.<step id>``); None when none of them restricts it."""
+    approvals (``agent.approval.<step id>.*``, by the step's ``answeredBy``) and an
+    ``llm`` or ``agent`` step's escalated guardrail (``guardrail.<step id>``, by its
+    ``guardrails.answeredBy``, which the step enforces too); None when none of them
+    restricts it."""
     allowed: list[str] = []
     restricted = False
     for step in definition.steps:
@@ -581,6 +583,10 @@ def _answered_by(step_type: str, step_id: str, config: Mapping[str, Any], event:
     if step_type == "agent" and event.startswith(f"agent.approval.{step_id}."):
         return config.get("answeredBy")
     guardrails = config.get("guardrails")
-    if step_type == "llm" and event == f"guardrail.{step_id}" and isinstance(guardrails, Mapping):
+    if (
+        step_type in ("llm", "agent")
+        and event == f"guardrail.{step_id}"
+        and isinstance(guardrails, Mapping)
+    ):
         return guardrails.get("answeredBy")
     return None
