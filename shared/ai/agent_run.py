@@ -5,7 +5,10 @@ The loop (``shared.ai.agent_graph``) runs with the runtime's ``StoreCheckpointSa
 on the thread of the step visit (``agent_thread_id``: the execution, the scope, the
 step and its visit, not the attempt nor the redrive generation), so every delivery
 of the visit (a redelivery, a retry, a resume after a crash, a budget pause or an
-approval, a redrive) goes on from the last completed model or tool call.
+approval, a redrive) goes on from the last completed model or tool call. A redrive
+whose thread stopped on a failed node or on an approval that cannot come any more
+(a rejection, a timeout) first forks the thread without that node's recorded outcome,
+so the call is proposed again (``_redrive_forks``).
 
 A proposed call of a tool that ``requiresApproval`` parks the run on a signal of its
 own (``proposal["event"]``) with the call in the run's output and on the event
