@@ -8,7 +8,9 @@ of the visit (a redelivery, a retry, a resume after a crash, a budget pause or a
 approval, a redrive) goes on from the last completed model or tool call. A redrive
 whose thread stopped on a failed node or on an approval that cannot come any more
 (a rejection, a timeout) first forks the thread without that node's recorded outcome,
-so the call is proposed again (``_redrive_forks``).
+so the call is proposed again (``_redrive_forks``); a redrive of an answer its
+guardrails failed sends their failed verdicts to the agent on the same thread, which
+answers anew (``_redrive_asks_again``).
 
 A proposed call of a tool that ``requiresApproval`` parks the run on a signal of its
 own (``proposal["event"]``) with the call in the run's output and on the event
@@ -33,7 +35,7 @@ from shared.ai.agent_graph import AgentState, build_agent_graph
 from shared.ai.agent_session import AgentSession
 from shared.ai.agent_step import DECISION_KEY, PENDING_KEY
 from shared.ai.checkpointer import thread_id_for
-from shared.ai.guardrails_run import settle, summary, waiting
+from shared.ai.guardrails_run import feedback_message, settle, summary, waiting
 from shared.ai.llm_run import MEMORY_KEY, PAUSED_KEY, _memory, _system
 from shared.ai.models import ModelError, resolve_spec
 from shared.ai.services import AiEnv, AiServices
@@ -86,6 +88,22 @@ class AgentRunner:
             # approval, an error): the call is proposed (and approved) again; the
             # turns and calls completed before it are kept, not asked again.
             await graph.aupdate_state(run_config, None, as_node="__copy__")
+            slot = _fork_slot(ctx.run)
+            await env.replay.save(ctx.run, slot, ctx.now.isoformat())
+            recorded[slot] = ctx.now.isoformat()
+            snapshot = await graph.aget_state(run_config)
+        elif _redrive_asks_again(ctx.run, config, snapshot, recorded):
+            # A redrive of an answer its guardrails failed (fail, fallback, a rejected
+            # or unanswered escalation) asks the agent anew: the thread goes on from its
+            # end as if the guard node had sent the failed verdicts back (onFail: retry),
+            # one more answer, checked as the last one was; its earlier rounds are kept.
+            last = list(snapshot.values["rounds"])[-1]
+            feedback = {
+                "messages": [HumanMessage(feedback_message(last))],
+                "done": False,
+                "repairs_left": config.max_repairs,
+            }
+            await graph.aupdate_state(run_config, feedback, as_node="guard")
             slot = _fork_slot(ctx.run)
             await env.replay.save(ctx.run, slot, ctx.now.isoformat())
             recorded[slot] = ctx.now.isoformat()
@@ -291,6 +309,20 @@ def _redrive_forks(run: StepRun, snapshot: Any, recorded: dict[str, Any]) -> boo
     if run.generation <= 0 or _fork_slot(run) in recorded or not snapshot.next:
         return False
     return bool(snapshot.interrupts) or any(task.error for task in snapshot.tasks)
+
+
+def _redrive_asks_again(
+    run: StepRun, config: AgentConfig, snapshot: Any, recorded: dict[str, Any]
+) -> bool:
+    """Whether this delivery is the first of a redrive (as for ``_redrive_forks``) of a
+    visit whose thread ended on an answer its guardrails failed (the step failed
+    GUARDRAIL_FAILED or GUARDRAIL_TIMEOUT: a redrive runs failed steps only)."""
+    if run.generation <= 0 or _fork_slot(run) in recorded or snapshot.next:
+        return False
+    rounds = list((snapshot.values or {}).get("rounds") or [])
+    if config.guardrails is None or not rounds:
+        return False
+    return not all(verdict.get("passed") for verdict in rounds[-1])
 
 
 def _interrupt(snapshot: Any) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ answered; a redelivery (the same generation) still fails as the rejection said."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from _agent_helpers import (
 )
 from _ai_fakes import fake
 from harness import Harness
+from langchain_core.messages import HumanMessage, ToolMessage
 
 from shared.models import ExecutionStatus, StepRunStatus
 
@@ -178,3 +180,134 @@ async def test_a_redrive_after_an_approval_timeout_proposes_the_call_anew(
     done = await h.app.get_execution(execution.id)
     assert done.status == ExecutionStatus.SUCCEEDED, done.error
     assert done.variables["fact"] == 2 and model.calls == 2
+
+
+# Guardrails: a redrive of an answer they failed asks the agent anew, telling it why.
+SHORT = {"cel": "size(output.title) < 20", "message": "the title is too long", "name": "short"}
+LONG = {"title": "a title far too long for the check"}
+LONGER = {"title": "still a title far too long for the check"}
+
+
+def titled(data: dict[str, Any]) -> Any:
+    return answer(json.dumps(data))
+
+
+def guarded(**guardrails: Any) -> dict[str, Any]:
+    return {
+        "prompt": "Title for ${vars.topic}",
+        "tools": ["read_variables"],
+        "outputSchema": {"type": "object", "required": ["title"]},
+        "setVars": True,
+        "guardrails": {"validators": [SHORT], **guardrails},
+    }
+
+
+async def _crash_next_delivery(h: Harness) -> None:
+    """The worker whose next delivery runs the agent dies after the step ran, before
+    its commit; that task is delivered again an hour later."""
+    step_type = h.registry.get("agent")
+    real = step_type.execute
+    crashed: list[Any] = []
+
+    async def crash_after(ctx: Any) -> Any:
+        try:
+            await real(ctx)
+        finally:
+            raise asyncio.CancelledError
+
+    step_type.execute = crash_after  # type: ignore[method-assign]
+    try:
+        while not crashed:
+            tasks = h.queue.take_due(h.clock.now())
+            assert tasks, "no delivery ran the step"
+            for task in tasks:
+                try:
+                    await h.engine.handle_task(task)
+                except asyncio.CancelledError:
+                    crashed.append(task)
+    finally:
+        step_type.execute = real  # type: ignore[method-assign]
+    h.clock.advance(3600)
+    await h.deliver(crashed[0])
+    await h.drain(advance=False)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_redrive_after_a_failed_guardrail_asks_the_agent_anew(
+    make_agent: MakeAgent, store: str
+) -> None:
+    model = fake(
+        tool_call("read_variables", {"names": ["topic"]}, "c0"),
+        titled(LONG),
+        titled({"title": "Durable flows"}),
+        tool_calling=True,
+    )
+    h = await make_agent(model, store=store, engine=store)
+    execution = await h.run(agent_flow(guarded(onFail="fail")), advance=False)
+    failed = await h.app.get_execution(execution.id)
+    assert failed.error_info is not None and failed.error_info.code == "GUARDRAIL_FAILED"
+    assert model.calls == 2
+
+    await h.app.redrive(execution.id)
+    await h.drain(advance=False)
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error
+    assert done.variables["title"] == "Durable flows"
+    assert model.calls == 3  # the agent was asked once more, and only once
+    asked = model.seen[2]  # on the same thread: its tool result and failed answer kept,
+    assert isinstance(asked[-1], HumanMessage)  # then why that answer failed
+    assert "short: the title is too long" in str(asked[-1].content)
+    assert json.loads(str(asked[-2].content)) == LONG
+    assert any(isinstance(m, ToolMessage) for m in asked)
+    runs = [r for r in await h.runs(execution.id) if r.step_id == "a0"]
+    assert [(r.generation, r.status) for r in runs] == [
+        (0, StepRunStatus.FAILED),
+        (1, StepRunStatus.SUCCEEDED),
+    ]
+    evaluation = runs[-1].output["evaluation"]
+    assert evaluation["passed"] is True and evaluation["rounds"] == 2
+    assert evaluation["history"][0][0]["passed"] is False
+    kinds = [e["kind"] for e in runs[-1].output["entries"]]
+    assert kinds == ["model", "tool", "model", "model"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_redrive_after_a_rejected_escalation_asks_the_agent_then_the_person(
+    make_agent: MakeAgent, store: str
+) -> None:
+    model = fake(titled(LONG), titled(LONGER), tool_calling=True)
+    h = await make_agent(model, store=store, engine=store)
+    execution = await h.run(agent_flow(guarded()), advance=False)  # onFail: escalate
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    await h.app.send_event(execution.id, "guardrail.a0", {"decision": "reject"})
+    await h.drain(advance=False)
+    rejected = await h.app.get_execution(execution.id)
+    assert rejected.error_info is not None and rejected.error_info.code == "GUARDRAIL_FAILED"
+
+    await h.app.redrive(execution.id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    assert model.calls == 2  # the agent answered anew before anyone was asked
+    run = await agent_run(h, execution.id)
+    assert run.generation == 1 and run.output["status"] == "awaitingDecision"
+    assert run.output["data"] == LONGER  # the person decides on the new answer
+    await h.app.send_event(execution.id, "guardrail.a0", {"decision": "accept"})
+    await h.drain(advance=False)
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error
+    assert done.variables["title"] == LONGER["title"] and model.calls == 2
+
+
+async def test_a_redelivery_of_a_guardrail_redrive_does_not_ask_again(
+    make_agent: MakeAgent,
+) -> None:
+    model = fake(titled(LONG), titled(LONGER), titled({"title": "never"}), tool_calling=True)
+    h = await make_agent(model, sqlite=True, store="sqlite")
+    execution = await h.run(agent_flow(guarded(onFail="fail")), advance=False)
+    await h.app.redrive(execution.id)
+    await _crash_next_delivery(h)  # the redrive asked the agent, failed again, died
+    again = await h.app.get_execution(execution.id)
+    assert again.error_info is not None and again.error_info.code == "GUARDRAIL_FAILED"
+    assert model.calls == 2  # its redelivery did not ask a third time
+    run = await agent_run(h, execution.id)
+    assert run.generation == 1 and run.state["evaluation"]["rounds"] == 2
