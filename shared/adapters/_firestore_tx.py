@@ -54,6 +54,10 @@ __all__ = ["Contention", "FirestoreTx", "transact", "translate", "translated"]
 T = TypeVar("T")
 
 
+MAX_RETRY_PAUSE = 2.0
+"""Longest pause, in seconds, before a transaction that met contention runs again."""
+
+
 class Contention(Conflict):
     """Lock contention between transactions: another attempt may well succeed."""
 
@@ -125,13 +129,22 @@ async def transact(
 ) -> T:
     """Run ``body`` in a Firestore transaction, retrying it on lock contention.
 
-    Each attempt is a fresh transaction (``max_attempts=1``) after a jittered
-    exponential pause: the SDK's own in-place retries restart every contender at once,
-    which the emulator answers with lock timeouts round after round. After ``attempts``
-    the contention surfaces as Conflict (retryable).
+    Each attempt is a fresh transaction (``max_attempts=1``) after a pause drawn at
+    random from zero to the larger of the exponential delay (``base_delay`` doubling,
+    capped at MAX_RETRY_PAUSE) and the time the failed attempt took, capped alike. The
+    SDK's own in-place retries restart every contender at once. Production Firestore
+    aborts a younger contender at once (a short attempt, a short pause); the emulator
+    lets transactions that read a document and then both write it wait for each other
+    until a lock timeout of about 2 s, which aborts nearly all of them together: pauses
+    of a few tens of milliseconds then start them together again, into the next lock
+    timeout (a livelock that ran out of 50 attempts). Spreading the retries over about
+    as long as the attempt lasted lets them through one after another. After
+    ``attempts`` the contention surfaces as Conflict (retryable).
     """
+    loop = asyncio.get_running_loop()
     for attempt in range(1, attempts + 1):
         transaction = client.transaction(max_attempts=1)
+        began = loop.time()
         try:
             return await async_transactional(body)(transaction)
         except Exception as exc:
@@ -140,8 +153,9 @@ async def transact(
                 raise
             if not isinstance(error, Contention) or attempt == attempts:
                 raise error from exc
-        delay = min(base_delay * 2 ** (attempt - 1), 2.0)
-        await asyncio.sleep(random.uniform(delay / 2, delay))
+        took = loop.time() - began
+        delay = max(base_delay * 2 ** (attempt - 1), took)
+        await asyncio.sleep(random.uniform(0, min(delay, MAX_RETRY_PAUSE)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -138,21 +138,38 @@ async def _free_slot(
 ) -> ConcurrencySlot | None:
     """A slot of the key this run may take (its own first), or ``None`` when all are held.
 
-    Every slot document is read, so on Firestore a concurrent take or release of any of
-    them conflicts with this transaction."""
+    One slot is read first: the one the run's state lists (a takeover after its lease
+    expired), else one at random; only when it is held are the others read (in one
+    batch), and a random free one is taken. On Firestore a read locks its document until
+    the commit, and two transactions that both read a document and then write it wait
+    for each other (the emulator until a lock timeout of about 2 s, which aborts nearly
+    every transaction caught in it): a claim that read every slot collided with every
+    concurrent take of any of them, so concurrent claims livelocked. Now claims that
+    take different slots do not meet, and a claim that finds every slot held writes
+    none of them (a release only waits for its commit)."""
     ids = [slot_id(tenant, slot_key, i) for i in range(limit)]
-    stored = await tx.get_slots(ids)
-    free: list[ConcurrencySlot] = []
-    held: list[ConcurrencySlot] = []
-    for index, ident in enumerate(ids):
-        slot = stored.get(ident) or ConcurrencySlot(
-            id=ident, tenant=tenant, slot_key=slot_key, index=index
+    listed = [ident for ident in run.state.get(HELD_SLOTS, []) if ident in ids]
+    first = listed[0] if listed else random.choice(ids)
+
+    def slot_of(stored: dict[str, ConcurrencySlot], ident: str) -> ConcurrencySlot:
+        return stored.get(ident) or ConcurrencySlot(
+            id=ident, tenant=tenant, slot_key=slot_key, index=ids.index(ident)
         )
-        if slot.holder == run.id:
-            return slot
-        (free if slot.holder is None else held).append(slot)
+
+    slot = slot_of(await tx.get_slots([first]), first)
+    if slot.holder is None or slot.holder == run.id:
+        return slot
+    others = [ident for ident in ids if ident != first]
+    stored = await tx.get_slots(others) if others else {}
+    free: list[ConcurrencySlot] = []
+    held: list[ConcurrencySlot] = [slot]
+    for ident in others:
+        other = slot_of(stored, ident)
+        if other.holder == run.id:
+            return other
+        (free if other.holder is None else held).append(other)
     if not free:
-        free = [slot for slot in held if await _holder_gone(tx, slot, now)]
+        free = [one for one in held if await _holder_gone(tx, one, now)]
     # A random free slot: concurrent claims on Firestore then rarely aim at one document.
     return random.choice(free) if free else None
 
