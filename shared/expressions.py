@@ -180,11 +180,46 @@ def compile_expression(
 
 
 def expression(source: str, roots: frozenset[str] = STEP_ROOTS) -> Expression:
-    """Compile an expression already validated at save time (raises on bad input)."""
+    """Compile an expression already validated at save time (raises on bad input).
+
+    A step evaluates the same few expressions at every run: the checked result is
+    kept (a failed check is not, and raises again each time)."""
+    compiled = _checked.get((source, roots))
+    if compiled is not None:
+        return compiled
     compiled, issues = compile_expression(source, roots=roots)
     if compiled is None:
         raise StepFailed(issues[0].message, code=issues[0].code, retryable=False)
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()  # bounded; refilled by the expressions in use
+    _checked[(source, roots)] = compiled
     return compiled
+
+
+_CHECKED_MAX = 4096
+_checked: dict[tuple[str, frozenset[str]], Expression] = {}
+"""Expressions ``compile_expression`` accepted, by (source, roots)."""
+
+
+def _whole_expression(text: str) -> str | None:
+    """The source of the expression when ``text`` is exactly one ``${expr}`` (rendered to
+    the expression's typed value), else None (expressions spliced into text).
+
+    Templates are a definition's few strings, asked at every run: the answer is kept for
+    those short enough to hold an expression (a long prompt is matched each time)."""
+    if len(text) > MAX_EXPRESSION_LENGTH + 3:
+        return _match_whole(text)
+    return _whole_cached(text)
+
+
+def _match_whole(text: str) -> str | None:
+    matches = list(_TEMPLATE.finditer(text))
+    if len(matches) == 1 and matches[0].span() == (0, len(text)):
+        return matches[0].group(1)
+    return None
+
+
+_whole_cached = lru_cache(maxsize=4096)(_match_whole)
 
 
 def walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -220,9 +255,9 @@ def render(value: Any, env: Mapping[str, Any], roots: frozenset[str] = STEP_ROOT
     if isinstance(value, str):
         if "${" not in value:
             return value
-        matches = list(_TEMPLATE.finditer(value))
-        if len(matches) == 1 and matches[0].span() == (0, len(value)):
-            return expression(matches[0].group(1), roots).evaluate(env)
+        whole = _whole_expression(value)
+        if whole is not None:
+            return expression(whole, roots).evaluate(env)
         return _TEMPLATE.sub(lambda m: _to_text(expression(m.group(1), roots).evaluate(env)), value)
     if isinstance(value, Mapping):
         return {key: render(item, env, roots) for key, item in value.items()}

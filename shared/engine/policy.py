@@ -75,17 +75,45 @@ def cap_output(value: Any, max_bytes: int) -> tuple[Any, bool]:
 
 
 def _surely_small(value: Any, max_bytes: int) -> bool:
-    """Whether ``value`` is a scalar whose JSON certainly fits in ``max_bytes``, without
-    encoding it (the common output of a cheap step): a string takes at most 6 bytes a
-    character (``\\uXXXX``) plus its quotes."""
+    """Whether the JSON of ``value`` certainly fits in ``max_bytes``, without encoding it
+    (the common output of a cheap step: a scalar, or a small map or list of scalars)."""
+    bound = _json_bound(value, max_bytes, 2)
+    return bound is not None and bound <= max_bytes
+
+
+_SMALL_ITEMS = 32
+"""Items of a map or list that ``_json_bound`` looks through before giving up."""
+
+
+def _json_bound(value: Any, max_bytes: int, depth: int) -> int | None:
+    """An upper bound of the bytes of ``value``'s JSON, or None when not cheap to tell:
+    an ASCII character takes at most 6 bytes (``\\u0001``), another 12 (a surrogate
+    pair of escapes), plus the string's quotes."""
     kind = type(value)
     if value is None or kind is bool:
-        return max_bytes >= 5
+        return 5
     if kind is float:
-        return max_bytes >= 32
+        return 32
     if kind is int:
-        return max_bytes >= 32 and value.bit_length() <= 64
-    return kind is str and 6 * len(value) + 2 <= max_bytes
+        return 32 if value.bit_length() <= 64 else None
+    if kind is str:  # a character outside the BMP is two escapes (a surrogate pair)
+        return (6 if value.isascii() else 12) * len(value) + 2
+    if depth == 0 or kind not in (dict, list) or len(value) > _SMALL_ITEMS:
+        return None
+    total = 2
+    if kind is dict:
+        for key, item in value.items():
+            inner = _json_bound(item, max_bytes, depth - 1)
+            if type(key) is not str or inner is None:
+                return None
+            total += 12 * len(key) + 4 + inner  # quotes, colon, comma
+    else:
+        for item in value:
+            inner = _json_bound(item, max_bytes, depth - 1)
+            if inner is None:
+                return None
+            total += inner + 1
+    return total if total <= max_bytes else None
 
 
 def parse_scope(scope: str) -> tuple[str, str, int]:
