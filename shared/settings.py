@@ -79,6 +79,14 @@ class EngineTuning(_Group):
     """Most steps one delivery runs inline before handing over to the queue."""
     default_step_timeout_seconds: float = Field(default=300.0, gt=0)
     """Time limit of a step that sets none."""
+    execution_retention_days: int = Field(default=30, ge=0, le=3650)
+    """Days finished executions are kept before the retention sweep deletes them (a
+    tenant's ``retentionDays`` overrides it); 0 keeps them forever."""
+    audit_retention_days: int = Field(default=365, ge=0, le=36_500)
+    """Days audit log entries are kept; 0 keeps them forever."""
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    """Pause between two retention sweeps of a long-lived local process (``wfe dev``);
+    in the cloud Cloud Scheduler calls ``POST /api/v1/admin/retention:sweep``."""
 
 
 class TenantLimits(BaseModel):

@@ -8,11 +8,12 @@ composite indexes are declared in ``infra/firestore/indexes.json``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from google.cloud.firestore import AsyncClient
 
-from shared.adapters._firestore_queries import audit_listing
+from shared.adapters._firestore_queries import audit_before, audit_listing
 from shared.adapters._firestore_tx import translated
 from shared.adapters._store_common import check_limit, decode_cursor, encode_cursor, epoch
 from shared.models.audit import AuditEntry
@@ -22,6 +23,8 @@ from shared.ports.audit import AuditQuery
 __all__ = ["COLLECTION", "FirestoreAuditLog"]
 
 COLLECTION = "audit"
+BATCH = 400
+"""Deletes per batch commit (a commit holds at most 500 writes)."""
 
 
 class FirestoreAuditLog:
@@ -44,6 +47,22 @@ class FirestoreAuditLog:
         document["timeKey"] = epoch(entry.time)
         with translated():
             await self._db().collection(self._collection).document(entry.id).set(document)
+
+    async def delete_before(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest entries recorded before ``before``, in
+        batches of ``BATCH`` deletes."""
+        client = self._db()
+        query = audit_before(client, self._collection, epoch(before)).limit(check_limit(limit))
+        deleted = 0
+        with translated():
+            refs = [snapshot.reference async for snapshot in query.stream()]
+            for start in range(0, len(refs), BATCH):
+                batch = client.batch()
+                for ref in refs[start : start + BATCH]:
+                    batch.delete(ref)
+                await batch.commit()
+                deleted += len(refs[start : start + BATCH])
+        return deleted
 
     async def query(self, query: AuditQuery) -> Page[AuditEntry]:
         limit = check_limit(query.limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from shared.adapters._store_common import epoch, paginate
 from shared.models.audit import AuditEntry
@@ -57,6 +58,15 @@ class MemoryAuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         self._entries.setdefault(entry.id, entry.model_copy(deep=True))
+
+    async def delete_before(self, before: datetime, limit: int) -> int:
+        old = sorted(
+            (entry for entry in self._entries.values() if epoch(entry.time) < epoch(before)),
+            key=lambda entry: epoch(entry.time),
+        )[:limit]
+        for entry in old:
+            del self._entries[entry.id]
+        return len(old)
 
     async def query(self, query: AuditQuery) -> Page[AuditEntry]:
         rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_by_tenant_time ON audit_log (tenant, time DESC, id);
+CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (time);
 """
 
 
@@ -89,6 +91,20 @@ class SqliteAuditLog:
                             done.set_result(None)
         finally:
             self._writer = None
+
+    async def delete_before(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest entries recorded before ``before`` (index
+        ``audit_log_by_time``), in one write transaction."""
+        moment = epoch(before)
+
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM audit_log WHERE rowid IN"
+                " (SELECT rowid FROM audit_log WHERE time < ? ORDER BY time LIMIT ?)",
+                (moment, check_limit(limit)),
+            ).rowcount
+
+        return await self._side.run(body, write=True)
 
     async def query(self, query: AuditQuery) -> Page[AuditEntry]:
         limit = check_limit(query.limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from shared.adapters._sqlite_side import SideConnection
@@ -49,6 +50,16 @@ class SqliteRateLimiter:
                 (key, left, now),
             )
             return decision
+
+        return await self._side.run(body, write=True)
+
+    async def purge_idle(self, idle_before: datetime) -> int:
+        """Delete buckets last used before ``idle_before`` (``IdleBuckets``): idle that
+        long, a bucket is full again, as a new one is. Returns how many."""
+        moment = idle_before.timestamp()
+
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM rate_buckets WHERE updated < ?", (moment,)).rowcount
 
         return await self._side.run(body, write=True)
 

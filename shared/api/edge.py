@@ -26,6 +26,7 @@ from shared.api.broker import EventBroker
 from shared.api.identity import InternalIdentity
 from shared.api.stream_tokens import StreamTokens
 from shared.app import WorkflowApp
+from shared.app.retention import RetentionSweeper
 from shared.app.secrets import SecretResolver
 from shared.app.tenants import TenantAdmin
 from shared.app.trigger_manager import TriggerManager
@@ -57,6 +58,10 @@ class EdgeRuntime(Protocol):
     @property
     def tenants(self) -> TenantAdmin | None:
         """The tenant admin use cases (None: no tenant registry is wired)."""
+        ...
+
+    def retention(self) -> RetentionSweeper:
+        """The retention sweep over the runtime's store (``shared.app.retention``)."""
         ...
 
 

@@ -393,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tenants(commands, _command, _common)
 
+    from shared.cli.retention_cmd import add_parser as add_retention
+
+    add_retention(commands, _command, _common)
+
     from shared.cli.templates_cmd import add_parser as add_templates
 
     add_templates(commands, _command, _common)

@@ -45,15 +45,18 @@ class LocalRuntime(Runtime):
 
     sweeps_by_default: ClassVar[bool] = True
 
-    async def start(self, *, sweep: bool | None = None, recover: bool = True) -> None:
+    async def start(
+        self, *, sweep: bool | None = None, recover: bool = True, retention: bool = False
+    ) -> None:
         """Start delivering tasks; with ``recover``, re-enqueue what a previous process
-        left unfinished (no other worker exists in local mode)."""
+        left unfinished (no other worker exists in local mode); ``retention`` as in
+        ``Runtime.start``."""
         await self.queue.start()
         if recover:
             count = await self.engine.recover()
             if count:
                 log.info("recovered %d unfinished step run(s)", count)
-        await super().start(sweep=sweep)
+        await super().start(sweep=sweep, retention=retention)
 
     async def _stop_backend(self) -> None:
         await self.queue.stop()
@@ -83,6 +86,7 @@ def build_local(
     clock = clock or SystemClock()
     store: SqliteStore | MemoryStore
     limiter: RateLimiter
+    idle_buckets: SqliteRateLimiter | None = None
     audit_log: AuditLog
     checkpoints: CheckpointStore
     if memory:
@@ -95,7 +99,8 @@ def build_local(
         if local.db_path != ":memory:":
             Path(local.db_path).parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(local.db_path, synchronous=local.sqlite_synchronous)
-        limiter, audit_log = SqliteRateLimiter(local.db_path), SqliteAuditLog(local.db_path)
+        idle_buckets = SqliteRateLimiter(local.db_path)
+        limiter, audit_log = idle_buckets, SqliteAuditLog(local.db_path)
         checkpoints = SqliteCheckpointStore(local.db_path)
     bus = LocalEventBus()
     http = HttpGateway(allowed_hosts=frozenset(settings.engine.http_allowed_hosts))
@@ -141,4 +146,5 @@ def build_local(
         limiter=limiter,
         audit_log=audit_log,
         checkpoints=checkpoints,
+        idle_buckets=idle_buckets,
     )

@@ -18,6 +18,7 @@ from typing import ClassVar
 from shared.app import WorkflowApp
 from shared.app.audit import Auditor
 from shared.app.quotas import Quotas
+from shared.app.retention import RetentionPolicy, RetentionSweeper, SweepReport
 from shared.app.secrets import default_secret_resolver
 from shared.app.tenants import TenantAdmin, TenantDirectory, TenantQuotaGuard
 from shared.engine.definitions import DefinitionCache
@@ -25,6 +26,7 @@ from shared.engine.runtime import Engine, EngineSettings
 from shared.engine.steps import StepRegistry, StepServices
 from shared.ports import AuditLog, Clock, EventBus, EventFeed, RateLimiter, Store, TaskQueue
 from shared.ports.checkpoints import CheckpointStore
+from shared.ports.retention import IdleBuckets
 from shared.ports.tenants import TenantStore, TenantUsage
 from shared.settings import Settings
 from shared.steps.http import HttpGateway
@@ -54,7 +56,11 @@ class Runtime(ABC):
     """The audit log (beside the store: same database)."""
     checkpoints: CheckpointStore | None = field(default=None, kw_only=True)
     """The LangGraph checkpoints of agent steps (beside the store: same database)."""
+    idle_buckets: IdleBuckets | None = field(default=None, kw_only=True)
+    """Rate-limit buckets the retention sweep purges when idle (SQLite; Firestore's
+    expire by a TTL policy, memory's with the process)."""
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _retainer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     sweeps_by_default: ClassVar[bool] = True
     """Whether ``start()`` runs the sweeper in this process unless told otherwise."""
@@ -71,17 +77,40 @@ class Runtime(ABC):
         guard = self.tenant_guard
         return TenantAdmin(guard.directory, self.engine.clock) if guard is not None else None
 
+    def retention(self) -> RetentionSweeper:
+        """The retention sweep over this runtime's store and its companions, with the
+        policy of ``settings.engine`` (``WFE_EXECUTION_RETENTION_DAYS``, ...)."""
+        tuning = self.settings.engine
+        guard = self.tenant_guard
+        return RetentionSweeper(
+            self.store,
+            self.engine.clock,
+            RetentionPolicy(
+                execution_days=tuning.execution_retention_days,
+                audit_days=tuning.audit_retention_days,
+            ),
+            checkpoints=self.checkpoints,
+            audit_log=self.audit_log,
+            buckets=self.idle_buckets,
+            tenants=guard.directory.store if guard is not None else None,
+            auditor=self.app.auditor,
+        )
+
     @abstractmethod
     def event_feed(self) -> EventFeed:
         """What feeds this process's stream broker with committed events."""
 
-    async def start(self, *, sweep: bool | None = None) -> None:
+    async def start(self, *, sweep: bool | None = None, retention: bool = False) -> None:
         """Start the backend's workers; with ``sweep`` (default: ``sweeps_by_default``),
-        also re-enqueue overdue step runs every ``engine.sweep_interval_seconds``."""
+        also re-enqueue overdue step runs every ``engine.sweep_interval_seconds``; with
+        ``retention`` (a long-lived server: ``wfe dev``), run the retention sweep now and
+        every ``engine.retention_interval_seconds``."""
         if sweep is None:
             sweep = self.sweeps_by_default
         if sweep and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="wfe-sweeper")
+        if retention and self._retainer is None:
+            self._retainer = asyncio.create_task(self._retain_forever(), name="wfe-retention")
 
     async def stop(self) -> None:
         """Stop the sweeper and the backend's workers, then close every client."""
@@ -90,6 +119,11 @@ class Runtime(ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        if self._retainer is not None:
+            self._retainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retainer
+            self._retainer = None
         await self._stop_backend()
         await self.bus.close()
         await self.http.aclose()
@@ -123,6 +157,17 @@ class Runtime(ABC):
                 await self.sweep_once()
             except Exception:
                 log.exception("sweeper pass failed")
+
+    async def _retain_forever(self) -> None:
+        while True:
+            try:
+                report: SweepReport = await self.retention().sweep()
+                if report.more:  # a backlog: go on soon, in bounded passes
+                    await asyncio.sleep(1.0)
+                    continue
+            except Exception:
+                log.exception("retention sweep failed")
+            await asyncio.sleep(self.settings.engine.retention_interval_seconds)
 
     async def __aenter__(self) -> Runtime:
         await self.start()

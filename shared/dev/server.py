@@ -178,7 +178,8 @@ class DevServer:
         runtime = build_runtime(settings)  # WFE_BACKEND=gcp: the emulators (dev-emulators)
         if self.demo_url is not None:  # `demoUrl: ""` in a saved definition: the demo service
             runtime.app.variable_defaults["demoUrl"] = self.demo_url
-        await runtime.start(sweep=True)  # a long-lived process sweeps, whatever the backend
+        # A long-lived process sweeps (overdue runs; retention: now and hourly).
+        await runtime.start(sweep=True, retention=True)
         self.runtime = runtime
         self.edge = build_edge(settings, runtime=runtime, triggers=dev_trigger_manager(runtime))
         self._app = self._build_app(self.edge)

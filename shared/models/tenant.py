@@ -68,6 +68,10 @@ class TenantQuotas(ApiModel):
     inputs and outputs, step runs with outputs, events; counted by the store as it
     writes them); a start past it, or whose input would pass it, is refused with
     QUOTA_EXCEEDED (409: waiting does not free storage)."""
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    """Days the tenant's finished executions are kept (with their step runs, events and
+    checkpoints) before the retention sweep deletes them and releases their storage;
+    unset: the deployment's ``WFE_EXECUTION_RETENTION_DAYS``."""
 
 
 class Tenant(ApiModel):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.models.audit import AuditEntry
+from shared.ports.retention import AuditRetention
 from shared.ports.stores import Page
 
 __all__ = ["AuditLog", "AuditQuery"]
@@ -28,9 +29,9 @@ class AuditQuery:
     cursor: str | None = None
 
 
-class AuditLog(Protocol):
+class AuditLog(AuditRetention, Protocol):
     """Where audit entries are kept (the store's database: SQLite table, Firestore
-    collection ``audit``, or memory)."""
+    collection ``audit``, or memory); the retention sweep trims it (``delete_before``)."""
 
     async def record(self, entry: AuditEntry) -> None:
         """Append ``entry`` (ids are unique: recording one twice keeps one)."""

@@ -38,6 +38,10 @@ class QuotasType:
         default=None,
         description="Most bytes of executions the tenant may store (a Float: past 2^31).",
     )
+    retention_days: int | None = strawberry.field(
+        default=None,
+        description="Days finished executions are kept (null: the deployment's default).",
+    )
 
 
 @strawberry.input(name="TenantQuotasInput", description="Quotas to set; unset is no limit.")
@@ -51,6 +55,10 @@ class QuotasInput:
     max_storage_bytes: float | None = strawberry.field(
         default=None,
         description="Most bytes of executions the tenant may store (a whole number).",
+    )
+    retention_days: int | None = strawberry.field(
+        default=None,
+        description="Days finished executions are kept, 1 to 3650 (null: the default).",
     )
 
 

@@ -3,7 +3,9 @@
 Tenants (create, list, read, update, quotas, disable) are for platform admins only;
 a tenant's API keys are for platform admins and for the owners of that tenant. A
 caller of another tenant is answered 404, as for any other tenant's object. Each
-handler checks its caller, then calls one ``TenantAdmin`` use case.
+handler checks its caller, then calls one ``TenantAdmin`` use case. The retention
+sweep (``POST /api/v1/admin/retention:sweep``, docs/flow-control.md, "Retention") is
+for platform admins too.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from shared.api.edge import edge_of
 from shared.api.rest._deps import API, principal_of
 from shared.api.rest._docs import errors, router_for
 from shared.api.rest.schemas import _Body
+from shared.app.retention import SweepRequest
 from shared.app.tenants import TenantAdmin
 from shared.errors import NotFound, WorkflowError
 from shared.models.tenant import ApiKey, KeyRole, Tenant, TenantQuotas
 
-__all__ = ["ApiKeyView", "IssuedKey", "router"]
+__all__ = ["ApiKeyView", "IssuedKey", "RetentionSweepResult", "router"]
 
 router = router_for("admin")
 
@@ -240,3 +243,52 @@ async def revoke_tenant_key(
 ) -> JSONResponse:
     """Revoke a key: refused everywhere within ``WFE_TENANT_CACHE_SECONDS``."""
     return JSONResponse(_key(await _admin(request).revoke_key(tenant_id, key_id)))
+
+
+# -- retention (docs/flow-control.md: "Retention") --------------------------------------
+
+RETENTION_SWEEP = f"{API}/admin/retention:sweep"
+SWEEP_SECONDS = 40.0
+"""How long one call deletes executions: it answers within the create function's
+request timeout (60 s) with ``more: true`` when a backlog is left for the next call."""
+
+
+class RetentionSweepResult(_Body):
+    """What a retention sweep deleted (or, in a dry run, found)."""
+
+    dry_run: bool
+    executions: int
+    runs: int
+    """Step runs deleted."""
+    events: int
+    signals: int
+    joins: int
+    checkpoints: int
+    """LangGraph checkpoints of the executions' agent steps."""
+    bytes_released: int
+    """Bytes taken off the tenants' storage counters (``maxStorageBytes``)."""
+    audit_entries: int
+    """Audit log entries past ``WFE_AUDIT_RETENTION_DAYS`` deleted."""
+    rate_buckets: int
+    """Idle rate-limit buckets deleted (SQLite)."""
+    tenants: dict[str, int]
+    """Executions deleted per tenant."""
+    more: bool
+    """The pass stopped at its bound: more executions may be expired (call again)."""
+
+
+@router.post(RETENTION_SWEEP, response_model=RetentionSweepResult, responses=errors(401, 403))
+async def sweep_retention(
+    request: Request,
+    caller: Platform,
+    dry_run: Annotated[
+        bool, Query(alias="dryRun", description="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> JSONResponse:
+    """Delete finished executions past their tenant's retention, old audit entries and
+    idle rate-limit buckets (platform admins; Cloud Scheduler calls it hourly)."""
+    sweeper = edge_of(request).runtime.retention()
+    report = await sweeper.sweep(
+        SweepRequest(subject=caller.subject, dry_run=dry_run, max_seconds=SWEEP_SECONDS)
+    )
+    return JSONResponse(report.to_json())
