@@ -62,6 +62,8 @@ EXPECTED: dict[str, set[Grant]] = {
     "tasks": {("roles/run.invoker", "service:execute-step", "always")},
     "scheduler": {("roles/run.invoker", "service:trigger-handler", "always")},
     "pubsub-push": {("roles/run.invoker", "service:trigger-handler", "always")},
+    # The retention job calls POST /api/v1/admin/retention:sweep on create.
+    "retention": {("roles/run.invoker", "service:create", "always")},
     "pubsub-agent": {
         ("roles/iam.serviceAccountTokenCreator", "sa:pubsub-push", "always"),
         ("roles/pubsub.publisher", "topic:dead-letter", "always"),

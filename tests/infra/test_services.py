@@ -57,6 +57,9 @@ SET_IN_TERRAFORM: dict[str, frozenset[str]] = {
     "scheduler_jobs": frozenset({"create"}),
     # The tenant binding of trigger URLs: signed by create, checked by trigger-handler.
     "trigger_binding_key": frozenset({"create", "trigger-handler"}),
+    # The retention sweep runs in create (POST /api/v1/admin/retention:sweep).
+    "execution_retention_days": frozenset({"create"}),
+    "audit_retention_days": frozenset({"create"}),
     # End users may present Google-signed ID tokens on the public services.
     "id_token_audience": frozenset({"create", "status-stream"}),
     "id_token_principals": frozenset({"create", "status-stream"}),
@@ -94,6 +97,7 @@ DEFAULTED = {
     "tenant_cache_seconds": "five seconds: a revoked key is refused within it",
     "sweep_interval_seconds": "only a long-lived process sweeps (runtime.start(sweep=True))",
     "sweep_grace_seconds": "tuning; the default suits Cloud Tasks' delivery delays",
+    "retention_interval_seconds": "only wfe dev loops; the cloud's Cloud Scheduler job calls",
     "chain_commit_steps": "engine tuning",
     "max_chain_steps": "engine tuning",
     "default_step_timeout_seconds": "engine tuning; steps set their own",

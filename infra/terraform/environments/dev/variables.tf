@@ -63,6 +63,12 @@ variable "region" {
   type        = string
 }
 
+variable "retention_config" {
+  description = "Days executions and audit entries are kept, and the sweep's schedule."
+  type        = any
+  default     = {}
+}
+
 variable "secrets_config" {
   description = "Webhook secrets to create."
   type        = any

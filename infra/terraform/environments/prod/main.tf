@@ -15,6 +15,7 @@ module "workflow_engine" {
   project_id          = var.project_id
   pubsub_config       = var.pubsub_config
   region              = var.region
+  retention_config    = var.retention_config
   secrets_config      = var.secrets_config
   services_config     = var.services_config
   tasks_config        = var.tasks_config

@@ -106,8 +106,16 @@ locals {
       WFE_SCHEDULER_JOBS            = "true"
       WFE_GRAPHQL_INTROSPECTION     = tostring(var.app_config.graphql_introspection)
       WFE_ALLOWED_ORIGINS           = join(",", var.app_config.stream_allowed_origins)
-      WFE_ID_TOKEN_AUDIENCE         = join(",", var.app_config.id_token_audiences)
-      WFE_ID_TOKEN_PRINCIPALS       = join(",", var.app_config.id_token_principals)
+      # End users' ID tokens, and the retention job's: an ID token for create's URL of
+      # the retention account, a platform admin (tenant *), the only caller of
+      # POST /api/v1/admin/retention:sweep besides platform admins' keys (tasks.tf).
+      WFE_ID_TOKEN_AUDIENCE = join(",", distinct(concat(var.app_config.id_token_audiences, [local.urls["create"]])))
+      WFE_ID_TOKEN_PRINCIPALS = join(",", concat(
+        var.app_config.id_token_principals,
+        ["${google_service_account.sa["retention"].email}:*:viewer"],
+      ))
+      WFE_EXECUTION_RETENTION_DAYS = tostring(var.retention_config.execution_days)
+      WFE_AUDIT_RETENTION_DAYS     = tostring(var.retention_config.audit_days)
     }
     execute-step = {
       WFE_AI_PROVIDER = var.ai_config.provider

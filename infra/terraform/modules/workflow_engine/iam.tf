@@ -11,6 +11,7 @@ locals {
     tasks           = "wfe: OIDC identity of Cloud Tasks calling execute-step"
     scheduler       = "wfe: OIDC identity of Cloud Scheduler calling trigger-handler"
     pubsub-push     = "wfe: OIDC identity of Pub/Sub pushing to trigger-handler"
+    retention       = "wfe: OIDC identity of Cloud Scheduler calling the retention sweep on create"
   }
 
   # Grant targets: project (conditioned on the engine's Firestore database for the
@@ -64,6 +65,11 @@ locals {
     ]
     pubsub-push = [
       { role = "roles/run.invoker", on = "service:trigger-handler", when = "always" },
+    ]
+    # The retention job calls create even when it is not public (app_config.public_api);
+    # the code admits it as a platform admin (WFE_ID_TOKEN_PRINCIPALS, functions.tf).
+    retention = [
+      { role = "roles/run.invoker", on = "service:create", when = "always" },
     ]
     # Pub/Sub's service agent: signs the push OIDC tokens, forwards undeliverable
     # messages to the dead-letter topic and acknowledges them on the source.

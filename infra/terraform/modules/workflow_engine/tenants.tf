@@ -12,6 +12,7 @@ locals {
     max_workflows          = "maxWorkflows"
     max_definition_bytes   = "maxDefinitionBytes"
     max_storage_bytes      = "maxStorageBytes"
+    retention_days         = "retentionDays"
   }
   tenant_double_quotas = {
     steps_per_second = "stepsPerSecond"

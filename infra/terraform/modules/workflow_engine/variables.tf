@@ -161,6 +161,25 @@ variable "region" {
   nullable    = false
 }
 
+variable "retention_config" {
+  description = "Retention (docs/flow-control.md, \"Retention\"): days finished executions are kept before the sweep deletes them (the code's WFE_EXECUTION_RETENTION_DAYS; a tenant's retention_days quota overrides it; 0 keeps them forever), days audit entries are kept (WFE_AUDIT_RETENTION_DAYS; 0: forever) and the Cloud Scheduler schedule of the sweep job (UTC)."
+  type = object({
+    execution_days = optional(number, 30)
+    audit_days     = optional(number, 365)
+    schedule       = optional(string, "17 * * * *")
+  })
+  default  = {}
+  nullable = false
+  validation {
+    condition     = floor(var.retention_config.execution_days) == var.retention_config.execution_days && var.retention_config.execution_days >= 0 && var.retention_config.execution_days <= 3650
+    error_message = "retention_config.execution_days must be a whole number within 0..3650 (0: kept forever)."
+  }
+  validation {
+    condition     = floor(var.retention_config.audit_days) == var.retention_config.audit_days && var.retention_config.audit_days >= 0 && var.retention_config.audit_days <= 36500
+    error_message = "retention_config.audit_days must be a whole number within 0..36500 (0: kept forever)."
+  }
+}
+
 variable "secrets_config" {
   description = "Names of the webhook secrets to create (each becomes secret PREFIX-webhook-NAME, read by trigger-handler as environment variable WFE_SECRET_WEBHOOK_NAME, so a workflow's secretRef is env:WFE_SECRET_WEBHOOK_NAME). Terraform creates the secrets, never their values."
   type = object({
@@ -264,6 +283,7 @@ variable "tenants" {
       max_workflows          = optional(number)
       max_definition_bytes   = optional(number)
       max_storage_bytes      = optional(number)
+      retention_days         = optional(number)
     }), {})
   }))
   default  = {}
@@ -279,6 +299,13 @@ variable "tenants" {
       ]
     ]))
     error_message = "tenants: quotas are null (no limit) or not negative."
+  }
+  validation {
+    condition = alltrue([
+      for tenant in values(var.tenants) :
+      tenant.quotas.retention_days == null ? true : (tenant.quotas.retention_days >= 1 && tenant.quotas.retention_days <= 3650)
+    ])
+    error_message = "tenants: quotas.retention_days is null (the deployment's default) or within 1..3650."
   }
   validation {
     condition     = alltrue([for tenant in values(var.tenants) : length(tenant.display_name) <= 200])
