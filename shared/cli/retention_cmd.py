@@ -50,9 +50,17 @@ async def _remote(args: argparse.Namespace) -> Any:
 
     headers = {"X-API-Key": os.environ.get("WFE_API_KEY", "")}
     params = {"dryRun": "true"} if args.dry_run else {}
-    async with httpx.AsyncClient(base_url=args.url, timeout=600.0) as client:
-        answer = await client.post("/api/v1/admin/retention:sweep", params=params, headers=headers)
-    payload = answer.json()
+    try:
+        async with httpx.AsyncClient(base_url=args.url, timeout=600.0) as client:
+            answer = await client.post(
+                "/api/v1/admin/retention:sweep", params=params, headers=headers
+            )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise WorkflowError(f"{args.url}: {exc}", code="UNREACHABLE") from exc
+    try:
+        payload = answer.json()
+    except ValueError as exc:  # not JSON: a proxy's error page
+        raise WorkflowError(f"HTTP {answer.status_code}: not JSON", code="BAD_ANSWER") from exc
     if answer.status_code >= 400:
         error = payload.get("error", {}) if isinstance(payload, dict) else {}
         raise WorkflowError(str(error.get("message", answer.text)), code=error.get("code"))

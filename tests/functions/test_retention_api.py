@@ -178,3 +178,6 @@ def test_the_cli_sweeps_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixt
     captured = capsys.readouterr()
     assert captured.out == "" and "NOT_FOUND" in captured.err
     assert not missing.exists()
+    closed = ["retention", "sweep", "--dry-run", "--url", "http://127.0.0.1:9"]
+    assert main(closed) == 1  # nothing listens: an error line, not a traceback
+    assert "UNREACHABLE" in capsys.readouterr().err
