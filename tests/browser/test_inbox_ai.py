@@ -8,7 +8,10 @@ a real browser against a real ``wfe dev`` replaying model recordings offline:
   the answer and the failed verdicts; accepting completes the step with the answer;
 - a hostile string in the proposed args renders as text, and a refusal of the API
   (403 ``EVENT_SENDER_NOT_ALLOWED``) is shown on the card, which stays;
-- a viewer sees the cards without any action.
+- a viewer sees the cards without any action;
+- live, without reloading the page: an agent that asks again (a second call of the same
+  step run) gets a new card in place of the first, and a call proposed while the
+  workflow's live stream connects gets its card once the stream is open.
 
 The server replays recordings from a folder of this module (``WFE_AI_RECORDINGS_DIR``):
 the shipped ``examples/agent_approval.recording.json`` as it is, the shipped
@@ -97,6 +100,32 @@ HOSTILE_AGENT = {
 }
 
 
+TWO_CALLS = {
+    "name": "inbox-two-calls",
+    "steps": [
+        {
+            "id": "tiers",
+            "type": "agent",
+            "config": {
+                "prompt": "Record two tiers.",
+                "allowSideEffects": True,
+                "tools": [{"name": "set_variable", "requiresApproval": True}],
+            },
+        }
+    ],
+}
+
+
+def _call(call_id: str, name: str, value: str) -> dict[str, Any]:
+    return {
+        "content": "",
+        "toolCalls": [
+            {"id": call_id, "name": "set_variable", "args": {"name": name, "value": value}}
+        ],
+        "usage": {"inputTokens": 9, "outputTokens": 9},
+    }
+
+
 def _recordings(folder: Path) -> Path:
     """The recordings folder the server replays: shipped ones, and a hostile one."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,6 +151,10 @@ def _recordings(folder: Path) -> Path:
         },
     }
     (folder / "inbox_hostile.recording.json").write_text(json.dumps(hostile))
+    done = {"content": "both recorded", "usage": {"inputTokens": 9, "outputTokens": 2}}
+    turns = [_call("call_a", "first", "a"), _call("call_b", "second", "b"), done]
+    two = {"workflow": TWO_CALLS["name"], "steps": {"tiers": {"turns": turns}}}
+    (folder / "inbox_two_calls.recording.json").write_text(json.dumps(two))
     return folder
 
 
@@ -234,6 +267,7 @@ def test_a_tool_call_approved_with_edited_args_and_one_rejected(
     assert ai_api.get(f"/executions/{first}").json()["status"] == "waiting"
 
     editor.fill('{"name": "tier", "value": "gold"}')
+    expect(card.locator(".row-error")).to_have_text("")  # the last check's word is stale now
     shot(page, "inbox-ai-approval-edit")
     card.get_by_role("button", name="Approve with these args").click()
     expect(card).to_have_count(0)
@@ -325,6 +359,83 @@ def test_a_guardrail_escalation_is_accepted_or_rejected_from_the_inbox(
     event_card.get_by_role("button", name="Approve").click()
     expect(event_card).to_have_count(0)
     assert _until(ai_api, held, {"succeeded", "failed"})["status"] == "succeeded"
+
+
+def test_an_agent_that_asks_again_gets_a_new_card_live(
+    ai_server: Any, ai_api: httpx.Client, page: Any, shot: Callable[[Any, str], Path]
+) -> None:
+    """The page is open before the execution starts: its first call appears without a
+    reload; approved, the same step run waits on its second call, whose card replaces
+    the first (a new event name: the first answer is never shown again)."""
+    from playwright.sync_api import expect
+
+    workflow_id = _workflow(ai_api, TWO_CALLS)
+    page.goto(f"{ai_server.console}#/inbox")
+    expect(page.locator(".inbox-view .runs-status")).not_to_have_text("Loading…")
+    page.evaluate("window.__noReload = true")
+    execution_id = _start(ai_api, workflow_id)
+    cards = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
+    expect(cards).to_have_count(1)
+    first_event = _waiting_output(ai_api, execution_id, "tiers")["approval"]["event"]
+    expect(cards).to_have_attribute("data-event", first_event)
+    assert json.loads(cards.locator(".inbox-args").inner_text()) == {"name": "first", "value": "a"}
+    cards.get_by_role("button", name="Approve", exact=True).click()
+
+    expect(cards.locator(".inbox-args")).to_contain_text('"second"')
+    expect(cards).to_have_count(1)
+    second_event = cards.get_attribute("data-event")
+    assert second_event and second_event != first_event
+    assert page.evaluate("window.__noReload") is True
+    shot(page, "inbox-ai-second-call")
+    cards.get_by_role("button", name="Approve", exact=True).click()
+    expect(cards).to_have_count(0)
+    done = _until(ai_api, execution_id, {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert done["variables"]["first"] == "a" and done["variables"]["second"] == "b"
+
+
+def test_a_call_proposed_while_the_live_stream_connects_gets_its_card(
+    ai_server: Any, ai_api: httpx.Client, page: Any
+) -> None:
+    """The workflow's live stream hears events from when it is open: a step that starts
+    waiting after the list was loaded and before then is found by the page loading the
+    list again when the stream opens (not by the 60 s backstop)."""
+    from playwright.sync_api import Route, expect
+
+    workflow_id = _workflow(ai_api, TWO_CALLS)
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:  # every workflow stream's token waits until released
+        body = route.request.post_data_json or {}
+        if "workflowId" in body:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/stream-tokens", hold)
+    page.goto(f"{ai_server.console}#/inbox")
+    expect(page.locator(".inbox-view .runs-status")).not_to_have_text("Loading…")
+    for _ in range(200):
+        if any(route.request.post_data_json["workflowId"] == workflow_id for route in held):
+            break
+        page.wait_for_timeout(50)
+    else:
+        raise AssertionError("the inbox did not open the workflow's stream")
+    execution_id = _start(ai_api, workflow_id)
+    _waiting_output(ai_api, execution_id, "tiers")
+    cards = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
+    page.wait_for_timeout(500)
+    expect(cards).to_have_count(0)  # nothing has told the page yet
+
+    page.evaluate("window.__noReload = true")
+    for route in held:
+        route.continue_()
+    page.unroute("**/stream-tokens")
+    expect(cards).to_have_count(1, timeout=10_000)
+    assert page.evaluate("window.__noReload") is True
+    cancelled = ai_api.post(f"/executions/{execution_id}/cancel", json={"reason": "test"})
+    assert cancelled.status_code in (200, 202), cancelled.text
+    expect(cards).to_have_count(0)
 
 
 def test_hostile_args_render_as_text_and_a_refusal_stays_on_the_card(

@@ -169,7 +169,7 @@ export function jsonText(value) {
 
 /** What a waiting step run waits for a person to do, or null: 'event' (a wait_for_event
  *  step), 'approval' (an agent's tool call, output.status "awaitingApproval") or
- *  'escalation' (an llm step's guardrails, output.status "awaitingDecision"). */
+ *  'escalation' (an llm or agent step's guardrails, output.status "awaitingDecision"). */
 export function waitingKind(run) {
   if (!run || run.status !== 'waiting') return null;
   if (run.stepType === 'wait_for_event') return 'event';

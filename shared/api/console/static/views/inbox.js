@@ -1,12 +1,12 @@
 // #/inbox: every execution waiting for a person, across workflows: a wait_for_event
 // step, an agent step's tool call waiting for approval (output.status
-// "awaitingApproval", output.approval) and an llm step's guardrail escalation
+// "awaitingApproval", output.approval) and an llm or agent step's guardrail escalation
 // (output.status "awaitingDecision", output.escalation, output.evaluation). Built on the public API: the waiting executions
 // (GET /executions?status=waiting), their waiting runs (GET /executions/{id}/steps:
 // the resolved config gives the event name and timeout, dueAt the deadline), and one
 // event stream per listed execution, so a card goes away as soon as its execution
 // moves on. New waiting executions are heard on the workflows' live streams (for up to
-// 30 workflows; a step.waiting on an event reloads the list), with the Refresh button
+// 30 workflows; a step.waiting on an event, or a stream that opens, reloads the list), with the Refresh button
 // and a reload every 60 s while the page is visible as a backstop.
 
 import * as format from '../lib/format.js';
@@ -41,6 +41,7 @@ export async function mount(root, ctx) {
     reloadTimer: 0,
     workflows: new Map(),
     loading: null,
+    again: false, // a reload was asked for while one was under way
     answered: new Set(), // "<runId> <event>" answered from this page (the run may still read waiting)
   };
 
@@ -115,6 +116,10 @@ export async function mount(root, ctx) {
         status.textContent = `Could not load the inbox: ${error.message}`;
       } finally {
         state.loading = null;
+        if (state.again) {
+          state.again = false;
+          reloadSoon();
+        }
       }
     })();
     return state.loading;
@@ -164,9 +169,11 @@ export async function mount(root, ctx) {
       if (state.workflowStreams.size >= MAX_WORKFLOW_STREAMS) break;
       if (state.workflowStreams.has(workflowId)) continue;
       try {
+        // A stream hears events from the moment it is open: a step that started waiting
+        // between the list's load and then is found by loading the list again.
         const close = ctx.live.workflowEvents(workflowId, (event) => {
           if (!state.streams.has(event?.executionId)) arrival(event);
-        }) || (() => {});
+        }, {onStatus: (status) => { if (status === 'open') reloadSoon(); }}) || (() => {});
         state.workflowStreams.set(workflowId, close);
       } catch (error) {
         console.warn('inbox workflow stream', workflowId, error);
@@ -177,8 +184,18 @@ export async function mount(root, ctx) {
   /** A step that starts waiting for an event and has no card yet: reload the list. */
   function arrival(event) {
     if (event?.type !== 'step.waiting' || !event.data?.signal || state.cards.has(event.runId)) return;
+    reloadSoon();
+  }
+
+  /** Load the list again in 250 ms; a load under way then may have read it before the
+   *  news, so another one follows it. */
+  function reloadSoon() {
+    if (state.destroyed) return;
     clearTimeout(state.reloadTimer);
-    state.reloadTimer = setTimeout(() => load(), 250);
+    state.reloadTimer = setTimeout(() => {
+      if (state.loading) state.again = true;
+      else load();
+    }, 250);
   }
 
   function onEvent(executionId, event) {
@@ -334,6 +351,7 @@ export async function mount(root, ctx) {
       el('label', {for: argsId}, `Arguments for ${approval.tool} (JSON object)`), edited,
       el('div', {class: 'run-actions'}, approveEdited));
     const send = sender(item, event, {buttons: [approve, edit, approveEdited, reject], error, sent});
+    edited.addEventListener('input', () => { error.textContent = ''; }); // what it said is stale
     edit.addEventListener('click', () => {
       const open = editor.hidden;
       editor.hidden = !open;
