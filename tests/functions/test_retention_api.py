@@ -23,6 +23,7 @@ from shared.app.service import StartRequest
 from shared.cli.main import main
 from shared.composition import LocalRuntime, build_local
 from shared.composition.edge import build_edge
+from shared.dev.server import DevOptions, DevServer
 from shared.models import ExecutionStatus
 from shared.settings import Settings
 
@@ -181,3 +182,31 @@ def test_the_cli_sweeps_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixt
     closed = ["retention", "sweep", "--dry-run", "--url", "http://127.0.0.1:9"]
     assert main(closed) == 1  # nothing listens: an error line, not a traceback
     assert "UNREACHABLE" in capsys.readouterr().err
+
+
+async def test_wfe_dev_sweeps_at_start(tmp_path: Path) -> None:
+    """``wfe dev`` (``DevServer``) runs the retention loop: an execution that finished 40
+    days before the server starts is gone soon after it started."""
+    db = tmp_path / "wfe.db"
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=40))
+    before = build_local(Settings.local_mode(db_path=str(db)), clock=clock)
+    await before.start(sweep=False)
+    try:
+        old = await finished(before, "default", 1)
+    finally:
+        await before.stop()
+
+    server = DevServer(
+        Settings.local_mode(str(db)), DevOptions(port=8080, examples=None, demo_port=0)
+    )
+    await server.start()
+    try:
+        assert server.runtime is not None
+        for _ in range(250):
+            if await server.runtime.store.get_execution(old[0]) is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await server.runtime.store.get_execution(old[0]) is None
+        assert await server.runtime.store.stored_bytes("default") == 0
+    finally:
+        await server.stop()
