@@ -83,19 +83,18 @@ def apply_writes(
     one it replaces, an event its size (events are never changed). Joins, signals and
     slots are not counted (small and bounded per step). ``known`` holds the sizes of
     the documents the transaction read (``SqliteTx``: no second read of them) and
-    ``tenants`` the tenant of each execution it read; what is missing is read here.
+    ``tenants`` the tenant of each execution it read; what is missing is read here, in
+    one query per table (a chain's new runs: one read, not one per run).
     """
     sizes = {} if known is None else known
     owners = {} if tenants is None else tenants
+    _read_sizes(conn, writes, sizes)
     by_execution: dict[str, int] = {}
     for sql, params in writes:
         if sql in _DOC_BYTES:
             key = _size_key(sql, str(params[0]))
-            old = sizes.get(key)
-            if old is None:
-                row = conn.execute(_DOC_BYTES[sql], (params[0],)).fetchone()
-                old = int(row[0]) if row and row[0] else 0
             new = len(str(params[-1]).encode())
+            old = sizes[key]
             sizes[key] = new  # a second write of the same document replaces this one
             execution_id = str(params[0] if sql == _UPSERT_EXECUTION else params[1])
             if sql == _UPSERT_EXECUTION:
@@ -106,7 +105,7 @@ def apply_writes(
             by_execution[execution_id] = by_execution.get(execution_id, 0) + len(
                 str(params[-1]).encode()
             )
-        conn.execute(sql, params)
+    _execute_in_order(conn, writes)
     per_tenant: dict[str, int] = {}
     for execution_id, delta in by_execution.items():
         tenant = owners.get(execution_id)
@@ -119,6 +118,50 @@ def apply_writes(
     for tenant, delta in per_tenant.items():
         if delta:
             conn.execute(_ADD_STORAGE, (tenant, delta))
+
+
+_SIZES_OF = {
+    _UPSERT_EXECUTION: "SELECT id, length(CAST(doc AS BLOB)) FROM executions WHERE id IN ",
+    _UPSERT_RUN: "SELECT id, length(CAST(doc AS BLOB)) FROM step_runs WHERE id IN ",
+}
+_SIZES_CHUNK = 500
+"""Ids per size query (SQLite allows 32,766 parameters; smaller queries plan as fast)."""
+
+
+def _read_sizes(conn: sqlite3.Connection, writes: list[Write], sizes: dict[str, int]) -> None:
+    """Put in ``sizes`` the stored size (0: none) of every document ``writes`` replaces
+    that it does not hold yet. Read before any of the writes runs: only the writes of a
+    document itself change it, and after its first write ``sizes`` holds its new size."""
+    missing: dict[str, list[str]] = {}
+    for sql, params in writes:
+        if sql in _DOC_BYTES:
+            ident = str(params[0])
+            key = _size_key(sql, ident)
+            if key not in sizes:
+                sizes[key] = 0  # unless stored: read below
+                missing.setdefault(sql, []).append(ident)
+    for sql, idents in missing.items():
+        for start in range(0, len(idents), _SIZES_CHUNK):
+            chunk = idents[start : start + _SIZES_CHUNK]
+            query = _SIZES_OF[sql] + f"({', '.join('?' * len(chunk))})"
+            for ident, size in conn.execute(query, chunk):
+                sizes[_size_key(sql, str(ident))] = int(size or 0)
+
+
+def _execute_in_order(conn: sqlite3.Connection, writes: list[Write]) -> None:
+    """Run ``writes`` in their order, a stretch of one statement in one ``executemany``
+    (the step runs a commit finalizes, the events of a chain)."""
+    index = 0
+    while index < len(writes):
+        sql = writes[index][0]
+        end = index + 1
+        while end < len(writes) and writes[end][0] == sql:
+            end += 1
+        if end - index == 1:
+            conn.execute(sql, writes[index][1])
+        else:
+            conn.executemany(sql, [params for _, params in writes[index:end]])
+        index = end
 
 
 def _size_key(sql: str, ident: str) -> str:
