@@ -69,10 +69,14 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
-_Pending = tuple[Any, "asyncio.Future[Any]", contextvars.Context]
+_Pending = tuple[Any, "asyncio.Future[Any]", contextvars.Context, str | None]
+"""A waiting transaction: its body, its caller's future and context, its tenant."""
 GROUP_PER_TENANT = 8
 """Most transactions of one tenant in one group commit (``SqliteStore(group_per_tenant)``)."""
 SHARE_WINDOW = 1.0
+CHECKPOINT_CHANGES = 1000
+"""Rows written by the writer between two WAL checkpoints when it commits on the event
+loop (its automatic checkpoints are off then: ``_checkpoint``)."""
 """Seconds a tenant's last transaction counts it as sharing the writer: while two or more
 tenants do, groups hold at most ``group_per_tenant`` of each."""
 """Rows after a cursor in (time desc, id asc) order; ``{t}`` is the time column."""
@@ -120,6 +124,21 @@ class SqliteStore(Listeners):
         self._active: dict[str | None, float] = {}
         """When each tenant last asked for a transaction (monotonic seconds)."""
         self._conn = connect(str(path), mode)
+        self._commit_on_loop = mode in ("OFF", "NORMAL")
+        """COMMIT on the loop thread: without an fsync (WAL at synchronous NORMAL or OFF)
+        it takes tens of microseconds, and handing it to a thread cost every group a
+        wait for the GIL behind the loop (about 5 ms under load). FULL and EXTRA
+        fsync at every COMMIT: that goes to a thread (``_commit``)."""
+        self._file_backed = str(path) != ":memory:"
+        self._group_shared = False
+        """Whether the group being committed is shared between tenants (``_next_group``)."""
+        self._group_known: set[str | None] = set()
+        """The tenants waiting when that group was formed (in it or left for later)."""
+        if self._commit_on_loop and self._file_backed:
+            # An automatic checkpoint would run inside a COMMIT, on the loop, with an
+            # fsync: the writer checkpoints in a thread between groups instead.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointed_at = self._conn.total_changes
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
         ensure_storage_schema(self._conn)  # bytes per tenant (maxStorageBytes)
         # Reads outside transactions use a second connection (WAL lets it read the last
@@ -182,7 +201,7 @@ class SqliteStore(Listeners):
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         tenant = work_tenant()
-        self._pending.setdefault(tenant, deque()).append((fn, future, copy_context()))
+        self._pending.setdefault(tenant, deque()).append((fn, future, copy_context(), tenant))
         if tenant is not None:  # unclaimed work (a sweeper) shares with whoever is there
             self._active[tenant] = time.monotonic()
         writer = self._writer
@@ -206,10 +225,15 @@ class SqliteStore(Listeners):
                         await self._commit_batch(batch)
                     except Exception:  # every future of the batch holds the error
                         log.debug("group commit failed", exc_info=True)
+                    if self._conn.total_changes - self._checkpointed_at >= CHECKPOINT_CHANGES:
+                        await self._checkpoint()
+                # The callers of the group just committed run before the next group's
+                # transaction bodies (a woken start would otherwise wait a whole group).
+                await asyncio.sleep(0)
         except BaseException:  # cancelled (the loop is closing): nobody waits forever
             stopped = TransientError("the store's writer stopped", code="STORE_UNAVAILABLE")
             for waiting in self._pending.values():
-                for _, future, _ in waiting:
+                for _, future, _, _ in waiting:
                     _settle(future, error=stopped)
             self._pending.clear()
             self._served.clear()
@@ -232,12 +256,17 @@ class SqliteStore(Listeners):
         most ``group_per_tenant`` transactions in the group: a tenant with one transaction
         waiting behind another's hundreds goes into the next group, at its head, and a
         group (hence the wait for its COMMIT) stays short however many one tenant sends.
-        The rest wait for the following groups, each tenant's in its arrival order.
+        The rest wait for the following groups, each tenant's in its arrival order. A
+        tenant whose every waiting transaction fits (a light one) closes the group: its
+        few commit without a flood's eight behind them. While a shared group runs, a
+        tenant not in it that starts waiting cuts it short (``_preempted``).
         """
         self._groups += 1
         # A tenant alone has nobody to share with: all of it in one group (a cap would
         # only cost it commits). Shared as soon as another tenant wrote recently.
         most = self.group_per_tenant if self._sharing() else None
+        self._group_shared = most is not None
+        self._group_known = set(self._pending)
         batch: list[_Pending] = []
         for tenant in sorted(self._pending, key=lambda t: self._served.get(t, 0)):
             waiting = self._pending[tenant]
@@ -248,18 +277,24 @@ class SqliteStore(Listeners):
             else:  # forgotten when idle: a tenant coming back counts as least recent
                 del self._pending[tenant]
                 self._served.pop(tenant, None)
+                if most is not None:  # all it had: the others go in the next group
+                    break
         return batch
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
             begin(self._conn)
         except BaseException as exc:
-            for _, future, _ in batch:
+            for _, future, _, _ in batch:
                 _settle(future, error=exc)
             return
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Any]]] = []
         try:
-            for fn, future, context in batch:
+            for index, (fn, future, context, _) in enumerate(batch):
+                if index and self._group_shared:  # newcomers get in (``_preempted``)
+                    await asyncio.sleep(0)
+                    if self._preempted(batch, index):
+                        break
                 tx = SqliteTx(self._conn)
                 self._conn.execute("SAVEPOINT tx")
                 try:
@@ -280,13 +315,13 @@ class SqliteStore(Listeners):
                 done.append((future, result, None, tx.events))
         except BaseException as exc:
             rollback(self._conn)
-            for _, future, _ in batch:
+            for _, future, _, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
         try:
             cancelled = await self._commit()
         except BaseException as exc:
-            for _, future, _ in batch:
+            for _, future, _, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
         for future, result, error, events in done:
@@ -296,13 +331,52 @@ class SqliteStore(Listeners):
         if cancelled:
             raise asyncio.CancelledError
 
+    def _preempted(self, batch: list[_Pending], index: int) -> bool:
+        """Whether a tenant that was not waiting when the group was formed now waits:
+        then the rest of the group goes back to the front of its tenants' queues (in
+        order) and the group commits what ran, so the newcomer is in the next group."""
+        if all(tenant in self._group_known for tenant in self._pending):
+            return False
+        for item in reversed(batch[index:]):
+            self._pending.setdefault(item[3], deque()).appendleft(item)
+        del batch[index:]
+        return True
+
     async def _commit(self) -> bool:
-        """COMMIT off the event loop (transactions arriving meanwhile share the next one).
+        """COMMIT: on the loop when it does not fsync (``_commit_on_loop``), else in a
+        thread (transactions arriving meanwhile share the next one).
 
         The commit is not cancellable: a cancelled caller waits for the thread to finish
         before anything else touches the connection. Returns whether it was cancelled.
         """
-        task = asyncio.ensure_future(asyncio.to_thread(self._conn.execute, "COMMIT"))
+        if self._commit_on_loop:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                rollback(self._conn)
+                raise
+            return False
+        return await self._off_loop("COMMIT")
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database file (PASSIVE: readers go on), in a thread,
+        between two groups: nothing is written meanwhile, so the checkpoint completes and
+        the next group starts the WAL over (it does not grow without end)."""
+        self._checkpointed_at = self._conn.total_changes
+        if not self._file_backed:
+            return
+        try:
+            if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)"):
+                raise asyncio.CancelledError
+        except sqlite3.Error:  # a failed checkpoint loses nothing: the WAL keeps it all
+            log.warning("WAL checkpoint failed", exc_info=True)
+
+    async def _off_loop(self, sql: str) -> bool:
+        """Run ``sql`` on the writer's connection in a thread, not cancellable (a cancelled
+        caller waits for it); a failed COMMIT rolls back. Returns whether cancelled.
+        The rows are fetched: a statement left unfinished (a checkpoint answers a row)
+        would hold the connection ("SQL statements in progress")."""
+        task = asyncio.ensure_future(asyncio.to_thread(_run_to_end, self._conn, sql))
         cancelled = False
         while not task.done():
             try:
@@ -654,6 +728,10 @@ async def _in_context(context: contextvars.Context, body: Coroutine[Any, Any, T]
                 value = await waited
         except BaseException as exc:  # handed to the body, as its own await would
             error = exc
+
+
+def _run_to_end(conn: sqlite3.Connection, sql: str) -> list[Any]:
+    return conn.execute(sql).fetchall()
 
 
 def _settle(

@@ -154,3 +154,120 @@ async def test_a_body_failing_after_a_suspension_fails_alone(store: SqliteStore)
     )
     assert isinstance(outcome[0], Conflict) and outcome[1] == 7
     await store.close()
+
+
+async def test_a_light_tenant_closes_its_group(store: SqliteStore) -> None:
+    """B's one transaction is all B has: its group ends with it, with no share of C's
+    flood behind it (C waits for the next group)."""
+    log = Log(store)
+    flood = [asyncio.create_task(log.write("a", i)) for i in range(20)]
+    light = asyncio.create_task(log.write("b", 0))
+    later = [asyncio.create_task(log.write("c", i)) for i in range(20)]
+    await asyncio.gather(*flood, light, *later)
+    b_group = dict(log.ran)["b"]
+    assert [t for t, g in log.ran if g == b_group][-1] == "b"
+    assert dict(log.ran)["c"] > b_group
+    await store.close()
+
+
+async def test_a_newcomer_cuts_a_shared_group_short(store: SqliteStore) -> None:
+    """A group shared by A (eight of its twelve) and C runs; during A's first body B
+    starts waiting: the group ends at the next body, B is the very next group, and the
+    transactions that had not run go back in front of their queues, in their order."""
+    log = Log(store)
+    b_task: list[asyncio.Task[str]] = []
+
+    async def trigger(tx: ExecutionTx) -> str:
+        log.ran.append(("a", store._groups))
+        b_task.append(asyncio.create_task(log.write("b", 0)))
+        return "a-0"
+
+    async def a_first() -> str:
+        with working_for("a"):
+            return await store.run_transaction(trigger)
+
+    await log.write("x", 0)  # another tenant wrote just before: the groups are shared
+    tasks = [asyncio.create_task(a_first())]
+    tasks += [asyncio.create_task(log.write("a", i)) for i in range(1, 12)]
+    tasks += [asyncio.create_task(log.write("c", 0))]
+    results = await asyncio.gather(*tasks)
+    assert results == [f"a-{i}" for i in range(12)] + ["c-0"]
+    assert await b_task[0] == "b-0"
+    first = log.ran[1][1]  # the group of A's first body
+    assert [t for t, g in log.ran if g == first] == ["a"]  # cut after one body
+    assert dict(log.ran)["b"] == first + 1
+    assert [t for t, _ in log.ran].count("a") == 12
+    await store.close()
+
+
+async def test_a_shared_group_runs_whole_when_nobody_new_comes(store: SqliteStore) -> None:
+    """The bodies of a shared group yield between them, and without a newcomer it is
+    not cut: eight of A's twelve and C's one share one group (shows the test above can
+    fail)."""
+    log = Log(store)
+    await log.write("x", 0)
+    await asyncio.gather(*(log.write("a", i) for i in range(12)), log.write("c", 0))
+    first = log.ran[1][1]
+    assert [t for t, g in log.ran if g == first] == ["a"] * 8 + ["c"]
+    await store.close()
+
+
+@pytest.mark.parametrize(("mode", "on_loop"), [("NORMAL", True), ("OFF", True), ("FULL", False)])
+async def test_only_a_commit_that_fsyncs_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, on_loop: bool
+) -> None:
+    """At NORMAL (WAL: no fsync at COMMIT) the group's COMMIT runs on the loop; at FULL
+    it goes to a thread (an fsync per COMMIT)."""
+    import threading
+
+    store = SqliteStore(tmp_path / "mode.db", synchronous=mode)
+    threads: list[str] = []
+    real = asyncio.to_thread
+
+    async def spy(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(str(args[1]) if len(args) > 1 else fn.__name__)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", spy)
+    log = Log(store)
+    await asyncio.gather(*(log.write("a", i) for i in range(3)))
+    assert ("COMMIT" in threads) is not on_loop
+    assert threading.active_count() >= 1
+    await store.close()
+
+
+async def test_the_writer_checkpoints_the_wal_so_it_does_not_grow(tmp_path: Path) -> None:
+    """Automatic checkpoints are off on the writer (they would fsync on the loop); the
+    writer checkpoints between groups every ``CHECKPOINT_CHANGES`` rows, so the WAL
+    is restarted and stays bounded, and everything is in the database file."""
+    import sqlite3
+
+    from shared.adapters import sqlite_store
+
+    path = tmp_path / "wal.db"
+    store = SqliteStore(path)
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+    async def rows(tx: ExecutionTx) -> None:
+        for _ in range(50):
+            store._conn.execute(
+                "INSERT INTO tenant_storage (tenant, bytes) VALUES (?, 1)"
+                " ON CONFLICT (tenant) DO UPDATE SET bytes = bytes + 1",
+                ("t",),
+            )
+
+    for _ in range(3 * sqlite_store.CHECKPOINT_CHANGES // 50):
+        await store.run_transaction(rows)
+    wal = Path(f"{path}-wal")
+    assert store._conn.total_changes - store._checkpointed_at < sqlite_store.CHECKPOINT_CHANGES
+    size_after_many = wal.stat().st_size
+    for _ in range(3 * sqlite_store.CHECKPOINT_CHANGES // 50):
+        await store.run_transaction(rows)
+    assert wal.stat().st_size == size_after_many  # restarted, not grown
+    await store.close()
+    other = sqlite3.connect(path)
+    assert (
+        other.execute("SELECT bytes FROM tenant_storage WHERE tenant = 't'").fetchone()[0]
+        == 6 * sqlite_store.CHECKPOINT_CHANGES
+    )
+    other.close()
