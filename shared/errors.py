@@ -117,6 +117,14 @@ class InvalidState(WorkflowError):
     code = "INVALID_STATE"
 
 
+class ExecutionBeingDeleted(InvalidState):
+    """The retention sweep has begun deleting this finished execution (409): it is going,
+    so nothing may bring it back (a redrive). Firestore deletes a large execution over
+    several transactions and marks it in the first; memory and SQLite delete it in one."""
+
+    code = "EXECUTION_BEING_DELETED"
+
+
 class TransientError(WorkflowError):
     """A dependency failed in a way that retrying is expected to fix."""
 

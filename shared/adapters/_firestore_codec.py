@@ -31,6 +31,7 @@ from shared.models import (
 )
 
 __all__ = [
+    "DELETING",
     "MAX_DOC_BYTES",
     "Collections",
     "check_id",
@@ -54,6 +55,12 @@ __all__ = [
 MAX_DOC_BYTES = 900 * 1024
 """Largest ``doc`` body written: Firestore refuses documents over 1 MiB, and the other
 fields and the document name need some room."""
+
+DELETING = "deletingSince"
+"""Field of an execution document the retention sweep sets (a server timestamp) in its
+first deleting transaction (``firestore_retention``): the execution is going. Beside
+``doc``, which the models read, so no model sees it; ``FirestoreTx`` keeps it on
+writes and refuses one that would bring the execution back to life."""
 
 _DATETIME = TypeAdapter(datetime)
 

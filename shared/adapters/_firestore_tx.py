@@ -14,6 +14,7 @@ from google.cloud.firestore import AsyncClient, AsyncDocumentReference, AsyncTra
 from google.cloud.firestore_v1 import async_transactional
 
 from shared.adapters._firestore_codec import (
+    DELETING,
     Collections,
     check_id,
     encode_event,
@@ -37,7 +38,7 @@ from shared.adapters._firestore_queries import (
 )
 from shared.adapters.firestore_rollups import RollupWrites
 from shared.adapters.firestore_storage import StorageCount
-from shared.errors import Conflict, TransientError, WorkflowError
+from shared.errors import Conflict, ExecutionBeingDeleted, TransientError, WorkflowError
 from shared.models import (
     ConcurrencySlot,
     ExecutionEvent,
@@ -183,6 +184,8 @@ class FirestoreTx:
         self._duplicate_event: tuple[str, int] | None = None
         self._rollups = RollupWrites(client, names)
         self._storage = StorageCount(client, names)
+        self._deleting: dict[str, Any] = {}
+        """Retention marks (``DELETING``) of the executions read, by execution id."""
         self.events: list[ExecutionEvent] = []
 
     # -- reads -------------------------------------------------------------------
@@ -199,6 +202,8 @@ class FirestoreTx:
         if row is None:
             return None
         self._storage.saw_execution(self._path(self._names.executions, execution_id), row)
+        if row.get(DELETING) is not None:
+            self._deleting[execution_id] = row[DELETING]
         return WorkflowExecution.model_validate_json(row["doc"])
 
     async def get_run(self, run_id: str) -> StepRun | None:
@@ -278,7 +283,18 @@ class FirestoreTx:
         return next_created_key()
 
     def put_execution(self, execution: WorkflowExecution) -> None:
+        """Buffer the execution's document. One the retention sweep has marked as going
+        (read in this transaction) stays terminal and keeps its mark: a write that would
+        make it live again (a redrive) raises ExecutionBeingDeleted, so the transaction
+        that would revive it commits nothing."""
         data = encode_execution(execution)  # checks the id before it becomes a path
+        mark = self._deleting.get(execution.id)
+        if mark is not None:
+            if not execution.status.terminal:
+                raise ExecutionBeingDeleted(
+                    f"execution {execution.id} is being deleted by the retention sweep"
+                )
+            data[DELETING] = mark
         ref = self._client.collection(self._names.executions).document(execution.id)
         self._buffer(_Write("set", ref, data))
 
