@@ -14,6 +14,7 @@ passed: an audit entry or a checkpoint is late under load, not lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -48,9 +49,21 @@ class SideConnection:
         self._closed = False
 
     async def run(self, body: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """Run ``body`` in a worker thread (in one IMMEDIATE transaction when ``write``)."""
+        """Run ``body`` in a worker thread (in one IMMEDIATE transaction when ``write``).
+
+        A cancelled caller still waits for the thread before it lets go of the lock: the
+        thread goes on using the connection, and ``close()`` (a runtime stopping right
+        after cancelling its tasks) would close it under the thread (a segfault).
+        """
         async with self._lock:
-            return await asyncio.to_thread(self._run, body, write)
+            work = asyncio.ensure_future(asyncio.to_thread(self._run, body, write))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([work])
+                raise
 
     def _run(self, body: Callable[[sqlite3.Connection], T], write: bool) -> T:
         if not write:

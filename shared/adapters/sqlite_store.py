@@ -77,6 +77,10 @@ SHARE_WINDOW = 1.0
 CHECKPOINT_CHANGES = 1000
 """Rows written by the writer between two WAL checkpoints when it commits on the event
 loop (its automatic checkpoints are off then: ``_checkpoint``)."""
+CATCH_UP_EVERY = 8
+"""Every so many checkpoints, one catches up under the writer (the WAL then starts over):
+checkpoints that run beside a flood of writes never quite catch up with it, and the WAL
+would grow for as long as the flood lasts."""
 """Seconds a tenant's last transaction counts it as sharing the writer: while two or more
 tenants do, groups hold at most ``group_per_tenant`` of each."""
 """Rows after a cursor in (time desc, id asc) order; ``{t}`` is the time column."""
@@ -139,6 +143,10 @@ class SqliteStore(Listeners):
             # fsync: the writer checkpoints in a thread between groups instead.
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._checkpointed_at = self._conn.total_changes
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoints = 0
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._path, self._mode = str(path), mode
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
         ensure_storage_schema(self._conn)  # bytes per tenant (maxStorageBytes)
         # Reads outside transactions use a second connection (WAL lets it read the last
@@ -148,7 +156,11 @@ class SqliteStore(Listeners):
         self._read_lock = self._lock if self._reader is self._conn else asyncio.Lock()
 
     async def close(self) -> None:
-        """Close the connection once no transaction is running."""
+        """Close the connection once no transaction and no checkpoint is running."""
+        if self._checkpointer is not None:
+            await asyncio.wait([self._checkpointer])  # it logs its own failures
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
         async with self._lock:
             self._conn.close()
         if self._reader is not self._conn:
@@ -226,7 +238,7 @@ class SqliteStore(Listeners):
                     except Exception:  # every future of the batch holds the error
                         log.debug("group commit failed", exc_info=True)
                     if self._conn.total_changes - self._checkpointed_at >= CHECKPOINT_CHANGES:
-                        await self._checkpoint()
+                        self._start_checkpoint()
                 # The callers of the group just committed run before the next group's
                 # transaction bodies (a woken start would otherwise wait a whole group).
                 await asyncio.sleep(0)
@@ -358,25 +370,41 @@ class SqliteStore(Listeners):
             return False
         return await self._off_loop("COMMIT")
 
-    async def _checkpoint(self) -> None:
-        """Copy the WAL into the database file (PASSIVE: readers go on), in a thread,
-        between two groups: nothing is written meanwhile, so the checkpoint completes and
-        the next group starts the WAL over (it does not grow without end)."""
+    def _start_checkpoint(self) -> None:
+        """Checkpoint in the background unless one runs (``_checkpoint``)."""
         self._checkpointed_at = self._conn.total_changes
-        if not self._file_backed:
+        if not self._file_backed or (self._checkpointer and not self._checkpointer.done()):
             return
+        self._checkpointer = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, in a thread, on a connection of its own:
+        PASSIVE, so the writer goes on committing meanwhile (a checkpoint holding it cost
+        every transaction arriving meanwhile tens of milliseconds). Frames written during
+        it stay in the WAL; every ``CATCH_UP_EVERY`` checkpoints, a second one on the
+        writer's connection, between groups, copies them (a few: those written during the
+        first) and the WAL starts over at the next group."""
         try:
-            if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)"):
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = connect(self._path, self._mode)
+            if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)", self._checkpoint_conn):
                 raise asyncio.CancelledError
+            self._checkpoints += 1
+            if self._checkpoints % CATCH_UP_EVERY == 0:
+                async with self._lock:
+                    if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)"):
+                        raise asyncio.CancelledError
         except sqlite3.Error:  # a failed checkpoint loses nothing: the WAL keeps it all
             log.warning("WAL checkpoint failed", exc_info=True)
 
-    async def _off_loop(self, sql: str) -> bool:
-        """Run ``sql`` on the writer's connection in a thread, not cancellable (a cancelled
-        caller waits for it); a failed COMMIT rolls back. Returns whether cancelled.
+    async def _off_loop(self, sql: str, conn: sqlite3.Connection | None = None) -> bool:
+        """Run ``sql`` on ``conn`` (the writer's) in a thread, not cancellable (a cancelled
+        caller waits for it: nothing may close the connection under the thread); a
+        failed COMMIT rolls back. Returns whether cancelled.
         The rows are fetched: a statement left unfinished (a checkpoint answers a row)
         would hold the connection ("SQL statements in progress")."""
-        task = asyncio.ensure_future(asyncio.to_thread(_run_to_end, self._conn, sql))
+        conn = self._conn if conn is None else conn
+        task = asyncio.ensure_future(asyncio.to_thread(_run_to_end, conn, sql))
         cancelled = False
         while not task.done():
             try:
@@ -386,7 +414,7 @@ class SqliteStore(Listeners):
             except Exception:
                 break
         if task.exception() is not None:
-            rollback(self._conn)
+            rollback(conn)
             raise task.exception()  # type: ignore[misc]
         return cancelled
 
