@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -77,10 +78,14 @@ SHARE_WINDOW = 1.0
 CHECKPOINT_CHANGES = 1000
 """Rows written by the writer between two WAL checkpoints when it commits on the event
 loop (its automatic checkpoints are off then: ``_checkpoint``)."""
-CATCH_UP_EVERY = 8
-"""Every so many checkpoints, one catches up under the writer (the WAL then starts over):
-checkpoints that run beside a flood of writes never quite catch up with it, and the WAL
-would grow for as long as the flood lasts."""
+WAL_BYTES_MOST = 128 * 1024 * 1024
+"""A WAL file larger than this after a checkpoint gets a second one under the writer (the
+WAL then starts over, cut back to ``WAL_BYTES_KEPT``): checkpoints that run beside a
+flood of writes never quite catch up with it, and the WAL would grow for as long as the
+flood lasts. Each catch-up holds the writer for tens of milliseconds: rare, not never."""
+WAL_BYTES_KEPT = 32 * 1024 * 1024
+"""``PRAGMA journal_size_limit`` of the writer: the WAL file is cut back to this when it
+starts over."""
 """Seconds a tenant's last transaction counts it as sharing the writer: while two or more
 tenants do, groups hold at most ``group_per_tenant`` of each."""
 """Rows after a cursor in (time desc, id asc) order; ``{t}`` is the time column."""
@@ -142,9 +147,9 @@ class SqliteStore(Listeners):
             # An automatic checkpoint would run inside a COMMIT, on the loop, with an
             # fsync: the writer checkpoints in a thread between groups instead.
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_BYTES_KEPT}")
         self._checkpointed_at = self._conn.total_changes
         self._checkpointer: asyncio.Task[None] | None = None
-        self._checkpoints = 0
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._path, self._mode = str(path), mode
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
@@ -381,16 +386,15 @@ class SqliteStore(Listeners):
         """Copy the WAL into the database file, in a thread, on a connection of its own:
         PASSIVE, so the writer goes on committing meanwhile (a checkpoint holding it cost
         every transaction arriving meanwhile tens of milliseconds). Frames written during
-        it stay in the WAL; every ``CATCH_UP_EVERY`` checkpoints, a second one on the
-        writer's connection, between groups, copies them (a few: those written during the
+        it stay in the WAL; when its file passed ``WAL_BYTES_MOST``, a second one on the
+        writer's connection, between groups, copies them (those written during the
         first) and the WAL starts over at the next group."""
         try:
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = connect(self._path, self._mode)
             if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)", self._checkpoint_conn):
                 raise asyncio.CancelledError
-            self._checkpoints += 1
-            if self._checkpoints % CATCH_UP_EVERY == 0:
+            if _size(f"{self._path}-wal") > WAL_BYTES_MOST:
                 async with self._lock:
                     if await self._off_loop("PRAGMA wal_checkpoint(PASSIVE)"):
                         raise asyncio.CancelledError
@@ -756,6 +760,13 @@ async def _in_context(context: contextvars.Context, body: Coroutine[Any, Any, T]
                 value = await waited
         except BaseException as exc:  # handed to the body, as its own await would
             error = exc
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _run_to_end(conn: sqlite3.Connection, sql: str) -> list[Any]:

@@ -240,14 +240,14 @@ async def test_the_wal_is_checkpointed_and_stays_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Automatic checkpoints are off on the writer (they would fsync on the loop); every
-    ``CHECKPOINT_CHANGES`` rows a checkpoint runs beside it, and every ``CATCH_UP_EVERY``
-    one catches up under the writer: the WAL starts over instead of growing with every
-    row, and nothing is lost."""
+    ``CHECKPOINT_CHANGES`` rows a checkpoint runs beside it, and when the WAL file passed
+    ``WAL_BYTES_MOST`` one catches up under the writer: the WAL starts over instead of
+    growing with every row, and nothing is lost."""
     import sqlite3
 
     from shared.adapters import sqlite_store
 
-    monkeypatch.setattr(sqlite_store, "CATCH_UP_EVERY", 2)
+    monkeypatch.setattr(sqlite_store, "WAL_BYTES_MOST", 100_000)
     path = tmp_path / "wal.db"
     store = SqliteStore(path)
     assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
