@@ -98,9 +98,12 @@ class RetentionStore(Protocol):
         Deletes nothing (all counts 0) when the execution does not exist, belongs to
         another tenant, is not terminal (succeeded, failed, cancelled, timed out) or
         finished at or after ``finished_before`` (re-checked inside the deleting
-        transactions: a redriven execution is left alone). Idempotent: a second call,
-        or a concurrent one, deletes nothing more. Works in bounded transactions (at
-        most a few hundred documents each) however large the execution.
+        transactions: an execution redriven before the delete is left alone).
+        Idempotent: a second call, or a concurrent one, deletes nothing more. Works in
+        bounded transactions (at most a few hundred documents each) however large the
+        execution; where it takes several (Firestore), the first marks the execution,
+        a redrive of a marked one is refused (EXECUTION_BEING_DELETED) and a later call
+        finishes a deletion a crash interrupted.
         """
         ...
 

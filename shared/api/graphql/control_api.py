@@ -80,7 +80,12 @@ class ControlMutation:
     async def redrive_execution(self, info: GqlInfo, id: strawberry.ID) -> ExecutionPayload:
         return await _control(info, id, WorkflowApp.redrive)
 
-    @strawberry.mutation(description="Send an event to an execution (`wait_for_event` steps).")
+    @strawberry.mutation(
+        description=(
+            "Send an event to an execution: a `wait_for_event` step's event, an agent's"
+            " tool-call approval or a guardrail escalation's decision."
+        )
+    )
     async def send_event(
         self,
         info: GqlInfo,
