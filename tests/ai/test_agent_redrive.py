@@ -311,3 +311,31 @@ async def test_a_redelivery_of_a_guardrail_redrive_does_not_ask_again(
     assert model.calls == 2  # its redelivery did not ask a third time
     run = await agent_run(h, execution.id)
     assert run.generation == 1 and run.state["evaluation"]["rounds"] == 2
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_redrive_after_an_escalation_timeout_asks_the_agent_then_the_person(
+    make_agent: MakeAgent, store: str
+) -> None:
+    model = fake(titled(LONG), titled(LONGER), tool_calling=True)
+    h = await make_agent(model, store=store, engine=store)
+    execution = await h.run(agent_flow(guarded(escalateTimeoutSeconds=60)))  # clock moves
+    timed_out = await h.app.get_execution(execution.id)
+    assert timed_out.status == ExecutionStatus.FAILED
+    assert timed_out.error_info is not None
+    assert timed_out.error_info.code == "GUARDRAIL_TIMEOUT"
+    assert model.calls == 1
+
+    await h.app.redrive(execution.id)
+    await h.drain(advance=False)
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.WAITING
+    assert model.calls == 2  # the agent answered anew (told why), then a person is asked
+    assert "short: the title is too long" in str(model.seen[1][-1].content)
+    run = await agent_run(h, execution.id)
+    assert run.generation == 1 and run.output["status"] == "awaitingDecision"
+    assert run.output["data"] == LONGER
+    await h.app.send_event(execution.id, "guardrail.a0", {"decision": "accept"})
+    await h.drain(advance=False)
+    done = await h.app.get_execution(execution.id)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error
+    assert done.variables["title"] == LONGER["title"] and model.calls == 2
