@@ -16,7 +16,6 @@ from shared.adapters._sqlite_schema import (
     slot_write,
     write_for,
 )
-from shared.adapters.sqlite_rollups import rollup_writes
 from shared.errors import Conflict
 from shared.models import (
     ConcurrencySlot,
@@ -180,6 +179,9 @@ class SqliteTx:
         storage counter's old sizes (``apply_writes``), without reading them again."""
         self.tenants: dict[str, str] = {}
         """Tenant of each execution read."""
+        self.rollups: list[RollupDelta] = []
+        """Analytics deltas: the store adds them up per row for the whole group commit
+        (``sqlite_rollups.RollupSums``)."""
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution | None:
         row = self._conn.execute(
@@ -244,7 +246,7 @@ class SqliteTx:
         self.events.append(event)  # events are never changed after they are added
 
     def add_rollup(self, delta: RollupDelta) -> None:
-        self.writes.extend(rollup_writes(delta))  # two upserts, no read (sqlite_rollups)
+        self.rollups.append(delta)  # summed over the group, added before its COMMIT
 
     async def get_slots(self, slot_ids: list[str]) -> dict[str, ConcurrencySlot]:
         found: dict[str, ConcurrencySlot] = {}

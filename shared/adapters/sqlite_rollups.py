@@ -1,8 +1,12 @@
 """Analytics rollup rows in SQLite: the table, the in-transaction upserts, the reads.
 
-A row per (tenant, grain, bucket, workflow id) holds its counters as one JSON object;
-adding a delta is one upsert per grain whose conflict clause adds the counters in
-SQL, so the engine's commit buffers two statements and reads nothing.
+A row per (tenant, grain, bucket, workflow id) holds its counters as one JSON object.
+The deltas of a group commit are summed in Python first (``RollupSums``: a thousand
+executions of one workflow ending in one group are one row per grain), then each row
+is read once, added to and written back, in the group's SQLite transaction, just before
+its COMMIT. (Adding them in SQL, with a ``json_each`` merge in the upsert's conflict
+clause, cost 650 µs per delta and grain on a 100-step workflow's row: a quarter of
+its steps' time.)
 """
 
 from __future__ import annotations
@@ -12,10 +16,9 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters._sqlite_schema import Write
 from shared.ports.analytics import GRAINS, Grain, RollupDelta, RollupQuery, RollupRow, bucket_start
 
-__all__ = ["ensure_rollup_schema", "rollup_writes", "select_rollups"]
+__all__ = ["RollupSums", "ensure_rollup_schema", "select_rollups"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollups (
@@ -29,17 +32,14 @@ CREATE TABLE IF NOT EXISTS rollups (
 CREATE INDEX IF NOT EXISTS rollups_by_workflow ON rollups (tenant, workflow_id, grain, bucket)
 """
 
-_UPSERT = """
+_READ = "SELECT doc FROM rollups WHERE tenant = ? AND grain = ? AND bucket = ? AND workflow_id = ?"
+_WRITE = """
 INSERT INTO rollups (tenant, grain, bucket, workflow_id, doc) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (tenant, grain, bucket, workflow_id) DO UPDATE SET doc = (
-    SELECT json_group_object(key, total) FROM (
-        SELECT key, SUM(value) AS total FROM (
-            SELECT key, value FROM json_each(rollups.doc)
-            UNION ALL SELECT key, value FROM json_each(excluded.doc)
-        ) GROUP BY key
-    )
-)
+ON CONFLICT (tenant, grain, bucket, workflow_id) DO UPDATE SET doc = excluded.doc
 """
+
+RowKey = tuple[str, str, float, str]
+"""(tenant, grain, bucket start as epoch seconds, workflow id): a row's primary key."""
 
 
 def ensure_rollup_schema(conn: sqlite3.Connection) -> None:
@@ -49,22 +49,40 @@ def ensure_rollup_schema(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-def rollup_writes(delta: RollupDelta) -> list[Write]:
-    """The upserts adding ``delta`` to its hour and day rows."""
-    doc = json.dumps(delta.counters, separators=(",", ":"))
-    return [
-        (
-            _UPSERT,
-            (
+class RollupSums:
+    """Deltas summed per row, to be added to the table in one read and one write per
+    row (``flush``)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[RowKey, dict[str, float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def add(self, delta: RollupDelta) -> None:
+        """Add ``delta`` to its hour and day rows."""
+        for grain in GRAINS:
+            key = (
                 delta.tenant,
                 grain,
                 bucket_start(delta.at, grain).timestamp(),
                 delta.workflow_id,
-                doc,
-            ),
-        )
-        for grain in GRAINS
-    ]
+            )
+            counters = self._rows.setdefault(key, {})
+            for name, value in delta.counters.items():
+                counters[name] = counters.get(name, 0) + value
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Add the sums to their rows (in the caller's transaction) and start over."""
+        for key, counters in self._rows.items():
+            row = conn.execute(_READ, key).fetchone()
+            if row is not None:
+                stored: dict[str, float] = json.loads(row[0])
+                for name, value in counters.items():
+                    stored[name] = stored.get(name, 0) + value
+                counters = stored
+            conn.execute(_WRITE, (*key, json.dumps(counters, separators=(",", ":"))))
+        self._rows.clear()
 
 
 def select_rollups(query: RollupQuery) -> tuple[str, list[Any]]:

@@ -44,8 +44,8 @@ from shared.adapters._store_common import (
 )
 from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_rollups import (
+    RollupSums,
     ensure_rollup_schema,
-    rollup_writes,
     rows_of,
     select_rollups,
 )
@@ -70,6 +70,16 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _KEYSET = "({t} < ? OR ({t} = ? AND id > ?))"
+_DUE_RUNS = (
+    "SELECT doc, due_at, created_seq FROM step_runs"
+    f" WHERE status IN ('{StepRunStatus.SCHEDULED}', '{StepRunStatus.WAITING}') AND due_at <= ?"
+    " UNION ALL SELECT doc, due_at, created_seq FROM step_runs"
+    f" WHERE status = '{StepRunStatus.RUNNING}' AND lease_expires_at <= ?"
+    " ORDER BY 2, 3 LIMIT ?"
+)
+"""Runs due (scheduled or waiting, past ``due_at`` by the grace) or whose lease expired,
+oldest first: the statuses are literals so each half reads its partial index
+(``step_runs_open``, ``step_runs_leased``) instead of every run."""
 _Pending = tuple[Any, "asyncio.Future[Any]", contextvars.Context, str | None]
 """A waiting transaction: its body, its caller's future and context, its tenant."""
 GROUP_PER_TENANT = 8
@@ -199,9 +209,10 @@ class SqliteStore(Listeners):
 
     async def add_rollups(self, deltas: list[RollupDelta]) -> None:
         def add(conn: sqlite3.Connection) -> None:
+            sums = RollupSums()
             for delta in deltas:
-                for sql, params in rollup_writes(delta):
-                    conn.execute(sql, params)
+                sums.add(delta)
+            sums.flush(conn)
 
         await self._write(add)
 
@@ -306,6 +317,7 @@ class SqliteStore(Listeners):
                 _settle(future, error=exc)
             return
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Any]]] = []
+        rollups = RollupSums()
         try:
             for index, (fn, future, context, _) in enumerate(batch):
                 if index and self._group_shared:  # newcomers get in (``_preempted``)
@@ -329,7 +341,10 @@ class SqliteStore(Listeners):
                     done.append((future, None, store_error(exc), []))
                     continue
                 self._conn.execute("RELEASE tx")
+                for delta in tx.rollups:
+                    rollups.add(delta)
                 done.append((future, result, None, tx.events))
+            rollups.flush(self._conn)  # a failure here fails the whole group
         except BaseException as exc:
             rollback(self._conn)
             for _, future, _, _ in batch:
@@ -578,19 +593,9 @@ class SqliteStore(Listeners):
 
     async def due_runs(self, now: datetime, grace_seconds: float, limit: int) -> list[StepRun]:
         rows = await self._read(
-            "SELECT doc FROM step_runs WHERE (status IN (?, ?) AND due_at <= ?)"
-            " OR (status = ? AND lease_expires_at <= ?)"
-            " ORDER BY due_at, created_seq LIMIT ?",
-            (
-                str(StepRunStatus.SCHEDULED),
-                str(StepRunStatus.WAITING),
-                epoch(now) - grace_seconds,
-                str(StepRunStatus.RUNNING),
-                epoch(now),
-                check_limit(limit),
-            ),
+            _DUE_RUNS, (epoch(now) - grace_seconds, epoch(now), check_limit(limit))
         )
-        return [StepRun.model_validate_json(doc) for (doc,) in rows]
+        return [StepRun.model_validate_json(doc) for (doc, _, _) in rows]
 
     async def stored_bytes(self, tenant: str) -> int:
         """Bytes the tenant's executions hold: their documents, step runs and events

@@ -4,6 +4,7 @@ across shards and deltas, scoped to a tenant and optionally a workflow."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -100,3 +101,25 @@ async def test_reads_keep_to_the_tenant_the_workflow_and_the_window(store: Store
     assert sum(r.counters["started"] for r in wide) == 11
     other = await store.read_rollups(query("day", tenant="t2"))
     assert [(r.tenant, r.counters["started"]) for r in other] == [("t2", 4)]
+
+
+async def test_concurrent_commits_add_only_their_own_deltas(store: Store) -> None:
+    """Transactions arriving together (one group commit on SQLite, whose deltas are
+    summed before they are added): each committed one counts once, a failed one not."""
+
+    async def body(tx: ExecutionTx, index: int) -> None:
+        tx.add_rollup(delta(f"e{index}", started=1, **{f"step|s{index % 3}|n": 1}))
+        if index % 4 == 3:
+            raise RuntimeError("body failed")
+
+    results = await asyncio.gather(
+        *(store.run_transaction(lambda tx, i=i: body(tx, i)) for i in range(12)),
+        return_exceptions=True,
+    )
+    failed = [i for i, result in enumerate(results) if isinstance(result, RuntimeError)]
+    assert failed == [3, 7, 11]
+    hours = await store.read_rollups(query("hour"))
+    assert len(hours) == 1
+    assert hours[0].counters == {"started": 9, "step|s0|n": 3, "step|s1|n": 3, "step|s2|n": 3}
+    (day,) = await store.read_rollups(query("day"))
+    assert day.counters == hours[0].counters

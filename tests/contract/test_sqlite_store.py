@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from _builders import T0, at, definition, dumped, event, execution, ids, join, put, run, signal
 
-from shared.adapters._sqlite_schema import SCHEMA_VERSION
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION
+from shared.adapters.sqlite_store import _DUE_RUNS, SqliteStore
 from shared.models import StepRunStatus
 from shared.ports import ExecutionTx, WorkflowQuery
 
@@ -132,10 +132,61 @@ async def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         expected = {"workflows", "workflow_versions", "executions", "step_runs", "joins"}
         assert expected | {"signals", "events", "flow_slots", "flow_queue"} <= tables
+    finally:
+        raw.close()
+
+
+async def test_a_version_2_file_gets_the_partial_sweep_indexes(tmp_path: Path) -> None:
+    """Schema 3: the recovery sweep's indexes hold only open runs; ``due_runs`` reads
+    them (its statuses are literals: a bound parameter cannot use a partial index)."""
+    path = tmp_path / "v2.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for version in (1, 2):
+        for statement in _MIGRATIONS[version].split(";"):
+            if statement.strip():
+                raw.execute(statement)
+    raw.execute("PRAGMA user_version = 2")
+    raw.close()
+
+    store = SqliteStore(path)
+    try:
+        due_at = 1000 - 60
+        await put(
+            store,
+            run("open", status=StepRunStatus.SCHEDULED, due=due_at),
+            run("leased", status=StepRunStatus.RUNNING, due=due_at + 1, lease=999, owner="w"),
+            run("done", status=StepRunStatus.SUCCEEDED, due=0),
+        )
+        assert ids(await store.due_runs(at(1000), grace_seconds=0, limit=10)) == [
+            "open",
+            "leased",
+        ]
+    finally:
+        await store.close()
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        indexes = {
+            name: sql
+            for name, sql in raw.execute(
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = 'step_runs'"
+            )
+        }
+        assert "step_runs_due" not in indexes and "step_runs_lease" not in indexes
+        assert "WHERE status = 'running'" in indexes["step_runs_leased"]
+        plan = " ".join(
+            str(row[-1]) for row in raw.execute("EXPLAIN QUERY PLAN " + _DUE_RUNS, (1, 2, 3))
+        )
+        assert "INDEX step_runs_open" in plan and "INDEX step_runs_leased" in plan, plan
+        (indexed,) = raw.execute(
+            "SELECT count(*) FROM step_runs INDEXED BY step_runs_leased WHERE status = 'running'"
+        ).fetchone()
+        assert indexed == 1  # the finished and the scheduled runs are not in it
     finally:
         raw.close()
 
