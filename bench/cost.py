@@ -8,8 +8,10 @@ Usage::
 For three workflows, the Firestore reads, writes and transactions and the Cloud Tasks
 created, per workflow and per step run:
 
-- ``linear``: ``--steps`` transform steps, one hop (one task, one claim, one commit)
-  per step (``max_chain_steps=1``);
+- ``linear``: ``--steps`` transform steps, one hop (one task, one commit) per step
+  (``max_chain_steps=1``); a transform is cheap (no I/O), so its commit claims it: a
+  step with I/O adds a claim transaction (the run, a ``step.started`` event, the
+  execution: 3 writes);
 - ``parallel``: a parallel step with ``--branches`` one-step branches, then a join;
 - ``inline_chained``: the linear workflow with the default chaining (consecutive
   inline steps run in one hop and commit together, ``chain_commit_steps`` at a time).

@@ -2,7 +2,8 @@
 
 ``{"executionId", "runId", "wakeSeq"}`` plus, when the enqueuing hop was traced, its
 W3C ``traceparent`` (bodies without one decode as before; a malformed one is dropped,
-never a reason to refuse the task).
+never a reason to refuse the task), and ``"cheap": true`` when the run's step does no
+I/O (``StepTask.cheap``: a hint the engine checks).
 
 Below the adapters and the API edge alike: the Cloud Tasks adapter encodes with it,
 the execute-step function decodes with it.
@@ -41,6 +42,8 @@ def encode_task(task: StepTask) -> bytes:
     }
     if task.trace:
         payload["traceparent"] = task.trace
+    if task.cheap:
+        payload["cheap"] = True
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -74,6 +77,7 @@ def decode_task(body: bytes, *, received_at: datetime | None = None) -> StepTask
         due_at=received_at or datetime.now(UTC),
         wake_seq=wake_seq,
         trace=_traceparent(payload.get("traceparent")),
+        cheap=payload.get("cheap") is True,
     )
 
 

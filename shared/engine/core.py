@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from shared.engine import step_limits
 from shared.engine.definitions import DefinitionCache, NotCached
 from shared.engine.steps import StepRegistry, step_config
-from shared.models import WorkflowDefinition, WorkflowStep
+from shared.models import StepRun, WorkflowDefinition, WorkflowStep
 from shared.observability import start_span
 from shared.ports import Clock, ExecutionStore, ExecutionTx, TaskQueue
 
@@ -40,6 +41,15 @@ class EngineCore:
         if step_type.inline_for(step):
             return INLINE_TIME_LIMIT
         return float(self.settings.default_step_timeout)
+
+    def cheap(self, run: StepRun, definition: WorkflowDefinition) -> bool:
+        """Whether ``run`` may be delivered without a claim of its own
+        (``Engine._read_cheap``): a step that does no I/O and has no step-level limit,
+        outside any branch or item scope."""
+        if run.scope or run.step_type.startswith("$"):
+            return False
+        step = definition.step(run.step_id)
+        return self.registry.get(step.type).inline_for(step) and not step_limits.limited(step)
 
     def lease_until(
         self, now: datetime, definition: WorkflowDefinition, step: WorkflowStep

@@ -2,9 +2,10 @@
 and commits the outcome and the next runs in one transaction.
 
 Delivery is at least once; the recorded effect is exactly once: a run is claimed
-under a lease in a transaction, a duplicate delivery finds it claimed or finished
-and does nothing, and finishing a run, creating its successors and emitting the
-events happen in the same transaction. Tasks for new runs are enqueued after the
+under a lease in a transaction (a cheap step's, without I/O, by the transaction that
+records it, if the run is still as read: ``_read_cheap``), a duplicate delivery finds
+it claimed or finished and does nothing, and finishing a run, creating its successors
+and emitting the events happen in the same transaction. Tasks for new runs are enqueued after the
 commit (outbox); the sweeper re-enqueues any that were lost.
 """
 
@@ -15,6 +16,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Span
@@ -99,6 +101,29 @@ class _Done:
     skipped: bool = False
 
 
+_CLAIMABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING})
+
+
+def _claimable(execution: WorkflowExecution, now: datetime) -> bool:
+    """Whether a run of ``execution`` may be claimed now without the claim's other
+    cases (paused, queued, ended, past its deadline: ``ClaimMixin._claim``)."""
+    return execution.status in _CLAIMABLE and not (
+        execution.deadline is not None and now >= execution.deadline
+    )
+
+
+def _as_read(stored: StepRun, read: StepRun) -> bool:
+    """Whether ``stored`` is still the scheduled run ``read`` was read as (``read`` has
+    since been claimed in memory: one more delivery)."""
+    return (
+        stored.status == StepRunStatus.SCHEDULED
+        and stored.deliveries == read.deliveries - 1
+        and stored.wake_seq == read.wake_seq
+        and stored.attempt == read.attempt
+        and stored.generation == read.generation
+    )
+
+
 class Engine(ClaimMixin, ControlMixin, MigrateMixin):
     """Runs executions over the store and task-queue ports."""
 
@@ -145,10 +170,32 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
 
     async def _deliver(self, task: StepTask, span: Span) -> HopResult:
         token = _lease_token()
+        read = await self._read_cheap(task, token)
+        if read is not None:
+            # A cheap step: run it on what was read and claim it in the commit that
+            # records it; if the run or the execution changed meanwhile, nothing was
+            # written and the delivery goes through the claim below.
+            result = await self._run_claimed(*read, token, span, unclaimed=read[0].id)
+            if result is not None:
+                return result
         claimed = await self._claim(task, token)
         if isinstance(claimed, HopResult):
             return claimed
-        first, execution = claimed
+        result = await self._run_claimed(*claimed, token, span)
+        assert result is not None
+        return result
+
+    async def _run_claimed(
+        self,
+        first: StepRun,
+        execution: WorkflowExecution,
+        token: str,
+        span: Span,
+        unclaimed: str | None = None,
+    ) -> HopResult | None:
+        """Run ``first`` (claimed by this delivery, or ``unclaimed``: read only, its claim
+        made by the commit that records it) and what follows it inline. None: the
+        unclaimed run's commit found it changed since it was read; nothing was written."""
         span.update_name(f"step {first.step_id}")
         if span.is_recording():
             span.set_attributes(
@@ -170,7 +217,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             running = pending
             try:
                 pending, execution, ran = await self._run_segment(
-                    running, execution, definition, token, budget
+                    running, execution, definition, token, budget, unclaimed
                 )
             except Exception:
                 # The outcome was not recorded (a store fault): free the runs for the
@@ -180,6 +227,9 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 for run in running:
                     await self._release(run, token)
                 raise
+            if not ran and unclaimed is not None:
+                return None
+            unclaimed = None  # recorded: later segments hold what they run
             names.extend(ran)
             budget -= len(ran)
             if not ran:
@@ -187,6 +237,38 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                     await self._release(run, token)
                 return HopResult("lost_lease", names)
         return HopResult("done", names)
+
+    async def _read_cheap(
+        self, task: StepTask, token: str
+    ) -> tuple[StepRun, WorkflowExecution] | None:
+        """The task's run and execution, read outside a transaction, if the task says
+        the run is cheap (``StepTask.cheap``) and it is (``_cheap``), scheduled and due,
+        of a running execution: then it runs without a claim of its own (its commit
+        claims it), one transaction instead of two. None: anything else, for the claim
+        (``ClaimMixin._claim``) to decide; a task without the hint reads nothing here."""
+        if not task.cheap:
+            return None
+        run = await self.executions.get_run(task.run_id)
+        if run is None or run.status != StepRunStatus.SCHEDULED:
+            return None
+        execution = await self.executions.get_execution(run.execution_id)
+        now = self.clock.now()
+        if execution is None or not _claimable(execution, now):
+            return None
+        if run.due_at is None or run.due_at > now + timedelta(
+            seconds=self.settings.early_tolerance_seconds
+        ):
+            return None
+        definition = await self.definitions.get(execution)
+        if not self.cheap(run, definition):
+            return None
+        step = definition.step(run.step_id)
+        run.status = StepRunStatus.RUNNING
+        run.lease_owner = token
+        run.lease_expires_at = self.lease_until(now, definition, step)
+        run.deliveries += 1
+        run.started_at = run.started_at or now
+        return run, execution
 
     async def _release(self, run: StepRun, token: str) -> None:
         """End this delivery's lease on ``run`` now, if it still holds it."""
@@ -216,14 +298,24 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         definition: Any,
         token: str,
         budget: int,
+        unclaimed: str | None = None,
     ) -> tuple[list[StepRun], WorkflowExecution, list[str]]:
         """Run the claimed ``runs`` (each with the inline steps after it, one chain after
         another) and commit them together; runs past the commit's step limit are
-        carried to the next segment, still claimed."""
+        carried to the next segment, still claimed. ``unclaimed``: the id of the first
+        run when it was read, not claimed (``_read_cheap``)."""
         limit = max(1, min(self.settings.chain_commit_steps, budget))
         done, starts, queue = await self._run_chains(runs, execution, definition, token, limit)
         return await self._commit(
-            done, starts, queue, execution, definition, token, budget - len(done), limit
+            done,
+            starts,
+            queue,
+            execution,
+            definition,
+            token,
+            budget - len(done),
+            limit,
+            unclaimed,
         )
 
     async def _run_chains(
@@ -377,10 +469,14 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         token: str,
         budget: int,
         limit: int,
+        unclaimed: str | None = None,
     ) -> tuple[list[StepRun], WorkflowExecution, list[str]]:
         """Record ``done`` (chains starting at the indexes ``starts``) in one transaction
         and claim the cheap runs it schedules for this delivery. ``carried``: runs this
-        delivery holds that the next segment runs.
+        delivery holds that the next segment runs. ``unclaimed``: the id of a run this
+        delivery read but did not claim; the transaction claims it (its ``step.started``
+        event, its delivery count) if it is still as read and its execution still runs,
+        and records nothing otherwise.
 
         While the transaction has room (``limit`` steps), the cheap runs it schedules
         (branches, map items, the step after a join) are run in it and recorded by it
@@ -408,6 +504,10 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             held: list[StepRun] = []
             for start in starts:
                 stored = await tx.get_run(items[start].run.id)
+                if stored is not None and stored.id == unclaimed:
+                    if not _as_read(stored, items[start].run):
+                        return None
+                    continue
                 if (
                     stored is None
                     or stored.status != StepRunStatus.RUNNING
@@ -430,6 +530,13 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                 self.settings.max_steps_per_execution,
                 defer_runs=True,  # every path below ends with ``finalize``
             )
+            if unclaimed is not None:
+                if not _claimable(execution, now):
+                    return None  # paused, cancelled, timed out meanwhile: the claim says
+                head = next(d.run for d in items if d.run.id == unclaimed)
+                if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING):
+                    execution.status = ExecutionStatus.RUNNING
+                commit.event("step.started", head, attempt=head.attempt, delivery=head.deliveries)
             if execution.status.terminal:
                 for stored in held:
                     commit.finish_run(stored, StepRunStatus.CANCELLED)
@@ -590,9 +697,17 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         for run in [*commit.outbox, *commit.woken_parents, *commit.child_runs]:
             if run.due_at is None:
                 continue
+            cheap = run.execution_id == commit.execution.id and self.cheap(run, commit.definition)
             try:
                 await self.queue.enqueue(
-                    StepTask(run.execution_id, run.id, run.due_at, run.wake_seq, trace=trace)
+                    StepTask(
+                        run.execution_id,
+                        run.id,
+                        run.due_at,
+                        run.wake_seq,
+                        trace=trace,
+                        cheap=cheap,
+                    )
                 )
             except Exception:
                 log.warning(

@@ -27,6 +27,11 @@ class StepTask:
     """Tells apart a second task for the same run and wake-up (a check at a lease's
     expiry): part of the name, not of the payload."""
 
+    cheap: bool = field(default=False, compare=False)
+    """A hint of the hop that enqueued it: the run's step does no I/O, so its delivery
+    reads the run and claims it in the commit that records it (one transaction, not a
+    claim and a commit). Checked against the definition: a wrong hint costs a read."""
+
     @property
     def name(self) -> str:
         """Deterministic task name: one task per run, wake-up and tag."""

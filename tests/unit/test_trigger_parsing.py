@@ -111,6 +111,22 @@ def test_task_codec_round_trip_carries_ids_only() -> None:
     assert decode_task(b'{"executionId": "e", "runId": "r"}').wake_seq == 0
 
 
+def test_task_codec_carries_the_cheap_hint_only_when_true() -> None:
+    cheap = StepTask("exec-1", "run-1", NOW, wake_seq=3, cheap=True)
+    body = encode_task(cheap)
+    assert json.loads(body) == {
+        "executionId": "exec-1",
+        "runId": "run-1",
+        "wakeSeq": 3,
+        "cheap": True,
+    }
+    assert decode_task(body, received_at=NOW).cheap is True
+    assert b"cheap" not in encode_task(StepTask("exec-1", "run-1", NOW))
+    for value in (b'"yes"', b"1", b"null", b"false"):  # only JSON true is the hint
+        odd = b'{"executionId": "e", "runId": "r", "cheap": ' + value + b"}"
+        assert decode_task(odd).cheap is False
+
+
 @pytest.mark.parametrize(
     "body",
     [
