@@ -6,6 +6,7 @@ a real browser against a real ``wfe dev`` replaying model recordings offline:
   tool with them, rejecting (with a reason) ends the step as ``onReject`` says;
 - an ``llm`` step's guardrail escalation (output ``awaitingDecision``): the card shows
   the answer and the failed verdicts; accepting completes the step with the answer;
+  the same for an ``agent`` step's answer (after its tool call);
 - a hostile string in the proposed args renders as text, and a refusal of the API
   (403 ``EVENT_SENDER_NOT_ALLOWED``) is shown on the card, which stays;
 - a viewer sees the cards without any action;
@@ -83,6 +84,37 @@ GUARDED = {
     ],
 }
 
+AGENT_ESCALATED = {
+    "name": "inbox-agent-escalated",  # replays examples/agent_guarded.recording.json
+    "variables": {"story": "The workflow engine now checks what its agents answer."},
+    "steps": [
+        {
+            "id": "headline",
+            "type": "agent",
+            "outputVar": "headline",
+            "config": {
+                "prompt": "Read the variable story and write a headline for it.",
+                "tools": ["read_variables"],
+                "outputSchema": {
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"],
+                },
+                "guardrails": {
+                    "validators": [
+                        {
+                            "cel": "size(output.title) <= 60",
+                            "name": "short_title",
+                            "message": "the title must be at most 60 characters",
+                        }
+                    ],
+                    "onFail": "escalate",
+                },
+            },
+        }
+    ],
+}
+
 HOSTILE_AGENT = {
     "name": "inbox-hostile-agent",
     "steps": [
@@ -134,6 +166,9 @@ def _recordings(folder: Path) -> Path:
     guarded = json.loads((EXAMPLES / "guarded_answer.recording.json").read_text())
     guarded["workflow"] = GUARDED["name"]
     (folder / "inbox_guarded.recording.json").write_text(json.dumps(guarded))
+    agent = json.loads((EXAMPLES / "agent_guarded.recording.json").read_text())
+    agent["workflow"] = AGENT_ESCALATED["name"]
+    (folder / "inbox_agent_escalated.recording.json").write_text(json.dumps(agent))
     call = {"id": "call_x", "name": "set_variable", "args": {"name": "note", "value": HOSTILE}}
     hostile = {
         "workflow": HOSTILE_AGENT["name"],
@@ -359,6 +394,44 @@ def test_a_guardrail_escalation_is_accepted_or_rejected_from_the_inbox(
     event_card.get_by_role("button", name="Approve").click()
     expect(event_card).to_have_count(0)
     assert _until(ai_api, held, {"succeeded", "failed"})["status"] == "succeeded"
+
+
+def test_an_agent_answer_escalated_by_its_guardrails_is_accepted_from_the_inbox(
+    ai_server: Any, ai_api: httpx.Client, page: Any, shot: Callable[[Any, str], Path]
+) -> None:
+    """An ``agent`` step (not only an ``llm`` one) whose answer fails its guardrails
+    waits for a person: its card shows the agent's answer and the failed check, and
+    accepting it completes the step with that answer."""
+    from playwright.sync_api import expect
+
+    workflow_id = _workflow(ai_api, AGENT_ESCALATED)
+    execution_id = _start(ai_api, workflow_id)
+    escalated = _waiting_output(ai_api, execution_id, "headline")
+    assert escalated["status"] == "awaitingDecision"
+    assert escalated["escalation"]["event"] == "guardrail.headline"
+
+    page.goto(f"{ai_server.console}#/inbox")
+    card = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
+    expect(card).to_have_attribute("data-kind", "escalation")
+    expect(card).to_have_attribute("data-event", "guardrail.headline")
+    expect(card.locator(".inbox-answer-text")).to_contain_text(
+        "checks every answer its agents give with schemas and CEL"
+    )
+    verdicts = card.locator(".inbox-verdict")
+    expect(verdicts).to_have_count(1)
+    expect(verdicts).to_contain_text("short_title")
+    expect(verdicts).to_contain_text("the title must be at most 60 characters")
+    shot(page, "inbox-agent-escalation")
+
+    card.get_by_role("button", name="Accept").click()
+    expect(card).to_have_count(0)
+    done = _until(ai_api, execution_id, {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    title = done["variables"]["headline"]["data"]["title"]
+    assert title.startswith("The workflow engine now checks every answer its agents give")
+    output = _step_output(ai_api, execution_id, "headline")
+    assert output["evaluation"]["escalation"]["by"] == "local-dev"
+    assert [e["kind"] for e in output["entries"]] == ["model", "tool", "model"]
 
 
 def test_an_agent_that_asks_again_gets_a_new_card_live(
