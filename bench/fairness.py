@@ -19,7 +19,14 @@ dispatcher, default workers) in a temporary directory, one fresh database per sc
     (``WorkflowApp.start_gate = None``): B's start call waits for a group of A's
     transactions and a loop round of A's 20 start calls; A's throughput without them;
 (e) ``a_alone`` and ``a_alone_fifo_store``: A's flood with nobody else, with and
-    without the per-tenant groups and gate (neither should hold a tenant alone).
+    without the per-tenant groups and gate (neither should hold a tenant alone);
+(f) ``fair_no_freeze``: (b) without freezing the heap built at startup. Every other
+    scenario freezes it once its runtime is built, as ``wfe dev`` and the functions do
+    (``shared.composition.heap``), and unfreezes it when done.
+
+Each scenario also reports the cyclic garbage collector's collections while it ran
+(``gc.callbacks``): how many full (generation 2) collections, their longest and total
+pause, and the longest pause of any collection; a full collection stops the event loop.
 
 A's throughput (its starts per second while flooding) is printed for (b), (c) and (d):
 the fair shares must not cost the flood its speed.
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -53,6 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from shared.adapters.sqlite_store import GROUP_PER_TENANT, SqliteStore
 from shared.app.service import StartRequest, WorkflowApp
 from shared.composition import LocalRuntime, build_local
+from shared.composition.heap import freeze_startup_heap
 from shared.models import ExecutionStatus
 from shared.settings import Settings
 
@@ -60,7 +69,15 @@ TARGET_RATIO = 2.0
 """B's p50 and p99 with A's flood (fair dispatch) over B alone must stay under this."""
 
 _JOIN_TIMEOUT = 600.0
-SCENARIOS = ("alone", "fair", "fifo", "fair_fifo_store", "a_alone", "a_alone_fifo_store")
+SCENARIOS = (
+    "alone",
+    "fair",
+    "fifo",
+    "fair_fifo_store",
+    "a_alone",
+    "a_alone_fifo_store",
+    "fair_no_freeze",
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,39 @@ def summary(latencies_ms: list[float]) -> dict[str, Any]:
         "max_ms": round(max(latencies_ms), 2),
         "mean_ms": round(statistics.fmean(latencies_ms), 2),
     }
+
+
+class GcPauses:
+    """The garbage collector's collections while a scenario runs (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self._began: float | None = None
+        self.pauses_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif self._began is not None:
+            elapsed = (time.perf_counter() - self._began) * 1000
+            self.pauses_ms[info["generation"]].append(elapsed)
+            self._began = None
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> dict[str, Any]:
+        full = self.pauses_ms[2]
+        every = [p for pauses in self.pauses_ms.values() for p in pauses]
+        return {
+            "collections": {str(g): len(p) for g, p in self.pauses_ms.items()},
+            "gen2_max_ms": round(max(full, default=0.0), 2),
+            "gen2_total_ms": round(sum(full), 2),
+            "max_pause_ms": round(max(every, default=0.0), 2),
+        }
 
 
 class Scenario:
@@ -217,24 +267,30 @@ async def run_scenario(
     gap: float = 0.0,
     fair_store: bool = True,
     victims: bool = True,
+    freeze: bool = True,
 ) -> dict[str, Any]:
     scenario = Scenario(name, directory, shape, fair=fair, fair_store=fair_store)
     async with scenario.runtime:
         await scenario.setup()
-        began = time.perf_counter()
-        flood_seconds = 0.0
-        if flood:
-            flooding = asyncio.create_task(scenario.flood())
-            if victims:
-                await scenario.victims_during_flood()
-            await flooding
-            flood_seconds = time.perf_counter() - began
-        else:
-            await scenario.victims_alone(gap)
-        sent = time.perf_counter() - began
-        if not await scenario.runtime.queue.join(_JOIN_TIMEOUT):
-            raise BenchFailed(f"{name}: did not finish in {_JOIN_TIMEOUT}s")
-        elapsed = time.perf_counter() - began
+        frozen = freeze_startup_heap() if freeze else 0
+        try:
+            with GcPauses() as collections:
+                began = time.perf_counter()
+                flood_seconds = 0.0
+                if flood:
+                    flooding = asyncio.create_task(scenario.flood())
+                    if victims:
+                        await scenario.victims_during_flood()
+                    await flooding
+                    flood_seconds = time.perf_counter() - began
+                else:
+                    await scenario.victims_alone(gap)
+                sent = time.perf_counter() - began
+                if not await scenario.runtime.queue.join(_JOIN_TIMEOUT):
+                    raise BenchFailed(f"{name}: did not finish in {_JOIN_TIMEOUT}s")
+                elapsed = time.perf_counter() - began
+        finally:
+            gc.unfreeze()  # the next scenario freezes its own
         latencies = await scenario.latencies_ms()
         stats = scenario.runtime.queue.stats
     return {
@@ -250,6 +306,8 @@ async def run_scenario(
         "drained_seconds": round(elapsed, 3),
         "deliveries": stats.delivered,
         "unresolved_tenants": stats.unresolved,
+        "heap_frozen_objects": frozen,
+        "gc": collections.summary(),
     }
 
 
@@ -273,6 +331,10 @@ async def measure(shape: Shape, directory: str) -> dict[str, dict[str, Any]]:
     results["fair_fifo_store"] = await run_scenario(
         "fair_fifo_store", directory, shape, fair=True, flood=True, fair_store=False
     )
+    print("fair_no_freeze: as fair, the startup heap not frozen", file=sys.stderr)
+    results["fair_no_freeze"] = await run_scenario(
+        "fair_no_freeze", directory, shape, fair=True, flood=True, freeze=False
+    )
     return results
 
 
@@ -294,7 +356,7 @@ def run(shape: Shape, quick: bool) -> dict[str, Any]:
         results = asyncio.run(measure(shape, directory))
     ratios = {
         f"{scenario}_over_alone_{figure[:3]}": ratio(results, scenario, figure)
-        for scenario in ("fair", "fifo", "fair_fifo_store")
+        for scenario in ("fair", "fifo", "fair_fifo_store", "fair_no_freeze")
         for figure in ("p50_ms", "p99_ms")
     }
     a_rate = {name: results[name]["a_starts_per_second"] for name in results if name != "alone"}
@@ -331,7 +393,8 @@ def table(report: dict[str, Any]) -> str:
         "B's latency, ms: start = request to first step running; call = the start request;"
         " dispatch = start returned to first step running",
         f"{'scenario':<15} {'start p50':>10} {'start p99':>10} {'call p50':>9} {'call p99':>9}"
-        f" {'disp p50':>9} {'disp p99':>9} {'drain s':>8} {'A st/s':>8}",
+        f" {'disp p50':>9} {'disp p99':>9} {'drain s':>8} {'A st/s':>8}"
+        f" {'full GCs':>8} {'GC max ms':>9}",
     ]
     for name, result in report["scenarios"].items():
         start, call = result["b_start_latency"], result["b_start_call"]
@@ -342,6 +405,7 @@ def table(report: dict[str, Any]) -> str:
             f" {dispatch['p50_ms']:>9.2f} {dispatch['p99_ms']:>9.2f}"
             f" {result['drained_seconds']:>8.2f}"
             f" {result['a_starts_per_second'] or 0:>8.1f}"
+            f" {result['gc']['collections']['2']:>8} {result['gc']['max_pause_ms']:>9.2f}"
         )
     ratios = report["ratios"]
     lines.append(
@@ -349,7 +413,9 @@ def table(report: dict[str, Any]) -> str:
         f" (target < {report['target_ratio']}); fifo/alone p50"
         f" {ratios['fifo_over_alone_p50']} p99 {ratios['fifo_over_alone_p99']};"
         f" fair_fifo_store/alone p50 {ratios['fair_fifo_store_over_alone_p50']}"
-        f" p99 {ratios['fair_fifo_store_over_alone_p99']}\n"
+        f" p99 {ratios['fair_fifo_store_over_alone_p99']}; fair_no_freeze/alone p50"
+        f" {ratios['fair_no_freeze_over_alone_p50']} p99"
+        f" {ratios['fair_no_freeze_over_alone_p99']}\n"
         f"A's starts/s with per-tenant groups over FIFO groups: with B"
         f" {ratios['a_throughput_fair_over_fair_fifo_store']}, alone"
         f" {ratios['a_alone_throughput_fair_over_fifo_store']}"

@@ -280,8 +280,9 @@ class SqliteStore(Listeners):
     def _next_group(self) -> list[_Pending]:
         """The transactions of the next group commit, served fairly across tenants.
 
-        Tenants least recently served come first, and when several wait each puts at
-        most ``group_per_tenant`` transactions in the group: a tenant with one transaction
+        Tenants least recently served come first (in a shared group, among equals the
+        one with fewer transactions waiting), and when several wait each puts at most
+        ``group_per_tenant`` transactions in the group: a tenant with one transaction
         waiting behind another's hundreds goes into the next group, at its head, and a
         group (hence the wait for its COMMIT) stays short however many one tenant sends.
         The rest wait for the following groups, each tenant's in its arrival order. A
@@ -296,7 +297,15 @@ class SqliteStore(Listeners):
         self._group_shared = most is not None
         self._group_known = set(self._pending)
         batch: list[_Pending] = []
-        for tenant in sorted(self._pending, key=lambda t: self._served.get(t, 0)):
+
+        # Least recently served first; in a shared group, among equals (a tenant whose
+        # queue emptied is forgotten: 0), the one with fewer transactions waiting, so a
+        # light tenant is not put behind a flood that happened to empty its queue.
+        def order(tenant: str | None) -> tuple[int, int]:
+            lighter = len(self._pending[tenant]) if most is not None else 0
+            return self._served.get(tenant, 0), lighter
+
+        for tenant in sorted(self._pending, key=order):
             waiting = self._pending[tenant]
             take = len(waiting) if most is None else min(most, len(waiting))
             batch.extend(waiting.popleft() for _ in range(take))

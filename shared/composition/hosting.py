@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.composition.edge import build_function_app
+from shared.composition.heap import freeze_startup_heap
 from shared.settings import Settings
 
 __all__ = ["FunctionHost"]
@@ -55,6 +56,7 @@ class FunctionHost:
                 lifespan = self.app.router.lifespan_context(self.app)
                 await lifespan.__aenter__()
                 self._lifespan = lifespan
+                freeze_startup_heap()  # the instance is built (shared.composition.heap)
 
     async def stop(self) -> None:
         if self._lifespan is not None:

@@ -57,6 +57,7 @@ from shared.composition.edge import (
     configure_observability,
     require_authentication,
 )
+from shared.composition.heap import freeze_startup_heap
 from shared.dev.demo_service import DemoServer
 from shared.engine.validation import parse_documents
 from shared.observability import TelemetryMiddleware, uvicorn_log_config
@@ -291,6 +292,7 @@ def run(settings: Settings, options: DevOptions) -> int:
 
     configure_observability("wfe-dev", settings)
     server = DevServer(settings, options, print_banner=True)
+    freeze_startup_heap()  # built: out of the collector's way (shared.composition.heap)
     uvicorn.run(
         TelemetryMiddleware(server, service="wfe-dev"),
         host=options.host,
