@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from google.cloud.firestore import AsyncClient
 from harness import Harness
@@ -20,11 +21,16 @@ from harness import Harness
 from shared.adapters import firestore_store
 from shared.adapters.firestore_retention import delete_execution
 from shared.adapters.firestore_store import FirestoreStore
+from shared.api.auth import LocalDevAuthenticator
 from shared.api.errors import status_for
+from shared.api.rest import create_management_app
 from shared.app.retention import RetentionPolicy, RetentionSweeper
 from shared.app.service import StartRequest
+from shared.composition import build_gcp
+from shared.composition.edge import build_edge
 from shared.errors import ExecutionBeingDeleted
 from shared.models import ExecutionStatus
+from shared.settings import GcpSettings, Settings
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
 
@@ -122,6 +128,43 @@ async def test_a_redrive_between_two_delete_transactions_is_refused(
     assert (report.counts.executions, report.counts.runs) == (1, 2)
     assert await gone(fh, execution_id)
     assert await store.stored_bytes(TENANT) == 0
+
+
+async def test_the_rest_api_answers_a_redrive_of_a_marked_execution_409(
+    fh: Harness, firestore_project: str
+) -> None:
+    """Over HTTP, as a client sees it: the create function's REST app on the cloud
+    composition (this FirestoreStore on the emulator) answers 409 with the code, and
+    the execution stays as it was."""
+    store: FirestoreStore = fh.store  # type: ignore[assignment]
+    execution_id = await failed_execution(fh)
+    fh.clock.advance(timedelta(days=400))
+
+    async def crash(n: int) -> None:
+        raise Crash(f"died after transaction {n}")
+
+    with pytest.MonkeyPatch.context() as patch:  # (the fixture's keeps the emulator host)
+        chunked_deletes(patch, crash)
+        with pytest.raises(Crash):
+            await store.delete_execution(TENANT, execution_id, fh.clock.now())
+
+    settings = Settings(
+        backend="gcp",
+        gcp=GcpSettings(project=firestore_project, execute_step_url="http://127.0.0.1:9/"),
+    )
+    runtime = build_gcp(settings, store=store)
+    edge = build_edge(settings, runtime=runtime, authenticator=LocalDevAuthenticator())
+    app = create_management_app(edge, lifespan=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://create.test") as api:
+        answer = await api.post(
+            f"/api/v1/executions/{execution_id}/redrive", headers={"X-Tenant": TENANT}
+        )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "EXECUTION_BEING_DELETED"
+    kept = await store.get_execution(execution_id)
+    assert kept is not None and kept.status == ExecutionStatus.FAILED
+    assert kept.redrive_count == 0
 
 
 async def test_a_sweep_stopped_after_the_mark_is_finished_by_the_next(
