@@ -27,6 +27,8 @@ dispatcher, default workers) in a temporary directory, one fresh database per sc
 Each scenario also reports the cyclic garbage collector's collections while it ran
 (``gc.callbacks``): how many full (generation 2) collections, their longest and total
 pause, and the longest pause of any collection; a full collection stops the event loop.
+And the WAL catch-ups the store ran under its writer (count, longest, total): each
+holds every transaction while it runs.
 
 A's throughput (its starts per second while flooding) is printed for (b), (c) and (d):
 the fair shares must not cost the flood its speed.
@@ -168,6 +170,35 @@ class GcPauses:
         }
 
 
+class WalCatchUps:
+    """The WAL catch-ups a scenario's store ran under its writer (the checkpoint the
+    writer runs itself when the WAL passed ``WAL_BYTES_MOST``): each holds every
+    transaction, so one start meeting one waits for it. Timed around the store's
+    ``_off_loop`` call for that checkpoint (a look inside the store, for the bench)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.held_ms: list[float] = []
+        real = store._off_loop
+
+        async def timed(sql: str, conn: Any = None) -> bool:
+            if conn is not None or not sql.startswith("PRAGMA wal_checkpoint"):
+                return await real(sql, conn)
+            began = time.perf_counter()
+            try:
+                return await real(sql, conn)
+            finally:
+                self.held_ms.append((time.perf_counter() - began) * 1000)
+
+        store._off_loop = timed  # type: ignore[method-assign]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "count": len(self.held_ms),
+            "max_ms": round(max(self.held_ms, default=0.0), 2),
+            "total_ms": round(sum(self.held_ms), 2),
+        }
+
+
 class Scenario:
     """One fresh runtime, tenants A and B, and B's measured starts."""
 
@@ -186,6 +217,8 @@ class Scenario:
             self.runtime.store.group_per_tenant = GROUP_PER_TENANT if fair_store else None
         if not fair_store:  # the state before both: no per-tenant start gate either
             self.runtime.app.start_gate = None
+        assert isinstance(self.runtime.store, SqliteStore)
+        self.catch_ups = WalCatchUps(self.runtime.store)
         self.workflows: dict[str, str] = {}
         self.sent_a = 0
         self.a_ids: list[str] = []
@@ -308,6 +341,7 @@ async def run_scenario(
         "unresolved_tenants": stats.unresolved,
         "heap_frozen_objects": frozen,
         "gc": collections.summary(),
+        "wal_catch_ups": scenario.catch_ups.summary(),
     }
 
 
@@ -394,7 +428,7 @@ def table(report: dict[str, Any]) -> str:
         " dispatch = start returned to first step running",
         f"{'scenario':<15} {'start p50':>10} {'start p99':>10} {'call p50':>9} {'call p99':>9}"
         f" {'disp p50':>9} {'disp p99':>9} {'drain s':>8} {'A st/s':>8}"
-        f" {'full GCs':>8} {'GC max ms':>9}",
+        f" {'full GCs':>8} {'GC max ms':>9} {'WAL c-u':>7} {'c-u max':>7}",
     ]
     for name, result in report["scenarios"].items():
         start, call = result["b_start_latency"], result["b_start_call"]
@@ -406,6 +440,7 @@ def table(report: dict[str, Any]) -> str:
             f" {result['drained_seconds']:>8.2f}"
             f" {result['a_starts_per_second'] or 0:>8.1f}"
             f" {result['gc']['collections']['2']:>8} {result['gc']['max_pause_ms']:>9.2f}"
+            f" {result['wal_catch_ups']['count']:>7} {result['wal_catch_ups']['max_ms']:>7.1f}"
         )
     ratios = report["ratios"]
     lines.append(

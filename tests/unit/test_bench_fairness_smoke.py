@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "fairness.py"
 
-SCENARIOS = ("alone", "fair", "fifo", "fair_fifo_store")
+SCENARIOS = ("alone", "fair", "fifo", "fair_fifo_store", "fair_no_freeze")
 A_ALONE = ("a_alone", "a_alone_fifo_store")
 """Scenarios where A floods with nobody else (A's throughput, no B latencies)."""
 METRICS = ("b_start_latency", "b_start_call", "b_dispatch_latency")
@@ -32,6 +32,8 @@ RATIOS = (
     "dispatch_fifo_over_fair_p99",
     "fair_fifo_store_over_alone_p50",
     "fair_fifo_store_over_alone_p99",
+    "fair_no_freeze_over_alone_p50",
+    "fair_no_freeze_over_alone_p99",
     "a_throughput_fair_over_fair_fifo_store",
     "a_alone_throughput_fair_over_fifo_store",
 )
@@ -85,6 +87,20 @@ def test_a_throughput_is_reported_for_every_flood(report: dict[str, Any]) -> Non
     assert scenarios["a_alone"]["fair_store_groups"] is True
     assert scenarios["a_alone_fifo_store"]["fair_store_groups"] is False
     assert scenarios["fair_fifo_store"]["fair_store_groups"] is False
+
+
+def test_collections_heap_and_wal_catch_ups_are_reported(report: dict[str, Any]) -> None:
+    scenarios = report["scenarios"]
+    for name, scenario in scenarios.items():
+        collected = scenario["gc"]
+        assert set(collected["collections"]) == {"0", "1", "2"}, name
+        assert all(_number(n) for n in collected["collections"].values())
+        assert all(_number(collected[k]) for k in ("gen2_max_ms", "gen2_total_ms", "max_pause_ms"))
+        assert collected["gen2_max_ms"] <= collected["max_pause_ms"]
+        catch_ups = scenario["wal_catch_ups"]
+        assert all(_number(catch_ups[k]) for k in ("count", "max_ms", "total_ms")), name
+        frozen = scenario["heap_frozen_objects"]
+        assert frozen == 0 if name == "fair_no_freeze" else frozen > 1000, (name, frozen)
 
 
 def test_flood_and_fairness_flags_match_the_scenarios(report: dict[str, Any]) -> None:
