@@ -48,7 +48,11 @@ class EngineCore:
         outside any branch or item scope."""
         if run.scope or run.step_type.startswith("$"):
             return False
-        step = definition.step(run.step_id)
+        return self.runs_inline(definition.step(run.step_id))
+
+    def runs_inline(self, step: WorkflowStep) -> bool:
+        """Whether ``step`` may run in memory without a task of its own: no I/O and no
+        step-level limit (a limited step is a hop: its claim checks the limit)."""
         return self.registry.get(step.type).inline_for(step) and not step_limits.limited(step)
 
     def lease_until(

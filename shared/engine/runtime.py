@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import Span
 
-from shared.engine import step_limits
 from shared.engine.claim import ClaimMixin, HopResult
 from shared.engine.control import ControlMixin
 from shared.engine.definitions import DefinitionCache
@@ -354,9 +353,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         )
         if len(targets) != 1:
             return False
-        nxt = definition.step(targets[0])
-        # A step with a step-level limit is a hop: its claim checks the limit.
-        return self.registry.get(nxt.type).inline_for(nxt) and not step_limits.limited(nxt)
+        return self.runs_inline(definition.step(targets[0]))
 
     def _inline_successor(
         self, item: _Done, execution: WorkflowExecution, definition: Any, token: str
@@ -635,10 +632,8 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             if nxt.scope and not commit.owner_waiting(nxt.scope):
                 continue  # its owner ended in this commit: its claim cancels it
             nxt_step = commit.definition.step(nxt.step_id)
-            if not self.registry.get(nxt.step_type).inline_for(nxt_step):
-                continue
-            if step_limits.limited(nxt_step):
-                continue  # claimed through its limit by its own task
+            if not self.runs_inline(nxt_step):
+                continue  # I/O, or claimed through its step-level limit by its own task
             nxt.status = StepRunStatus.RUNNING
             nxt.lease_owner = token
             nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)

@@ -53,6 +53,12 @@ AGENT = {
     ],
 }
 
+SHORT_TITLE = {
+    "cel": "size(output.title) <= 60",
+    "name": "short_title",
+    "message": "the title must be at most 60 characters",
+}
+
 GUARDED = {
     "name": "inbox-guarded-answer",
     "variables": {"story": "The workflow engine now checks model answers."},
@@ -71,11 +77,7 @@ GUARDED = {
                 "guardrails": {
                     "validators": [
                         {"schema": {"type": "object", "required": ["title"]}, "name": "has_title"},
-                        {
-                            "cel": "size(output.title) <= 60",
-                            "name": "short_title",
-                            "message": "the title must be at most 60 characters",
-                        },
+                        SHORT_TITLE,
                     ],
                     "onFail": "escalate",
                 },
@@ -101,13 +103,7 @@ AGENT_ESCALATED = {
                     "required": ["title"],
                 },
                 "guardrails": {
-                    "validators": [
-                        {
-                            "cel": "size(output.title) <= 60",
-                            "name": "short_title",
-                            "message": "the title must be at most 60 characters",
-                        }
-                    ],
+                    "validators": [SHORT_TITLE],
                     "onFail": "escalate",
                 },
             },
@@ -263,6 +259,22 @@ def _fits(page: Any, selector: str) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def _escalation_card(page: Any, execution_id: str, event: str, answer: str) -> Any:
+    """The inbox card of a guardrail escalation: its event, the answer, and one failed
+    check (short_title) with its message."""
+    from playwright.sync_api import expect
+
+    card = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
+    expect(card).to_have_attribute("data-kind", "escalation")
+    expect(card).to_have_attribute("data-event", event)
+    expect(card.locator(".inbox-answer-text")).to_contain_text(answer)
+    verdicts = card.locator(".inbox-verdict")
+    expect(verdicts).to_have_count(1)
+    expect(verdicts).to_contain_text("short_title")
+    expect(verdicts).to_contain_text("the title must be at most 60 characters")
+    return card
+
+
 def test_a_tool_call_approved_with_edited_args_and_one_rejected(
     ai_server: Any, ai_api: httpx.Client, page: Any, shot: Callable[[Any, str], Path]
 ) -> None:
@@ -354,16 +366,12 @@ def test_a_guardrail_escalation_is_accepted_or_rejected_from_the_inbox(
     _until(ai_api, held, {"waiting"})
 
     page.goto(f"{ai_server.console}#/inbox")
-    card = page.locator(f".inbox-card[data-execution-id='{first}']")
-    expect(card).to_have_attribute("data-kind", "escalation")
-    expect(card).to_have_attribute("data-event", "guardrail.write_headline")
-    expect(card.locator(".inbox-answer-text")).to_contain_text(
-        "checks every model answer with schemas, CEL predicates"
+    card = _escalation_card(  # has_title passed: only the failed one is listed
+        page,
+        first,
+        "guardrail.write_headline",
+        "checks every model answer with schemas, CEL predicates",
     )
-    verdicts = card.locator(".inbox-verdict")
-    expect(verdicts).to_have_count(1)  # has_title passed: only the failed one is listed
-    expect(verdicts).to_contain_text("short_title")
-    expect(verdicts).to_contain_text("the title must be at most 60 characters")
     expect(card).to_contain_text("1 of 2 checks passed")
     event_card = page.locator(f".inbox-card[data-execution-id='{held}']")
     expect(event_card).to_have_attribute("data-event", "go")
@@ -411,16 +419,12 @@ def test_an_agent_answer_escalated_by_its_guardrails_is_accepted_from_the_inbox(
     assert escalated["escalation"]["event"] == "guardrail.headline"
 
     page.goto(f"{ai_server.console}#/inbox")
-    card = page.locator(f".inbox-card[data-execution-id='{execution_id}']")
-    expect(card).to_have_attribute("data-kind", "escalation")
-    expect(card).to_have_attribute("data-event", "guardrail.headline")
-    expect(card.locator(".inbox-answer-text")).to_contain_text(
-        "checks every answer its agents give with schemas and CEL"
+    card = _escalation_card(
+        page,
+        execution_id,
+        "guardrail.headline",
+        "checks every answer its agents give with schemas and CEL",
     )
-    verdicts = card.locator(".inbox-verdict")
-    expect(verdicts).to_have_count(1)
-    expect(verdicts).to_contain_text("short_title")
-    expect(verdicts).to_contain_text("the title must be at most 60 characters")
     shot(page, "inbox-agent-escalation")
 
     card.get_by_role("button", name="Accept").click()
