@@ -530,10 +530,16 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             if unclaimed is not None:
                 if not _claimable(execution, now):
                     return None  # paused, cancelled, timed out meanwhile: the claim says
-                head = next(d.run for d in items if d.run.id == unclaimed)
+                # Claimed and recorded in one commit, the step gets no ``step.started``
+                # (as a chained step has none): its ``step.succeeded`` says it ran. Only
+                # a claim that makes a pending or waiting execution run says so, for the
+                # streams that follow the execution's status from its events.
                 if execution.status in (ExecutionStatus.PENDING, ExecutionStatus.WAITING):
                     execution.status = ExecutionStatus.RUNNING
-                commit.event("step.started", head, attempt=head.attempt, delivery=head.deliveries)
+                    head = next(d.run for d in items if d.run.id == unclaimed)
+                    commit.event(
+                        "step.started", head, attempt=head.attempt, delivery=head.deliveries
+                    )
             if execution.status.terminal:
                 for stored in held:
                     commit.finish_run(stored, StepRunStatus.CANCELLED)
@@ -639,8 +645,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
             nxt.lease_expires_at = self.lease_until(commit.now, commit.definition, nxt_step)
             nxt.started_at = commit.now
             nxt.deliveries = 1
-            commit.put_run(nxt)
-            commit.event("step.started", nxt, attempt=nxt.attempt, delivery=1)
+            commit.put_run(nxt)  # no ``step.started``: see ``_commit``
             taken.append(nxt)
         if taken:
             ids = {r.id for r in taken}

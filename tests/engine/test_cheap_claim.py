@@ -51,15 +51,41 @@ async def test_a_cheap_delivery_is_one_transaction(
     events = await h.store.list_events(execution.id)
     assert [(e.type, e.step_id) for e in events] == [
         ("execution.started", None),
-        ("step.started", "a"),  # the claim's event, now in the commit that records it
+        # no step.started: claimed and recorded by one commit, like a chained step
         ("step.succeeded", "a"),
         ("step.succeeded", "b"),
         ("execution.succeeded", None),
     ]
-    assert events[1].data == {"attempt": 1, "delivery": 1}
+    assert events[1].data == {"attempt": 1, "durationMs": 0.0}
     first = next(r for r in await h.runs(execution.id) if r.step_id == "a")
     assert (first.deliveries, first.status) == (1, StepRunStatus.SUCCEEDED)
     assert first.started_at is not None and first.lease_owner is None
+
+
+async def test_a_claim_that_makes_a_waiting_execution_run_says_so(h: Harness) -> None:
+    # The streams follow an execution's status from its events: a commit that claims a
+    # cheap step of a waiting execution (it runs again) keeps the step.started that says
+    # so, while a running execution's cheap steps get none.
+    execution = await h.start(await h.create(FLOW))
+    (task,) = h.queue.take_due(h.clock.now())
+
+    async def waiting(tx: ExecutionTx) -> None:
+        stored = await tx.get_execution(execution.id)
+        assert stored is not None
+        stored.status = ExecutionStatus.WAITING
+        tx.put_execution(stored)
+
+    await h.store.run_transaction(waiting)
+    await h.deliver(task)
+    assert [r.status for r in h.results] == ["done"]
+    assert (await h.app.get_execution(execution.id)).status == ExecutionStatus.SUCCEEDED
+    assert await h.event_types(execution.id) == [
+        "execution.started",
+        "step.started",
+        "step.succeeded",
+        "step.succeeded",
+        "execution.succeeded",
+    ]
 
 
 async def test_duplicate_deliveries_at_once_record_the_step_once(h: Harness) -> None:
@@ -71,7 +97,6 @@ async def test_duplicate_deliveries_at_once_record_the_step_once(h: Harness) -> 
     assert sorted(r.status for r in h.results) == ["done", "duplicate", "duplicate"]
     assert await h.event_types(execution.id) == [
         "execution.started",
-        "step.started",
         "step.succeeded",
         "step.succeeded",
     ]
