@@ -47,6 +47,9 @@ class ParallelStep(StepType):
 
     type_name = "parallel"
     config_model = ParallelConfig
+    inline = True
+    """It only decides its bodies (no I/O): delivered without a claim of its own, or
+    run in the commit before it, its cheap branches recorded with it."""
 
     def time_limit(self, config: Any) -> float | None:
         return QUICK_STEP_SECONDS  # it only records what comes next
@@ -82,6 +85,8 @@ class MapStep(StepType):
 
     type_name = "map"
     config_model = MapConfig
+    inline = True
+    """Like ``parallel``: it evaluates its items and decides its bodies, no I/O."""
 
     def time_limit(self, config: Any) -> float | None:
         return QUICK_STEP_SECONDS  # it only records what comes next
