@@ -17,6 +17,7 @@ from shared.models import (
 
 __all__ = [
     "DELETE_JOIN",
+    "DELETE_QUEUED",
     "SCHEMA_VERSION",
     "Write",
     "ensure_schema",
@@ -208,7 +209,7 @@ ON CONFLICT (execution_id) DO UPDATE SET tenant = excluded.tenant,
     wait_key = excluded.wait_key, priority = excluded.priority, queued_at = excluded.queued_at
 """
 
-_DELETE_QUEUED = "DELETE FROM flow_queue WHERE execution_id = ?"
+DELETE_QUEUED = "DELETE FROM flow_queue WHERE execution_id = ?"
 
 
 def slot_write(slot: ConcurrencySlot) -> Write:
@@ -220,7 +221,7 @@ def queue_write(execution: WorkflowExecution) -> Write:
     """Keep ``flow_queue`` in step with the execution: a row exactly while it is queued."""
     state = execution.queue
     if execution.status != ExecutionStatus.QUEUED or state is None or state.wait_key is None:
-        return _DELETE_QUEUED, (execution.id,)
+        return DELETE_QUEUED, (execution.id,)
     queued_at = state.queued_at or execution.started_at
     return _UPSERT_QUEUED, (
         execution.id,

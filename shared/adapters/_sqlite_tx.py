@@ -10,6 +10,7 @@ from shared.adapters._sqlite_schema import (
     _UPSERT_EXECUTION,
     _UPSERT_RUN,
     DELETE_JOIN,
+    DELETE_QUEUED,
     Write,
     ensure_schema,
     queue_write,
@@ -20,6 +21,7 @@ from shared.errors import Conflict
 from shared.models import (
     ConcurrencySlot,
     ExecutionEvent,
+    ExecutionStatus,
     JoinMark,
     Signal,
     StepRun,
@@ -179,6 +181,9 @@ class SqliteTx:
         storage counter's old sizes (``apply_writes``), without reading them again."""
         self.tenants: dict[str, str] = {}
         """Tenant of each execution read."""
+        self.queue_rows: dict[str, bool] = {}
+        """Whether an execution read or written here may have a ``flow_queue`` row (only
+        a queued one has): a put of one that has none and is not queued writes no DELETE."""
         self.rollups: list[RollupDelta] = []
         """Analytics deltas: the store adds them up per row for the whole group commit
         (``sqlite_rollups.RollupSums``)."""
@@ -188,10 +193,12 @@ class SqliteTx:
             "SELECT doc FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
         if row is None:
+            self.queue_rows.setdefault(execution_id, False)
             return None
         self.sizes["e:" + execution_id] = len(row[0].encode())
         execution = WorkflowExecution.model_validate_json(row[0])
         self.tenants[execution.id] = execution.tenant
+        self.queue_rows.setdefault(execution.id, execution.status == ExecutionStatus.QUEUED)
         return execution
 
     async def get_run(self, run_id: str) -> StepRun | None:
@@ -227,7 +234,11 @@ class SqliteTx:
 
     def put_execution(self, execution: WorkflowExecution) -> None:
         self.writes.append(write_for(execution))
-        self.writes.append(queue_write(execution))
+        write = queue_write(execution)
+        queued = write[0] != DELETE_QUEUED
+        if queued or self.queue_rows.get(execution.id, True):
+            self.writes.append(write)
+        self.queue_rows[execution.id] = queued
 
     def put_run(self, run: StepRun) -> None:
         self.writes.append(write_for(run))

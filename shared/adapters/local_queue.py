@@ -110,6 +110,9 @@ class QueueStats:
     """Tasks pending or in flight when ``stop()`` was called."""
     unresolved: int = 0
     """Enqueues whose tenant could not be resolved (put in the default bucket)."""
+    woken: int = 0
+    """Idle workers woken to take a delivery (one per delivery pushed while workers are
+    idle, not every idle worker)."""
 
 
 @dataclass
@@ -183,7 +186,9 @@ class LocalTaskQueue:
         self._names: set[str] = set()
         self._in_flight = 0
         self._workers: list[asyncio.Task[None]] = []
-        self._changed = asyncio.Event()
+        self._sleepers: deque[asyncio.Future[None]] = deque()
+        """Idle workers, each waiting on its own future: a new delivery wakes one of
+        them, not all (every idle worker woken per enqueue cost a wake-up each)."""
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = QueueStats()
@@ -228,7 +233,6 @@ class LocalTaskQueue:
         """Spawn the workers in the running loop; a no-op if already started."""
         if self._workers:
             return
-        self._changed = asyncio.Event()  # bind to this loop even after a stop()
         self._workers = [
             asyncio.create_task(self._work(), name=f"local-task-queue-{i}")
             for i in range(self._worker_count)
@@ -248,6 +252,7 @@ class LocalTaskQueue:
         self._ready_count = 0
         self._names.clear()
         self._in_flight = 0
+        self._sleepers.clear()
         self._update_idle()
 
     async def join(self, timeout: float | None = None) -> bool:
@@ -262,7 +267,19 @@ class LocalTaskQueue:
 
     def wake(self) -> None:
         """Make sleeping workers re-read the clock (call after moving a ManualClock)."""
-        self._changed.set()
+        while self._sleepers:
+            sleeper = self._sleepers.popleft()
+            if not sleeper.done():
+                sleeper.set_result(None)
+
+    def _wake_one(self) -> None:
+        """Wake one idle worker, if any: it takes the delivery, or sleeps until it is due."""
+        while self._sleepers:
+            sleeper = self._sleepers.popleft()
+            if not sleeper.done():
+                sleeper.set_result(None)
+                self.stats.woken += 1
+                return
 
     @property
     def running(self) -> bool:
@@ -301,7 +318,7 @@ class LocalTaskQueue:
     def _push(self, due_at: datetime, entry: _Entry) -> None:
         heapq.heappush(self._heap, (due_at, next(self._seq), entry))
         self._idle.clear()
-        self._changed.set()
+        self._wake_one()
 
     def _outstanding(self) -> int:
         return self.pending_count() + self._in_flight
@@ -346,21 +363,32 @@ class LocalTaskQueue:
     async def _take(self) -> _Entry:
         """Wait for a due delivery and claim it, taking the buckets in turn."""
         while True:
-            # Clearing and checking happen without an await in between: no lost wake-ups.
-            self._changed.clear()
+            # Checking and joining the sleepers happen without an await in between: a
+            # delivery pushed after the check wakes this worker (no lost wake-ups).
             now = self._clock.now()
             self._promote(now)
             if self._turns:
                 entry = self._pop_ready()
                 self._in_flight += 1
+                if self._turns:
+                    self._wake_one()  # more are due: another idle worker takes the next
                 return entry
             timeout: float | None = None
             if self._heap:
                 delay = (self._heap[0][0] - now).total_seconds()
                 timeout = min(delay, _MAX_SLEEP)
-            with contextlib.suppress(TimeoutError):
+            sleeper: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._sleepers.append(sleeper)
+            try:
                 async with asyncio.timeout(timeout):
-                    await self._changed.wait()
+                    await sleeper
+            except TimeoutError:
+                pass
+            finally:
+                if not sleeper.done():  # timed out or cancelled: leave the sleepers
+                    sleeper.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._sleepers.remove(sleeper)
 
     async def _deliver(self, entry: _Entry) -> None:
         """Call the handler once and record the outcome."""

@@ -14,7 +14,7 @@ from _builders import T0, at, definition, dumped, event, execution, ids, join, p
 
 from shared.adapters._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION
 from shared.adapters.sqlite_store import _DUE_RUNS, SqliteStore
-from shared.models import StepRunStatus
+from shared.models import ExecutionStatus, QueueState, StepRunStatus
 from shared.ports import ExecutionTx, WorkflowQuery
 
 RUN_IDS = [f"r{i}" for i in range(10)]
@@ -228,3 +228,52 @@ async def test_another_connection_sees_commits_while_the_store_is_open(tmp_path:
     finally:
         await cli.close()
         await server.close()
+
+
+async def test_the_queue_row_follows_the_status_without_needless_deletes(tmp_path: Path) -> None:
+    # flow_queue holds a row exactly while an execution is queued. A put of an execution
+    # read in the transaction as not queued (every step's commit) writes no DELETE; one
+    # read as queued, or written blind, still does.
+    store = SqliteStore(tmp_path / "queue.db")
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    queued = execution("ex-q", status=ExecutionStatus.QUEUED)
+    queued.queue = QueueState(wait_key="slot-a", key="a")
+
+    def rows() -> list[str]:
+        return [r for (r,) in store._conn.execute("SELECT execution_id FROM flow_queue")]
+
+    async def set_status(status: ExecutionStatus, *, read: bool) -> None:
+        async def body(tx: ExecutionTx) -> None:
+            current = await tx.get_execution("ex-q") if read else None
+            changed = (current or queued).model_copy(deep=True)
+            changed.status = status
+            tx.put_execution(changed)
+
+        statements.clear()
+        await store.run_transaction(body)
+
+    def deletes() -> int:
+        return sum("DELETE FROM flow_queue" in s for s in statements)
+
+    try:
+        await put(store, queued)
+        assert rows() == ["ex-q"]
+        await set_status(ExecutionStatus.RUNNING, read=True)  # read as queued: deleted
+        assert rows() == [] and deletes() == 1
+        await set_status(ExecutionStatus.SUCCEEDED, read=True)  # read as running
+        assert rows() == [] and deletes() == 0
+        await set_status(ExecutionStatus.QUEUED, read=False)
+        assert rows() == ["ex-q"]
+        await set_status(ExecutionStatus.RUNNING, read=False)  # written blind: deleted
+        assert rows() == [] and deletes() == 1
+
+        async def new_one(tx: ExecutionTx) -> None:
+            assert await tx.get_execution("ex-2") is None
+            tx.put_execution(execution("ex-2"))
+
+        statements.clear()
+        await store.run_transaction(new_one)  # read as absent: no row to delete
+        assert deletes() == 0
+    finally:
+        await store.close()

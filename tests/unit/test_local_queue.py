@@ -312,3 +312,53 @@ def test_clocks_are_utc_aware() -> None:
         clock.advance(-1)
     clock.set(datetime(2029, 1, 1, tzinfo=UTC))
     assert clock.now().year == 2029
+
+
+async def test_a_delivery_wakes_one_idle_worker_not_all() -> None:
+    # Every idle worker used to wait on one event that each push set: 16 workers woke
+    # for each delivery (and 15 went back to sleep), which was most of the queue's cost
+    # for an execution run alone.
+    recorder = Recorder()
+    queue = LocalTaskQueue(recorder, workers=16)
+    looks = [0]
+    real = queue._promote
+
+    def counted(now: datetime) -> None:  # each look of a worker at the queue
+        looks[0] += 1
+        real(now)
+
+    queue._promote = counted  # type: ignore[method-assign]
+    async with queue:
+        await asyncio.sleep(0)  # every worker is idle
+        looks[0] = 0
+        for index in range(10):
+            await queue.enqueue(task(f"r{index}"))
+            assert await queue.join(5)
+        assert recorder.names == [f"r{index}-0" for index in range(10)]
+        assert looks[0] <= 20, looks  # one worker woken and back per delivery (was 16+)
+        assert queue.stats.woken == 10
+
+
+async def test_a_burst_is_taken_by_many_workers_at_once() -> None:
+    # Waking one worker per push must still spread a burst over the idle workers.
+    recorder = Recorder(sleep=0.05)
+    queue = LocalTaskQueue(recorder, workers=8)
+    async with queue:
+        await asyncio.sleep(0)
+        for index in range(8):
+            await queue.enqueue(task(f"r{index}"))
+        assert await queue.join(5)
+    assert recorder.max_active == 8
+
+
+async def test_a_worker_woken_for_a_later_delivery_sleeps_until_it_is_due() -> None:
+    recorder = Recorder()
+    queue = LocalTaskQueue(recorder, workers=4)
+    async with queue:
+        await asyncio.sleep(0)
+        began = asyncio.get_running_loop().time()
+        await queue.enqueue(task("later", 0.2))
+        await queue.enqueue(task("now"))
+        assert await queue.join(5)
+    assert recorder.names == ["now-0", "later-0"]
+    assert recorder.calls[1][1] - began >= 0.19
