@@ -201,7 +201,7 @@ class LocalTaskQueue:
         """
         if self._deduplicated(task):
             return
-        bucket = await self._bucket_of(task.execution_id)
+        bucket = await self._bucket_of(task)
         if self._deduplicated(task):  # enqueued by someone else while resolving
             return
         if task.trace is None:
@@ -219,11 +219,14 @@ class LocalTaskQueue:
         logger.debug("task %s already pending; enqueue ignored", task.name)
         return True
 
-    async def _bucket_of(self, execution_id: str) -> str:
-        """The execution's tenant (cached), or the default bucket if it cannot be told."""
+    async def _bucket_of(self, task: StepTask) -> str:
+        """The execution's tenant (the task's in-process hint, else cached), or the
+        default bucket if it cannot be told."""
         if self._tenants is None:
             return DEFAULT_BUCKET
-        tenant = await self._tenants.tenant_of(execution_id)
+        if task.tenant:
+            return task.tenant
+        tenant = await self._tenants.tenant_of(task.execution_id)
         if tenant is None:
             self.stats.unresolved += 1
             return DEFAULT_BUCKET

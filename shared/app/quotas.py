@@ -94,10 +94,11 @@ class Quotas:
         if self.tenants is not None:
             await self.tenants.admit_workflow(tenant, definition_bytes, new=new)
 
-    async def admit_step(self, execution_id: str) -> None:
-        """One step delivery of ``execution_id`` under its tenant's step throughput."""
+    async def admit_step(self, execution_id: str, *, tenant: str = "") -> None:
+        """One step delivery of ``execution_id`` under its tenant's step throughput
+        (``tenant``: the task's in-process hint, else the execution is read)."""
         if self.tenants is not None:
-            await self.tenants.admit_step(execution_id)
+            await self.tenants.admit_step(execution_id, tenant=tenant)
 
     async def admit_failure_record(self, tenant: str, address: str) -> bool:
         """Whether one more refused call from ``address`` (a client address, or

@@ -537,7 +537,7 @@ class WorkflowApp:
         """The task-queue target: run one delivery of a step task (after its tenant's
         step throughput admits it: a refusal is retryable, so the queue delivers later)."""
         if self.quotas is not None:
-            await self.quotas.admit_step(task.execution_id)
+            await self.quotas.admit_step(task.execution_id, tenant=task.tenant)
         return await self.engine.handle_task(task)
 
 

@@ -323,11 +323,13 @@ class TenantQuotaGuard:
                 "maxStorageBytes",
             )
 
-    async def admit_step(self, execution_id: str) -> None:
-        """One step delivery of ``execution_id`` under its tenant's ``stepsPerSecond``."""
+    async def admit_step(self, execution_id: str, *, tenant: str = "") -> None:
+        """One step delivery of ``execution_id`` under its tenant's ``stepsPerSecond``
+        (``tenant``: the in-process hint of the engine that enqueued the task; a task
+        that came over the wire has none, and the execution is read)."""
         if self.limiter is None or self._tenant_of_execution is None:
             return
-        tenant_id = await self._tenant_of(execution_id)
+        tenant_id = tenant or await self._tenant_of(execution_id)
         quotas = await self.quotas(tenant_id) if tenant_id else None
         if tenant_id is None or quotas is None or quotas.steps_per_second is None:
             return

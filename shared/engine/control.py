@@ -103,15 +103,17 @@ class ControlMixin(EngineCore):
         stored, created = await start_controls.run_start(self, create, definition.id)
         if created:  # a queued one's parked runs have no due time (a held one's timer has)
             for run in written:
-                await self._enqueue(run, cheap=self.cheap(run, definition))
+                await self._enqueue(run, cheap=self.cheap(run, definition), tenant=stored.tenant)
         return stored, created
 
-    async def _enqueue(self, run: StepRun, cheap: bool = False) -> None:
+    async def _enqueue(self, run: StepRun, cheap: bool = False, tenant: str = "") -> None:
         if run.due_at is None:
             return
         try:
             await self.queue.enqueue(
-                StepTask(run.execution_id, run.id, run.due_at, run.wake_seq, cheap=cheap)
+                StepTask(
+                    run.execution_id, run.id, run.due_at, run.wake_seq, cheap=cheap, tenant=tenant
+                )
             )
         except Exception:
             log.warning("enqueue of run %s failed; the sweeper will retry", run.id, exc_info=True)

@@ -697,7 +697,8 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
         for run in [*commit.outbox, *commit.woken_parents, *commit.child_runs]:
             if run.due_at is None:
                 continue
-            cheap = run.execution_id == commit.execution.id and self.cheap(run, commit.definition)
+            own = run.execution_id == commit.execution.id
+            cheap = own and self.cheap(run, commit.definition)
             try:
                 await self.queue.enqueue(
                     StepTask(
@@ -707,6 +708,7 @@ class Engine(ClaimMixin, ControlMixin, MigrateMixin):
                         run.wake_seq,
                         trace=trace,
                         cheap=cheap,
+                        tenant=commit.execution.tenant if own else "",
                     )
                 )
             except Exception:

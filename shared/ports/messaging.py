@@ -32,6 +32,12 @@ class StepTask:
     reads the run and claims it in the commit that records it (one transaction, not a
     claim and a commit). Checked against the definition: a wrong hint costs a read."""
 
+    tenant: str = field(default="", compare=False)
+    """The execution's tenant, as the engine that enqueued the task knew it: in-process
+    only (never on the wire, so a task that came over HTTP has none), it spares the
+    local queue's fairness bucket and the tenant's step quota a read of the execution
+    each. Empty: they read it."""
+
     @property
     def name(self) -> str:
         """Deterministic task name: one task per run, wake-up and tag."""

@@ -4,6 +4,7 @@ and the quotas it sets, enforced at workflow create/import and execution start."
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from shared.app.tenants import QuotaExceeded
 from shared.composition import LocalRuntime
 from shared.ports import StepTask
+from shared.task_codec import decode_task
 
 API = "/api/v1"
 TENANTS = f"{API}/admin/tenants"
@@ -256,3 +258,26 @@ async def test_local_dispatch_defers_steps_over_the_quota_and_loses_none(
     assert set(statuses) == {"succeeded"}
     assert runtime.queue.stats.deferred > 0, "8 deliveries at 4/s: some wait"
     assert runtime.queue.stats.dropped == 0
+
+
+async def test_a_tasks_tenant_hint_is_throttled_like_a_read_and_never_taken_from_the_wire(
+    api: httpx.AsyncClient, runtime: LocalRuntime
+) -> None:
+    # The engine's tasks carry their execution's tenant in-process (no read per
+    # delivery); a task body from the wire that names another tenant is not believed:
+    # decoded, it has no hint, and the execution's own tenant is read and throttled.
+    await api.post(TENANTS, json={"id": "acme", "quotas": {"stepsPerSecond": 0.01}})
+    acme = {"X-Tenant": "acme"}
+    flow = (await api.post(f"{API}/workflows", json=_named(WAITING), headers=acme)).json()["id"]
+    started = await api.post(f"{API}/workflows/{flow}/execute", json={}, headers=acme)
+    execution_id = started.json()["id"]
+    hinted = StepTask(execution_id, "no-such-run", datetime.now(UTC), tenant="acme")
+    with pytest.raises(QuotaExceeded):
+        for _ in range(2):
+            await runtime.app.execute_step(hinted)
+    forged = decode_task(
+        json.dumps({"executionId": execution_id, "runId": "x", "tenant": "default"}).encode()
+    )
+    assert forged.tenant == ""
+    with pytest.raises(QuotaExceeded):
+        await runtime.app.execute_step(forged)
