@@ -32,6 +32,7 @@ from shared.adapters._store_common import epoch
 from shared.errors import Conflict, InputInvalid, NotFound
 from shared.models import WorkflowDefinition
 from shared.ports import Clock, Page, WorkflowQuery
+from shared.ports.stores import WorkflowHead
 
 __all__ = ["FirestoreWorkflows"]
 
@@ -127,6 +128,13 @@ class FirestoreWorkflows:
         with translated():
             row = _live(await _row(self._head_ref(workflow_id)), tenant)
         return None if row is None else read_head(row)
+
+    async def get_head(self, workflow_id: str, tenant: str) -> WorkflowHead | None:
+        if not is_storable(workflow_id):
+            return None
+        with translated():
+            row = _live(await _row(self._head_ref(workflow_id)), tenant)
+        return None if row is None else WorkflowHead(int(row["latestVersion"]), row["isActive"])
 
     async def get_version(
         self, workflow_id: str, version: int, tenant: str

@@ -39,7 +39,7 @@ from shared.models import (
 from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 from shared.ports.retention import PurgeCounts, is_expired
-from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
+from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary, WorkflowHead
 
 __all__ = ["MemoryStore"]
 
@@ -187,6 +187,10 @@ class MemoryStore(Listeners):
     async def get_workflow(self, workflow_id: str, tenant: str) -> WorkflowDefinition | None:
         head = self._live_head(workflow_id, tenant)
         return None if head is None else head.doc.model_copy(deep=True)
+
+    async def get_head(self, workflow_id: str, tenant: str) -> WorkflowHead | None:
+        head = self._live_head(workflow_id, tenant)
+        return None if head is None else WorkflowHead(head.doc.version, head.doc.is_active)
 
     async def get_version(
         self, workflow_id: str, version: int, tenant: str

@@ -44,6 +44,7 @@ from shared.adapters._store_common import (
 )
 from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_rollups import (
+    RollupRows,
     RollupSums,
     ensure_rollup_schema,
     rows_of,
@@ -62,7 +63,7 @@ from shared.ports import Clock, ExecutionQuery, ExecutionTx, Page, WorkflowQuery
 from shared.ports.analytics import RollupDelta, RollupQuery, RollupRow
 from shared.ports.fairness import work_tenant
 from shared.ports.retention import PurgeCounts
-from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary
+from shared.ports.stores import QUEUE_COUNT_MOST, QueueSummary, WorkflowHead
 
 __all__ = ["SqliteStore"]
 
@@ -163,6 +164,8 @@ class SqliteStore(Listeners):
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._path, self._mode = str(path), mode
         ensure_rollup_schema(self._conn)  # analytics rollups (sqlite_rollups)
+        self._rollup_rows = RollupRows()
+        """The rollup rows this connection wrote, parsed, for the next groups' sums."""
         ensure_storage_schema(self._conn)  # bytes per tenant (maxStorageBytes)
         # Reads outside transactions use a second connection (WAL lets it read the last
         # commit while the writer's COMMIT is still syncing), so they do not queue behind
@@ -212,9 +215,14 @@ class SqliteStore(Listeners):
             sums = RollupSums()
             for delta in deltas:
                 sums.add(delta)
-            sums.flush(conn)
+            sums.flush(conn, self._rollup_rows)
 
-        await self._write(add)
+        try:
+            await self._write(add)
+        except BaseException:
+            self._rollup_rows.discard()
+            raise
+        self._rollup_rows.committed()
 
     async def run_transaction(self, fn: Callable[[ExecutionTx], Awaitable[T]]) -> T:
         """Run ``fn`` in a write transaction; apply its buffered writes, then commit.
@@ -353,18 +361,21 @@ class SqliteStore(Listeners):
                 for delta in tx.rollups:
                     rollups.add(delta)
                 done.append((future, result, None, tx.events))
-            rollups.flush(self._conn)  # a failure here fails the whole group
+            rollups.flush(self._conn, self._rollup_rows)  # a failure fails the group
         except BaseException as exc:
             rollback(self._conn)
+            self._rollup_rows.discard()
             for _, future, _, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
         try:
             cancelled = await self._commit()
         except BaseException as exc:
+            self._rollup_rows.discard()
             for _, future, _, _ in batch:
                 _settle(future, error=store_error(exc))
             raise
+        self._rollup_rows.committed()
         for future, result, error, events in done:
             _settle(future, result=result, error=error)
             if error is None:
@@ -496,6 +507,14 @@ class SqliteStore(Listeners):
             (workflow_id, tenant),
         )
         return WorkflowDefinition.model_validate_json(rows[0][0]) if rows else None
+
+    async def get_head(self, workflow_id: str, tenant: str) -> WorkflowHead | None:
+        rows = await self._read(
+            "SELECT latest_version, is_active FROM workflows"
+            " WHERE id = ? AND tenant = ? AND deleted = 0",
+            (workflow_id, tenant),
+        )
+        return WorkflowHead(int(rows[0][0]), bool(rows[0][1])) if rows else None
 
     async def get_version(
         self, workflow_id: str, version: int, tenant: str

@@ -333,11 +333,21 @@ class WorkflowApp:
     async def _start_execution_once(self, request: StartRequest) -> StartResult:
         if not isinstance(request.input, dict):
             raise InputInvalid("execution input must be a JSON object", path="/input")
+        active = True
         if request.version is None:
-            definition = await self.get_workflow(request.workflow_id)
+            # The head's version, then that version from the engine's cache: a start
+            # does not parse the head's definition (0.5 ms for a 100-step workflow).
+            head = await self.workflows.get_head(request.workflow_id, self.tenant)
+            if head is None:
+                raise NotFound(f"workflow {request.workflow_id} not found")
+            definition = await self.engine.definitions.version(
+                request.workflow_id, head.version, self.tenant
+            )
+            active = head.is_active
         else:
             definition = await self.get_version(request.workflow_id, request.version)
-        if request.require_active and not definition.is_active:
+            active = definition.is_active
+        if request.require_active and not active:
             raise InvalidState(f"workflow {definition.id} is inactive", code="WORKFLOW_INACTIVE")
         if self.quotas is not None:  # every door's starts pass here: REST, GraphQL, triggers
             await self.quotas.admit_start(self.tenant, request.input)

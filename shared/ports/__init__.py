@@ -22,6 +22,7 @@ from shared.ports.stores import (
     ExecutionTx,
     Page,
     Store,
+    WorkflowHead,
     WorkflowQuery,
     WorkflowStore,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "TaskQueue",
     "TriggerBackend",
     "TriggerSpec",
+    "WorkflowHead",
     "WorkflowQuery",
     "WorkflowStore",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shared.adapters._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION
 from shared.adapters.sqlite_store import _DUE_RUNS, SqliteStore
 from shared.models import ExecutionStatus, QueueState, StepRunStatus
 from shared.ports import ExecutionTx, WorkflowQuery
+from shared.ports.analytics import RollupDelta, RollupQuery
 
 RUN_IDS = [f"r{i}" for i in range(10)]
 
@@ -275,5 +277,83 @@ async def test_the_queue_row_follows_the_status_without_needless_deletes(tmp_pat
         statements.clear()
         await store.run_transaction(new_one)  # read as absent: no row to delete
         assert deletes() == 0
+    finally:
+        await store.close()
+
+
+def _rollup_delta(workflow_id: str, **counters: float) -> RollupDelta:
+    return RollupDelta("t1", workflow_id, "ex", T0, dict(counters))
+
+
+async def _hour_row(store: SqliteStore, workflow_id: str) -> dict[str, float]:
+    rows = await store.read_rollups(
+        RollupQuery("t1", "hour", T0 - timedelta(hours=2), T0 + timedelta(hours=2), workflow_id)
+    )
+    assert len(rows) == 1
+    return dict(rows[0].counters)
+
+
+async def test_rollup_rows_kept_by_the_writer_follow_other_connections(tmp_path: Path) -> None:
+    """The writer adds a group's sums to the rows it wrote before without reading them
+    again; a row another connection changed meanwhile is read anew."""
+    path = tmp_path / "rollups.db"
+    store = SqliteStore(path)
+    try:
+        await store.add_rollups([_rollup_delta("wf", started=1)])
+        await store.add_rollups([_rollup_delta("wf", started=1)])
+        assert store._rollup_rows.hits == 2  # hour and day rows, not read again
+        assert (await _hour_row(store, "wf"))["started"] == 2
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("UPDATE rollups SET doc = '{\"started\":100}'")
+        other.close()
+        await store.add_rollups([_rollup_delta("wf", started=1)])
+        assert (await _hour_row(store, "wf"))["started"] == 101
+    finally:
+        await store.close()
+
+
+class _Unencodable:
+    """Adds up (a counter's sum) but JSON refuses it: the row's write fails."""
+
+    def __radd__(self, other: object) -> _Unencodable:
+        return self
+
+
+async def test_a_rolled_back_group_leaves_no_kept_rollup_row(tmp_path: Path) -> None:
+    """A flush that fails after writing one row rolls it back: the row kept in memory
+    is the one on disk, not the one the failed transaction wrote."""
+    store = SqliteStore(tmp_path / "rollups.db")
+    try:
+        await store.add_rollups([_rollup_delta("wf-a", started=1)])
+        broken = _rollup_delta("wf-b", started=1)
+        broken.counters["bad"] = _Unencodable()  # type: ignore[assignment]
+        with pytest.raises(TypeError):
+            await store.add_rollups([_rollup_delta("wf-a", started=5), broken])
+        await store.add_rollups([_rollup_delta("wf-a", started=1)])
+        assert (await _hour_row(store, "wf-a"))["started"] == 2
+    finally:
+        await store.close()
+
+
+async def test_a_group_whose_rollups_fail_leaves_no_kept_rollup_row(tmp_path: Path) -> None:
+    """The same in a group commit: its flush fails after one row, the group fails and
+    the next group adds to the row on disk."""
+    store = SqliteStore(tmp_path / "rollups.db")
+
+    def adding(*deltas: RollupDelta) -> Callable[[ExecutionTx], Awaitable[None]]:
+        async def body(tx: ExecutionTx) -> None:
+            for item in deltas:
+                tx.add_rollup(item)
+
+        return body
+
+    try:
+        await store.run_transaction(adding(_rollup_delta("wf-a", started=1)))
+        broken = _rollup_delta("wf-b", started=1)
+        broken.counters["bad"] = _Unencodable()  # type: ignore[assignment]
+        with pytest.raises(Exception, match="not JSON serializable"):
+            await store.run_transaction(adding(_rollup_delta("wf-a", started=5), broken))
+        await store.run_transaction(adding(_rollup_delta("wf-a", started=1)))
+        assert (await _hour_row(store, "wf-a"))["started"] == 2
     finally:
         await store.close()

@@ -29,7 +29,14 @@ from shared.models import (
     WorkflowDefinition,
     WorkflowExecution,
 )
-from shared.ports import ExecutionQuery, ExecutionStore, ExecutionTx, WorkflowQuery, WorkflowStore
+from shared.ports import (
+    ExecutionQuery,
+    ExecutionStore,
+    ExecutionTx,
+    WorkflowHead,
+    WorkflowQuery,
+    WorkflowStore,
+)
 
 # -- workflows -------------------------------------------------------------------------
 
@@ -84,6 +91,20 @@ async def test_save_version_moves_the_head_and_keeps_old_versions(store: Store) 
     assert await store.get_version("wf-1", 3, "t1") is None
     assert [v.version for v in await store.list_versions("wf-1", "t1")] == [1, 2]
     assert [v.name for v in await store.list_versions("wf-1", "t1")] == ["wf", "second"]
+
+
+async def test_the_head_says_its_version_and_active_flag_without_the_definition(
+    store: Store,
+) -> None:
+    assert await store.get_head("wf-1", "t1") is None
+    await store.create_workflow(definition("wf-1"), "t1")
+    assert await store.get_head("wf-1", "t1") == WorkflowHead(1, True)
+    await store.save_version(definition("wf-1", version=2, is_active=False), 1, "t1")
+    assert await store.get_head("wf-1", "t1") == WorkflowHead(2, False)
+    assert await store.get_head("wf-1", "t2") is None  # another tenant's
+    assert await store.delete_workflow("wf-1", "t1") is True
+    assert await store.get_head("wf-1", "t1") is None
+    assert await store.get_head("no/such id", "t1") is None
 
 
 async def test_save_version_with_a_stale_expected_version_conflicts(store: Store) -> None:
