@@ -109,18 +109,49 @@ class TenantDirectory:
         self._clock = clock
         self._max = max_entries
         self._cache: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+        """Loads running now, by entry: the callers that miss meanwhile wait for them."""
+        self._generation = 0
+        """Bumped by ``forget``: a load started before it is not kept."""
 
     async def _cached(self, name: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The entry ``name``, loaded when missing or older than ``ttl``.
+
+        One load per entry at a time: callers that miss while it runs wait for it
+        instead of loading again. (Each load is a read through the side connection, one
+        at a time: when the entry of a busy tenant expired, every start in flight read
+        it again, one after another, and 1,000 concurrent starts committed one per
+        group for as long as that took, half the throughput.) A caller that gives up
+        does not cancel the load the others wait for; a failed load fails its waiters
+        and the next call tries again.
+        """
         now = self._clock()
         hit = self._cache.get(name)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
+        loading = self._loading.get(name)
+        if loading is None or loading.get_loop() is not asyncio.get_running_loop():
+            loading = asyncio.ensure_future(self._load(name, load, now, self._generation))
+            self._loading[name] = loading
+            loading.add_done_callback(lambda done: self._loaded(name, done))
+        return await asyncio.shield(loading)
+
+    async def _load(
+        self, name: str, load: Callable[[], Awaitable[Any]], now: float, generation: int
+    ) -> Any:
         value = await load()
-        self._cache[name] = (now, value)
-        self._cache.move_to_end(name)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+        if generation == self._generation:  # not read before a ``forget``
+            self._cache[name] = (now, value)
+            self._cache.move_to_end(name)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
         return value
+
+    def _loaded(self, name: str, done: asyncio.Future[Any]) -> None:
+        if self._loading.get(name) is done:
+            del self._loading[name]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure nobody waited for is not logged
 
     async def tenant(self, tenant_id: str) -> Tenant | None:
         loaded: Tenant | None = await self._cached(
@@ -141,8 +172,11 @@ class TenantDirectory:
         return stored if hmac.compare_digest(stored.secret_sha256, key_digest(key)) else None
 
     def forget(self) -> None:
-        """Drop every cached entry (this process's own changes are seen at once)."""
+        """Drop every cached entry (this process's own changes are seen at once); a load
+        running now serves its waiters but is not kept, and the next caller loads anew."""
         self._cache.clear()
+        self._loading.clear()
+        self._generation += 1
 
 
 class TenantAdmin:
