@@ -2,14 +2,21 @@
 
 Usage::
 
-    .venv/bin/python bench/_profile.py [--workload linear|throughput|both] [--out DIR]
-        [--repeats N] [--top N] [--no-profile] [--profile-samples N]
+    .venv/bin/python bench/_profile.py [--workload linear|throughput|fanout|both|all]
+        [--out DIR] [--repeats N] [--top N] [--no-profile] [--profile-samples N]
+        [--sampled]
 
 Runs only our default variant (sync=NORMAL, default chain_commit_steps) on a temporary
 SQLite file, prints the wall and CPU time (the process's, all threads: other
 work on a shared machine hardly moves it) per step of each sample
 (without the profiler), then ``--profile-samples`` profiled samples per workload: the
 top functions by tottime and cumtime, with their time per step in microseconds.
+
+cProfile slows every Python call several times over, which inflates small functions.
+``--sampled`` runs the same workloads (``--repeats`` samples each, unprofiled) under the
+``py-spy`` sampling profiler instead and prints, per workload, the share of the samples
+spent in each function (self, then inclusive), counted from the workload's own frames
+(imports and setup left out): what docs/performance.md quotes.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,9 +55,24 @@ def _variant() -> OursVariant:
     )
 
 
+WORKLOADS = ("linear", "throughput", "fanout")
+SAMPLED_REPEATS = {"linear": 300, "throughput": 6, "fanout": 1500}
+"""Samples of each workload under py-spy: about 5 s of each on this machine."""
+
+
+def _workloads(choice: str) -> list[str]:
+    if choice == "all":
+        return list(WORKLOADS)
+    if choice == "both":
+        return ["linear", "throughput"]
+    return [choice]
+
+
 def _steps(workload: str) -> int:
     if workload == "linear":
         return FULL.linear_steps
+    if workload == "fanout":
+        return FULL.fanout_steps
     return FULL.throughput_executions * FULL.throughput_steps
 
 
@@ -75,8 +101,7 @@ async def _main(args: argparse.Namespace, directory: str) -> None:
     variant = _variant()
     await variant.open(directory)
     try:
-        workloads = ["linear", "throughput"] if args.workload == "both" else [args.workload]
-        for workload in workloads:
+        for workload in _workloads(args.workload):
             steps = _steps(workload)
             run = getattr(variant, workload)
             cpu: list[float] = []
@@ -109,15 +134,72 @@ async def _main(args: argparse.Namespace, directory: str) -> None:
         await variant.close()
 
 
+def _frame(frame: str) -> str:
+    """``function (path:line)`` as ``function (path)``, paths from the project or the
+    site-packages root."""
+    frame = re.sub(r":\d+\)$", ")", frame)
+    return re.sub(r" \(.*?/(site-packages|main)/", " (", frame)
+
+
+def sampled(workload: str, repeats: int, top: int) -> None:
+    """Run ``workload`` under py-spy and print its self and inclusive shares."""
+    spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+    if spy is None:
+        print("!!! py-spy is not installed (make install puts it in .venv): not sampled")
+        return
+    with tempfile.TemporaryDirectory(prefix="wfe-spy-") as folder:
+        raw = os.path.join(folder, f"{workload}.raw")
+        command = [spy, "record", "-r", "400", "-f", "raw", "-o", raw, "--", sys.executable]
+        command += [__file__, "--workload", workload, "--no-profile", "--repeats", str(repeats)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        print("\n".join(line for line in done.stdout.splitlines() if "median" in line))
+        if done.returncode != 0 or not os.path.exists(raw):
+            print(f"!!! py-spy failed: {done.stderr.strip()[-500:]}")
+            return
+        own: Counter[str] = Counter()
+        inclusive: Counter[str] = Counter()
+        total = 0
+        with open(raw) as lines:
+            for line in lines:
+                stack, _, count = line.rstrip().rpartition(" ")
+                frames = stack.split(";")
+                if not any(frame.startswith("main (") for frame in frames):
+                    continue  # imports, not the workloads
+                weight = int(count)
+                total += weight
+                names = [_frame(frame) for frame in frames]
+                own[names[-1]] += weight
+                for name in set(names):
+                    inclusive[name] += weight
+    print(f"{workload}: {total} samples in the workload")
+    for title, counts in (("self", own), ("inclusive", inclusive)):
+        print(f"  -- top {top} by {title} share of the samples")
+        for name, count in counts.most_common(top):
+            print(f"  {100 * count / max(total, 1):5.1f}%  {name}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", default="both", choices=("linear", "throughput", "both"))
+    parser.add_argument(
+        "--workload",
+        default="both",
+        choices=(*WORKLOADS, "both", "all"),
+        help="both: linear and throughput",
+    )
     parser.add_argument("--out", default=tempfile.gettempdir())
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats", type=int, help="samples per workload (3; sampled: about 5 s of each)"
+    )
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-samples", type=int, default=1, help="samples profiled")
+    parser.add_argument("--sampled", action="store_true", help="py-spy instead of cProfile")
     args = parser.parse_args()
+    if args.sampled:
+        for workload in _workloads(args.workload):
+            sampled(workload, args.repeats or SAMPLED_REPEATS[workload], args.top)
+        return 0
+    args.repeats = args.repeats or 3
     with tempfile.TemporaryDirectory(prefix="wfe-profile-") as directory:
         asyncio.run(_main(args, directory))
     return 0
