@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Mapping
 from urllib.parse import quote, unquote
@@ -108,9 +109,14 @@ def parse_cursor(text: str | None) -> dict[str, int]:
 
 def format_cursor(cursor: Mapping[str, int]) -> str:
     """The inverse of ``parse_cursor``."""
-    return ",".join(
-        f"{eid if eid == SINCE_KEY else quote(eid, safe='')}:{seq}" for eid, seq in cursor.items()
-    )
+    return ",".join(f"{_quoted(eid)}:{seq}" for eid, seq in cursor.items())
+
+
+@functools.lru_cache(maxsize=16_384)
+def _quoted(execution_id: str) -> str:
+    """An execution id as a cursor names it (percent-encoded), remembered: a workflow SSE
+    stream formats the same ids in frame after frame."""
+    return execution_id if execution_id == SINCE_KEY else quote(execution_id, safe="")
 
 
 def parse_after(text: str | None) -> int:
