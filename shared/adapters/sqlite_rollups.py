@@ -71,9 +71,6 @@ class RollupRows:
         self.hits = 0
         """Rows a flush added to without reading them."""
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def check(self, conn: sqlite3.Connection) -> None:
         """Forget every row if another connection committed since the last check."""
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -104,10 +101,6 @@ class RollupRows:
     def discard(self) -> None:
         """The transaction was rolled back: forget what it staged."""
         self._staged.clear()
-
-    def clear(self) -> None:
-        self._staged.clear()
-        self._rows.clear()
 
 
 class RollupSums:

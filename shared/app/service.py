@@ -333,7 +333,6 @@ class WorkflowApp:
     async def _start_execution_once(self, request: StartRequest) -> StartResult:
         if not isinstance(request.input, dict):
             raise InputInvalid("execution input must be a JSON object", path="/input")
-        active = True
         if request.version is None:
             # The head's version, then that version from the engine's cache: a start
             # does not parse the head's definition (0.5 ms for a 100-step workflow).
