@@ -9,12 +9,11 @@ machine.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _bench_run import run_bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -35,27 +34,20 @@ TARGETS = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--json",
-            "--duration",
-            "0.3",
-            "--executions",
-            str(EXECUTIONS),
-            "--subscribers",
-            "1,4",
-            "--no-emulator",  # the emulator path starts three emulators: over a minute
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        SCRIPT,
+        "--quick",
+        "--json",
+        "--duration",
+        "0.3",
+        "--executions",
+        str(EXECUTIONS),
+        "--subscribers",
+        "1,4",
+        # the emulator path starts three emulators: over a minute
+        "--no-emulator",
         timeout=140,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
     assert "EMULATOR PATH NOT MEASURED: --no-emulator" in done.stderr  # said loudly
     assert "stream_p99_ms_ws" in done.stderr  # the human-readable summary
     parsed: dict[str, Any] = json.loads(done.stdout)

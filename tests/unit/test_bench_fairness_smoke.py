@@ -8,12 +8,11 @@ not to a timed test on a shared machine.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _bench_run import run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "fairness.py"
@@ -41,15 +40,7 @@ RATIOS = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", "--flood", "300", "--victims", "10"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_bench(SCRIPT, "--quick", "--json", "--flood", "300", "--victims", "10", timeout=170)
     assert "fair/alone p50" in done.stderr  # the human-readable table
     parsed: dict[str, Any] = json.loads(done.stdout)
     return parsed

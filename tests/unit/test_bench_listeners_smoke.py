@@ -8,11 +8,10 @@ no Firestore emulator here, the report says so, loudly.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_run import run_bench
 
 from shared.dev.emulators import Unavailable, find_firestore
 
@@ -22,15 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_listener_bench_reports_both_listeners_or_why_not() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "listeners.py"), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=140,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_bench(ROOT / "bench" / "listeners.py", "--quick", "--json", timeout=140)
     report = json.loads(done.stdout)
     try:
         find_firestore()

@@ -8,12 +8,11 @@ on a quiet machine, not to a test on a shared one.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _bench_run import run_bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -23,26 +22,18 @@ SCRIPT = ROOT / "bench" / "memory.py"
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--json",
-            "--warmup",
-            "100",
-            "--executions",
-            "300",
-            "--batch",
-            "100",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        SCRIPT,
+        "--quick",
+        "--json",
+        "--warmup",
+        "100",
+        "--executions",
+        "300",
+        "--batch",
+        "100",
         timeout=80,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
     assert "growth after warm-up" in done.stderr  # the human-readable summary
     parsed: dict[str, Any] = json.loads(done.stdout)
     return parsed

@@ -7,11 +7,10 @@ the workload's sample count and shares (the figures belong to docs/performance.m
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_run import run_bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -20,15 +19,7 @@ SCRIPT = ROOT / "bench" / "_profile.py"
 
 
 def _run(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=140,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_bench(SCRIPT, *args, timeout=140)
     return done.stdout
 
 

@@ -7,12 +7,11 @@ targets belong to the benchmark itself, not to a timed test on a shared machine.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _bench_run import run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "engine.py"
@@ -45,15 +44,7 @@ RATIOS = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_bench(SCRIPT, "--quick", "--json", timeout=110)
     assert "linear ms/step" in done.stderr  # the human-readable table
     parsed: dict[str, Any] = json.loads(done.stdout)
     return parsed
